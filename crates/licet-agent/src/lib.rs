@@ -1,0 +1,2 @@
+//! licet-agent (see ARCHITECTURE.md).
+#![forbid(unsafe_code)]

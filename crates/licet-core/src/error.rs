@@ -1,0 +1,157 @@
+//! The one table of SPEC §4 codes, and the core's error type.
+//!
+//! Every crate of licet reports errors through [`Code`]: the number, the snake_case name and the
+//! default message come from the single `codes!` table below, so they can never drift apart.
+
+use std::fmt;
+
+macro_rules! codes {
+    ($( $(#[$doc:meta])* $variant:ident = $num:literal, $name:literal, $msg:literal; )*) => {
+        /// A stable numeric error code with its snake_case name (SPEC §4).
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[non_exhaustive]
+        pub enum Code {
+            $( $(#[$doc])* $variant, )*
+        }
+
+        impl Code {
+            /// Every code, in table order.
+            pub const ALL: &'static [Code] = &[$(Code::$variant),*];
+
+            /// The stable number, e.g. `1051`.
+            pub const fn number(self) -> u16 {
+                match self { $(Code::$variant => $num,)* }
+            }
+
+            /// The stable snake_case name, e.g. `no_free_license`.
+            pub const fn name(self) -> &'static str {
+                match self { $(Code::$variant => $name,)* }
+            }
+
+            /// A default human-readable message.
+            pub const fn message(self) -> &'static str {
+                match self { $(Code::$variant => $msg,)* }
+            }
+
+            /// The code with this number, if there is one.
+            pub fn from_number(number: u16) -> Option<Code> {
+                match number { $($num => Some(Code::$variant),)* _ => None }
+            }
+        }
+    };
+}
+
+codes! {
+    /// Malformed JSON, a missing or oversized field, a bad e-mail.
+    InvalidRequest = 1001, "invalid_request", "the request is malformed";
+    /// A registration number with a bad format or check symbols, or one the server does not know.
+    InvalidRegistrationNumber = 1002, "invalid_registration_number", "the registration number is not valid";
+    /// A coupon was given without a registration number.
+    RegistrationNumberRequired = 1003, "registration_number_required", "enter a registration number before redeeming a coupon";
+    /// A coupon with a bad format or check symbols, or one the server does not know.
+    InvalidCoupon = 1004, "invalid_coupon", "the coupon is not valid";
+    /// The coupon was redeemed by another account.
+    CouponAlreadyRedeemed = 1005, "coupon_already_redeemed", "the coupon was already redeemed by another account";
+    /// The account already had a trial of this product.
+    TrialAlreadyUsed = 1006, "trial_already_used", "the trial of this product was already used";
+    /// No product with this id.
+    UnknownProduct = 1007, "unknown_product", "no such product";
+    /// The server did not answer and no usable token is cached.
+    ServerUnreachable = 1011, "server_unreachable", "the license server cannot be reached and no usable license is cached";
+    /// Every seat of every license of the product is bound to another host.
+    NoFreeLicense = 1051, "no_free_license", "all seats of the license are bound to other hosts";
+    /// The product's licenses have all expired.
+    LicenseExpired = 1052, "license_expired", "the license has expired";
+    /// No such binding in this account.
+    BindingNotFound = 1053, "binding_not_found", "no such binding";
+    /// The e-mail already belongs to an account.
+    EmailAlreadyRegistered = 1058, "email_already_registered", "this e-mail is already registered";
+    /// This host already registered an account.
+    HostAlreadyRegistered = 1059, "host_already_registered", "this host has already registered an account";
+    /// Missing or bad admin token or portal credential.
+    Unauthorized = 1061, "unauthorized", "missing or invalid credentials";
+    /// Too many failed attempts from this client.
+    RateLimited = 1062, "rate_limited", "too many requests; try again later";
+    /// A fault on the server, never caused by the request.
+    InternalError = 1099, "internal_error", "internal server error";
+    /// The account has no license for this product.
+    NoLicenseForProduct = 2008, "no_license_for_product", "the account has no license for this product";
+    /// A token that is malformed, forged, signed by an unknown key or for another product.
+    TokenInvalid = 3001, "token_invalid", "the license token is not valid";
+    /// The token belongs to another host.
+    HostMismatch = 3002, "host_mismatch", "the license token belongs to another host";
+    /// Offline longer than the lease.
+    LeaseExpired = 3003, "lease_expired", "offline longer than the license lease; connect to the license server";
+    /// The system clock is earlier than time already seen.
+    ClockTampered = 3004, "clock_tampered", "the system clock is earlier than time already seen; correct the clock";
+    /// No number entered and nothing cached for the product.
+    NotActivated = 3005, "not_activated", "no registration number entered and no license cached for this product";
+}
+
+impl fmt::Display for Code {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.number(), self.name())
+    }
+}
+
+/// Why the core refused or failed a command, grouped by cause. Every variant has a [`Code`].
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The request is malformed: which field, and why (code 1001).
+    #[error("invalid request: {field}: {reason}")]
+    InvalidInput {
+        /// The offending field.
+        field: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A registration number or coupon that failed its local format check or is unknown
+    /// (1002, 1003, 1004).
+    #[error("{}", .0.message())]
+    Credential(Code),
+    /// A rule of the license model refused the command (1005–1007, 1051–1059, 2008).
+    #[error("{}", .0.message())]
+    Refused(Code),
+    /// A license token cannot be used offline (3001–3004, 1052).
+    #[error("{}", .0.message())]
+    Token(Code),
+    /// The store failed or holds a record the core cannot read (1099). Never caused by input.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    /// The SPEC §4 code of this error.
+    pub fn code(&self) -> Code {
+        match self {
+            Error::InvalidInput { .. } => Code::InvalidRequest,
+            Error::Credential(c) | Error::Refused(c) | Error::Token(c) => *c,
+            Error::Internal(_) => Code::InternalError,
+        }
+    }
+
+    pub(crate) fn input(field: &'static str, reason: impl Into<String>) -> Error {
+        Error::InvalidInput { field, reason: reason.into() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_and_names_are_unique_and_round_trip() {
+        let mut numbers: Vec<u16> = Code::ALL.iter().map(|c| c.number()).collect();
+        numbers.sort_unstable();
+        numbers.dedup();
+        assert_eq!(numbers.len(), Code::ALL.len());
+        for &c in Code::ALL {
+            assert_eq!(Code::from_number(c.number()), Some(c));
+            assert!(c.name().chars().all(|ch| ch.is_ascii_lowercase() || ch == '_'));
+        }
+        assert_eq!(Code::NoFreeLicense.number(), 1051);
+        assert_eq!(Code::NoFreeLicense.name(), "no_free_license");
+        assert_eq!(Code::from_number(1234), None);
+    }
+}

@@ -1,0 +1,213 @@
+//! Registration, recovery and account lookups.
+
+use std::collections::BTreeSet;
+
+use super::{Ledger, add_days, new_id};
+use crate::entropy::Entropy;
+use crate::error::{Code, Error};
+use crate::key::RegistrationNumber;
+use crate::model::{Account, Binding, Host, License, LicenseKind, Time, bounded_text};
+use crate::txn::{Key, Tx};
+
+use super::bindings::Grant;
+
+/// What a customer fills in to register (SPEC §2 flow 1).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Registration {
+    /// Unique, case-insensitively.
+    pub email: String,
+    /// The organisation's name.
+    pub organization: String,
+    /// A contact person.
+    pub contact: Option<String>,
+    /// A phone number.
+    pub phone: Option<String>,
+    /// The product to try.
+    pub product: String,
+    /// The registering host, bound to the trial.
+    pub host: Host,
+}
+
+/// An e-mail for the outbox.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Mail {
+    /// The recipient.
+    pub to: String,
+    /// The subject line.
+    pub subject: String,
+    /// Plain text; may carry a registration number, so never log it.
+    pub body: String,
+}
+
+impl std::fmt::Debug for Mail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mail").field("to", &self.to).field("subject", &self.subject).finish_non_exhaustive()
+    }
+}
+
+/// The result of a registration.
+#[derive(Clone, Debug)]
+pub struct Registered {
+    /// The new account's registration number.
+    pub number: RegistrationNumber,
+    /// The trial and the registering host's seat.
+    pub grant: Grant,
+    /// The e-mail that gives the customer the number.
+    pub mail: Mail,
+}
+
+/// Validates an e-mail address and returns it trimmed.
+pub(crate) fn validate_email(email: &str) -> Result<String, Error> {
+    let email = email.trim();
+    let bad = || Error::input("email", "not a valid e-mail address");
+    if email.len() > 254 || email.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(bad());
+    }
+    let (local, domain) = email.rsplit_once('@').ok_or_else(bad)?;
+    let domain_ok = domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !domain.contains("..")
+        && domain.chars().all(|c| c.is_alphanumeric() || c == '-' || c == '.');
+    if local.is_empty() || local.len() > 64 || local.contains('@') || !domain_ok {
+        return Err(bad());
+    }
+    Ok(email.to_owned())
+}
+
+fn optional_text(field: &'static str, text: &Option<String>) -> Result<Option<String>, Error> {
+    match text.as_deref().map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(t) => bounded_text(field, t, 1, 200).map(Some),
+    }
+}
+
+/// The index key of an e-mail.
+fn email_key(email: &str) -> Key {
+    Key::Email(email.trim().to_lowercase())
+}
+
+/// The first 16 bytes of a component hash, as stored in the host index.
+fn short(hash: [u8; 32]) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&hash[..16]);
+    out
+}
+
+impl Ledger {
+    /// Creates an account with a new registration number and a trial of `product` bound to the
+    /// registering host (1001, 1007, 1058, 1059).
+    pub fn register(
+        &self,
+        tx: &mut Tx<'_>,
+        now: Time,
+        entropy: &mut dyn Entropy,
+        reg: &Registration,
+    ) -> Result<Registered, Error> {
+        let email = validate_email(&reg.email)?;
+        let organization = bounded_text("organization", &reg.organization, 1, 200)?;
+        let contact = optional_text("contact", &reg.contact)?;
+        let phone = optional_text("phone", &reg.phone)?;
+        let product = self.product(tx, &reg.product)?;
+        if tx.exists(&email_key(&email))? {
+            return Err(Error::Refused(Code::EmailAlreadyRegistered));
+        }
+        let components: Vec<[u8; 16]> = reg.host.fingerprint.component_hashes().map(short).collect();
+        let mut seen = BTreeSet::new();
+        for &component in &components {
+            for account_id in tx.host_accounts(component)? {
+                if seen.insert(account_id.clone())
+                    && let Some(other) = tx.account(&account_id)?
+                    && other.registration_host.matches(&reg.host.fingerprint)
+                {
+                    return Err(Error::Refused(Code::HostAlreadyRegistered));
+                }
+            }
+        }
+
+        let number = loop {
+            let candidate = RegistrationNumber::generate(&self.vendor, entropy);
+            if !tx.exists(&Key::Number(candidate.body()))? {
+                break candidate;
+            }
+        };
+        let account_id = loop {
+            let id = new_id("acc_", entropy);
+            if !tx.exists(&Key::Account(id.clone()))? {
+                break id;
+            }
+        };
+        let license = License {
+            id: new_id("lic_", entropy),
+            product: product.id.clone(),
+            kind: LicenseKind::Trial,
+            seats: product.trial_seats,
+            starts_at: now,
+            expires_at: Some(add_days(now, product.trial_days)),
+        };
+        let binding = Binding {
+            id: new_id("bnd_", entropy),
+            license_id: license.id.clone(),
+            product: product.id.clone(),
+            host: reg.host.clone(),
+            bound_at: now,
+            last_seen: now,
+        };
+        let account = Account {
+            id: account_id.clone(),
+            email: email.clone(),
+            organization,
+            contact,
+            phone,
+            number: number.body(),
+            created_at: now,
+            registration_host: reg.host.fingerprint.clone(),
+            licenses: vec![license.clone()],
+            bindings: vec![binding.clone()],
+            trials_used: BTreeSet::from([product.id.clone()]),
+        };
+        tx.put_account(&account);
+        tx.put_account_id(email_key(&email), &account_id);
+        tx.put_account_id(Key::Number(number.body()), &account_id);
+        for component in components {
+            let mut ids = tx.host_accounts(component)?;
+            ids.push(account_id.clone());
+            tx.put_host_accounts(component, &ids);
+        }
+        let mail = Mail {
+            to: email,
+            subject: format!("Your registration number for {}", product.name),
+            body: format!(
+                "Hello,\n\nthank you for registering {org}.\n\nYour registration number is:\n\n    {number}\n\n\
+                 Keep this e-mail: you need the number to use {product} on other computers and to sign in \
+                 to the customer portal. Your trial ends on {end}.\n",
+                org = account.organization,
+                product = product.name,
+                end = license.expires_at.map(|t| t.format("%Y-%m-%d").to_string()).unwrap_or_default(),
+            ),
+        };
+        Ok(Registered { number, grant: Grant { account_id, product, seats_used: 1, license, binding }, mail })
+    }
+
+    /// The e-mail that reminds an account of its number, if `email` belongs to one. The caller
+    /// must answer the same either way, so that nobody learns which e-mails are registered.
+    pub fn recover(&self, tx: &Tx<'_>, email: &str) -> Result<Option<Mail>, Error> {
+        let email = validate_email(email)?;
+        let Some(account) = tx.account_by(&email_key(&email))? else { return Ok(None) };
+        let number = self.number_of(&account)?;
+        Ok(Some(Mail {
+            to: account.email.clone(),
+            subject: "Your registration number".to_owned(),
+            body: format!(
+                "Hello,\n\nsomebody (we hope you) asked for the registration number of {org}.\n\n    {number}\n\n\
+                 If it was not you, you can ignore this e-mail.\n",
+                org = account.organization
+            ),
+        }))
+    }
+
+    /// The account registered with `email` (admin lookup).
+    pub fn account_by_email(&self, tx: &Tx<'_>, email: &str) -> Result<Option<Account>, Error> {
+        tx.account_by(&email_key(email))
+    }
+}

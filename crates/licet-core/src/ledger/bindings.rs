@@ -1,0 +1,186 @@
+//! Seats: activate-or-refresh, trials, deactivation and reset.
+
+use std::cmp::Reverse;
+
+use super::{Ledger, add_days, new_id};
+use crate::entropy::Entropy;
+use crate::error::{Code, Error};
+use crate::model::{Account, Binding, Host, License, LicenseKind, Product, Time};
+use crate::txn::Tx;
+
+/// A host's seat on a license, as the outcome of activate, trial or register; the server turns
+/// it into a signed token.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Grant {
+    /// The account holding the license.
+    pub account_id: String,
+    /// The product, with the settings that shape the token (lease, clock tolerance).
+    pub product: Product,
+    /// The license the host is bound to.
+    pub license: License,
+    /// Hosts bound to that license now, this one included.
+    pub seats_used: u32,
+    /// The host's binding.
+    pub binding: Binding,
+}
+
+/// Preference among licenses with a free seat: perpetual, then subscriptions with the latest
+/// expiry, then trials. Smaller sorts first.
+fn preference(license: &License) -> (u8, Reverse<Option<Time>>) {
+    let rank = match license.kind {
+        LicenseKind::Perpetual => 0,
+        LicenseKind::Subscription => 1,
+        LicenseKind::Trial => 2,
+    };
+    (rank, Reverse(license.expires_at))
+}
+
+/// The best current license of `product` with a free seat, other than `except`.
+fn best_free(account: &Account, product: &str, now: Time, except: Option<&str>) -> Option<License> {
+    account
+        .licenses
+        .iter()
+        .filter(|l| l.product == product && l.is_current(now) && Some(l.id.as_str()) != except)
+        .filter(|l| account.seats_used(&l.id) < l.seats)
+        .min_by_key(|l| preference(l))
+        .cloned()
+}
+
+/// Binds `host` to a license of `product` in `account`, or refreshes its binding (SPEC §2 flow 5).
+fn bind(
+    account: &mut Account,
+    product: &Product,
+    host: &Host,
+    now: Time,
+    entropy: &mut dyn Entropy,
+) -> Result<Grant, Error> {
+    if !account.licenses.iter().any(|l| l.product == product.id) {
+        return Err(Error::Refused(Code::NoLicenseForProduct));
+    }
+    let existing =
+        account.bindings.iter().position(|b| b.product == product.id && b.host.fingerprint.matches(&host.fingerprint));
+    if let Some(i) = existing {
+        let current = account.license(&account.bindings[i].license_id).filter(|l| l.is_current(now)).cloned();
+        match current {
+            Some(license) => {
+                // A host on a trial moves to a paid license with a free seat.
+                let target = match license.kind {
+                    LicenseKind::Trial => best_free(account, &product.id, now, Some(&license.id))
+                        .filter(|l| l.kind != LicenseKind::Trial)
+                        .unwrap_or(license),
+                    _ => license,
+                };
+                let binding = &mut account.bindings[i];
+                binding.license_id = target.id.clone();
+                binding.host = host.clone();
+                binding.last_seen = now;
+                let binding = binding.clone();
+                return Ok(grant(account, product, target, binding));
+            }
+            // The bound license is over: its seat is released, and the host looks for another.
+            None => {
+                account.bindings.remove(i);
+            }
+        }
+    }
+    let Some(license) = best_free(account, &product.id, now, None) else {
+        let any_current = account.licenses.iter().any(|l| l.product == product.id && l.is_current(now));
+        return Err(Error::Refused(if any_current { Code::NoFreeLicense } else { Code::LicenseExpired }));
+    };
+    let binding = Binding {
+        id: new_id("bnd_", entropy),
+        license_id: license.id.clone(),
+        product: product.id.clone(),
+        host: host.clone(),
+        bound_at: now,
+        last_seen: now,
+    };
+    account.bindings.push(binding.clone());
+    Ok(grant(account, product, license, binding))
+}
+
+fn grant(account: &Account, product: &Product, license: License, binding: Binding) -> Grant {
+    Grant {
+        account_id: account.id.clone(),
+        product: product.clone(),
+        seats_used: account.seats_used(&license.id),
+        license,
+        binding,
+    }
+}
+
+impl Ledger {
+    /// Binds the host to a license of the product, or refreshes its binding (1002, 1007, 1051,
+    /// 1052, 2008).
+    pub fn activate(
+        &self,
+        tx: &mut Tx<'_>,
+        now: Time,
+        entropy: &mut dyn Entropy,
+        number: &str,
+        product: &str,
+        host: &Host,
+    ) -> Result<Grant, Error> {
+        let mut account = self.account_by_number(tx, number)?;
+        let product = self.product(tx, product)?;
+        let grant = bind(&mut account, &product, host, now, entropy)?;
+        tx.put_account(&account);
+        Ok(grant)
+    }
+
+    /// Starts the account's trial of a product — once per account and product, registration
+    /// counting (1006) — and binds the host. Returns the trial and the host's grant.
+    pub fn trial(
+        &self,
+        tx: &mut Tx<'_>,
+        now: Time,
+        entropy: &mut dyn Entropy,
+        number: &str,
+        product: &str,
+        host: &Host,
+    ) -> Result<(License, Grant), Error> {
+        let mut account = self.account_by_number(tx, number)?;
+        let product = self.product(tx, product)?;
+        if account.trials_used.contains(&product.id) {
+            return Err(Error::Refused(Code::TrialAlreadyUsed));
+        }
+        let trial = License {
+            id: new_id("lic_", entropy),
+            product: product.id.clone(),
+            kind: LicenseKind::Trial,
+            seats: product.trial_seats,
+            starts_at: now,
+            expires_at: Some(add_days(now, product.trial_days)),
+        };
+        account.licenses.push(trial.clone());
+        account.trials_used.insert(product.id.clone());
+        let grant = bind(&mut account, &product, host, now, entropy)?;
+        tx.put_account(&account);
+        Ok((trial, grant))
+    }
+
+    /// Frees the seat the host holds on a license of the product (1053 when it holds none).
+    pub fn deactivate(&self, tx: &mut Tx<'_>, number: &str, product: &str, host: &Host) -> Result<(), Error> {
+        let mut account = self.account_by_number(tx, number)?;
+        let product = self.product(tx, product)?;
+        let i = account
+            .bindings
+            .iter()
+            .position(|b| b.product == product.id && b.host.fingerprint.matches(&host.fingerprint))
+            .ok_or(Error::Refused(Code::BindingNotFound))?;
+        account.bindings.remove(i);
+        tx.put_account(&account);
+        Ok(())
+    }
+
+    /// Frees a seat from the portal: the binding must belong to the account behind
+    /// `credential` (1061 for a bad credential, 1053 for a binding that is not the account's).
+    pub fn reset(&self, tx: &mut Tx<'_>, credential: &str, binding_id: &str) -> Result<(), Error> {
+        let mut account = self.authenticate(tx, credential)?;
+        let i =
+            account.bindings.iter().position(|b| b.id == binding_id).ok_or(Error::Refused(Code::BindingNotFound))?;
+        account.bindings.remove(i);
+        tx.put_account(&account);
+        Ok(())
+    }
+}

@@ -1,0 +1,30 @@
+//! The pure license model of licet.
+//!
+//! Registration numbers and coupons ([`key`]), host fingerprints and the two-thirds matching rule
+//! ([`host`]), the ledger state machine for every command of the product ([`ledger`]) over
+//! records ([`model`]) read and written through a transaction ([`txn`]), signed tokens and the
+//! offline verdict ([`token`]), and the one table of error codes ([`error`]).
+//!
+//! **No I/O, no clock, no global randomness**: every function that depends on time takes `now`,
+//! every function that mints ids takes an [`Entropy`], and storage sits behind
+//! [`Snapshot`](txn::Snapshot) / [`Changes`](txn::Changes).
+#![forbid(unsafe_code)]
+
+pub mod codec;
+pub mod entropy;
+pub mod error;
+pub mod host;
+pub mod key;
+pub mod ledger;
+pub mod model;
+pub mod token;
+pub mod txn;
+
+pub use entropy::{Entropy, SeededEntropy};
+pub use error::{Code, Error};
+pub use host::{Fingerprint, HostDigest};
+pub use key::{CouponCode, RegistrationNumber};
+pub use ledger::{CouponBatch, Grant, Ledger, Mail, Registered, Registration};
+pub use model::{Account, Binding, Coupon, Host, License, LicenseKind, Product, ProductSettings, Time};
+pub use token::{Claims, Judgement, KeyId, TokenGrant, TokenSigner, TrustedKeys, VerifiedToken, verdict};
+pub use txn::{Changes, Key, MemState, Snapshot, Tx};

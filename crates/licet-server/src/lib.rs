@@ -1,0 +1,2 @@
+//! licet-server (see ARCHITECTURE.md).
+#![forbid(unsafe_code)]

@@ -1,0 +1,2 @@
+//! licet-store (see ARCHITECTURE.md).
+#![forbid(unsafe_code)]

@@ -1,0 +1,8 @@
+//! licet — a license engine for software vendors whose modules run on customer machines.
+//!
+//! This facade re-exports the workspace's crates so that a vendor links one crate:
+//! [`core`] is the pure license model (keys, ledger, signed tokens), [`store`] makes it durable.
+#![forbid(unsafe_code)]
+
+pub use licet_core as core;
+pub use licet_store as store;
