@@ -1,0 +1,207 @@
+//! Store benchmarks: durable commit latency beside a single raw sled flush, group-commit
+//! throughput with 1 and 64 writers, and open time / memory for stores of many accounts.
+//!
+//! `LICET_BENCH_ACCOUNTS=1000000` adds the million-account open (slow to build: minutes).
+#![allow(missing_docs)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use licet_core::{
+    Account, Binding, Fingerprint, Host, Key, Ledger, License, LicenseKind, ProductSettings, RegistrationNumber,
+    SeededEntropy, codec,
+};
+use licet_store::{SledStore, StoreExt};
+
+fn now() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339("2026-03-01T12:00:00Z").unwrap().with_timezone(&Utc)
+}
+
+fn host(i: u64) -> Host {
+    let fp = Fingerprint::new([
+        ("machine-id", format!("{i:032x}")),
+        ("mac", format!("{:032x}", i ^ 0xabcdef)),
+        ("disk", format!("{:032x}", i.wrapping_mul(31))),
+    ])
+    .unwrap();
+    Host::new(fp, &format!("host-{i}"), "Linux").unwrap()
+}
+
+/// Writes `n` accounts (with their e-mail and number indexes) straight into the store and
+/// returns their numbers.
+fn populate(store: &SledStore, ledger: &Ledger, n: u64) -> Vec<String> {
+    store.transact(|tx| ledger.upsert_product(tx, "call-journal", &ProductSettings::default())).unwrap();
+    let mut rng = SeededEntropy::new(42);
+    let mut numbers = Vec::new();
+    let mut batch = Vec::new();
+    for i in 0..n {
+        let number = RegistrationNumber::generate(ledger.vendor(), &mut rng);
+        let id = format!("acc_{i:016}");
+        let h = host(i);
+        let license = License {
+            id: format!("lic_{i:016}"),
+            product: "call-journal".into(),
+            kind: LicenseKind::Perpetual,
+            seats: 100,
+            starts_at: now(),
+            expires_at: None,
+        };
+        let account = Account {
+            id: id.clone(),
+            email: format!("user{i}@example.com"),
+            organization: format!("Organisation {i}"),
+            contact: None,
+            phone: None,
+            number: number.body(),
+            created_at: now(),
+            registration_host: h.fingerprint.clone(),
+            bindings: vec![Binding {
+                id: format!("bnd_{i:016}"),
+                license_id: license.id.clone(),
+                product: "call-journal".into(),
+                host: h,
+                bound_at: now(),
+                last_seen: now(),
+            }],
+            licenses: vec![license],
+            trials_used: Default::default(),
+        };
+        batch.push((Key::Account(id.clone()), codec::encode(&account)));
+        batch.push((Key::Email(account.email.clone()), codec::encode(&id)));
+        batch.push((Key::Number(number.body()), codec::encode(&id)));
+        if numbers.len() < 10_000 {
+            numbers.push(number.to_string());
+        }
+        if batch.len() >= 30_000 {
+            store.load_raw(std::mem::take(&mut batch)).unwrap();
+        }
+    }
+    store.load_raw(batch).unwrap();
+    numbers
+}
+
+fn commits(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(SledStore::open(dir.path().join("ledger")).unwrap());
+    let ledger = Arc::new(Ledger::new("LICET").unwrap());
+    let numbers = Arc::new(populate(&store, &ledger, 2_000));
+
+    let mut g = c.benchmark_group("store");
+    // Baseline: one raw sled insert + flush, no licet on top.
+    let raw_dir = tempfile::tempdir().unwrap();
+    let raw = sled::Config::new().path(raw_dir.path()).cache_capacity(64 << 20).open().unwrap();
+    let mut n = 0u64;
+    g.bench_function("raw_sled_insert_flush", |b| {
+        b.iter(|| {
+            n += 1;
+            raw.insert(n.to_be_bytes(), vec![0u8; 200]).unwrap();
+            raw.flush().unwrap();
+        })
+    });
+    let mut i = 0usize;
+    g.bench_function("durable_activate_1_writer", |b| {
+        b.iter(|| {
+            i += 1;
+            let number = &numbers[i % numbers.len()];
+            let h = host((i % numbers.len()) as u64);
+            let mut rng = SeededEntropy::new(i as u64);
+            store.transact(|tx| ledger.activate(tx, now(), &mut rng, number, "call-journal", &h)).unwrap();
+        })
+    });
+    for writers in [1usize, 64] {
+        g.throughput(Throughput::Elements(1));
+        g.bench_function(BenchmarkId::new("durable_activate_per_commit", format!("{writers}_writers")), |b| {
+            b.iter_custom(|iters| {
+                let per_writer = iters.div_ceil(writers as u64);
+                let start = Instant::now();
+                std::thread::scope(|s| {
+                    for w in 0..writers {
+                        let (store, ledger, numbers) = (&store, &ledger, &numbers);
+                        s.spawn(move || {
+                            for k in 0..per_writer {
+                                let a = (w * 31 + k as usize * 7) % numbers.len();
+                                let mut rng = SeededEntropy::new(k);
+                                store
+                                    .transact(|tx| {
+                                        ledger.activate(
+                                            tx,
+                                            now(),
+                                            &mut rng,
+                                            &numbers[a],
+                                            "call-journal",
+                                            &host(a as u64),
+                                        )
+                                    })
+                                    .unwrap();
+                            }
+                        });
+                    }
+                });
+                // Normalise to the time per commit actually done.
+                start.elapsed().mul_f64(iters as f64 / (per_writer * writers as u64) as f64)
+            })
+        });
+    }
+    g.finish();
+}
+
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn open(c: &mut Criterion) {
+    let mut sizes = vec![10_000u64];
+    if let Some(n) = std::env::var("LICET_BENCH_ACCOUNTS").ok().and_then(|v| v.parse().ok()) {
+        sizes.push(n);
+    }
+    let mut g = c.benchmark_group("store_open");
+    g.sample_size(10);
+    for n in sizes {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ledger");
+        let ledger = Ledger::new("LICET").unwrap();
+        let built = Instant::now();
+        let numbers = {
+            let store = SledStore::open(&path).unwrap();
+            let numbers = populate(&store, &ledger, n);
+            eprintln!(
+                "built {n} accounts in {:?}, {} MiB on disk",
+                built.elapsed(),
+                store.size_on_disk().unwrap() >> 20
+            );
+            numbers
+        };
+        let before = rss_kib();
+        let store = SledStore::open(&path).unwrap();
+        let mut rng = SeededEntropy::new(1);
+        store.transact(|tx| ledger.activate(tx, now(), &mut rng, &numbers[7], "call-journal", &host(7))).unwrap();
+        eprintln!(
+            "{n} accounts: resident memory grew {} KiB on open + one activation",
+            rss_kib().saturating_sub(before)
+        );
+        drop(store);
+        g.bench_function(BenchmarkId::new("open", n), |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let start = Instant::now();
+                    let store = SledStore::open(&path).unwrap();
+                    total += start.elapsed();
+                    drop(store);
+                }
+                total
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, commits, open);
+criterion_main!(benches);

@@ -1,0 +1,46 @@
+//! Errors of opening and maintaining stores. Failures inside a command's transaction are
+//! reported as the core's [`licet_core::Error::Internal`] (code 1099) instead.
+
+use std::path::PathBuf;
+
+/// Why a store or cache cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The embedded database failed.
+    #[error("storage at {path}: {message}")]
+    Storage {
+        /// The store's directory.
+        path: PathBuf,
+        /// What the database said.
+        message: String,
+    },
+    /// The store was written by another version of licet.
+    #[error("store at {path} has schema version {found}, this build reads version {expected}")]
+    UnknownSchema {
+        /// The store's directory.
+        path: PathBuf,
+        /// The version found.
+        found: String,
+        /// The version this build reads.
+        expected: String,
+    },
+    /// Another process holds the store and did not let go in time.
+    #[error("store at {path} is locked by another process")]
+    Locked {
+        /// The store's directory.
+        path: PathBuf,
+    },
+}
+
+impl Error {
+    pub(crate) fn storage(path: &std::path::Path, e: impl std::fmt::Display) -> Error {
+        Error::Storage { path: path.to_owned(), message: e.to_string() }
+    }
+}
+
+impl From<Error> for licet_core::Error {
+    fn from(e: Error) -> licet_core::Error {
+        licet_core::Error::Internal(e.to_string())
+    }
+}

@@ -1,0 +1,216 @@
+//! The server's ledger on sled.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
+
+use licet_core::{Error as CoreError, Key, Snapshot, Tx};
+
+use crate::error::Error;
+use crate::group_commit::GroupCommit;
+use crate::store::Store;
+
+/// The layout this build writes and reads; stored as text under a fixed key.
+pub const SCHEMA_VERSION: &str = "licet-ledger-1";
+const SCHEMA_KEY: &[u8] = b"licet/schema";
+const LEDGER_TREE: &[u8] = b"ledger";
+
+/// How a sled store is opened.
+#[derive(Clone, Debug)]
+pub struct SledOptions {
+    /// sled's page cache, in bytes. sled's own default is 1 GiB; ours is 64 MiB, since a command
+    /// reads a handful of records and the OS page cache does the rest.
+    pub cache_bytes: u64,
+}
+
+impl Default for SledOptions {
+    fn default() -> SledOptions {
+        SledOptions { cache_bytes: 64 << 20 }
+    }
+}
+
+/// The ledger in a sled database: one tree of records keyed by [`Key::to_bytes`].
+///
+/// Commands run one at a time under a write lock (read, decide, apply one atomic batch — a few
+/// microseconds), then wait outside the lock for a flush they share with every other committer
+/// ([`GroupCommit`]). So transactions are serializable, and `transact` returns only once its
+/// change is fsynced.
+pub struct SledStore {
+    path: PathBuf,
+    ledger: sled::Tree,
+    db: LockedDb,
+    write: Mutex<()>,
+    group: GroupCommit,
+}
+
+impl std::fmt::Debug for SledStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SledStore").field("path", &self.path).finish_non_exhaustive()
+    }
+}
+
+/// A sled database held under licet's own lock file.
+///
+/// sled 0.34 leaves a half-written `snap.*.generating` file behind when a process is killed while
+/// it writes a snapshot, and on the next open reads that file as the newest snapshot and fails
+/// with "corrupted data" (sled issues #1527, #1533; found by our crash test). An incomplete
+/// `.generating` file is never needed — a finished snapshot is renamed — so we delete them before
+/// opening. That is only safe while no other process has the database open, hence our own
+/// exclusive lock on `licet.lock`, taken before sled's and released after it.
+pub(crate) struct LockedDb {
+    /// Declared first: dropped (and flushed) before the lock is released.
+    pub(crate) db: sled::Db,
+    _lock: std::fs::File,
+}
+
+/// Opens a sled database with licet's settings, mapping a held lock to [`Error::Locked`].
+pub(crate) fn open_db(path: &Path, cache_bytes: u64) -> Result<LockedDb, Error> {
+    std::fs::create_dir_all(path).map_err(|e| Error::storage(path, e))?;
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path.join("licet.lock"))
+        .map_err(|e| Error::storage(path, e))?;
+    match lock.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => return Err(Error::Locked { path: path.to_owned() }),
+        Err(std::fs::TryLockError::Error(e)) => return Err(Error::storage(path, e)),
+    }
+    for entry in std::fs::read_dir(path).map_err(|e| Error::storage(path, e))? {
+        let entry = entry.map_err(|e| Error::storage(path, e))?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with("snap.") && name.ends_with(".generating") {
+            std::fs::remove_file(entry.path()).map_err(|e| Error::storage(path, e))?;
+        }
+    }
+    let db = sled::Config::new()
+        .path(path)
+        .cache_capacity(cache_bytes)
+        .mode(sled::Mode::HighThroughput)
+        // Durability comes from explicit flushes; the background flush only bounds how much an
+        // unacknowledged write can linger in memory.
+        .flush_every_ms(Some(1000))
+        .open()
+        .map_err(|e| {
+            if e.to_string().contains("could not acquire lock") {
+                Error::Locked { path: path.to_owned() }
+            } else {
+                Error::storage(path, e)
+            }
+        })?;
+    Ok(LockedDb { db, _lock: lock })
+}
+
+/// Checks (or, in a new database, writes) the schema version under [`SCHEMA_KEY`].
+pub(crate) fn check_schema(db: &sled::Db, path: &Path, expected: &str) -> Result<(), Error> {
+    let unknown = |found: String| Error::UnknownSchema { path: path.to_owned(), found, expected: expected.to_owned() };
+    match db.get(SCHEMA_KEY).map_err(|e| Error::storage(path, e))? {
+        Some(found) if found.as_ref() == expected.as_bytes() => Ok(()),
+        Some(found) => Err(unknown(String::from_utf8_lossy(&found).into_owned())),
+        None if db.was_recovered() => Err(unknown("none".into())),
+        None => {
+            db.insert(SCHEMA_KEY, expected.as_bytes()).map_err(|e| Error::storage(path, e))?;
+            db.flush().map_err(|e| Error::storage(path, e))?;
+            Ok(())
+        }
+    }
+}
+
+impl SledStore {
+    /// Opens (or creates) the store in `path` with default options.
+    pub fn open(path: impl AsRef<Path>) -> Result<SledStore, Error> {
+        SledStore::open_with(path, SledOptions::default())
+    }
+
+    /// Opens (or creates) the store in `path`. Nothing is loaded up front: records are read
+    /// when a command touches them. A store of another schema version is refused.
+    pub fn open_with(path: impl AsRef<Path>, options: SledOptions) -> Result<SledStore, Error> {
+        let path = path.as_ref().to_owned();
+        let db = open_db(&path, options.cache_bytes)?;
+        check_schema(&db.db, &path, SCHEMA_VERSION)?;
+        let ledger = db.db.open_tree(LEDGER_TREE).map_err(|e| Error::storage(&path, e))?;
+        Ok(SledStore { path, db, ledger, write: Mutex::new(()), group: GroupCommit::default() })
+    }
+
+    /// The store's directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Number of records (walks the whole tree: for tests and tools, not for requests).
+    pub fn record_count(&self) -> usize {
+        self.ledger.len()
+    }
+
+    /// Space used on disk, in bytes.
+    pub fn size_on_disk(&self) -> Result<u64, Error> {
+        self.db.db.size_on_disk().map_err(|e| Error::storage(&self.path, e))
+    }
+
+    /// Writes raw records without running the ledger: bulk loading for benchmarks and
+    /// migrations. Not atomic across calls; flushes before returning.
+    pub fn load_raw(&self, records: impl IntoIterator<Item = (Key, Vec<u8>)>) -> Result<(), Error> {
+        let mut batch = sled::Batch::default();
+        for (key, value) in records {
+            batch.insert(key.to_bytes(), value);
+        }
+        self.ledger.apply_batch(batch).map_err(|e| Error::storage(&self.path, e))?;
+        self.db.db.flush().map_err(|e| Error::storage(&self.path, e))?;
+        Ok(())
+    }
+
+    fn internal(&self, e: impl std::fmt::Display) -> CoreError {
+        CoreError::Internal(format!("storage at {}: {e}", self.path.display()))
+    }
+}
+
+struct SledSnapshot<'a> {
+    tree: &'a sled::Tree,
+}
+
+impl Snapshot for SledSnapshot<'_> {
+    fn get(&self, key: &Key) -> Result<Option<Vec<u8>>, CoreError> {
+        self.tree
+            .get(key.to_bytes())
+            .map(|v| v.map(|v| v.to_vec()))
+            .map_err(|e| CoreError::Internal(format!("storage read: {e}")))
+    }
+}
+
+impl Store for SledStore {
+    fn transact_dyn(&self, command: &mut dyn FnMut(&mut Tx<'_>) -> Result<(), CoreError>) -> Result<(), CoreError> {
+        let (seq, outcome) = {
+            // The lock guards no data of its own, so a poisoned lock is still a valid lock.
+            let _writer = self.write.lock().unwrap_or_else(PoisonError::into_inner);
+            let snapshot = SledSnapshot { tree: &self.ledger };
+            let mut tx = Tx::new(&snapshot);
+            match command(&mut tx) {
+                // A refusal writes nothing, but what it read must be durable before we answer.
+                Err(e) => (self.group.last_applied(), Err(e)),
+                Ok(()) => {
+                    let changes = tx.into_changes();
+                    if changes.is_empty() {
+                        (self.group.last_applied(), Ok(()))
+                    } else {
+                        let mut batch = sled::Batch::default();
+                        for (key, value) in changes.iter() {
+                            match value {
+                                Some(v) => batch.insert(key.to_bytes(), v),
+                                None => batch.remove(key.to_bytes()),
+                            }
+                        }
+                        self.ledger.apply_batch(batch).map_err(|e| self.internal(e))?;
+                        (self.group.applied(), Ok(()))
+                    }
+                }
+            }
+        };
+        self.group.wait_durable(seq, || self.db.db.flush().map(|_| ()).map_err(|e| self.internal(e)))?;
+        outcome
+    }
+
+    fn flush(&self) -> Result<(), CoreError> {
+        self.db.db.flush().map(|_| ()).map_err(|e| self.internal(e))
+    }
+}

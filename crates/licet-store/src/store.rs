@@ -1,0 +1,38 @@
+//! The storage trait the server drives the ledger through.
+
+use licet_core::{Error, Tx};
+
+/// A durable home for the ledger's records.
+///
+/// The contract, which every implementation must keep and the shared test suite checks:
+/// * **Atomic**: a command's writes are applied all together, and only if it returns `Ok`.
+/// * **Serializable**: two commands never interleave into a state that running them one after
+///   the other could not produce (seats are never oversubscribed, a coupon never redeemed twice).
+/// * **Durable before acknowledged**: `transact` returns only after the change — and every change
+///   the command read — would survive a crash of the process or the machine.
+///
+/// The signatures hold no backend types, so a networked SQL store (one transaction per command,
+/// retried on serialization failure) fits behind it; that is why the command may be run more
+/// than once and must be a pure function of what it reads.
+pub trait Store: Send + Sync {
+    /// Runs `command` in a transaction; see the trait's contract.
+    fn transact_dyn(&self, command: &mut dyn FnMut(&mut Tx<'_>) -> Result<(), Error>) -> Result<(), Error>;
+
+    /// Makes everything committed so far durable (e.g. before a clean shutdown).
+    fn flush(&self) -> Result<(), Error>;
+}
+
+/// Typed transactions on any [`Store`].
+pub trait StoreExt: Store {
+    /// Runs `command` in a transaction and returns its result; see [`Store`].
+    fn transact<T>(&self, mut command: impl FnMut(&mut Tx<'_>) -> Result<T, Error>) -> Result<T, Error> {
+        let mut out = None;
+        self.transact_dyn(&mut |tx| {
+            out = Some(command(tx)?);
+            Ok(())
+        })?;
+        out.ok_or_else(|| Error::Internal("a store committed without running the command".into()))
+    }
+}
+
+impl<S: Store + ?Sized> StoreExt for S {}

@@ -1,0 +1,143 @@
+//! The same suite against the in-memory reference store and the sled store.
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use common::{Env, pc};
+use licet_core::Code;
+use licet_store::{MemStore, SledStore, Store, StoreExt};
+
+/// A fresh store of each kind; the sled one lives in a temporary directory.
+trait Fresh: Store + Sized {
+    fn fresh() -> (Self, Option<tempfile::TempDir>);
+}
+
+impl Fresh for MemStore {
+    fn fresh() -> (MemStore, Option<tempfile::TempDir>) {
+        (MemStore::new(), None)
+    }
+}
+
+impl Fresh for SledStore {
+    fn fresh() -> (SledStore, Option<tempfile::TempDir>) {
+        let dir = tempfile::tempdir().unwrap();
+        (SledStore::open(dir.path().join("ledger")).unwrap(), Some(dir))
+    }
+}
+
+fn refused_commands_write_nothing<S: Fresh>() {
+    let (store, _dir) = S::fresh();
+    let env = Env::new(store);
+    let reg = env.register("a@example.com", &pc("a"), 1).unwrap();
+    assert_eq!(env.register("A@example.com", &pc("b"), 2).unwrap_err().code(), Code::EmailAlreadyRegistered);
+    assert_eq!(env.register("b@example.com", &pc("a"), 3).unwrap_err().code(), Code::HostAlreadyRegistered);
+    // The refused registration of b@ left no trace: b@ can still register from another host.
+    assert!(env.account("b@example.com").is_none());
+    env.register("b@example.com", &pc("b"), 4).unwrap();
+    // A command that fails half-way writes nothing either.
+    let number = reg.number.to_string();
+    let before = env.account("a@example.com").unwrap();
+    let result: Result<(), licet_core::Error> = env.store.transact(|tx| {
+        let mut account = env.ledger.account_by_number(tx, &number)?;
+        account.organization = "changed".into();
+        tx.put_account(&account);
+        Err(licet_core::Error::Refused(Code::NoFreeLicense))
+    });
+    assert!(result.is_err());
+    assert_eq!(env.account("a@example.com").unwrap(), before);
+}
+
+fn seats_hold_under_concurrency<S: Fresh>() {
+    for round in 0..10u64 {
+        let (store, _dir) = S::fresh();
+        let env = Env::new(store);
+        let number = env.register("a@example.com", &pc("owner"), round).unwrap().number.to_string();
+        let coupon = env.coupons(1, 5, round).remove(0);
+        env.redeem(&number, &coupon, round).unwrap();
+        // The owner's trial seat is taken; 40 new hosts race for the 5 perpetual seats.
+        let ok = AtomicUsize::new(0);
+        let full = AtomicUsize::new(0);
+        std::thread::scope(|s| {
+            for i in 0..40u64 {
+                let (env, number, ok, full) = (&env, &number, &ok, &full);
+                s.spawn(move || match env.activate(number, &pc(&format!("h{i}")), round * 100 + i) {
+                    Ok(_) => ok.fetch_add(1, Ordering::SeqCst),
+                    Err(e) if e.code() == Code::NoFreeLicense => full.fetch_add(1, Ordering::SeqCst),
+                    Err(e) => panic!("unexpected {e}"),
+                });
+            }
+        });
+        assert_eq!((ok.into_inner(), full.into_inner()), (5, 35), "round {round}");
+        let account = env.account("a@example.com").unwrap();
+        for l in &account.licenses {
+            assert!(account.seats_used(&l.id) <= l.seats);
+        }
+    }
+}
+
+fn a_coupon_is_redeemed_once_under_concurrency<S: Fresh>() {
+    let (store, _dir) = S::fresh();
+    let env = Env::new(store);
+    let numbers: Vec<String> = (0..8)
+        .map(|i| env.register(&format!("u{i}@example.com"), &pc(&format!("u{i}")), i).unwrap().number.to_string())
+        .collect();
+    let coupon = env.coupons(1, 1, 9).remove(0);
+    let ok = AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for (i, number) in numbers.iter().enumerate() {
+            let (env, coupon, ok) = (&env, &coupon, &ok);
+            s.spawn(move || match env.redeem(number, coupon, 50 + i as u64) {
+                Ok(_) => {
+                    ok.fetch_add(1, Ordering::SeqCst);
+                }
+                Err(e) => assert_eq!(e.code(), Code::CouponAlreadyRedeemed),
+            });
+        }
+    });
+    assert_eq!(ok.into_inner(), 1);
+    let with_license =
+        (0..8).filter(|i| env.account(&format!("u{i}@example.com")).unwrap().licenses.len() == 2).count();
+    assert_eq!(with_license, 1);
+}
+
+fn one_email_one_account_under_concurrency<S: Fresh>() {
+    let (store, _dir) = S::fresh();
+    let env = Env::new(store);
+    let ok = AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for i in 0..16u64 {
+            let (env, ok) = (&env, &ok);
+            s.spawn(move || match env.register("same@example.com", &pc(&format!("r{i}")), i) {
+                Ok(_) => {
+                    ok.fetch_add(1, Ordering::SeqCst);
+                }
+                Err(e) => assert_eq!(e.code(), Code::EmailAlreadyRegistered),
+            });
+        }
+    });
+    assert_eq!(ok.into_inner(), 1);
+}
+
+macro_rules! suite {
+    ($module:ident: $store:ident, $($test:ident),* $(,)?) => {
+        mod $module {
+            $(#[test] fn $test() { super::$test::<super::$store>() })*
+        }
+    };
+}
+
+suite!(
+    mem: MemStore,
+    refused_commands_write_nothing,
+    seats_hold_under_concurrency,
+    a_coupon_is_redeemed_once_under_concurrency,
+    one_email_one_account_under_concurrency,
+);
+suite!(
+    sled: SledStore,
+    refused_commands_write_nothing,
+    seats_hold_under_concurrency,
+    a_coupon_is_redeemed_once_under_concurrency,
+    one_email_one_account_under_concurrency,
+);
