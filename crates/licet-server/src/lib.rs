@@ -1,2 +1,22 @@
-//! licet-server (see ARCHITECTURE.md).
+//! The licet license server: the HTTP API of SPEC §5 over the core and the sled store, and
+//! the `licet-server` command line of SPEC §6.
+//!
+//! A thin adapter: each handler parses a request into core types, runs one ledger command in a
+//! store transaction on a blocking thread (durable before it answers), signs a token where the
+//! command granted a seat, and answers. Errors are `{"error":{"code","name","message"}}` with the
+//! status mapped from the code in one place.
 #![forbid(unsafe_code)]
+
+mod app;
+pub mod cli;
+mod clock;
+mod data_dir;
+mod error;
+mod extract;
+mod outbox;
+mod ratelimit;
+mod server;
+mod wire;
+
+pub use data_dir::{DataDirError, InitFacts};
+pub use server::{Running, ServerConfig, TlsFiles, init, start};

@@ -13,7 +13,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::error::Error;
 use crate::sled_store::{LockedDb, check_schema, open_db};
@@ -78,23 +78,13 @@ impl TokenCache {
 
     /// Opens the database, waiting while another process holds it.
     fn open(&self) -> Result<Result<LockedDb, Unreadable>, Error> {
-        let deadline = Instant::now() + LOCK_PATIENCE;
-        let mut pause = Duration::from_millis(1);
-        loop {
-            match open_db(&self.path, CACHE_BYTES) {
-                Ok(db) => {
-                    return Ok(match check_schema(&db.db, &self.path, CACHE_SCHEMA) {
-                        Ok(()) => Ok(db),
-                        Err(e) => Err(Unreadable(e.to_string())),
-                    });
-                }
-                Err(Error::Locked { .. }) if Instant::now() < deadline => {
-                    std::thread::sleep(pause);
-                    pause = (pause * 2).min(Duration::from_millis(25));
-                }
-                Err(e @ Error::Locked { .. }) => return Err(e),
-                Err(e) => return Ok(Err(Unreadable(e.to_string()))),
-            }
+        match open_db(&self.path, CACHE_BYTES, LOCK_PATIENCE) {
+            Ok(db) => Ok(match check_schema(&db.db, &self.path, CACHE_SCHEMA) {
+                Ok(()) => Ok(db),
+                Err(e) => Err(Unreadable(e.to_string())),
+            }),
+            Err(e @ Error::Locked { .. }) => Err(e),
+            Err(e) => Ok(Err(Unreadable(e.to_string()))),
         }
     }
 

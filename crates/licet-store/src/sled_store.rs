@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use licet_core::{Error as CoreError, Key, Snapshot, Tx};
 
@@ -20,11 +21,14 @@ pub struct SledOptions {
     /// sled's page cache, in bytes. sled's own default is 1 GiB; ours is 64 MiB, since a command
     /// reads a handful of records and the OS page cache does the rest.
     pub cache_bytes: u64,
+    /// How long to wait for a store another holder is releasing before giving up with
+    /// [`Error::Locked`].
+    pub lock_patience: Duration,
 }
 
 impl Default for SledOptions {
     fn default() -> SledOptions {
-        SledOptions { cache_bytes: 64 << 20 }
+        SledOptions { cache_bytes: 64 << 20, lock_patience: Duration::from_secs(2) }
     }
 }
 
@@ -62,8 +66,24 @@ pub(crate) struct LockedDb {
     _lock: std::fs::File,
 }
 
-/// Opens a sled database with licet's settings, mapping a held lock to [`Error::Locked`].
-pub(crate) fn open_db(path: &Path, cache_bytes: u64) -> Result<LockedDb, Error> {
+/// Opens a sled database with licet's settings, waiting up to `patience` while another holder
+/// (another process, or sled's background threads of a handle just dropped in this one) lets
+/// go; after that a held lock is [`Error::Locked`].
+pub(crate) fn open_db(path: &Path, cache_bytes: u64, patience: Duration) -> Result<LockedDb, Error> {
+    let deadline = Instant::now() + patience;
+    let mut pause = Duration::from_millis(1);
+    loop {
+        match try_open_db(path, cache_bytes) {
+            Err(Error::Locked { .. }) if Instant::now() < deadline => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(25));
+            }
+            other => return other,
+        }
+    }
+}
+
+fn try_open_db(path: &Path, cache_bytes: u64) -> Result<LockedDb, Error> {
     std::fs::create_dir_all(path).map_err(|e| Error::storage(path, e))?;
     let lock = std::fs::OpenOptions::new()
         .create(true)
@@ -127,7 +147,7 @@ impl SledStore {
     /// when a command touches them. A store of another schema version is refused.
     pub fn open_with(path: impl AsRef<Path>, options: SledOptions) -> Result<SledStore, Error> {
         let path = path.as_ref().to_owned();
-        let db = open_db(&path, options.cache_bytes)?;
+        let db = open_db(&path, options.cache_bytes, options.lock_patience)?;
         check_schema(&db.db, &path, SCHEMA_VERSION)?;
         let ledger = db.db.open_tree(LEDGER_TREE).map_err(|e| Error::storage(&path, e))?;
         Ok(SledStore { path, db, ledger, write: Mutex::new(()), group: GroupCommit::default() })

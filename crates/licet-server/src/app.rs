@@ -1,0 +1,393 @@
+//! The server's state and its HTTP API (SPEC §5): each handler parses, asks the core through
+//! the store, and answers.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use chrono::{DateTime, Utc};
+use licet_core::{Code, CouponBatch, Entropy, Error, Ledger, ProductSettings, Registration, TokenSigner, Tx};
+use licet_store::{Store, StoreExt};
+use serde_json::{Value, json};
+use subtle::ConstantTimeEq;
+
+use crate::clock::Clock;
+use crate::data_dir::token_hash;
+use crate::error::{AnsweredCode, ApiError};
+use crate::extract::{Bearer, JsonBody, MAX_BODY};
+use crate::outbox::Outbox;
+use crate::ratelimit::RateLimiter;
+use crate::wire;
+
+/// The operating system's random source.
+struct OsEntropy;
+
+impl Entropy for OsEntropy {
+    fn fill(&mut self, buf: &mut [u8]) {
+        // Without a working OS random source no key may be minted at all; there is no fallback.
+        getrandom::fill(buf).expect("the operating system's random source must work");
+    }
+}
+
+/// Everything a request handler needs.
+pub(crate) struct App {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) ledger: Ledger,
+    pub(crate) signer: TokenSigner,
+    pub(crate) admin_hash: [u8; 32],
+    pub(crate) clock: Clock,
+    pub(crate) limiter: RateLimiter,
+    pub(crate) outbox: Outbox,
+}
+
+type AppState = Arc<App>;
+
+/// Codes that count as a failed credential for rate limiting.
+fn is_failed_credential(code: Code) -> bool {
+    matches!(code, Code::InvalidRegistrationNumber | Code::InvalidCoupon | Code::Unauthorized)
+}
+
+fn rate_limited(wait: u64) -> ApiError {
+    ApiError { retry_after: Some(wait), ..ApiError::new(Code::RateLimited) }
+}
+
+impl App {
+    /// Runs a ledger command durably on a blocking thread, at `now`.
+    async fn run<T: Send + 'static>(
+        self: &Arc<Self>,
+        now: DateTime<Utc>,
+        mut command: impl FnMut(&Ledger, &mut Tx<'_>, DateTime<Utc>, &mut dyn Entropy) -> Result<T, Error> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let app = self.clone();
+        let joined = tokio::task::spawn_blocking(move || {
+            let mut rng = OsEntropy;
+            app.store.transact(|tx| command(&app.ledger, tx, now, &mut rng))
+        })
+        .await;
+        match joined {
+            Ok(result) => result.map_err(ApiError::from),
+            Err(e) => {
+                tracing::error!(error = %e, "a ledger command did not finish");
+                Err(ApiError::new(Code::InternalError))
+            }
+        }
+    }
+
+    /// Refuses a client that used up its minute (for registrations and recoveries, which count
+    /// whether they succeed or not), then counts this request.
+    fn spend(&self, ip: IpAddr) -> Result<(), ApiError> {
+        self.limiter.check(ip).map_err(rate_limited)?;
+        self.limiter.count(ip);
+        Ok(())
+    }
+
+    /// Counts a failed credential; past the limit the answer becomes 429. Successes pass untouched.
+    fn judge<T>(&self, ip: IpAddr, result: Result<T, ApiError>) -> Result<T, ApiError> {
+        match result {
+            Err(e) if is_failed_credential(e.code) => {
+                self.limiter.check(ip).map_err(rate_limited)?;
+                self.limiter.count(ip);
+                Err(e)
+            }
+            other => other,
+        }
+    }
+
+    /// Checks the admin bearer token in constant time.
+    fn admin(&self, ip: IpAddr, bearer: Result<Bearer, ApiError>) -> Result<(), ApiError> {
+        let ok = bearer.map(|Bearer(token)| bool::from(token_hash(&token).ct_eq(&self.admin_hash)));
+        match ok {
+            Ok(true) => Ok(()),
+            Ok(false) | Err(_) => {
+                self.judge(ip, Err(ApiError::with_message(Code::Unauthorized, "a valid admin token is required")))
+            }
+        }
+    }
+
+    fn write_mail(self: &Arc<Self>, mail: licet_core::Mail, now: DateTime<Utc>) {
+        let app = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut id = [0u8; 8];
+            OsEntropy.fill(&mut id);
+            let id: String = id.iter().map(|b| format!("{b:02x}")).collect();
+            match app.outbox.write(&mail, &id, now) {
+                Ok(path) => tracing::info!(path = %path.display(), "mail written to the outbox"),
+                Err(e) => tracing::error!(error = %e, "could not write mail to the outbox"),
+            }
+        });
+    }
+}
+
+/// The API's routes. `/v1/admin/clock` exists only with a dev clock.
+pub(crate) fn router(app: AppState) -> Router {
+    let mut router = Router::new()
+        .route("/v1/register", post(register))
+        .route("/v1/activate", post(activate))
+        .route("/v1/trial", post(trial))
+        .route("/v1/redeem", post(redeem))
+        .route("/v1/deactivate", post(deactivate))
+        .route("/v1/recover", post(recover))
+        .route("/v1/account", get(account))
+        .route("/v1/bindings/{id}/reset", post(reset))
+        .route("/v1/keys", get(keys))
+        .route("/v1/health", get(health))
+        .route("/v1/admin/products/{id}", put(put_product))
+        .route("/v1/admin/coupons", post(issue_coupons))
+        .route("/v1/admin/accounts", get(admin_account));
+    if app.clock.is_dev() {
+        router = router.route("/v1/admin/clock", post(set_clock));
+    }
+    router
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::from_fn(log_request))
+        .with_state(app)
+}
+
+/// One log line per request: method, path (never the query or body), status, code, latency.
+async fn log_request(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let (method, path) = (req.method().clone(), req.uri().path().to_owned());
+    let start = Instant::now();
+    let response = next.run(req).await;
+    let code = response.extensions().get::<AnsweredCode>().map(|c| c.0.number());
+    tracing::info!(
+        %method,
+        path,
+        status = response.status().as_u16(),
+        code,
+        latency_us = start.elapsed().as_micros() as u64,
+        "request"
+    );
+    response
+}
+
+async fn not_found() -> ApiError {
+    ApiError { status: Some(StatusCode::NOT_FOUND), ..ApiError::invalid("no such endpoint") }
+}
+
+fn created(body: Value) -> Response {
+    (StatusCode::CREATED, axum::Json(body)).into_response()
+}
+
+async fn register(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    JsonBody(req): JsonBody<wire::RegisterRequest>,
+) -> Result<Response, ApiError> {
+    app.spend(peer.ip())?;
+    let reg = Registration {
+        email: req.email,
+        organization: req.organization,
+        contact: req.contact,
+        phone: req.phone,
+        product: req.product,
+        host: req.host.to_host()?,
+    };
+    let now = app.clock.now();
+    let registered = app.run(now, move |l, tx, now, rng| l.register(tx, now, rng, &reg)).await?;
+    let token = app.signer.issue(&registered.grant, now);
+    app.write_mail(registered.mail, now);
+    let grant = &registered.grant;
+    Ok(created(json!({
+        "registration_number": registered.number.to_string(),
+        "license": wire::license(&grant.license, grant.seats_used),
+        "binding_id": grant.binding.id,
+        "token": token,
+    })))
+}
+
+async fn activate(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    JsonBody(req): JsonBody<wire::HostRequest>,
+) -> Result<Response, ApiError> {
+    let host = req.host.to_host()?;
+    let now = app.clock.now();
+    let result = app
+        .run(now, move |l, tx, now, rng| l.activate(tx, now, rng, &req.registration_number, &req.product, &host))
+        .await;
+    let grant = app.judge(peer.ip(), result)?;
+    Ok(axum::Json(json!({
+        "license": wire::license(&grant.license, grant.seats_used),
+        "binding_id": grant.binding.id,
+        "token": app.signer.issue(&grant, now),
+    }))
+    .into_response())
+}
+
+async fn trial(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    JsonBody(req): JsonBody<wire::HostRequest>,
+) -> Result<Response, ApiError> {
+    let host = req.host.to_host()?;
+    let now = app.clock.now();
+    let result =
+        app.run(now, move |l, tx, now, rng| l.trial(tx, now, rng, &req.registration_number, &req.product, &host)).await;
+    let (trial, grant) = app.judge(peer.ip(), result)?;
+    let seats_used = if grant.license.id == trial.id { grant.seats_used } else { 0 };
+    Ok(created(json!({
+        "license": wire::license(&trial, seats_used),
+        "binding_id": grant.binding.id,
+        "token": app.signer.issue(&grant, now),
+    })))
+}
+
+async fn redeem(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    JsonBody(req): JsonBody<wire::RedeemRequest>,
+) -> Result<Response, ApiError> {
+    let now = app.clock.now();
+    let result = app
+        .run(now, move |l, tx, now, rng| {
+            let license = l.redeem(tx, now, rng, req.registration_number.as_deref(), &req.coupon)?;
+            let number = req.registration_number.as_deref().unwrap_or_default();
+            let seats_used = l.account_by_number(tx, number)?.seats_used(&license.id);
+            Ok((license, seats_used))
+        })
+        .await;
+    let (license, seats_used) = app.judge(peer.ip(), result)?;
+    Ok(axum::Json(json!({"license": wire::license(&license, seats_used)})).into_response())
+}
+
+async fn deactivate(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    JsonBody(req): JsonBody<wire::HostRequest>,
+) -> Result<Response, ApiError> {
+    let host = req.host.to_host()?;
+    let now = app.clock.now();
+    let result = app.run(now, move |l, tx, _, _| l.deactivate(tx, &req.registration_number, &req.product, &host)).await;
+    app.judge(peer.ip(), result)?;
+    Ok(axum::Json(json!({})).into_response())
+}
+
+async fn recover(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    JsonBody(req): JsonBody<wire::RecoverRequest>,
+) -> Result<Response, ApiError> {
+    app.spend(peer.ip())?;
+    let now = app.clock.now();
+    if let Some(mail) = app.run(now, move |l, tx, _, _| l.recover(tx, &req.email)).await? {
+        app.write_mail(mail, now);
+    }
+    // The same answer whether or not the e-mail is known.
+    Ok((StatusCode::ACCEPTED, axum::Json(json!({}))).into_response())
+}
+
+async fn account(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    bearer: Result<Bearer, ApiError>,
+) -> Result<Response, ApiError> {
+    let result = match bearer {
+        Ok(Bearer(credential)) => {
+            app.run(app.clock.now(), move |l, tx, _, _| {
+                let account = l.authenticate(tx, &credential)?;
+                Ok(wire::account(&account, &l.number_of(&account)?, false))
+            })
+            .await
+        }
+        Err(e) => Err(e),
+    };
+    Ok(axum::Json(app.judge(peer.ip(), result)?).into_response())
+}
+
+async fn reset(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(id): Path<String>,
+    bearer: Result<Bearer, ApiError>,
+) -> Result<Response, ApiError> {
+    let result = match bearer {
+        Ok(Bearer(credential)) => app.run(app.clock.now(), move |l, tx, _, _| l.reset(tx, &credential, &id)).await,
+        Err(e) => Err(e),
+    };
+    app.judge(peer.ip(), result)?;
+    Ok(axum::Json(json!({})).into_response())
+}
+
+async fn keys(State(app): State<AppState>) -> Response {
+    axum::Json(json!({"keys": [{
+        "kid": app.signer.kid().to_string(),
+        "public_key": app.signer.public_key_hex(),
+        "active": true,
+    }]}))
+    .into_response()
+}
+
+async fn health() -> Response {
+    axum::Json(json!({"status": "ok"})).into_response()
+}
+
+async fn put_product(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(id): Path<String>,
+    bearer: Result<Bearer, ApiError>,
+    JsonBody(req): JsonBody<wire::ProductRequest>,
+) -> Result<Response, ApiError> {
+    app.admin(peer.ip(), bearer)?;
+    let settings = ProductSettings {
+        name: req.name,
+        trial_days: req.trial_days,
+        trial_seats: req.trial_seats,
+        offline_lease_hours: req.offline_lease_hours,
+        clock_tolerance_minutes: req.clock_tolerance_minutes,
+    };
+    let product = app.run(app.clock.now(), move |l, tx, _, _| l.upsert_product(tx, &id, &settings)).await?;
+    Ok(axum::Json(wire::product(&product)).into_response())
+}
+
+async fn issue_coupons(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    bearer: Result<Bearer, ApiError>,
+    JsonBody(req): JsonBody<wire::CouponsRequest>,
+) -> Result<Response, ApiError> {
+    app.admin(peer.ip(), bearer)?;
+    let batch = CouponBatch { product: req.product, count: req.count, seats: req.seats, term_days: req.term_days };
+    let codes = app.run(app.clock.now(), move |l, tx, now, rng| l.issue_coupons(tx, now, rng, &batch)).await?;
+    Ok(created(json!({"coupons": codes.iter().map(ToString::to_string).collect::<Vec<_>>()})))
+}
+
+async fn admin_account(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    bearer: Result<Bearer, ApiError>,
+    query: Result<Query<wire::EmailQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    app.admin(peer.ip(), bearer)?;
+    let Query(query) = query.map_err(|_| ApiError::invalid("the email query parameter is required"))?;
+    let view = app
+        .run(app.clock.now(), move |l, tx, _, _| match l.account_by_email(tx, &query.email)? {
+            Some(account) => Ok(Some(wire::account(&account, &l.number_of(&account)?, true))),
+            None => Ok(None),
+        })
+        .await?;
+    match view {
+        Some(v) => Ok(axum::Json(v).into_response()),
+        None => Err(ApiError {
+            status: Some(StatusCode::NOT_FOUND),
+            ..ApiError::invalid("no account is registered with this e-mail")
+        }),
+    }
+}
+
+async fn set_clock(
+    State(app): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    bearer: Result<Bearer, ApiError>,
+    JsonBody(req): JsonBody<wire::ClockRequest>,
+) -> Result<Response, ApiError> {
+    app.admin(peer.ip(), bearer)?;
+    app.clock.set(req.now);
+    Ok(axum::Json(json!({"now": wire::time(app.clock.now())})).into_response())
+}

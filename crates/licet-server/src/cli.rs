@@ -1,0 +1,148 @@
+//! The `licet-server` command line (SPEC §6).
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::server::{ServerConfig, TlsFiles, init, start};
+
+/// The licet license server.
+#[derive(Debug, Parser)]
+#[command(name = "licet-server", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create the store, an ed25519 signing key and an admin token in a new data directory.
+    Init {
+        /// The data directory (must not be initialised yet).
+        #[arg(long, env = "LICET_DATA_DIR")]
+        data_dir: PathBuf,
+        /// The prefix of registration numbers and coupons (`MIKO` gives the seed's formats).
+        #[arg(long, default_value = "LICET")]
+        vendor_prefix: String,
+        /// Print `{"public_key","kid","admin_token"}`.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Serve the HTTP API (initialising an empty data directory first).
+    Serve {
+        /// The data directory.
+        #[arg(long, env = "LICET_DATA_DIR", default_value = "licet-data")]
+        data_dir: PathBuf,
+        /// The address to listen on; port 0 picks a free port.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: String,
+        /// Allow `POST /v1/admin/clock` (tests only).
+        #[arg(long)]
+        dev_clock: bool,
+        /// Failed credentials, registrations and recoveries allowed per client IP and minute; 0 = off.
+        #[arg(long, default_value_t = 30)]
+        rate_limit: u32,
+        /// PEM certificate chain: serve https.
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// PEM private key for --tls-cert.
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+        /// The vendor prefix used if the data directory is initialised now.
+        #[arg(long, default_value = "LICET")]
+        vendor_prefix: String,
+    },
+}
+
+fn print_facts(out: &mut dyn Write, facts: &crate::InitFacts) -> std::io::Result<()> {
+    writeln!(out, "public key: {}", facts.public_key)?;
+    writeln!(out, "key id:     {}", facts.kid)?;
+    writeln!(out, "admin token (shown once, keep it safe): {}", facts.admin_token)
+}
+
+/// Runs the command line; returns the process's exit code.
+pub fn run(cli: Cli) -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("LICET_LOG").unwrap_or_else(|_| "info".into()))
+        .init();
+    match execute(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn execute(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Init { data_dir, vendor_prefix, json } => {
+            let facts = init(&data_dir, &vendor_prefix)?;
+            let mut out = std::io::stdout().lock();
+            if json {
+                writeln!(out, "{}", serde_json::to_string(&facts)?)?;
+            } else {
+                writeln!(out, "initialised {}", data_dir.display())?;
+                print_facts(&mut out, &facts)?;
+            }
+            Ok(())
+        }
+        Command::Serve { data_dir, listen, dev_clock, rate_limit, tls_cert, tls_key, vendor_prefix } => {
+            let tls = match (tls_cert, tls_key) {
+                (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+                _ => None,
+            };
+            let config = ServerConfig { data_dir, listen, dev_clock, rate_limit, tls, vendor_prefix };
+            let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            runtime.block_on(serve(config))
+        }
+    }
+}
+
+async fn serve(config: ServerConfig) -> anyhow::Result<()> {
+    let data_dir = config.data_dir.clone();
+    let running = start(config).await?;
+    if let Some(facts) = &running.initialised {
+        let mut err = std::io::stderr().lock();
+        writeln!(err, "initialised {}", data_dir.display())?;
+        print_facts(&mut err, facts)?;
+    }
+    {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "listening on {}", running.url)?;
+        out.flush()?;
+    }
+    tracing::info!(url = %running.url, public_key = %running.public_key, "serving");
+    shutdown_signal().await;
+    tracing::info!("shutting down: finishing in-flight requests");
+    running.shutdown();
+    running.wait().await?;
+    tracing::info!("stopped; the store is flushed");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+}

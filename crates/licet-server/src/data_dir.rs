@@ -1,0 +1,182 @@
+//! The server's data directory: `server.json` (vendor prefix, key id), `signing.key` (mode
+//! 0600), `admin-token.sha256` (the admin token is never stored, only its hash), `ledger/`
+//! (the sled store) and `outbox/`.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use licet_core::TokenSigner;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// What `init` tells the operator once.
+#[derive(Debug, Clone, Serialize)]
+pub struct InitFacts {
+    /// The signing key's public half, 64 hex characters: embed it in the vendor's program.
+    pub public_key: String,
+    /// The key id, 16 hex characters.
+    pub kid: String,
+    /// The admin bearer token, shown only now.
+    pub admin_token: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct ServerFile {
+    vendor_prefix: String,
+    kid: String,
+    public_key: String,
+}
+
+/// An initialised data directory, loaded.
+pub(crate) struct Loaded {
+    pub(crate) vendor_prefix: String,
+    pub(crate) signer: TokenSigner,
+    pub(crate) admin_hash: [u8; 32],
+}
+
+/// Errors of the data directory.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DataDirError {
+    /// `init` on a directory that is already initialised.
+    #[error("{0} is already initialised")]
+    AlreadyInitialised(PathBuf),
+    /// A file is missing, unreadable or malformed.
+    #[error("{path}: {message}")]
+    Bad {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// The signing key may be read by others.
+    #[error("{0} is readable by other users; run `chmod 600` on it")]
+    KeyTooOpen(PathBuf),
+}
+
+fn bad(path: &Path, e: impl std::fmt::Display) -> DataDirError {
+    DataDirError::Bad { path: path.to_owned(), message: e.to_string() }
+}
+
+fn random_bytes<const N: usize>() -> Result<[u8; N], DataDirError> {
+    let mut buf = [0u8; N];
+    getrandom::fill(&mut buf).map_err(|e| bad(Path::new("getrandom"), e))?;
+    Ok(buf)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex<const N: usize>(text: &str) -> Option<[u8; N]> {
+    let text = text.trim();
+    if text.len() != 2 * N || !text.is_ascii() {
+        return None;
+    }
+    let mut out = [0u8; N];
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(out)
+}
+
+/// SHA-256 of an admin token.
+pub(crate) fn token_hash(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+/// Writes a new file durably, failing if it exists; `mode` applies on Unix.
+fn write_new(path: &Path, contents: &[u8], mode: u32) -> Result<(), DataDirError> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(mode);
+    }
+    #[cfg(not(unix))]
+    let _ = mode;
+    let mut f = options.open(path).map_err(|e| bad(path, e))?;
+    f.write_all(contents).map_err(|e| bad(path, e))?;
+    f.sync_all().map_err(|e| bad(path, e))
+}
+
+/// Whether `dir` holds an initialised server.
+pub(crate) fn is_initialised(dir: &Path) -> bool {
+    dir.join("server.json").exists()
+}
+
+/// Creates the store, a signing key and an admin token in `dir`. Refuses an initialised dir.
+pub(crate) fn init(dir: &Path, vendor_prefix: &str) -> Result<InitFacts, anyhow::Error> {
+    licet_core::key::validate_prefix(vendor_prefix)?;
+    if is_initialised(dir) || dir.join("signing.key").exists() {
+        return Err(DataDirError::AlreadyInitialised(dir.to_owned()).into());
+    }
+    std::fs::create_dir_all(dir.join("outbox")).map_err(|e| bad(dir, e))?;
+    let secret = random_bytes::<32>()?;
+    let signer = TokenSigner::from_secret(&secret);
+    write_new(&dir.join("signing.key"), format!("{}\n", hex(&secret)).as_bytes(), 0o600)?;
+    let admin_token = format!("lat_{}", hex(&random_bytes::<24>()?));
+    write_new(&dir.join("admin-token.sha256"), format!("{}\n", hex(&token_hash(&admin_token))).as_bytes(), 0o600)?;
+    drop(licet_store::SledStore::open(dir.join("ledger"))?);
+    let facts = InitFacts { public_key: signer.public_key_hex(), kid: signer.kid().to_string(), admin_token };
+    let file = ServerFile {
+        vendor_prefix: vendor_prefix.to_owned(),
+        kid: facts.kid.clone(),
+        public_key: facts.public_key.clone(),
+    };
+    let json = serde_json::to_vec_pretty(&file)?;
+    write_new(&dir.join("server.json"), &json, 0o644)?;
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| bad(dir, e))?;
+    Ok(facts)
+}
+
+/// Loads an initialised directory; the signing key must not be readable by others.
+pub(crate) fn load(dir: &Path) -> Result<Loaded, DataDirError> {
+    let server_path = dir.join("server.json");
+    let server: ServerFile = serde_json::from_slice(&std::fs::read(&server_path).map_err(|e| bad(&server_path, e))?)
+        .map_err(|e| bad(&server_path, e))?;
+    let key_path = dir.join("signing.key");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key_path).map_err(|e| bad(&key_path, e))?.permissions().mode();
+        if mode & 0o077 != 0 {
+            return Err(DataDirError::KeyTooOpen(key_path));
+        }
+    }
+    let secret = std::fs::read_to_string(&key_path).map_err(|e| bad(&key_path, e))?;
+    let secret = unhex::<32>(&secret).ok_or_else(|| bad(&key_path, "not 64 hex characters"))?;
+    let signer = TokenSigner::from_secret(&secret);
+    let hash_path = dir.join("admin-token.sha256");
+    let hash = std::fs::read_to_string(&hash_path).map_err(|e| bad(&hash_path, e))?;
+    let admin_hash = unhex::<32>(&hash).ok_or_else(|| bad(&hash_path, "not 64 hex characters"))?;
+    Ok(Loaded { vendor_prefix: server.vendor_prefix, signer, admin_hash })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn init_then_load_and_refuse_a_second_init() {
+        let dir = tempfile::tempdir().unwrap();
+        let facts = init(dir.path(), "MIKO").unwrap();
+        assert_eq!(facts.public_key.len(), 64);
+        assert_eq!(facts.kid.len(), 16);
+        let loaded = load(dir.path()).unwrap();
+        assert_eq!(loaded.vendor_prefix, "MIKO");
+        assert_eq!(loaded.signer.public_key_hex(), facts.public_key);
+        assert_eq!(loaded.admin_hash, token_hash(&facts.admin_token));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.path().join("signing.key")).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+            std::fs::set_permissions(dir.path().join("signing.key"), std::fs::Permissions::from_mode(0o644)).unwrap();
+            assert!(matches!(load(dir.path()), Err(DataDirError::KeyTooOpen(_))));
+        }
+        assert!(init(dir.path(), "MIKO").is_err());
+        assert!(init(&dir.path().join("other"), "bad prefix").is_err());
+    }
+}

@@ -1,0 +1,102 @@
+//! Errors on the wire: `{"error":{"code","name","message"}}`, with the HTTP status mapped from
+//! the code in exactly one place ([`status_of`]).
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use licet_core::Code;
+use serde_json::json;
+
+/// The HTTP status of every SPEC §4 code.
+pub(crate) fn status_of(code: Code) -> StatusCode {
+    match code {
+        Code::InvalidRequest
+        | Code::InvalidRegistrationNumber
+        | Code::RegistrationNumberRequired
+        | Code::InvalidCoupon => StatusCode::BAD_REQUEST,
+        Code::UnknownProduct | Code::BindingNotFound | Code::NoLicenseForProduct => StatusCode::NOT_FOUND,
+        Code::CouponAlreadyRedeemed
+        | Code::TrialAlreadyUsed
+        | Code::NoFreeLicense
+        | Code::EmailAlreadyRegistered
+        | Code::HostAlreadyRegistered => StatusCode::CONFLICT,
+        Code::LicenseExpired => StatusCode::FORBIDDEN,
+        Code::Unauthorized => StatusCode::UNAUTHORIZED,
+        Code::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+        Code::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
+        // Agent-side codes never come from the server; if one did, it is the client's problem.
+        _ => StatusCode::BAD_REQUEST,
+    }
+}
+
+/// An error answer.
+#[derive(Debug)]
+pub(crate) struct ApiError {
+    /// The SPEC code.
+    pub(crate) code: Code,
+    /// A message for people; never carries a credential.
+    pub(crate) message: String,
+    /// Overrides the code's status (413 for an oversized body).
+    pub(crate) status: Option<StatusCode>,
+    /// Seconds until a rate-limited client may retry.
+    pub(crate) retry_after: Option<u64>,
+}
+
+impl ApiError {
+    /// An error with the code's default message.
+    pub(crate) fn new(code: Code) -> ApiError {
+        ApiError { code, message: code.message().to_owned(), status: None, retry_after: None }
+    }
+
+    /// An error with a specific message.
+    pub(crate) fn with_message(code: Code, message: impl Into<String>) -> ApiError {
+        ApiError { message: message.into(), ..ApiError::new(code) }
+    }
+
+    /// 1001 for a malformed request.
+    pub(crate) fn invalid(message: impl Into<String>) -> ApiError {
+        ApiError::with_message(Code::InvalidRequest, message)
+    }
+}
+
+impl From<licet_core::Error> for ApiError {
+    fn from(e: licet_core::Error) -> ApiError {
+        if let licet_core::Error::Internal(detail) = &e {
+            tracing::error!(%detail, "internal error");
+            return ApiError::new(Code::InternalError);
+        }
+        ApiError::with_message(e.code(), e.to_string())
+    }
+}
+
+/// The code of an answer, kept in the response's extensions for the request log.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct AnsweredCode(pub(crate) Code);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status.unwrap_or_else(|| status_of(self.code));
+        let body = json!({"error": {"code": self.code.number(), "name": self.code.name(), "message": self.message}});
+        let mut response = (status, axum::Json(body)).into_response();
+        if let Some(secs) = self.retry_after {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response.extensions_mut().insert(AnsweredCode(self.code));
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_server_code_has_a_fitting_status() {
+        for &code in Code::ALL {
+            let status = status_of(code);
+            assert!(status.is_client_error() || status.is_server_error(), "{code}");
+            assert_eq!(status.is_server_error(), code == Code::InternalError, "{code}");
+        }
+        assert_eq!(status_of(Code::Unauthorized), StatusCode::UNAUTHORIZED);
+        assert_eq!(status_of(Code::RateLimited), StatusCode::TOO_MANY_REQUESTS);
+    }
+}

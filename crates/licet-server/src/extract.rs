@@ -1,0 +1,52 @@
+//! Extractors that turn every malformed request into a SPEC error, never a panic or a 500.
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::StatusCode;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use licet_core::Code;
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+
+/// Largest request body (SPEC §4: larger is 413 with code 1001).
+pub(crate) const MAX_BODY: usize = 64 * 1024;
+
+/// A JSON body: malformed JSON, wrong types, missing fields or invalid UTF-8 are 1001; a body
+/// over 64 KiB is 413 with 1001. Unknown fields are ignored.
+pub(crate) struct JsonBody<T>(pub(crate) T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError {
+                    status: Some(StatusCode::PAYLOAD_TOO_LARGE),
+                    ..ApiError::invalid(format!("the body is larger than {MAX_BODY} bytes"))
+                }
+            } else {
+                ApiError::invalid("the body could not be read")
+            }
+        })?;
+        serde_json::from_slice(&bytes).map(JsonBody).map_err(|e| ApiError::invalid(format!("malformed JSON: {e}")))
+    }
+}
+
+/// The credential of `Authorization: Bearer …`; missing or malformed is 1061.
+pub(crate) struct Bearer(pub(crate) String);
+
+impl<S: Send + Sync> FromRequestParts<S> for Bearer {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        let value = parts.headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let token = value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")).map(str::trim);
+        match token {
+            Some(t) if !t.is_empty() && t.len() <= 256 => Ok(Bearer(t.to_owned())),
+            _ => Err(ApiError::with_message(Code::Unauthorized, "an Authorization: Bearer credential is required")),
+        }
+    }
+}

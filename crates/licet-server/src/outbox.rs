@@ -1,0 +1,95 @@
+//! The outbox: one RFC 5322 `.eml` file per message in `D/outbox/`, written durably (temporary
+//! file, fsync, rename, fsync of the directory) for the operator's mail relay to pick up.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use licet_core::Mail;
+
+/// The outbox directory.
+#[derive(Debug, Clone)]
+pub(crate) struct Outbox {
+    dir: PathBuf,
+    from: String,
+}
+
+/// Header values may not carry line breaks (header injection).
+fn header_safe(value: &str) -> String {
+    value.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
+}
+
+/// RFC 2047 encoded-word for a non-ASCII header value.
+fn encode_header(value: &str) -> String {
+    let value = header_safe(value);
+    if value.is_ascii() {
+        return value;
+    }
+    let mut out = String::from("=?UTF-8?Q?");
+    for b in value.bytes() {
+        match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'.' | b'-' => out.push(b as char),
+            b' ' => out.push('_'),
+            _ => out.push_str(&format!("={b:02X}")),
+        }
+    }
+    out.push_str("?=");
+    out
+}
+
+impl Outbox {
+    /// The outbox in `dir`, sending as `from`.
+    pub(crate) fn new(dir: impl AsRef<Path>, from: &str) -> Outbox {
+        Outbox { dir: dir.as_ref().to_owned(), from: from.to_owned() }
+    }
+
+    /// The message as RFC 5322 text (UTF-8 body, quoted-printable-free 8bit).
+    pub(crate) fn render(&self, mail: &Mail, id: &str, date: DateTime<Utc>) -> String {
+        let body = mail.body.replace("\r\n", "\n").replace('\n', "\r\n");
+        format!(
+            "From: {from}\r\nTo: {to}\r\nSubject: {subject}\r\nDate: {date}\r\nMessage-ID: <{id}@licet>\r\n\
+             MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n{body}",
+            from = header_safe(&self.from),
+            to = header_safe(&mail.to),
+            subject = encode_header(&mail.subject),
+            date = date.to_rfc2822(),
+        )
+    }
+
+    /// Writes `mail` durably and returns its path.
+    pub(crate) fn write(&self, mail: &Mail, id: &str, date: DateTime<Utc>) -> std::io::Result<PathBuf> {
+        std::fs::create_dir_all(&self.dir)?;
+        let name = format!("{}-{id}.eml", date.format("%Y%m%dT%H%M%S"));
+        let tmp = self.dir.join(format!(".{name}.tmp"));
+        let path = self.dir.join(&name);
+        {
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(self.render(mail, id, date).as_bytes())?;
+            f.sync_all()?;
+        }
+        std::fs::rename(&tmp, &path)?;
+        std::fs::File::open(&self.dir)?.sync_all()?;
+        Ok(path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_are_rfc5322_and_resist_header_injection() {
+        let outbox = Outbox::new("/nonexistent", "licet@localhost");
+        let mail = Mail {
+            to: "a@example.com\r\nBcc: evil@example.com".into(),
+            subject: "Ваш номер".into(),
+            body: "line 1\nline 2\n".into(),
+        };
+        let text = outbox.render(&mail, "x1", DateTime::from_timestamp(0, 0).unwrap());
+        assert!(text.contains("To: a@example.com  Bcc: evil@example.com\r\n"));
+        assert!(!text.contains("\r\nBcc:"));
+        assert!(text.contains("Subject: =?UTF-8?Q?"));
+        assert!(text.ends_with("line 1\r\nline 2\r\n"));
+        assert!(text.contains("\r\n\r\n"));
+    }
+}

@@ -1,0 +1,78 @@
+//! Per-client-IP limits on failed credentials, registrations and recoveries (SPEC §4, 1062).
+//! Successful checks are never counted.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+const WINDOW: Duration = Duration::from_secs(60);
+/// Above this many tracked clients, expired windows are swept out.
+const SWEEP_AT: usize = 10_000;
+
+/// Fixed one-minute windows per client IP.
+#[derive(Debug)]
+pub(crate) struct RateLimiter {
+    per_minute: u32,
+    windows: Mutex<HashMap<IpAddr, (Instant, u32)>>,
+}
+
+impl RateLimiter {
+    /// At most `per_minute` counted events per IP and minute; 0 turns limiting off.
+    pub(crate) fn new(per_minute: u32) -> RateLimiter {
+        RateLimiter { per_minute, windows: Mutex::new(HashMap::new()) }
+    }
+
+    /// `Err(seconds to wait)` if `ip` has used up its minute.
+    pub(crate) fn check(&self, ip: IpAddr) -> Result<(), u64> {
+        if self.per_minute == 0 {
+            return Ok(());
+        }
+        let windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
+        match windows.get(&ip) {
+            Some(&(start, count)) if start.elapsed() < WINDOW && count >= self.per_minute => {
+                Err((WINDOW - start.elapsed()).as_secs().max(1))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Counts one event for `ip`.
+    pub(crate) fn count(&self, ip: IpAddr) {
+        if self.per_minute == 0 {
+            return;
+        }
+        let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
+        if windows.len() >= SWEEP_AT {
+            windows.retain(|_, (start, _)| start.elapsed() < WINDOW);
+        }
+        let entry = windows.entry(ip).or_insert((Instant::now(), 0));
+        if entry.0.elapsed() >= WINDOW {
+            *entry = (Instant::now(), 0);
+        }
+        entry.1 += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_per_ip_and_can_be_turned_off() {
+        let limiter = RateLimiter::new(3);
+        let (a, b): (IpAddr, IpAddr) = ("127.0.0.1".parse().unwrap(), "127.0.0.2".parse().unwrap());
+        for _ in 0..3 {
+            assert!(limiter.check(a).is_ok());
+            limiter.count(a);
+        }
+        let wait = limiter.check(a).unwrap_err();
+        assert!((1..=60).contains(&wait));
+        assert!(limiter.check(b).is_ok());
+        let off = RateLimiter::new(0);
+        for _ in 0..100 {
+            off.count(a);
+        }
+        assert!(off.check(a).is_ok());
+    }
+}

@@ -1,0 +1,139 @@
+//! Starting and stopping a server: data directory, store, listener (plain or TLS), graceful
+//! shutdown that finishes in-flight requests and flushes the store.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum_server::Handle;
+use licet_core::Ledger;
+use licet_store::{SledStore, Store};
+
+use crate::app::{App, router};
+use crate::clock::Clock;
+use crate::data_dir::{self, InitFacts};
+use crate::outbox::Outbox;
+use crate::ratelimit::RateLimiter;
+
+/// A certificate chain and private key in PEM files, for https.
+#[derive(Clone, Debug)]
+pub struct TlsFiles {
+    /// The certificate chain.
+    pub cert: PathBuf,
+    /// The private key.
+    pub key: PathBuf,
+}
+
+/// How to run a server.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// The data directory; initialised first if empty.
+    pub data_dir: PathBuf,
+    /// The address to listen on; port 0 picks a free port.
+    pub listen: String,
+    /// Allow `POST /v1/admin/clock` to move the server's clock (tests only).
+    pub dev_clock: bool,
+    /// Counted events per client IP and minute; 0 turns limiting off.
+    pub rate_limit: u32,
+    /// Serve https with these files.
+    pub tls: Option<TlsFiles>,
+    /// The vendor prefix used when the data directory is initialised here.
+    pub vendor_prefix: String,
+}
+
+impl ServerConfig {
+    /// Defaults of `licet-server serve` for a data directory.
+    pub fn new(data_dir: impl Into<PathBuf>) -> ServerConfig {
+        ServerConfig {
+            data_dir: data_dir.into(),
+            listen: "127.0.0.1:8080".into(),
+            dev_clock: false,
+            rate_limit: 30,
+            tls: None,
+            vendor_prefix: "LICET".into(),
+        }
+    }
+}
+
+/// A server that is accepting connections.
+pub struct Running {
+    /// The bound address (the real port when asked for port 0).
+    pub local_addr: SocketAddr,
+    /// `http://HOST:PORT` or `https://HOST:PORT`.
+    pub url: String,
+    /// The public key the server signs with (64 hex characters).
+    pub public_key: String,
+    /// What initialising the data directory produced, if this start did it.
+    pub initialised: Option<InitFacts>,
+    handle: Handle<SocketAddr>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    store: Arc<SledStore>,
+}
+
+impl std::fmt::Debug for Running {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Running").field("url", &self.url).finish_non_exhaustive()
+    }
+}
+
+/// Initialises a data directory (SPEC §6 `init`). Refuses an initialised one.
+pub fn init(data_dir: &std::path::Path, vendor_prefix: &str) -> anyhow::Result<InitFacts> {
+    data_dir::init(data_dir, vendor_prefix)
+}
+
+/// Opens the data directory (initialising an empty one) and starts serving. Must be called
+/// within a tokio runtime.
+pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
+    let dir = &config.data_dir;
+    let initialised =
+        if data_dir::is_initialised(dir) { None } else { Some(data_dir::init(dir, &config.vendor_prefix)?) };
+    let loaded = data_dir::load(dir)?;
+    let store = Arc::new(SledStore::open(dir.join("ledger")).context("opening the ledger")?);
+    let public_key = loaded.signer.public_key_hex();
+    let app = Arc::new(App {
+        store: store.clone(),
+        ledger: Ledger::new(&loaded.vendor_prefix)?,
+        signer: loaded.signer,
+        admin_hash: loaded.admin_hash,
+        clock: if config.dev_clock { Clock::dev() } else { Clock::system() },
+        limiter: RateLimiter::new(config.rate_limit),
+        outbox: Outbox::new(dir.join("outbox"), &format!("licet@{}", loaded.vendor_prefix.to_lowercase())),
+    });
+    let listener =
+        std::net::TcpListener::bind(&config.listen).with_context(|| format!("listening on {}", config.listen))?;
+    let local_addr = listener.local_addr()?;
+    let handle = Handle::new();
+    let service = router(app).into_make_service_with_connect_info::<SocketAddr>();
+    let (scheme, task) = match &config.tls {
+        None => {
+            let server = axum_server::from_tcp(listener)?.handle(handle.clone());
+            ("http", tokio::spawn(server.serve(service)))
+        }
+        Some(files) => {
+            // Several servers in one process share the provider; installing twice is harmless.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(&files.cert, &files.key)
+                .await
+                .context("loading the TLS certificate and key")?;
+            let server = axum_server::tls_rustls::from_tcp_rustls(listener, tls)?.handle(handle.clone());
+            ("https", tokio::spawn(server.serve(service)))
+        }
+    };
+    Ok(Running { local_addr, url: format!("{scheme}://{local_addr}"), public_key, initialised, handle, task, store })
+}
+
+impl Running {
+    /// Stops accepting connections and lets in-flight requests finish (up to 30 s).
+    pub fn shutdown(&self) {
+        self.handle.graceful_shutdown(Some(Duration::from_secs(30)));
+    }
+
+    /// Waits for the server to stop, then flushes the store.
+    pub async fn wait(self) -> anyhow::Result<()> {
+        self.task.await.context("the server task failed")??;
+        self.store.flush()?;
+        Ok(())
+    }
+}
