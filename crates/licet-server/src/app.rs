@@ -43,7 +43,13 @@ pub(crate) struct App {
     pub(crate) clock: Clock,
     pub(crate) limiter: RateLimiter,
     pub(crate) outbox: Outbox,
+    /// Bounds the commands in flight: the store runs them one at a time anyway, and a few
+    /// dozen threads contending for its lock cost more than they gain in shared flushes.
+    pub(crate) in_flight: tokio::sync::Semaphore,
 }
+
+/// Commands in flight at once (see [`App::in_flight`]).
+pub(crate) const MAX_IN_FLIGHT: usize = 16;
 
 type AppState = Arc<App>;
 
@@ -63,6 +69,9 @@ impl App {
         now: DateTime<Utc>,
         mut command: impl FnMut(&Ledger, &mut Tx<'_>, DateTime<Utc>, &mut dyn Entropy) -> Result<T, Error> + Send + 'static,
     ) -> Result<T, ApiError> {
+        let Ok(_permit) = self.in_flight.acquire().await else {
+            return Err(ApiError::new(Code::InternalError));
+        };
         let app = self.clone();
         let joined = tokio::task::spawn_blocking(move || {
             let mut rng = OsEntropy;

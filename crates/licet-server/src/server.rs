@@ -100,6 +100,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
         clock: if config.dev_clock { Clock::dev() } else { Clock::system() },
         limiter: RateLimiter::new(config.rate_limit),
         outbox: Outbox::new(dir.join("outbox"), &format!("licet@{}", loaded.vendor_prefix.to_lowercase())),
+        in_flight: tokio::sync::Semaphore::new(crate::app::MAX_IN_FLIGHT),
     });
     let listener =
         std::net::TcpListener::bind(&config.listen).with_context(|| format!("listening on {}", config.listen))?;

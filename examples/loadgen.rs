@@ -1,0 +1,110 @@
+//! A load generator: durable activations over HTTP from many concurrent clients.
+//!
+//! Starts a `licet-server` in-process on 127.0.0.1:0 (a temporary data directory), registers
+//! one account per client with a perpetual 1000-seat license, then has every client refresh
+//! its host's binding in a loop — each an fsynced store commit and a freshly signed token.
+//! Prints throughput and latency percentiles.
+//!
+//! `cargo run --release --example loadgen -- [clients=64] [seconds=10]`
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+fn host(i: usize) -> Value {
+    json!({"fingerprint": {"machine-id": format!("m{i:08}"), "mac": format!("a{i:08}"), "disk": format!("d{i:08}")},
+           "hostname": format!("load-{i}"), "os": "Linux"})
+}
+
+fn http() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .into()
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut args = std::env::args().skip(1);
+    let clients: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(64);
+    let seconds: u64 = args.next().map(|a| a.parse()).transpose()?.unwrap_or(10);
+
+    let dir = tempfile::tempdir()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let mut config = licet::server::ServerConfig::new(dir.path().join("data"));
+    config.listen = "127.0.0.1:0".into();
+    config.rate_limit = 0;
+    let running = runtime.block_on(licet::server::start(config))?;
+    let url = running.url.clone();
+    let admin = running.initialised.as_ref().ok_or("a fresh data directory is initialised")?.admin_token.clone();
+    let agent = http();
+    let auth = format!("Bearer {admin}");
+    agent.put(format!("{url}/v1/admin/products/call-journal")).header("Authorization", &auth).send_json(json!({}))?;
+
+    let mut numbers = Vec::new();
+    let coupons: Value = agent
+        .post(format!("{url}/v1/admin/coupons"))
+        .header("Authorization", &auth)
+        .send_json(json!({"product": "call-journal", "count": clients, "seats": 1000}))?
+        .body_mut()
+        .read_json()?;
+    for i in 0..clients {
+        let reg: Value = agent
+            .post(format!("{url}/v1/register"))
+            .send_json(
+                json!({"email": format!("load{i}@example.com"), "organization": "Load", "product": "call-journal",
+                              "host": host(i)}),
+            )?
+            .body_mut()
+            .read_json()?;
+        let number = reg["registration_number"].as_str().ok_or("registered")?.to_owned();
+        agent
+            .post(format!("{url}/v1/redeem"))
+            .send_json(json!({"registration_number": number, "coupon": coupons["coupons"][i]}))?;
+        numbers.push(number);
+    }
+    println!("{clients} clients, {seconds} s of activations against {url}");
+
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let start = Instant::now();
+    let mut latencies: Vec<Duration> = std::thread::scope(|scope| {
+        let handles: Vec<_> = numbers
+            .iter()
+            .enumerate()
+            .map(|(i, number)| {
+                let url = &url;
+                scope.spawn(move || {
+                    let agent = http();
+                    let body = json!({"registration_number": number, "product": "call-journal", "host": host(i)});
+                    let mut mine = Vec::new();
+                    while Instant::now() < deadline {
+                        let t = Instant::now();
+                        let resp = agent.post(format!("{url}/v1/activate")).send_json(&body);
+                        match resp {
+                            Ok(r) if r.status().as_u16() == 200 => mine.push(t.elapsed()),
+                            Ok(r) => panic!("activation answered {}", r.status()),
+                            Err(e) => panic!("activation failed: {e}"),
+                        }
+                    }
+                    mine
+                })
+            })
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().expect("a client thread panicked")).collect()
+    });
+    let elapsed = start.elapsed();
+    latencies.sort();
+    let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
+    println!(
+        "{} durable activations in {:.1} s: {:.0}/s; latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        latencies.len(),
+        elapsed.as_secs_f64(),
+        latencies.len() as f64 / elapsed.as_secs_f64(),
+        pct(0.50).as_secs_f64() * 1e3,
+        pct(0.99).as_secs_f64() * 1e3,
+        latencies.last().map_or(0.0, |d| d.as_secs_f64() * 1e3),
+    );
+    running.shutdown();
+    runtime.block_on(running.wait())?;
+    Ok(())
+}
