@@ -1,0 +1,86 @@
+//! The agent's license check: hot (token verified earlier in this process), cold (a fresh
+//! agent: open the cache, verify the signature, judge), beside a raw ed25519 verify of the
+//! same token in the same run.
+#![allow(missing_docs)]
+
+use std::hint::black_box;
+
+use chrono::{DateTime, Utc};
+use criterion::{Criterion, criterion_group, criterion_main};
+use licet_agent::{Agent, AgentConfig};
+use licet_core::{Fingerprint, Host, Ledger, MemState, ProductSettings, Registration, SeededEntropy, TokenSigner};
+
+const SERVER: &str = "http://127.0.0.1:9";
+
+fn setup(dir: &std::path::Path) -> (String, String, Fingerprint, DateTime<Utc>) {
+    let now: DateTime<Utc> = "2026-06-01T12:00:00Z".parse().unwrap();
+    let signer = TokenSigner::from_secret(&[5u8; 32]);
+    let ledger = Ledger::new("LICET").unwrap();
+    let mut state = MemState::new();
+    state.transact(|tx| ledger.upsert_product(tx, "call-journal", &ProductSettings::default())).unwrap();
+    let fingerprint = Fingerprint::new([("machine-id", "m"), ("mac", "a"), ("disk", "d")]).unwrap();
+    let reg = Registration {
+        email: "bench@example.com".into(),
+        organization: "Bench".into(),
+        contact: None,
+        phone: None,
+        product: "call-journal".into(),
+        host: Host::new(fingerprint.clone(), "bench", "Linux").unwrap(),
+    };
+    let registered = state.transact(|tx| ledger.register(tx, now, &mut SeededEntropy::new(1), &reg)).unwrap();
+    let token = signer.issue(&registered.grant, now);
+    let cache = licet_store::TokenCache::new(dir.join("cache"));
+    cache.set_number(SERVER, Some(&registered.number.to_string())).unwrap();
+    cache.put_token(SERVER, "call-journal", &token).unwrap();
+    (signer.public_key_hex(), token, fingerprint, now)
+}
+
+fn agent(dir: &std::path::Path, key: &str, fingerprint: &Fingerprint, now: DateTime<Utc>) -> Agent {
+    let mut config = AgentConfig::new(SERVER, dir).trust(key);
+    config.fingerprint = Some(fingerprint.clone());
+    config.hostname = Some("bench".into());
+    config.now = Some(now + chrono::Duration::hours(1));
+    Agent::new(config).unwrap()
+}
+
+fn check(c: &mut Criterion) {
+    let tmp = tempfile::tempdir().unwrap();
+    let (key, token, fingerprint, now) = setup(tmp.path());
+
+    let mut g = c.benchmark_group("agent");
+    // Baseline: the raw signature check of the same token's bytes.
+    let mut keys = licet_core::TrustedKeys::new();
+    keys.add_hex(&key).unwrap();
+    let public = keys.verify(&token).unwrap();
+    drop(public);
+    let bytes = {
+        use base64::Engine;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(&token).unwrap()
+    };
+    let (signed, sig) = bytes.split_at(bytes.len() - 64);
+    let signature = ed25519_dalek::Signature::from_slice(sig).unwrap();
+    let mut raw = [0u8; 32];
+    for (i, b) in raw.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&key[2 * i..2 * i + 2], 16).unwrap();
+    }
+    let verifying = ed25519_dalek::VerifyingKey::from_bytes(&raw).unwrap();
+    g.bench_function("raw_ed25519_verify_strict", |b| {
+        b.iter(|| verifying.verify_strict(black_box(signed), &signature).unwrap())
+    });
+
+    let hot = agent(tmp.path(), &key, &fingerprint, now);
+    assert_eq!(hot.check("call-journal").unwrap().source, licet_agent::Source::Cache);
+    g.bench_function("hot_check", |b| b.iter(|| hot.check(black_box("call-journal")).unwrap()));
+    drop(hot);
+
+    g.bench_function("cold_check", |b| {
+        b.iter(|| {
+            let cold = agent(tmp.path(), &key, &fingerprint, now);
+            cold.check(black_box("call-journal")).unwrap()
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, check);
+criterion_main!(benches);

@@ -1,0 +1,272 @@
+//! The `licet-agent` command line (SPEC §6).
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use licet_core::RegistrationNumber;
+use serde_json::{Map, Value, json};
+
+use crate::{Agent, AgentConfig, Error, Grant, License, RegistrationForm};
+
+/// The licet agent: license checks for a vendor's program on this machine.
+#[derive(Debug, Parser)]
+#[command(name = "licet-agent", version, about)]
+pub struct Cli {
+    /// The license server.
+    #[arg(long, env = "LICET_SERVER", default_value = "http://127.0.0.1:8080", global = true)]
+    server: String,
+    /// Where the cache lives (default: ~/.licet).
+    #[arg(long, env = "LICET_DATA_DIR", global = true)]
+    data_dir: Option<PathBuf>,
+    /// The vendor's public key (64 hex characters); repeatable.
+    #[arg(long = "trusted-key", env = "LICET_TRUSTED_KEYS", value_delimiter = ',', global = true)]
+    trusted_keys: Vec<String>,
+    /// A CA certificate (PEM) to trust for https instead of the public roots.
+    #[arg(long, env = "LICET_CA_CERT", global = true)]
+    ca_cert: Option<PathBuf>,
+    /// Print one JSON object.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Register a new account from this host (starts a trial).
+    Register {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        org: String,
+        #[arg(long)]
+        contact: Option<String>,
+        #[arg(long)]
+        phone: Option<String>,
+        #[arg(long)]
+        product: String,
+    },
+    /// Enter the account's registration number on this host.
+    SetNumber { number: String },
+    /// Start the account's trial of a product on this host.
+    Trial {
+        #[arg(long)]
+        product: String,
+    },
+    /// Redeem a coupon for the account.
+    Redeem { coupon: String },
+    /// Check the license of a product on this host.
+    Check {
+        #[arg(long)]
+        product: String,
+    },
+    /// The number (masked) and the cached licenses.
+    Status,
+    /// The account's licenses, from the server.
+    Licenses,
+    /// Print the cached token of a product.
+    Token {
+        #[arg(long)]
+        product: String,
+    },
+    /// The offline verdict on a token for this host.
+    Verify {
+        #[arg(long)]
+        token: String,
+        #[arg(long)]
+        product: String,
+    },
+    /// Free this host's seat for a product.
+    Deactivate {
+        #[arg(long)]
+        product: String,
+    },
+    /// Forget the number on this host (with --release, free its seats first).
+    Forget {
+        #[arg(long)]
+        release: bool,
+    },
+    /// This host's fingerprint components.
+    Fingerprint,
+}
+
+fn default_data_dir() -> PathBuf {
+    let home = std::env::var_os("LOCALAPPDATA").or_else(|| std::env::var_os("HOME")).unwrap_or_else(|| ".".into());
+    PathBuf::from(home).join(".licet")
+}
+
+/// What a command says on success: JSON fields and readable lines.
+struct Said {
+    fields: Map<String, Value>,
+    text: Vec<String>,
+}
+
+impl Said {
+    fn new() -> Said {
+        Said { fields: Map::new(), text: Vec::new() }
+    }
+    fn field(mut self, name: &str, value: Value) -> Said {
+        self.fields.insert(name.to_owned(), value);
+        self
+    }
+    fn line(mut self, line: impl Into<String>) -> Said {
+        self.text.push(line.into());
+        self
+    }
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> Value {
+    serde_json::to_value(value).unwrap_or(Value::Null)
+}
+
+fn describe_license(l: &License) -> String {
+    let end = l.expires_at.map_or("perpetual".to_owned(), |t| format!("until {}", t.format("%Y-%m-%d %H:%M UTC")));
+    format!("{} {} ({} of {} seats used), {}", l.product, l.kind.as_str(), l.seats_used, l.seats, end)
+}
+
+fn grant_fields(g: &Grant) -> Said {
+    let end = g.expires_at.map_or("perpetual".to_owned(), |t| format!("term until {}", t.format("%Y-%m-%d %H:%M UTC")));
+    let mut said = Said::new().line(format!(
+        "{}: licensed ({}, {}), offline until {}, from the {}",
+        g.product,
+        g.kind.as_str(),
+        end,
+        g.lease_until.format("%Y-%m-%d %H:%M UTC"),
+        if g.source == crate::Source::Server { "server" } else { "cache" }
+    ));
+    if let Value::Object(map) = to_json(g) {
+        said.fields.extend(map);
+    }
+    said
+}
+
+fn execute(cli: Cli) -> Result<Said, Error> {
+    let mut config = AgentConfig::new(cli.server, cli.data_dir.unwrap_or_else(default_data_dir));
+    config.trusted_keys = cli.trusted_keys.into_iter().map(|k| k.trim().to_owned()).filter(|k| !k.is_empty()).collect();
+    config.ca_cert = cli.ca_cert;
+    // Local format checks come before anything else, network and configuration included.
+    match &cli.command {
+        Command::SetNumber { number } => {
+            RegistrationNumber::parse(number)?;
+        }
+        Command::Redeem { coupon } => {
+            licet_core::CouponCode::parse(coupon)?;
+        }
+        _ => {}
+    }
+    let agent = Agent::new(config)?;
+    let said = match cli.command {
+        Command::Register { email, org, contact, phone, product } => {
+            let form = RegistrationForm { email, organization: org, contact, phone, product };
+            let (number, license) = agent.register(&form)?;
+            Said::new()
+                .field("registration_number", json!(number))
+                .field("license", to_json(&license))
+                .line(format!("registered; your registration number is {number} (it was also e-mailed to you)"))
+                .line(describe_license(&license))
+        }
+        Command::SetNumber { number } => {
+            let licenses = agent.set_number(&number)?;
+            let mut said = Said::new().field("licenses", to_json(&licenses)).line("number stored");
+            for l in &licenses {
+                said = said.line(describe_license(l));
+            }
+            said
+        }
+        Command::Trial { product } => {
+            let license = agent.trial(&product)?;
+            Said::new().field("license", to_json(&license)).line(describe_license(&license))
+        }
+        Command::Redeem { coupon } => {
+            let license = agent.redeem(&coupon)?;
+            Said::new().field("license", to_json(&license)).line(describe_license(&license))
+        }
+        Command::Check { product } => grant_fields(&agent.check(&product)?),
+        Command::Verify { token, product } => grant_fields(&agent.verify(&token, &product)?),
+        Command::Status => {
+            let number = agent.number()?;
+            let masked = number.as_deref().and_then(|n| RegistrationNumber::parse(n).ok()).map(|n| n.masked());
+            let mut said = Said::new()
+                .field("registration_number", json!(masked))
+                .line(format!("registration number: {}", masked.as_deref().unwrap_or("none")));
+            let mut products = Vec::new();
+            for (product, verdict) in agent.cached_products()? {
+                match verdict {
+                    Ok(g) => {
+                        let g = grant_fields(&g);
+                        said.text.extend(g.text);
+                        products.push(Value::Object(g.fields));
+                    }
+                    Err(e) => {
+                        said.text.push(format!("{product}: {} ({} {})", e, e.code().number(), e.code().name()));
+                        products.push(json!({"product": product, "code": e.code().number(), "name": e.code().name(), "message": e.to_string()}));
+                    }
+                }
+            }
+            said.field("products", Value::Array(products))
+        }
+        Command::Licenses => {
+            let licenses = agent.licenses()?;
+            let mut said = Said::new().field("licenses", to_json(&licenses));
+            for l in &licenses {
+                said = said.line(describe_license(l));
+            }
+            said
+        }
+        Command::Token { product } => {
+            let token = agent.token(&product)?;
+            Said::new().field("token", json!(token)).line(token)
+        }
+        Command::Deactivate { product } => {
+            agent.deactivate(&product)?;
+            Said::new().line(format!("{product}: this host's seat is free"))
+        }
+        Command::Forget { release } => {
+            agent.forget(release)?;
+            Said::new().line("the registration number and cached licenses were removed from this host")
+        }
+        Command::Fingerprint => {
+            let components = agent.fingerprint().components();
+            let mut said = Said::new().field("components", to_json(components));
+            for (k, v) in components {
+                said = said.line(format!("{k}: {v}"));
+            }
+            said
+        }
+    };
+    if let Some(warning) = agent.take_warning() {
+        eprintln!("warning: {warning}");
+    }
+    Ok(said)
+}
+
+/// Runs the command line: prints the outcome and returns exit code 0 (ok) or 1 (refused).
+pub fn run(cli: Cli) -> ExitCode {
+    let json = cli.json;
+    let outcome = execute(cli);
+    let mut out = std::io::stdout().lock();
+    let written = match &outcome {
+        Ok(said) if json => {
+            let mut fields = Map::new();
+            fields.insert("ok".into(), json!(true));
+            fields.extend(said.fields.clone());
+            writeln!(out, "{}", Value::Object(fields))
+        }
+        Ok(said) => said.text.iter().try_for_each(|l| writeln!(out, "{l}")),
+        Err(e) if json => writeln!(
+            out,
+            "{}",
+            json!({"ok": false, "code": e.code().number(), "name": e.code().name(), "message": e.to_string()})
+        ),
+        Err(e) => {
+            drop(out);
+            writeln!(std::io::stderr(), "error {} {}: {e}", e.code().number(), e.code().name())
+        }
+    };
+    match (outcome, written) {
+        (Ok(_), Ok(())) => ExitCode::SUCCESS,
+        _ => ExitCode::from(1),
+    }
+}

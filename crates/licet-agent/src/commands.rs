@@ -1,0 +1,115 @@
+//! The agent's commands that talk to the server: register, enter a number, trial, coupons,
+//! deactivation, forgetting, listing licenses.
+
+use licet_core::{Code, CouponCode, RegistrationNumber};
+use serde_json::{Value, json};
+
+use crate::agent::{Agent, License};
+use crate::error::Error;
+
+/// What a customer fills in to register.
+#[derive(Clone, Debug, Default)]
+pub struct RegistrationForm {
+    /// E-mail; the number is mailed there.
+    pub email: String,
+    /// Organisation.
+    pub organization: String,
+    /// Contact person.
+    pub contact: Option<String>,
+    /// Phone.
+    pub phone: Option<String>,
+    /// The product to try.
+    pub product: String,
+}
+
+fn license(value: &Value) -> Result<License, Error> {
+    serde_json::from_value(value.clone())
+        .map_err(|e| Error::Internal(format!("the server sent an unreadable license: {e}")))
+}
+
+impl Agent {
+    fn require_number(&self, missing: Code) -> Result<String, Error> {
+        self.number()?.ok_or(Error::local(missing))
+    }
+
+    /// Registers a new account from this host: its number is stored and its trial's token
+    /// cached. Returns the number (in full) and the trial.
+    pub fn register(&self, form: &RegistrationForm) -> Result<(String, License), Error> {
+        let body = json!({"email": form.email, "organization": form.organization, "contact": form.contact,
+                          "phone": form.phone, "product": form.product, "host": self.host_json()});
+        let answer = self.client().call("/v1/register", None, Some(&body))?;
+        let number = answer["registration_number"].as_str().unwrap_or_default().to_owned();
+        RegistrationNumber::parse(&number).map_err(|_| Error::Internal("the server sent a malformed number".into()))?;
+        self.store_number(Some(&number))?;
+        self.accept_token(&form.product, answer["token"].as_str().unwrap_or_default())?;
+        Ok((number, license(&answer["license"])?))
+    }
+
+    /// Enters a registration number: its format is checked here (1002 without any network
+    /// call), then the server is asked; an unknown number is 1002 and nothing is stored.
+    pub fn set_number(&self, number: &str) -> Result<Vec<License>, Error> {
+        let parsed = RegistrationNumber::parse(number)?;
+        let canonical = parsed.to_string();
+        let licenses = self.licenses_of(&canonical).map_err(|e| match e.code() {
+            Code::Unauthorized => Error::Server {
+                code: Code::InvalidRegistrationNumber,
+                message: Code::InvalidRegistrationNumber.message().into(),
+            },
+            _ => e,
+        })?;
+        self.store_number(Some(&canonical))?;
+        Ok(licenses)
+    }
+
+    fn licenses_of(&self, number: &str) -> Result<Vec<License>, Error> {
+        let view = self.client().call("/v1/account", Some(number), None)?;
+        view["licenses"].as_array().map(|ls| ls.iter().map(license).collect()).unwrap_or_else(|| Ok(Vec::new()))
+    }
+
+    /// The account's licenses, from the server (3005 without a number).
+    pub fn licenses(&self) -> Result<Vec<License>, Error> {
+        self.licenses_of(&self.require_number(Code::NotActivated)?)
+    }
+
+    /// Starts the account's trial of `product` on this host (1006 if it was used).
+    pub fn trial(&self, product: &str) -> Result<License, Error> {
+        let number = self.require_number(Code::NotActivated)?;
+        let body = json!({"registration_number": number, "product": product, "host": self.host_json()});
+        let answer = self.client().call("/v1/trial", None, Some(&body))?;
+        self.accept_token(product, answer["token"].as_str().unwrap_or_default())?;
+        license(&answer["license"])
+    }
+
+    /// Redeems a coupon: a number must be entered first (1003) and the coupon well-formed
+    /// (1004) — both checked before any network call.
+    pub fn redeem(&self, coupon: &str) -> Result<License, Error> {
+        let number = self.require_number(Code::RegistrationNumberRequired)?;
+        let coupon = CouponCode::parse(coupon)?;
+        let body = json!({"registration_number": number, "coupon": coupon.to_string()});
+        let answer = self.client().call("/v1/redeem", None, Some(&body))?;
+        license(&answer["license"])
+    }
+
+    /// Frees this host's seat for `product` and deletes its token.
+    pub fn deactivate(&self, product: &str) -> Result<(), Error> {
+        let number = self.require_number(Code::NotActivated)?;
+        let body = json!({"registration_number": number, "product": product, "host": self.host_json()});
+        self.client().call("/v1/deactivate", None, Some(&body))?;
+        self.forget_token(product)
+    }
+
+    /// Forgets the number and every token on this host; with `release`, first frees the seats
+    /// this host holds (a seat the server no longer knows is not an error).
+    pub fn forget(&self, release: bool) -> Result<(), Error> {
+        if release && self.number()?.is_some() {
+            for (product, _) in self.cached_products()? {
+                match self.deactivate(&product) {
+                    Ok(()) => {}
+                    Err(e) if e.code() == Code::BindingNotFound => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        self.store_number(None)
+    }
+}

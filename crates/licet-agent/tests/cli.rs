@@ -1,0 +1,251 @@
+//! The agent against a real `licet-server` process: online, offline, outages, clocks, hosts.
+
+mod common;
+
+use common::{Host, PRODUCT, Server, hours_from_now, ok, refused};
+use serde_json::json;
+
+fn setup() -> (tempfile::TempDir, Server) {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start(&tmp.path().join("server"), "127.0.0.1:0", &[]);
+    (tmp, server)
+}
+
+fn register(host: &Host, email: &str) -> String {
+    let body = ok(host.run(&["register", "--email", email, "--org", "Romashka", "--product", PRODUCT]));
+    assert_eq!(body["license"]["kind"], "trial");
+    body["registration_number"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn register_check_status_licenses_token_fingerprint() {
+    let (tmp, server) = setup();
+    let a = Host::new(tmp.path().join("a"), "a", &server);
+    refused(a.check(), 3005);
+    let status = ok(a.run(&["status"]));
+    assert_eq!(status["registration_number"], serde_json::Value::Null);
+    let number = register(&a, "a@example.com");
+    assert!(number.starts_with("LICET-"));
+
+    let check = ok(a.check());
+    assert_eq!(check["product"], PRODUCT);
+    assert_eq!(check["kind"], "trial");
+    assert_eq!(check["source"], "cache", "a fresh token answers without the server");
+    assert!(check["expires_at"].is_string() && check["lease_until"].is_string());
+
+    let status = ok(a.run(&["status"]));
+    let masked = status["registration_number"].as_str().unwrap();
+    assert!(masked.contains("*****") && masked.ends_with(&number[number.len() - 5..]));
+    assert_eq!(status["products"][0]["product"], PRODUCT);
+    let licenses = ok(a.run(&["licenses"]));
+    assert_eq!(licenses["licenses"][0]["seats_used"], 1);
+    let token = ok(a.run(&["token", "--product", PRODUCT]))["token"].as_str().unwrap().to_owned();
+    let verified = ok(a.run(&["verify", "--token", &token, "--product", PRODUCT]));
+    assert_eq!(verified["kind"], "trial");
+    refused(a.run(&["token", "--product", "other"]), 3005);
+    let fp = ok(a.run(&["fingerprint"]));
+    assert_eq!(fp["components"]["mac"], "a-a");
+
+    // Older than half the lease: the next check asks the server.
+    let later = a.at(&hours_from_now(100));
+    assert_eq!(ok(later.check())["source"], "server");
+
+    // Entering the number on a second host lists the licenses; a trial is refused (used).
+    let b = Host::new(tmp.path().join("b"), "b", &server);
+    let set = ok(b.run(&["set-number", &number.to_lowercase()]));
+    assert_eq!(set["licenses"][0]["kind"], "trial");
+    refused(b.check(), 1051);
+    refused(b.run(&["trial", "--product", PRODUCT]), 1006);
+    // A coupon adds seats; b is then bound.
+    let coupon = server.coupon(2);
+    refused(Host::new(tmp.path().join("c"), "c", &server).run(&["redeem", &coupon]), 1003);
+    let redeemed = ok(b.run(&["redeem", &coupon]));
+    assert_eq!(redeemed["license"]["kind"], "perpetual");
+    assert_eq!(ok(b.check())["kind"], "perpetual");
+    // Deactivate frees the seat and drops the token; forget --release forgets the number.
+    ok(b.run(&["deactivate", "--product", PRODUCT]));
+    refused(b.run(&["token", "--product", PRODUCT]), 3005);
+    ok(b.check());
+    ok(b.run(&["forget", "--release"]));
+    assert_eq!(ok(b.run(&["status"]))["registration_number"], serde_json::Value::Null);
+    let view = server.get("/v1/account", &number);
+    assert_eq!(view["bindings"].as_array().unwrap().len(), 1, "b released its seat; a keeps its own");
+}
+
+#[test]
+fn checks_pass_from_the_cache_through_an_outage_until_the_lease_ends() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut server = Server::start(&tmp.path().join("server"), "127.0.0.1:0", &[]);
+    let port = server.port();
+    let a = Host::new(tmp.path().join("a"), "a", &server);
+    let number = register(&a, "a@example.com");
+    let coupon = server.coupon(1);
+    ok(a.run(&["redeem", &coupon]));
+    ok(a.at(&hours_from_now(1)).check());
+    server.kill();
+
+    // Within the week's lease: passes, from the cache, even when older than half the lease.
+    for h in [2, 50, 100, 166] {
+        let check = ok(a.at(&hours_from_now(h)).check());
+        assert_eq!(check["source"], "cache", "at +{h} h");
+    }
+    // Past the lease: 3003.
+    refused(a.at(&hours_from_now(170)).check(), 3003);
+    // A typo in the number is caught with the server unreachable.
+    let mut typo = number.clone().into_bytes();
+    typo[9] = if typo[9] == b'4' { b'5' } else { b'4' };
+    refused(a.run(&["set-number", std::str::from_utf8(&typo).unwrap()]), 1002);
+    refused(a.run(&["redeem", "LICETUPD-00000-00000-00000-00000"]), 1004);
+
+    // The server is back (same port, its clock moved to the agent's): passes again, online.
+    let server = Server::start(&tmp.path().join("server"), &format!("127.0.0.1:{port}"), &[]);
+    let later = hours_from_now(170);
+    server.set_clock(&later);
+    let check = ok(a.at(&later).check());
+    assert_eq!(check["source"], "server");
+    assert_eq!(check["kind"], "perpetual");
+}
+
+#[test]
+fn a_clock_set_back_is_refused_and_fixing_it_passes() {
+    let (tmp, server) = setup();
+    let a = Host::new(tmp.path().join("a"), "a", &server);
+    register(&a, "a@example.com");
+    ok(a.at(&hours_from_now(24)).check());
+    refused(a.at(&hours_from_now(0)).check(), 3004);
+    refused(a.at(&hours_from_now(-48)).check(), 3004);
+    ok(a.at(&hours_from_now(25)).check());
+}
+
+#[test]
+fn a_cache_copied_to_another_host_is_refused() {
+    let (tmp, mut server) = setup();
+    let a = Host::new(tmp.path().join("a"), "a", &server);
+    register(&a, "a@example.com");
+    // Copy a's cache to a machine with other hardware, cut off from the server.
+    let copy = tmp.path().join("copy");
+    std::fs::create_dir_all(copy.join("cache")).unwrap();
+    for entry in walk(&tmp.path().join("a/cache")) {
+        let rel = entry.strip_prefix(tmp.path().join("a/cache")).unwrap();
+        if rel.to_string_lossy() == "licet.lock" {
+            continue;
+        }
+        std::fs::create_dir_all(copy.join("cache").join(rel).parent().unwrap()).unwrap();
+        std::fs::copy(&entry, copy.join("cache").join(rel)).unwrap();
+    }
+    let thief = Host::new(copy, "x", &server);
+    server.kill();
+    refused(thief.check(), 3002);
+    // One changed component of three is still the same host.
+    let mut nic = thief.clone();
+    nic.fingerprint = "machine-id=m-a,mac=new,disk=d-a".into();
+    assert_eq!(ok(nic.check())["source"], "cache");
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() { out.extend(walk(&p)) } else { out.push(p) }
+    }
+    out
+}
+
+#[test]
+fn a_token_with_any_changed_character_is_refused() {
+    let (tmp, server) = setup();
+    let a = Host::new(tmp.path().join("a"), "a", &server);
+    register(&a, "a@example.com");
+    let token = ok(a.run(&["token", "--product", PRODUCT]))["token"].as_str().unwrap().to_owned();
+    ok(a.run(&["verify", "--token", &token, "--product", PRODUCT]));
+    refused(a.run(&["verify", "--token", &token, "--product", "other"]), 3001);
+    for i in 0..token.len() {
+        let mut changed = token.clone().into_bytes();
+        changed[i] = if changed[i] == b'A' { b'B' } else { b'A' };
+        refused(a.run(&["verify", "--token", std::str::from_utf8(&changed).unwrap(), "--product", PRODUCT]), 3001);
+    }
+}
+
+#[test]
+fn a_reset_host_loses_its_seat_and_token_at_its_next_refresh() {
+    let (tmp, server) = setup();
+    let a = Host::new(tmp.path().join("a"), "a", &server);
+    let number = register(&a, "a@example.com");
+    // The customer resets a's binding in the portal; b takes the seat.
+    let view = server.get("/v1/account", &number);
+    let binding = view["bindings"][0]["id"].as_str().unwrap();
+    let reset = server.post(&format!("/v1/bindings/{binding}/reset"), &number, json!({}));
+    assert_eq!(reset, json!({}));
+    let b = Host::new(tmp.path().join("b"), "b", &server);
+    ok(b.run(&["set-number", &number]));
+    assert_eq!(ok(b.check())["source"], "server");
+    // a's token is still fresh, so a check passes from the cache …
+    assert_eq!(ok(a.check())["source"], "cache");
+    // … until the refresh, which the server refuses: the token is gone.
+    refused(a.at(&hours_from_now(100)).check(), 1051);
+    refused(a.run(&["token", "--product", PRODUCT]), 3005);
+}
+
+#[test]
+fn two_programs_sharing_a_data_directory_both_get_answers() {
+    let (tmp, server) = setup();
+    let a = Host::new(tmp.path().join("a"), "a", &server);
+    register(&a, "a@example.com");
+    std::thread::scope(|s| {
+        for _ in 0..2 {
+            let a = &a;
+            s.spawn(move || {
+                for _ in 0..10 {
+                    ok(a.check());
+                    ok(a.run(&["status"]));
+                }
+            });
+        }
+    });
+}
+
+#[test]
+fn usage_errors_exit_2_and_missing_keys_are_refused() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_licet-agent")).args(["check"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_licet-agent"))
+        .args(["--json", "status"])
+        .env_remove("LICET_TRUSTED_KEYS")
+        .env("LICET_DATA_DIR", tempfile::tempdir().unwrap().path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let body: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(body["code"], 1001);
+}
+
+#[test]
+fn https_with_a_vendor_ca() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+    let (cert_path, key_path) = (tmp.path().join("cert.pem"), tmp.path().join("key.pem"));
+    std::fs::write(&cert_path, cert.cert.pem()).unwrap();
+    std::fs::write(&key_path, cert.signing_key.serialize_pem()).unwrap();
+    let server = Server::start_tls(&tmp.path().join("server"), &cert_path, &key_path);
+    assert!(server.url.starts_with("https://"));
+    let a = Host::new(tmp.path().join("a"), "a", &server);
+    // Without the vendor CA the server is not trusted: nothing to fall back on.
+    refused(a.run(&["register", "--email", "a@example.com", "--org", "O", "--product", PRODUCT]), 1011);
+    let body = ok(a.run(&[
+        "--ca-cert",
+        cert_path.to_str().unwrap(),
+        "register",
+        "--email",
+        "a@example.com",
+        "--org",
+        "O",
+        "--product",
+        PRODUCT,
+    ]));
+    assert_eq!(body["license"]["kind"], "trial");
+    let later = a.at(&hours_from_now(100));
+    assert_eq!(
+        ok(later.run(&["--ca-cert", cert_path.to_str().unwrap(), "check", "--product", PRODUCT]))["source"],
+        "server"
+    );
+}
