@@ -46,6 +46,10 @@ pub(crate) struct App {
     /// Bounds the commands in flight: the store runs them one at a time anyway, and a few
     /// dozen threads contending for its lock cost more than they gain in shared flushes.
     pub(crate) in_flight: tokio::sync::Semaphore,
+    /// Portal sessions.
+    pub(crate) sessions: crate::portal::Sessions,
+    /// Whether the server speaks TLS (portal cookies are then `Secure`).
+    pub(crate) tls: bool,
 }
 
 /// Commands in flight at once (see [`App::in_flight`]).
@@ -64,7 +68,7 @@ fn rate_limited(wait: u64) -> ApiError {
 
 impl App {
     /// Runs a ledger command durably on a blocking thread, at `now`.
-    async fn run<T: Send + 'static>(
+    pub(crate) async fn run<T: Send + 'static>(
         self: &Arc<Self>,
         now: DateTime<Utc>,
         mut command: impl FnMut(&Ledger, &mut Tx<'_>, DateTime<Utc>, &mut dyn Entropy) -> Result<T, Error> + Send + 'static,
@@ -152,6 +156,7 @@ pub(crate) fn router(app: AppState) -> Router {
         router = router.route("/v1/admin/clock", post(set_clock));
     }
     router
+        .merge(crate::portal::routes())
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(axum::middleware::from_fn(log_request))

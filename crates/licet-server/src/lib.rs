@@ -14,6 +14,7 @@ mod data_dir;
 mod error;
 mod extract;
 mod outbox;
+mod portal;
 mod ratelimit;
 mod server;
 mod wire;

@@ -101,6 +101,8 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
         limiter: RateLimiter::new(config.rate_limit),
         outbox: Outbox::new(dir.join("outbox"), &format!("licet@{}", loaded.vendor_prefix.to_lowercase())),
         in_flight: tokio::sync::Semaphore::new(crate::app::MAX_IN_FLIGHT),
+        sessions: crate::portal::Sessions::default(),
+        tls: config.tls.is_some(),
     });
     let listener =
         std::net::TcpListener::bind(&config.listen).with_context(|| format!("listening on {}", config.listen))?;

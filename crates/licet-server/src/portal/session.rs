@@ -1,0 +1,119 @@
+//! Portal sessions: an unguessable id in an `HttpOnly`, `SameSite=Strict` cookie (`Secure`
+//! behind TLS), kept server-side with the credential it was opened with and a CSRF token that
+//! changes after every form it accepts — so a forged post has no token and a replayed one an
+//! old token.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use subtle::ConstantTimeEq;
+
+/// A session ends after this long without a request.
+pub(crate) const IDLE: Duration = Duration::from_secs(30 * 60);
+/// The session cookie's name.
+pub(crate) const COOKIE: &str = "licet_session";
+/// The login form's double-submit cookie.
+pub(crate) const LOGIN_COOKIE: &str = "licet_login";
+
+/// 32 random bytes as hex.
+pub(crate) fn random_token() -> String {
+    let mut bytes = [0u8; 32];
+    // The portal cannot run without unguessable ids; there is no fallback.
+    getrandom::fill(&mut bytes).expect("the operating system's random source must work");
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Constant-time equality of two tokens.
+pub(crate) fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct Session {
+    /// The registration number or redeemed coupon the customer logged in with.
+    pub(crate) credential: String,
+    /// The token the next form must carry.
+    pub(crate) csrf: String,
+    /// A message for the next page (e.g. "binding reset").
+    pub(crate) flash: Option<String>,
+    expires: Instant,
+}
+
+/// All open sessions.
+#[derive(Debug, Default)]
+pub(crate) struct Sessions {
+    map: Mutex<HashMap<String, Session>>,
+}
+
+impl Sessions {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Session>> {
+        self.map.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Opens a session; returns its id.
+    pub(crate) fn open(&self, credential: String) -> String {
+        let id = random_token();
+        let mut map = self.lock();
+        let now = Instant::now();
+        map.retain(|_, s| s.expires > now);
+        map.insert(id.clone(), Session { credential, csrf: random_token(), flash: None, expires: now + IDLE });
+        id
+    }
+
+    /// The live session `id`, its idle timer restarted.
+    pub(crate) fn get(&self, id: &str) -> Option<Session> {
+        let mut map = self.lock();
+        let session = map.get_mut(id)?;
+        if session.expires <= Instant::now() {
+            map.remove(id);
+            return None;
+        }
+        session.expires = Instant::now() + IDLE;
+        Some(session.clone())
+    }
+
+    /// Accepts a form's CSRF token: it must be the session's current one; it is then replaced,
+    /// so the same form cannot be posted twice.
+    pub(crate) fn accept(&self, id: &str, csrf: &str) -> Option<Session> {
+        let mut map = self.lock();
+        let session = map.get_mut(id).filter(|s| s.expires > Instant::now())?;
+        if !same(&session.csrf, csrf) {
+            return None;
+        }
+        session.csrf = random_token();
+        Some(session.clone())
+    }
+
+    /// Sets or takes the flash message.
+    pub(crate) fn flash(&self, id: &str, message: Option<String>) -> Option<String> {
+        let mut map = self.lock();
+        let session = map.get_mut(id)?;
+        std::mem::replace(&mut session.flash, message)
+    }
+
+    /// Ends a session.
+    pub(crate) fn close(&self, id: &str) {
+        self.lock().remove(id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csrf_tokens_are_single_use() {
+        let sessions = Sessions::default();
+        let id = sessions.open("LICET-…".into());
+        let csrf = sessions.get(&id).unwrap().csrf;
+        assert!(sessions.accept(&id, "forged").is_none());
+        assert!(sessions.accept(&id, &csrf).is_some());
+        assert!(sessions.accept(&id, &csrf).is_none(), "a replayed form is refused");
+        assert!(sessions.accept("no-such-session", &csrf).is_none());
+        sessions.close(&id);
+        assert!(sessions.get(&id).is_none());
+        assert_eq!(random_token().len(), 64);
+        assert_ne!(random_token(), random_token());
+    }
+}

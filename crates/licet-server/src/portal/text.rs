@@ -1,0 +1,178 @@
+//! The portal's words in Russian and English.
+
+/// A language of the portal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Lang {
+    Ru,
+    En,
+}
+
+impl Lang {
+    pub(crate) fn code(self) -> &'static str {
+        match self {
+            Lang::Ru => "ru",
+            Lang::En => "en",
+        }
+    }
+
+    pub(crate) fn parse(code: &str) -> Option<Lang> {
+        match code {
+            "ru" => Some(Lang::Ru),
+            "en" => Some(Lang::En),
+            _ => None,
+        }
+    }
+
+    /// From `Accept-Language`: the first of `ru`/`en` by preference; Russian when neither is
+    /// named (the first customers read Russian).
+    pub(crate) fn from_accept_language(header: &str) -> Lang {
+        let mut best: Option<(f32, Lang)> = None;
+        for part in header.split(',') {
+            let mut pieces = part.split(';');
+            let tag = pieces.next().unwrap_or("").trim().to_ascii_lowercase();
+            let q = pieces.find_map(|p| p.trim().strip_prefix("q=").and_then(|q| q.parse::<f32>().ok())).unwrap_or(1.0);
+            let lang = match tag.split('-').next() {
+                Some("ru") => Lang::Ru,
+                Some("en") => Lang::En,
+                _ => continue,
+            };
+            if best.is_none_or(|(bq, _)| q > bq) {
+                best = Some((q, lang));
+            }
+        }
+        best.map_or(Lang::Ru, |(_, l)| l)
+    }
+}
+
+/// Every phrase of the portal.
+pub(crate) struct Text {
+    pub(crate) title: &'static str,
+    pub(crate) login_heading: &'static str,
+    pub(crate) login_hint: &'static str,
+    pub(crate) credential: &'static str,
+    pub(crate) login: &'static str,
+    pub(crate) logout: &'static str,
+    pub(crate) bad_credential: &'static str,
+    pub(crate) rate_limited: &'static str,
+    pub(crate) forged: &'static str,
+    pub(crate) number: &'static str,
+    pub(crate) licenses: &'static str,
+    pub(crate) product: &'static str,
+    pub(crate) kind: &'static str,
+    pub(crate) seats: &'static str,
+    pub(crate) expires: &'static str,
+    pub(crate) perpetual: &'static str,
+    pub(crate) trial: &'static str,
+    pub(crate) subscription: &'static str,
+    pub(crate) perpetual_kind: &'static str,
+    pub(crate) bindings: &'static str,
+    pub(crate) no_bindings: &'static str,
+    pub(crate) host: &'static str,
+    pub(crate) os: &'static str,
+    pub(crate) bound_since: &'static str,
+    pub(crate) last_seen: &'static str,
+    pub(crate) info: &'static str,
+    pub(crate) reset: &'static str,
+    pub(crate) confirm_heading: &'static str,
+    pub(crate) confirm_text: &'static str,
+    pub(crate) cancel: &'static str,
+    pub(crate) was_reset: &'static str,
+    pub(crate) not_found: &'static str,
+    pub(crate) component: &'static str,
+    pub(crate) value: &'static str,
+}
+
+const RU: Text = Text {
+    title: "Лицензии",
+    login_heading: "Вход в личный кабинет",
+    login_hint: "Введите регистрационный номер или активированный купон.",
+    credential: "Регистрационный номер или купон",
+    login: "Войти",
+    logout: "Выйти",
+    bad_credential: "Неверный регистрационный номер или купон.",
+    rate_limited: "Слишком много попыток. Повторите позже.",
+    forged: "Форма устарела или подделана. Обновите страницу и повторите.",
+    number: "Регистрационный номер",
+    licenses: "Лицензии",
+    product: "Продукт",
+    kind: "Тип",
+    seats: "Занято мест",
+    expires: "Действует до",
+    perpetual: "бессрочно",
+    trial: "пробная",
+    subscription: "подписка",
+    perpetual_kind: "бессрочная",
+    bindings: "Привязки лицензий к хостам",
+    no_bindings: "Нет привязанных хостов.",
+    host: "Хост",
+    os: "ОС",
+    bound_since: "Привязан с",
+    last_seen: "Последняя проверка",
+    info: "Инфо",
+    reset: "Сбросить",
+    confirm_heading: "Сбросить привязку?",
+    confirm_text: "Хост потеряет лицензию при следующей проверке, место освободится для другого хоста.",
+    cancel: "Отмена",
+    was_reset: "Привязка сброшена, место свободно.",
+    not_found: "Привязка не найдена.",
+    component: "Компонент",
+    value: "Значение (хеш)",
+};
+
+const EN: Text = Text {
+    title: "Licenses",
+    login_heading: "Sign in to your account",
+    login_hint: "Enter your registration number or a coupon you have redeemed.",
+    credential: "Registration number or coupon",
+    login: "Sign in",
+    logout: "Sign out",
+    bad_credential: "Wrong registration number or coupon.",
+    rate_limited: "Too many attempts. Try again later.",
+    forged: "The form expired or was forged. Reload the page and try again.",
+    number: "Registration number",
+    licenses: "Licenses",
+    product: "Product",
+    kind: "Kind",
+    seats: "Seats used",
+    expires: "Valid until",
+    perpetual: "perpetual",
+    trial: "trial",
+    subscription: "subscription",
+    perpetual_kind: "perpetual",
+    bindings: "License bindings to hosts",
+    no_bindings: "No hosts are bound.",
+    host: "Host",
+    os: "OS",
+    bound_since: "Bound since",
+    last_seen: "Last seen",
+    info: "Info",
+    reset: "Reset",
+    confirm_heading: "Reset this binding?",
+    confirm_text: "The host loses its license at its next check and the seat is free for another host.",
+    cancel: "Cancel",
+    was_reset: "The binding was reset; the seat is free.",
+    not_found: "No such binding.",
+    component: "Component",
+    value: "Value (hash)",
+};
+
+pub(crate) fn text(lang: Lang) -> &'static Text {
+    match lang {
+        Lang::Ru => &RU,
+        Lang::En => &EN,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accept_language_picks_the_preferred_of_ours() {
+        assert_eq!(Lang::from_accept_language("en-US,en;q=0.9,ru;q=0.8"), Lang::En);
+        assert_eq!(Lang::from_accept_language("ru-RU,ru;q=0.9,en;q=0.8"), Lang::Ru);
+        assert_eq!(Lang::from_accept_language("de;q=1.0, en;q=0.5"), Lang::En);
+        assert_eq!(Lang::from_accept_language("fr"), Lang::Ru);
+        assert_eq!(Lang::from_accept_language(""), Lang::Ru);
+    }
+}

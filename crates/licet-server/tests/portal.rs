@@ -1,0 +1,185 @@
+//! The customer portal in a real browser: headless Chromium from Debian's packages, driven over
+//! WebDriver (chromedriver) by fantoccini. Screenshots go to `target/portal-screenshots/`.
+//!
+//! Without `chromedriver` on the machine the test says so and stops, unless
+//! `LICET_REQUIRE_BROWSER` is set (as `.ci/run` does after installing it): then it fails.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::start;
+use fantoccini::{ClientBuilder, Locator};
+use serde_json::json;
+
+struct Driver(Child);
+
+/// Finds an element, waiting up to 10 s for it (pages load after a click asynchronously).
+async fn find(
+    c: &fantoccini::Client,
+    locator: Locator<'_>,
+) -> Result<fantoccini::elements::Element, fantoccini::error::CmdError> {
+    c.wait().at_most(Duration::from_secs(10)).for_element(locator).await
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn chromedriver() -> Option<String> {
+    ["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"]
+        .iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .map(|p| p.to_string())
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn screenshots() -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/portal-screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn the_portal_in_a_real_browser() {
+    let Some(driver_bin) = chromedriver() else {
+        assert!(std::env::var_os("LICET_REQUIRE_BROWSER").is_none(), "chromedriver is required but not installed");
+        eprintln!("SKIPPED: chromedriver is not installed (apt-get install -y chromium chromium-driver)");
+        return;
+    };
+    let s = start(&["--rate-limit", "50"]);
+    let (_, reg) = s.register("portal@example.com", "office");
+    let number = reg["registration_number"].as_str().unwrap().to_owned();
+    let coupon = s.coupons(1, 2).remove(0);
+    assert_eq!(s.post("/v1/redeem", json!({"registration_number": number, "coupon": coupon})).0, 200);
+    assert_eq!(s.activate(&number, "laptop").0, 200);
+    assert_eq!(s.activate(&number, "warehouse").0, 200);
+    assert_eq!(s.activate(&number, "reception").0, 409, "every seat is bound");
+
+    let port = free_port();
+    let _driver = Driver(
+        Command::new(driver_bin)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let profile = tempfile::tempdir().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "goog:chromeOptions".into(),
+            json!({"binary": "/usr/bin/chromium", "args": [
+                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync", "--disable-quic",
+                "--window-size=1280,900", format!("--user-data-dir={}", profile.path().display())]}),
+        );
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        let c = ClientBuilder::new(connector)
+            .capabilities(caps)
+            .connect(&format!("http://127.0.0.1:{port}"))
+            .await
+            .expect("chromedriver starts a headless Chromium");
+        let url = s.url.clone();
+        let shots = screenshots();
+        let css = |sel: &'static str| Locator::Css(sel);
+
+        // The login page, in English.
+        c.goto(&format!("{url}/?lang=en")).await.unwrap();
+        assert!(c.source().await.unwrap().contains("Sign in to your account"));
+        std::fs::write(shots.join("login.png"), c.screenshot().await.unwrap()).unwrap();
+
+        // A wrong number shows an error.
+        find(&c, css("#credential")).await.unwrap().send_keys("LICET-00000-00000-00000-00000").await.unwrap();
+        find(&c, css("#login")).await.unwrap().click().await.unwrap();
+        let error = find(&c, css("#error")).await.unwrap().text().await.unwrap();
+        assert!(error.contains("Wrong registration number"), "{error}");
+
+        // Log in with the number: the bindings are there.
+        find(&c, css("#credential")).await.unwrap().send_keys(&number).await.unwrap();
+        find(&c, css("#login")).await.unwrap().click().await.unwrap();
+        assert_eq!(find(&c, css("#organization")).await.unwrap().text().await.unwrap(), "Org");
+        let shown = find(&c, css("#number")).await.unwrap().text().await.unwrap();
+        assert!(shown.starts_with("LICET-*****") && shown.ends_with(&number[number.len() - 5..]), "{shown}");
+        assert!(!c.source().await.unwrap().contains(&number), "the full number never appears on the page");
+        let rows = c.find_all(css("tr.binding")).await.unwrap();
+        assert_eq!(rows.len(), 3);
+        let page = c.source().await.unwrap();
+        for host in ["office", "laptop", "warehouse"] {
+            assert!(page.contains(&format!("<td>{host}</td>")), "{host} listed");
+        }
+        std::fs::write(shots.join("bindings.png"), c.screenshot().await.unwrap()).unwrap();
+
+        // Info shows the fingerprint's components.
+        let laptop_row = find(&c, Locator::XPath("//tr[td='laptop']")).await.unwrap();
+        laptop_row.find(css("details summary")).await.unwrap().click().await.unwrap();
+        let info = laptop_row.find(css("details table")).await.unwrap().text().await.unwrap();
+        assert!(info.contains("m-laptop") && info.contains("a-laptop") && info.contains("d-laptop"), "{info}");
+        std::fs::write(shots.join("info.png"), c.screenshot().await.unwrap()).unwrap();
+
+        // A post without the CSRF token is refused, and changes nothing.
+        let warehouse_row = find(&c, Locator::XPath("//tr[td='warehouse']")).await.unwrap();
+        warehouse_row.find(css("a.button")).await.unwrap().click().await.unwrap();
+        find(&c, css("#confirm")).await.unwrap();
+        assert!(c.source().await.unwrap().contains("Reset this binding?"));
+        c.execute("document.querySelector('form[action^=\"/reset\"] input[name=csrf]').remove()", vec![])
+            .await
+            .unwrap();
+        find(&c, css("#confirm")).await.unwrap().click().await.unwrap();
+        assert!(find(&c, css("#error")).await.unwrap().text().await.unwrap().contains("forged"));
+        c.goto(&url).await.unwrap();
+        assert_eq!(c.find_all(css("tr.binding")).await.unwrap().len(), 3);
+
+        // Reset asks for confirmation, then the binding is gone and the seat free.
+        let warehouse_row = find(&c, Locator::XPath("//tr[td='warehouse']")).await.unwrap();
+        warehouse_row.find(css("a.button")).await.unwrap().click().await.unwrap();
+        std::fs::write(shots.join("confirm-reset.png"), c.screenshot().await.unwrap()).unwrap();
+        find(&c, css("#confirm")).await.unwrap().click().await.unwrap();
+        assert!(find(&c, css("#notice")).await.unwrap().text().await.unwrap().contains("reset"));
+        assert_eq!(c.find_all(css("tr.binding")).await.unwrap().len(), 2);
+        assert!(!c.source().await.unwrap().contains("<td>warehouse</td>"));
+        assert_eq!(s.activate(&number, "reception").0, 200, "the freed seat takes another host");
+
+        // Replaying the reset (the browser's back + resubmit) is refused: the token was used.
+        c.back().await.unwrap();
+        c.back().await.unwrap();
+        if c.find(css("#confirm")).await.is_ok() {
+            find(&c, css("#confirm")).await.unwrap().click().await.unwrap();
+            assert!(find(&c, css("#error")).await.unwrap().text().await.unwrap().contains("forged"));
+        }
+
+        // Log out: the session is over.
+        c.goto(&url).await.unwrap();
+        find(&c, css("#logout")).await.unwrap().click().await.unwrap();
+        find(&c, css("#credential")).await.unwrap();
+        assert!(c.source().await.unwrap().contains("Sign in to your account"));
+        c.goto(&url).await.unwrap();
+        assert!(find(&c, css("#login")).await.is_ok(), "logged out stays logged out");
+
+        // Log in with the redeemed coupon, in Russian.
+        c.goto(&format!("{url}/?lang=ru")).await.unwrap();
+        assert!(c.source().await.unwrap().contains("Вход в личный кабинет"));
+        find(&c, css("#credential")).await.unwrap().send_keys(&coupon).await.unwrap();
+        find(&c, css("#login")).await.unwrap().click().await.unwrap();
+        find(&c, css("#organization")).await.unwrap();
+        assert!(c.source().await.unwrap().contains("Привязки лицензий к хостам"));
+        assert_eq!(c.find_all(css("tr.binding")).await.unwrap().len(), 3);
+        std::fs::write(shots.join("bindings-ru.png"), c.screenshot().await.unwrap()).unwrap();
+        c.close().await.unwrap();
+    });
+}
