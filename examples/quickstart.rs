@@ -1,35 +1,52 @@
-//! The core's flows end to end on the embedded store, as a short story.
+//! licet end to end, in one process, as a short story.
 //!
-//! A vendor sets up a product and a signing key; two customer hosts register, check, redeem a
-//! coupon, run out of seats, free one, and keep working offline from a signed token until the
-//! lease ends. Everything lives in a temporary directory that is removed at the end.
+//! A license server starts on 127.0.0.1:0 over the embedded store in a temporary directory.
+//! Two customer hosts (agents with their own caches and fingerprints) register, check, redeem a
+//! coupon; a third host finds every seat taken; the customer resets a binding; the server goes
+//! down and the hosts keep working from their signed tokens. Everything is removed at the end.
 //!
 //! `cargo run --release --example quickstart`
 
 use std::process::ExitCode;
 
-use chrono::{DateTime, Duration, Utc};
-use licet::core::{
-    Code, CouponBatch, Entropy, Error, Fingerprint, Host, Ledger, ProductSettings, Registration, SeededEntropy,
-    TokenSigner, TrustedKeys, verdict,
-};
-use licet::store::{SledStore, StoreExt};
+use chrono::{Duration, Utc};
+use licet::agent::{Agent, AgentConfig, RegistrationForm, Source};
+use licet::core::Fingerprint;
+use licet::server::{Background, ServerConfig};
+use serde_json::{Value, json};
 
-fn host(name: &str, seed: &str) -> Host {
-    let secret = b"vendor fingerprint secret";
-    let fp = Fingerprint::new(
-        ["machine-id", "mac", "disk"].map(|c| (c, Fingerprint::keyed_value(secret, c, &format!("{seed}-{c}")))),
-    )
-    .expect("three components are a valid fingerprint");
-    Host::new(fp, name, "Linux").expect("short names are valid")
+type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
+
+struct Story {
+    step: u32,
 }
 
-fn step(n: &mut u32, text: impl std::fmt::Display) {
-    *n += 1;
-    println!("{n:>2}. {text}");
+impl Story {
+    fn say(&mut self, text: impl std::fmt::Display) {
+        self.step += 1;
+        println!("{:>2}. {text}", self.step);
+    }
 }
 
-fn refused(e: &Error) -> String {
+/// A customer host: its own cache directory and hardware.
+fn host(dir: &std::path::Path, name: &str, url: &str, key: &str, hours_later: i64) -> Result<Agent> {
+    let mut config = AgentConfig::new(url, dir.join(name)).trust(key);
+    config.fingerprint =
+        Some(Fingerprint::new(["machine-id", "mac", "disk"].map(|c| (c, format!("{name}-{c}-0123456789abcdef"))))?);
+    config.hostname = Some(name.to_owned());
+    config.now = Some(Utc::now() + Duration::hours(hours_later));
+    Ok(Agent::new(config)?)
+}
+
+fn admin(http: &ureq::Agent, method: &str, url: &str, token: &str, body: Value) -> Result<Value> {
+    let request = match method {
+        "PUT" => http.put(url),
+        _ => http.post(url),
+    };
+    Ok(request.header("Authorization", format!("Bearer {token}")).send_json(body)?.body_mut().read_json()?)
+}
+
+fn refused(e: &licet::agent::Error) -> String {
     format!("refused with {} {}", e.code().number(), e.code().name())
 }
 
@@ -43,154 +60,113 @@ fn main() -> ExitCode {
     }
 }
 
-fn run() -> Result<(), Box<dyn std::error::Error>> {
+fn run() -> Result<()> {
+    let mut story = Story { step: 0 };
     let dir = tempfile::tempdir()?;
-    let store = SledStore::open(dir.path().join("ledger"))?;
-    let ledger = Ledger::new("LICET")?;
-    // A real server draws these from the OS; the story is reproducible instead.
-    let mut rng = SeededEntropy::new(2026);
-    let mut secret = [0u8; 32];
-    rng.fill(&mut secret);
-    let signer = TokenSigner::from_secret(&secret);
-    let mut trusted = TrustedKeys::new();
-    trusted.add_hex(&signer.public_key_hex())?;
-    let mut now: DateTime<Utc> = "2026-12-01T09:00:00Z".parse()?;
-    let mut n = 0;
+    let mut config = ServerConfig::new(dir.path().join("server"));
+    config.listen = "127.0.0.1:0".into();
+    let server = Background::start(config)?;
+    let url = server.server().url.clone();
+    let key = server.server().public_key.clone();
+    let token = server.server().initialised.as_ref().ok_or("a new data directory is initialised")?.admin_token.clone();
+    story.say(format!("The vendor starts a license server at {url} (signing key {}…).", &key[..16]));
 
-    store.transact(|tx| {
-        ledger.upsert_product(
-            tx,
-            "call-journal",
-            &ProductSettings { name: Some("Call journal".into()), ..Default::default() },
-        )
-    })?;
-    step(&mut n, format!("The vendor creates product call-journal and signing key {}.", signer.kid()));
+    let http: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    admin(&http, "PUT", &format!("{url}/v1/admin/products/call-journal"), &token, json!({"name": "Call journal"}))?;
+    story.say("It creates the product call-journal: 30-day single-seat trials, a week's offline lease.");
 
-    let (office, laptop, third, fourth) =
-        (host("office-pc", "a"), host("laptop", "b"), host("warehouse", "c"), host("reception", "d"));
-    let reg = Registration {
+    let office = host(dir.path(), "office-pc", &url, &key, 0)?;
+    let form = RegistrationForm {
         email: "it@romashka.example".into(),
         organization: "Romashka LLC".into(),
-        contact: Some("Ivan".into()),
-        phone: None,
         product: "call-journal".into(),
-        host: office.clone(),
+        ..Default::default()
     };
-    let registered = store.transact(|tx| ledger.register(tx, now, &mut rng, &reg))?;
-    let number = registered.number.to_string();
-    step(
-        &mut n,
-        format!(
-            "office-pc registers: number {} (mailed to {}), a {}-day trial, seat 1 of 1.",
-            registered.number.masked(),
-            registered.mail.to,
-            30
-        ),
-    );
+    let (number, trial) = office.register(&form)?;
+    let masked = licet::core::RegistrationNumber::parse(&number)?.masked();
+    story.say(format!(
+        "office-pc registers: number {masked} (also e-mailed), a {} until {}.",
+        trial.kind.as_str(),
+        trial.expires_at.map(|t| t.format("%Y-%m-%d").to_string()).unwrap_or_default()
+    ));
+    let grant = office.check("call-journal")?;
+    story.say(format!("office-pc checks the license: ok, {} from its fresh token.", grant.kind.as_str()));
 
+    let laptop = host(dir.path(), "laptop", &url, &key, 0)?;
     let mut typo = number.clone().into_bytes();
     typo[8] = if typo[8] == b'X' { b'Y' } else { b'X' };
-    let typo = String::from_utf8(typo)?;
-    let e = licet::core::RegistrationNumber::parse(&typo).expect_err("the check symbols catch a typo");
-    step(&mut n, format!("laptop types the number with a typo: {} — caught locally.", refused(&e)));
+    let e = laptop.set_number(std::str::from_utf8(&typo)?).expect_err("the check symbols catch a typo");
+    story.say(format!("On laptop the number is typed with a typo: {} — caught without the server.", refused(&e)));
+    laptop.set_number(&number)?;
+    let e = laptop.check("call-journal").expect_err("the trial has one seat");
+    story.say(format!("Typed correctly, laptop checks: {} — the trial's only seat is office-pc's.", refused(&e)));
 
-    let e = store
-        .transact(|tx| ledger.activate(tx, now, &mut rng, &number, "call-journal", &laptop))
-        .expect_err("the trial has one seat");
-    step(&mut n, format!("laptop checks the license: {}; the trial's only seat is taken.", refused(&e)));
+    let coupons = admin(
+        &http,
+        "POST",
+        &format!("{url}/v1/admin/coupons"),
+        &token,
+        json!({"product": "call-journal", "count": 1, "seats": 2}),
+    )?;
+    let coupon = coupons["coupons"][0].as_str().ok_or("a coupon was issued")?;
+    let license = laptop.redeem(coupon)?;
+    story.say(format!(
+        "The customer buys a coupon and redeems it: a {} license for {} hosts.",
+        license.kind.as_str(),
+        license.seats
+    ));
+    let grant = laptop.check("call-journal")?;
+    story.say(format!("laptop checks again: bound to the {} license.", grant.kind.as_str()));
+    let office_later = host(dir.path(), "office-pc", &url, &key, 100)?;
+    let grant = office_later.check("call-journal")?;
+    story.say(format!(
+        "Four days later office-pc refreshes its token and moves from the trial to the {} license.",
+        grant.kind.as_str()
+    ));
 
-    let batch = CouponBatch { product: "call-journal".into(), count: 1, seats: 2, term_days: None };
-    let coupon = store.transact(|tx| ledger.issue_coupons(tx, now, &mut rng, &batch))?.remove(0);
-    let license = store.transact(|tx| ledger.redeem(tx, now, &mut rng, Some(&number), &coupon.to_string()))?;
-    step(
-        &mut n,
-        format!(
-            "The customer buys coupon {} and redeems it: a {} license for {} seats.",
-            coupon.masked(),
-            license.kind.as_str(),
-            license.seats
-        ),
-    );
+    let warehouse = host(dir.path(), "warehouse", &url, &key, 100)?;
+    warehouse.set_number(&number)?;
+    warehouse.check("call-journal")?;
+    let reception = host(dir.path(), "reception", &url, &key, 100)?;
+    reception.set_number(&number)?;
+    let e = reception.check("call-journal").expect_err("every seat is bound");
+    story.say(format!("warehouse takes the freed trial seat; reception checks: {}.", refused(&e)));
 
-    let grant = store.transact(|tx| ledger.activate(tx, now, &mut rng, &number, "call-journal", &office))?;
-    step(
-        &mut n,
-        format!("office-pc checks again and moves from the trial to the {} license.", grant.license.kind.as_str()),
-    );
-    let grant = store.transact(|tx| ledger.activate(tx, now, &mut rng, &number, "call-journal", &laptop))?;
-    let laptop_token = signer.issue(&grant, now);
-    step(
-        &mut n,
-        format!(
-            "laptop checks: bound, seat {} of {}; it caches a {}-character signed token.",
-            grant.seats_used,
-            grant.license.seats,
-            laptop_token.len()
-        ),
-    );
+    let account: Value = http
+        .get(format!("{url}/v1/account"))
+        .header("Authorization", format!("Bearer {number}"))
+        .call()?
+        .body_mut()
+        .read_json()?;
+    let binding = account["bindings"]
+        .as_array()
+        .and_then(|bs| bs.iter().find(|b| b["host"]["hostname"] == "warehouse"))
+        .and_then(|b| b["id"].as_str())
+        .ok_or("warehouse is bound")?;
+    http.post(format!("{url}/v1/bindings/{binding}/reset"))
+        .header("Authorization", format!("Bearer {number}"))
+        .send_json(json!({}))?;
+    let grant = reception.check("call-journal")?;
+    story.say(format!(
+        "In the portal the customer resets warehouse's binding; reception now gets the {} seat.",
+        grant.kind.as_str()
+    ));
 
-    let grant = store.transact(|tx| ledger.activate(tx, now, &mut rng, &number, "call-journal", &third))?;
-    step(
-        &mut n,
-        format!(
-            "warehouse checks: the paid seats are full, so it takes the freed {} seat.",
-            grant.license.kind.as_str()
-        ),
-    );
-    let e = store
-        .transact(|tx| ledger.activate(tx, now, &mut rng, &number, "call-journal", &fourth))
-        .expect_err("every seat is bound");
-    step(&mut n, format!("reception checks: {} — every seat is bound.", refused(&e)));
+    server.stop()?;
+    story.say("The license server goes down.");
+    let laptop_offline = host(dir.path(), "laptop", &url, &key, 24 * 5)?;
+    let grant = laptop_offline.check("call-journal")?;
+    assert_eq!(grant.source, Source::Cache);
+    story.say(format!(
+        "Five days later laptop still passes from its cached token (offline until {}).",
+        grant.lease_until.format("%Y-%m-%d %H:%M UTC")
+    ));
+    let laptop_too_late = host(dir.path(), "laptop", &url, &key, 24 * 8)?;
+    let e = laptop_too_late.check("call-journal").expect_err("the lease is a week");
+    story.say(format!("After eight days without the server: {} — time to reconnect.", refused(&e)));
 
-    let account = store.transact(|tx| ledger.authenticate(tx, &number))?;
-    let office_binding =
-        account.bindings.iter().find(|b| b.host.hostname == "office-pc").ok_or("office-pc is bound")?;
-    store.transact(|tx| ledger.reset(tx, &number, &office_binding.id))?;
-    let grant = store.transact(|tx| ledger.activate(tx, now, &mut rng, &number, "call-journal", &fourth))?;
-    step(
-        &mut n,
-        format!(
-            "In the portal the customer resets office-pc's binding; reception now gets a {} seat.",
-            grant.license.kind.as_str()
-        ),
-    );
-
-    let digest = laptop.fingerprint.digest();
-    let mut mark = None;
-    now += Duration::days(3);
-    let j = verdict(&trusted, &laptop_token, "call-journal", &digest, now, mark);
-    mark = j.high_water;
-    let ok = j.result?;
-    step(
-        &mut n,
-        format!(
-            "The server is down for 3 days; laptop keeps passing from its cached token (lease until {}).",
-            ok.lease_until.format("%Y-%m-%d %H:%M")
-        ),
-    );
-
-    let j = verdict(&trusted, &laptop_token, "call-journal", &digest, now - Duration::days(2), mark);
-    let e = j.result.expect_err("a clock set back is caught");
-    step(&mut n, format!("Somebody sets laptop's clock back two days: {}.", refused(&e)));
-
-    now += Duration::days(5);
-    let j = verdict(&trusted, &laptop_token, "call-journal", &digest, now, j.high_water);
-    let e = j.result.expect_err("the lease is a week");
-    assert_eq!(e.code(), Code::LeaseExpired);
-    step(&mut n, format!("After 8 days offline: {} — time to reach the server again.", refused(&e)));
-
-    let grant = store.transact(|tx| ledger.activate(tx, now, &mut rng, &number, "call-journal", &laptop))?;
-    let token = signer.issue(&grant, now);
-    verdict(&trusted, &token, "call-journal", &digest, now, None).result?;
-    step(&mut n, "The server is back: laptop refreshes its token and passes again.");
-
-    let mut forged = token.into_bytes();
-    forged[40] = if forged[40] == b'A' { b'B' } else { b'A' };
-    let e = trusted.verify(&String::from_utf8(forged)?).expect_err("a forged token is refused");
-    step(&mut n, format!("A token with one changed character: {}.", refused(&e)));
-
-    drop(store);
+    drop((office, office_later, laptop, laptop_offline, laptop_too_late, warehouse, reception));
     dir.close()?;
-    println!("Done: the temporary store is removed.");
+    println!("Done: the server is stopped and its temporary directory removed.");
     Ok(())
 }

@@ -2,10 +2,10 @@
 
 mod sim;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use chrono::Duration;
-use licet_core::{Account, Code, Host, Key, MemState, ProductSettings, codec};
+use licet_core::{Code, Host, ProductSettings};
 use proptest::prelude::*;
 use sim::{PRODUCT, Sim, host};
 
@@ -46,30 +46,10 @@ fn hosts() -> Vec<Host> {
         .collect()
 }
 
-fn accounts(state: &MemState) -> Vec<Account> {
-    state
-        .records()
-        .filter(|(k, _)| matches!(k, Key::Account(_)))
-        .map(|(_, v)| codec::decode::<Account>(v).expect("stored accounts decode"))
-        .collect()
-}
-
-fn check_invariants(state: &MemState) {
-    let accounts = accounts(state);
-    let mut emails = BTreeSet::new();
-    let mut license_ids = BTreeSet::new();
-    for a in &accounts {
-        assert!(emails.insert(a.email.to_lowercase()), "one e-mail, two accounts");
-        for l in &a.licenses {
-            assert!(a.seats_used(&l.id) <= l.seats, "license {} oversubscribed", l.id);
-            assert!(license_ids.insert(l.id.clone()), "license {} in two places", l.id);
-        }
-        for b in &a.bindings {
-            assert!(a.license(&b.license_id).is_some(), "binding to a missing license");
-        }
+fn check_invariants(state: &licet_core::MemState) {
+    if let Err(broken) = licet_core::check_invariants(state) {
+        panic!("invariant broken: {broken}");
     }
-    let email_index = state.records().filter(|(k, _)| matches!(k, Key::Email(_))).count();
-    assert_eq!(email_index, accounts.len());
 }
 
 proptest! {

@@ -31,7 +31,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
                 ApiError::invalid("the body could not be read")
             }
         })?;
-        serde_json::from_slice(&bytes).map(JsonBody).map_err(|e| ApiError::invalid(format!("malformed JSON: {e}")))
+        crate::wire::parse_json(&bytes).map(JsonBody)
     }
 }
 

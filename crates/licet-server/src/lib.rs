@@ -20,4 +20,5 @@ mod server;
 mod wire;
 
 pub use data_dir::{DataDirError, InitFacts};
-pub use server::{Running, ServerConfig, TlsFiles, init, start};
+pub use server::{Background, Running, ServerConfig, TlsFiles, init, start};
+pub use wire::{Endpoint, check_body};

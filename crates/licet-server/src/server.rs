@@ -140,3 +140,41 @@ impl Running {
         Ok(())
     }
 }
+
+/// A server running on its own tokio runtime, for programs without one (examples, tools,
+/// tests): start it, use its URL, stop it.
+pub struct Background {
+    running: Option<Running>,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl std::fmt::Debug for Background {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Background").field("running", &self.running).finish_non_exhaustive()
+    }
+}
+
+impl Background {
+    /// Starts a server with `config` on a new multi-threaded runtime.
+    pub fn start(config: ServerConfig) -> anyhow::Result<Background> {
+        let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+        let running = runtime.block_on(start(config))?;
+        Ok(Background { running: Some(running), runtime })
+    }
+
+    /// The running server.
+    pub fn server(&self) -> &Running {
+        self.running.as_ref().expect("a Background holds its server until stop")
+    }
+
+    /// Stops the server gracefully and flushes its store.
+    pub fn stop(mut self) -> anyhow::Result<()> {
+        match self.running.take() {
+            Some(running) => {
+                running.shutdown();
+                self.runtime.block_on(running.wait())
+            }
+            None => Ok(()),
+        }
+    }
+}
