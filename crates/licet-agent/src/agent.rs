@@ -130,22 +130,23 @@ fn is_definitive(code: Code) -> bool {
 
 impl Agent {
     /// An agent from `config`; reads `LICET_FINGERPRINT`, `LICET_HOSTNAME` and `LICET_NOW` for
-    /// what the config leaves unset. Needs at least one trusted key (1001).
+    /// what the config leaves unset. Without a trusted key every token is refused (3001), but
+    /// the offline commands (status, fingerprint) still work.
     pub fn new(config: AgentConfig) -> Result<Agent, Error> {
         let mut keys = TrustedKeys::new();
         for key in &config.trusted_keys {
             keys.add_hex(key)?;
         }
-        let Some(first_key) = config.trusted_keys.first() else {
-            return Err(Error::Local(licet_core::Error::InvalidInput {
-                field: "trusted_keys",
-                reason: "the vendor's public key is required (--trusted-key or LICET_TRUSTED_KEYS)".into(),
-            }));
+        // Without a vendor secret, the vendor's public key keys the hashes: fingerprints then
+        // differ per vendor, but anyone holding the key can test guesses of a component.
+        let secret = match (&config.fingerprint_secret, config.trusted_keys.first()) {
+            (Some(secret), _) => secret.clone(),
+            (None, Some(key)) => key.trim().to_lowercase().into_bytes(),
+            (None, None) => b"licet".to_vec(),
         };
         let fingerprint = match config.fingerprint {
             Some(f) => f,
-            // The vendor's key is the secret of the keyed hashes: fingerprints differ per vendor.
-            None => fingerprint::current(first_key.trim().to_lowercase().as_bytes())?,
+            None => fingerprint::current(&secret)?,
         };
         let hostname = config.hostname.unwrap_or_else(fingerprint::hostname);
         let host = Host::new(fingerprint, &hostname, &fingerprint::os())?;
@@ -231,13 +232,13 @@ impl Agent {
         let mut st = self.state()?;
         let local = self.judge_cached(&mut st, product, now);
         self.persist_high_water(&mut st)?;
-        match &local {
-            Some(Ok(g)) if now - g.issued_at <= (g.lease_until - g.issued_at) / 2 => {
-                return Ok(Grant::new(g.clone(), Source::Cache));
-            }
-            // Asking the server cannot fix a clock set back.
-            Some(Err(e)) if e.code() == Code::ClockTampered => return Err(Error::Local(e.clone())),
-            _ => {}
+        // A fresh, valid token answers. Anything else asks the server — a clock set back too:
+        // the server's time may show that it was the mark that was wrong (a clock once in the
+        // future), and a clock really set back is refused again against the new token.
+        if let Some(Ok(g)) = &local
+            && now - g.issued_at <= (g.lease_until - g.issued_at) / 2
+        {
+            return Ok(Grant::new(g.clone(), Source::Cache));
         }
         let from_cache = |local: Option<Result<TokenGrant, licet_core::Error>>, online: Error| match local {
             Some(Ok(g)) => Ok(Grant::new(g, Source::Cache)),
@@ -247,7 +248,7 @@ impl Agent {
         let Some(number) = st.number.clone() else {
             return from_cache(local, Error::local(Code::NotActivated));
         };
-        if st.offline_until.is_some_and(|t| Instant::now() < t) {
+        if local.is_some() && st.offline_until.is_some_and(|t| Instant::now() < t) {
             return from_cache(local, Error::Unreachable("the last attempt failed; retrying later".into()));
         }
         drop(st);
@@ -303,16 +304,14 @@ impl Agent {
     /// trusted time: the high-water mark is set to the token's issue time.
     pub(crate) fn accept_token(&self, product: &str, token: &str) -> Result<TokenGrant, Error> {
         let verified = self.keys.verify(token)?;
-        let issued = DateTime::from_timestamp(verified.claims().issued_at, 0);
-        let judgement = verified.judge(product, &self.digest, self.now(), issued);
         self.cache.put_token(&self.server, product, token)?;
-        if let Some(issued) = issued {
-            self.cache.reset_high_water(issued.timestamp())?;
-        }
+        let mark = DateTime::from_timestamp(self.cache.reset_high_water(verified.claims().issued_at)?, 0);
+        let judgement = verified.judge(product, &self.digest, self.now(), mark);
         let mut st = self.state()?;
         st.high_water = judgement.high_water;
-        st.persisted = issued;
+        st.persisted = mark;
         st.offline_until = None;
+        self.persist_high_water(&mut st)?;
         st.tokens.insert(product.to_owned(), Cached { text: token.to_owned(), verified: Ok(verified) });
         judgement.result.map_err(Error::Local)
     }

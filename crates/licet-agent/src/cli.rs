@@ -146,16 +146,6 @@ fn execute(cli: Cli) -> Result<Said, Error> {
     let mut config = AgentConfig::new(cli.server, cli.data_dir.unwrap_or_else(default_data_dir));
     config.trusted_keys = cli.trusted_keys.into_iter().map(|k| k.trim().to_owned()).filter(|k| !k.is_empty()).collect();
     config.ca_cert = cli.ca_cert;
-    // Local format checks come before anything else, network and configuration included.
-    match &cli.command {
-        Command::SetNumber { number } => {
-            RegistrationNumber::parse(number)?;
-        }
-        Command::Redeem { coupon } => {
-            licet_core::CouponCode::parse(coupon)?;
-        }
-        _ => {}
-    }
     let agent = Agent::new(config)?;
     let said = match cli.command {
         Command::Register { email, org, contact, phone, product } => {

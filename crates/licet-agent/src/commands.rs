@@ -28,6 +28,16 @@ fn license(value: &Value) -> Result<License, Error> {
 }
 
 impl Agent {
+    /// Caches the token of a command the server has already carried out. Its offline verdict
+    /// does not undo the command (a bad local clock gives 3004 at the next check, not now), so
+    /// only a failure to store it is an error.
+    fn keep_token(&self, product: &str, answer: &Value) -> Result<(), Error> {
+        match self.accept_token(product, answer["token"].as_str().unwrap_or_default()) {
+            Ok(_) | Err(Error::Local(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     fn require_number(&self, missing: Code) -> Result<String, Error> {
         self.number()?.ok_or(Error::local(missing))
     }
@@ -41,7 +51,7 @@ impl Agent {
         let number = answer["registration_number"].as_str().unwrap_or_default().to_owned();
         RegistrationNumber::parse(&number).map_err(|_| Error::Internal("the server sent a malformed number".into()))?;
         self.store_number(Some(&number))?;
-        self.accept_token(&form.product, answer["token"].as_str().unwrap_or_default())?;
+        self.keep_token(&form.product, &answer)?;
         Ok((number, license(&answer["license"])?))
     }
 
@@ -76,7 +86,7 @@ impl Agent {
         let number = self.require_number(Code::NotActivated)?;
         let body = json!({"registration_number": number, "product": product, "host": self.host_json()});
         let answer = self.client().call("/v1/trial", None, Some(&body))?;
-        self.accept_token(product, answer["token"].as_str().unwrap_or_default())?;
+        self.keep_token(product, &answer)?;
         license(&answer["license"])
     }
 

@@ -19,6 +19,10 @@ pub struct AgentConfig {
     pub ca_cert: Option<PathBuf>,
     /// Replaces the measured fingerprint (default: `LICET_FINGERPRINT`, else measured).
     pub fingerprint: Option<Fingerprint>,
+    /// The secret the fingerprint's components are hashed under, embedded in the vendor's
+    /// program. Default: the first trusted key — public, so a component's value can then be
+    /// confirmed by guessing; set a secret to prevent that.
+    pub fingerprint_secret: Option<Vec<u8>>,
     /// Replaces the host name (default: `LICET_HOSTNAME`, else the system's).
     pub hostname: Option<String>,
     /// Replaces the clock (default: `LICET_NOW`, else the system clock). Setting it has the same
@@ -41,6 +45,7 @@ impl AgentConfig {
             trusted_keys: Vec::new(),
             ca_cert: None,
             fingerprint: None,
+            fingerprint_secret: None,
             hostname: None,
             now: None,
         }

@@ -16,7 +16,7 @@ use crate::error::Error;
 use crate::model::{Account, Coupon, Product};
 
 /// The name of one stored record.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[non_exhaustive]
 pub enum Key {
     /// A [`Product`] by slug.
@@ -31,6 +31,21 @@ pub enum Key {
     Coupon(String),
     /// Ids of accounts whose registration host has this component (16 bytes of its hash).
     HostComponent([u8; 16]),
+}
+
+impl std::fmt::Debug for Key {
+    /// Registration numbers and coupons are credentials: only their last five symbols show.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let tail = |s: &str| format!("…{}", &s[s.len().saturating_sub(5)..]);
+        match self {
+            Key::Number(body) => write!(f, "Number({})", tail(body)),
+            Key::Coupon(body) => write!(f, "Coupon({})", tail(body)),
+            Key::HostComponent(h) => write!(f, "HostComponent({})", crate::host::hex(&h[..4])),
+            Key::Product(s) => write!(f, "Product({s})"),
+            Key::Account(s) => write!(f, "Account({s})"),
+            Key::Email(s) => write!(f, "Email({s})"),
+        }
+    }
 }
 
 impl Key {

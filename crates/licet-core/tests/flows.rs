@@ -359,3 +359,25 @@ fn product_settings_are_validated_and_kept() {
     }
     check(sim.run(|l, tx, _, _| l.upsert_product(tx, "Bad Slug", &ProductSettings::default())), Code::InvalidRequest);
 }
+
+#[test]
+fn a_shared_host_name_neither_blocks_registration_nor_grows_an_index() {
+    let mut sim = Sim::new();
+    for i in 0..5 {
+        let h = host(
+            "DESKTOP-1",
+            &[("machine-id", &format!("m{i}")), ("mac", &format!("a{i}")), ("hostname", "DESKTOP-1")],
+        );
+        sim.register(&format!("u{i}@example.com"), &h).unwrap();
+    }
+    // A host known only by its name is indexed by it, and caught again.
+    let by_name = host("DESKTOP-1", &[("hostname", "DESKTOP-1")]);
+    sim.register("solo@example.com", &by_name).unwrap();
+    check(sim.register("solo2@example.com", &by_name), Code::HostAlreadyRegistered);
+    let indexed = sim.state.records().filter(|(k, _)| matches!(k, licet_core::Key::HostComponent(_))).count();
+    assert_eq!(indexed, 5 * 2 + 1, "the shared host name has no index entry of the five");
+    // A key's debug form never shows a credential.
+    let number = sim.register("dbg@example.com", &pc("dbg")).unwrap().number;
+    let shown = format!("{:?}", licet_core::Key::Number(number.body()));
+    assert!(!shown.contains(&number.body()[..10]), "{shown}");
+}

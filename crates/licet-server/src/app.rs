@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -99,7 +100,15 @@ impl App {
         Ok(())
     }
 
-    /// Counts a failed credential; past the limit the answer becomes 429. Successes pass untouched.
+    /// Refuses a client that used up its minute of failed credentials before a command that
+    /// takes a credential runs (license checks excepted: see [`App::judge`]).
+    fn guard(&self, ip: IpAddr) -> Result<(), ApiError> {
+        self.limiter.check(ip).map_err(rate_limited)
+    }
+
+    /// Counts a failed credential; past the limit the answer becomes 429. Successes pass
+    /// untouched — for license checks (`/v1/activate`) this is the only limit, so a host's
+    /// successful checks are never refused, whatever else its IP did.
     fn judge<T>(&self, ip: IpAddr, result: Result<T, ApiError>) -> Result<T, ApiError> {
         match result {
             Err(e) if is_failed_credential(e.code) => {
@@ -113,6 +122,7 @@ impl App {
 
     /// Checks the admin bearer token in constant time.
     fn admin(&self, ip: IpAddr, bearer: Result<Bearer, ApiError>) -> Result<(), ApiError> {
+        self.guard(ip)?;
         let ok = bearer.map(|Bearer(token)| bool::from(token_hash(&token).ct_eq(&self.admin_hash)));
         match ok {
             Ok(true) => Ok(()),
@@ -122,17 +132,23 @@ impl App {
         }
     }
 
-    fn write_mail(self: &Arc<Self>, mail: licet_core::Mail, now: DateTime<Utc>) {
+    /// Writes a mail to the outbox durably before the request is answered. The account is
+    /// already committed, so a failed write is logged for the operator (the customer can use
+    /// `recover`), not turned into a failed request.
+    async fn write_mail(self: &Arc<Self>, mail: licet_core::Mail, now: DateTime<Utc>) {
         let app = self.clone();
-        tokio::task::spawn_blocking(move || {
+        let written = tokio::task::spawn_blocking(move || {
             let mut id = [0u8; 8];
             OsEntropy.fill(&mut id);
             let id: String = id.iter().map(|b| format!("{b:02x}")).collect();
-            match app.outbox.write(&mail, &id, now) {
-                Ok(path) => tracing::info!(path = %path.display(), "mail written to the outbox"),
-                Err(e) => tracing::error!(error = %e, "could not write mail to the outbox"),
-            }
-        });
+            app.outbox.write(&mail, &id, now)
+        })
+        .await;
+        match written {
+            Ok(Ok(path)) => tracing::info!(path = %path.display(), "mail written to the outbox"),
+            Ok(Err(e)) => tracing::error!(error = %e, "could not write mail to the outbox"),
+            Err(e) => tracing::error!(error = %e, "the outbox writer did not finish"),
+        }
     }
 }
 
@@ -158,6 +174,7 @@ pub(crate) fn router(app: AppState) -> Router {
     router
         .merge(crate::portal::routes())
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(axum::middleware::from_fn(log_request))
         .with_state(app)
@@ -184,6 +201,10 @@ async fn not_found() -> ApiError {
     ApiError { status: Some(StatusCode::NOT_FOUND), ..ApiError::invalid("no such endpoint") }
 }
 
+async fn method_not_allowed() -> ApiError {
+    ApiError { status: Some(StatusCode::METHOD_NOT_ALLOWED), ..ApiError::invalid("method not allowed") }
+}
+
 fn created(body: Value) -> Response {
     (StatusCode::CREATED, axum::Json(body)).into_response()
 }
@@ -205,7 +226,7 @@ async fn register(
     let now = app.clock.now();
     let registered = app.run(now, move |l, tx, now, rng| l.register(tx, now, rng, &reg)).await?;
     let token = app.signer.issue(&registered.grant, now);
-    app.write_mail(registered.mail, now);
+    app.write_mail(registered.mail, now).await;
     let grant = &registered.grant;
     Ok(created(json!({
         "registration_number": registered.number.to_string(),
@@ -239,6 +260,7 @@ async fn trial(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     JsonBody(req): JsonBody<wire::HostRequest>,
 ) -> Result<Response, ApiError> {
+    app.guard(peer.ip())?;
     let host = req.host.to_host()?;
     let now = app.clock.now();
     let result =
@@ -257,6 +279,7 @@ async fn redeem(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     JsonBody(req): JsonBody<wire::RedeemRequest>,
 ) -> Result<Response, ApiError> {
+    app.guard(peer.ip())?;
     let now = app.clock.now();
     let result = app
         .run(now, move |l, tx, now, rng| {
@@ -275,6 +298,7 @@ async fn deactivate(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     JsonBody(req): JsonBody<wire::HostRequest>,
 ) -> Result<Response, ApiError> {
+    app.guard(peer.ip())?;
     let host = req.host.to_host()?;
     let now = app.clock.now();
     let result = app.run(now, move |l, tx, _, _| l.deactivate(tx, &req.registration_number, &req.product, &host)).await;
@@ -290,7 +314,7 @@ async fn recover(
     app.spend(peer.ip())?;
     let now = app.clock.now();
     if let Some(mail) = app.run(now, move |l, tx, _, _| l.recover(tx, &req.email)).await? {
-        app.write_mail(mail, now);
+        app.write_mail(mail, now).await;
     }
     // The same answer whether or not the e-mail is known.
     Ok((StatusCode::ACCEPTED, axum::Json(json!({}))).into_response())
@@ -301,6 +325,7 @@ async fn account(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     bearer: Result<Bearer, ApiError>,
 ) -> Result<Response, ApiError> {
+    app.guard(peer.ip())?;
     let result = match bearer {
         Ok(Bearer(credential)) => {
             app.run(app.clock.now(), move |l, tx, _, _| {
@@ -317,9 +342,11 @@ async fn account(
 async fn reset(
     State(app): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
     bearer: Result<Bearer, ApiError>,
 ) -> Result<Response, ApiError> {
+    app.guard(peer.ip())?;
+    let Path(id) = id.map_err(|_| ApiError::invalid("malformed binding id"))?;
     let result = match bearer {
         Ok(Bearer(credential)) => app.run(app.clock.now(), move |l, tx, _, _| l.reset(tx, &credential, &id)).await,
         Err(e) => Err(e),
@@ -344,11 +371,12 @@ async fn health() -> Response {
 async fn put_product(
     State(app): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
     bearer: Result<Bearer, ApiError>,
     JsonBody(req): JsonBody<wire::ProductRequest>,
 ) -> Result<Response, ApiError> {
     app.admin(peer.ip(), bearer)?;
+    let Path(id) = id.map_err(|_| ApiError::invalid("malformed product id"))?;
     let settings = ProductSettings {
         name: req.name,
         trial_days: req.trial_days,

@@ -30,10 +30,15 @@ impl RateLimiter {
         }
         let windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
         match windows.get(&ip) {
-            Some(&(start, count)) if start.elapsed() < WINDOW && count >= self.per_minute => {
-                Err((WINDOW - start.elapsed()).as_secs().max(1))
+            Some(&(start, count)) => {
+                let elapsed = start.elapsed();
+                if elapsed < WINDOW && count >= self.per_minute {
+                    Err(WINDOW.saturating_sub(elapsed).as_secs().max(1))
+                } else {
+                    Ok(())
+                }
             }
-            _ => Ok(()),
+            None => Ok(()),
         }
     }
 

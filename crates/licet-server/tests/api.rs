@@ -271,4 +271,20 @@ fn failed_credentials_registrations_and_recoveries_are_rate_limited_but_checks_n
     // Failed credentials are: this IP is over its minute, so they get 429.
     assert_error(s.activate("LICET-00000-00000-00000-00000", "a"), 429, 1062);
     assert_error(s.get("/v1/account", Some("nonsense")), 429, 1062);
+    // Other commands that take a credential are refused before they run, even with a good
+    // one, so guessing gets no answer; license checks still pass.
+    assert_error(s.get("/v1/account", Some(&number)), 429, 1062);
+    assert_eq!(s.activate(&number, "a").0, 200);
+}
+
+#[test]
+fn malformed_paths_and_methods_keep_the_error_shape() {
+    let s = start(&["--rate-limit", "0"]);
+    let (_, reg) = s.register("a@example.com", "a");
+    let number = reg["registration_number"].as_str().unwrap();
+    let (status, body) = s.post_bearer("/v1/bindings/%FF%FE/reset", number, json!({}));
+    assert!(status == 400 || status == 404, "{status} {body}");
+    assert!(body["error"]["code"].is_u64(), "{body}");
+    let (status, body) = s.get("/v1/register", None);
+    assert_eq!((status, &body["error"]["code"]), (405, &json!(1001)));
 }

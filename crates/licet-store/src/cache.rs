@@ -16,11 +16,13 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use crate::error::Error;
-use crate::sled_store::{LockedDb, check_schema, open_db};
+use crate::sled_store::{OpenFailure, check_schema, open_db, sled_error};
 
 const CACHE_SCHEMA: &str = "licet-cache-1";
 const CACHE_BYTES: u64 = 1 << 20;
 const CLOCK_KEY: &[u8] = b"clock";
+/// The latest issue time of a token accepted from a server: the floor of the clock mark.
+const SERVER_CLOCK_KEY: &[u8] = b"server-clock";
 /// How long an operation waits for another process to release the cache.
 const LOCK_PATIENCE: Duration = Duration::from_secs(5);
 
@@ -50,8 +52,13 @@ fn number_key(server: &str) -> Vec<u8> {
     [b"n/", server.as_bytes()].concat()
 }
 
-/// The cache could not be read as it is: it is set aside and a fresh one used.
-struct Unreadable(String);
+/// Why an operation on the open cache failed.
+enum Fault {
+    /// The contents cannot be read as a cache: set it aside and start afresh.
+    Unreadable(String),
+    /// The disk refused (full, permissions, I/O): report it; the cache is left as it is.
+    Io(Error),
+}
 
 impl TokenCache {
     /// A cache in `dir` (created on first write).
@@ -76,30 +83,35 @@ impl TokenCache {
         }
     }
 
-    /// Opens the database, waiting while another process holds it.
-    fn open(&self) -> Result<Result<LockedDb, Unreadable>, Error> {
-        match open_db(&self.path, CACHE_BYTES, LOCK_PATIENCE) {
-            Ok(db) => Ok(match check_schema(&db.db, &self.path, CACHE_SCHEMA) {
-                Ok(()) => Ok(db),
-                Err(e) => Err(Unreadable(e.to_string())),
-            }),
-            Err(e @ Error::Locked { .. }) => Err(e),
-            Err(e) => Ok(Err(Unreadable(e.to_string()))),
+    fn fault(&self, e: sled::Error) -> Fault {
+        match sled_error(&self.path, e) {
+            Error::Corrupt { message, .. } => Fault::Unreadable(message),
+            other => Fault::Io(other),
         }
     }
 
-    /// Runs `f` on the open database; an unreadable cache is set aside, reported and replaced
-    /// by an empty one first.
-    fn with_db<T>(&self, f: impl Fn(&sled::Db) -> Result<T, Unreadable>) -> Result<T, Error> {
+    /// Runs `f` on the open database. A damaged or foreign cache is set aside — while licet's
+    /// lock is held, so no other process is using it — reported, and replaced by an empty one;
+    /// an I/O error is returned and the cache left alone.
+    fn with_db<T>(&self, f: impl Fn(&sled::Db) -> Result<T, Fault>) -> Result<T, Error> {
         for _ in 0..2 {
-            let failure = match self.open()? {
-                Ok(db) => match f(&db.db) {
-                    Ok(v) => return Ok(v),
-                    Err(e) => e,
+            let (why, lock) = match open_db(&self.path, CACHE_BYTES, LOCK_PATIENCE) {
+                Ok(locked) => match check_schema(&locked.db, &self.path, CACHE_SCHEMA) {
+                    Ok(()) => match f(&locked.db) {
+                        Ok(v) => return Ok(v),
+                        Err(Fault::Unreadable(why)) => (why, locked.into_lock()),
+                        Err(Fault::Io(e)) => return Err(e),
+                    },
+                    Err(e @ (Error::UnknownSchema { .. } | Error::Corrupt { .. })) => {
+                        (e.to_string(), locked.into_lock())
+                    }
+                    Err(e) => return Err(e),
                 },
-                Err(e) => e,
+                Err(OpenFailure { error: e @ Error::Corrupt { .. }, lock: Some(lock) }) => (e.to_string(), lock),
+                Err(failure) => return Err(failure.error),
             };
-            self.set_aside(&failure.0)?;
+            self.set_aside(&why)?;
+            drop(lock);
         }
         Err(Error::storage(&self.path, "the cache cannot be recreated"))
     }
@@ -114,9 +126,7 @@ impl TokenCache {
             }
             n += 1;
         };
-        if self.path.exists() {
-            std::fs::rename(&self.path, &aside).map_err(|e| Error::storage(&self.path, e))?;
-        }
+        std::fs::rename(&self.path, &aside).map_err(|e| Error::storage(&self.path, e))?;
         self.warn(format!(
             "the license cache at {} could not be read ({why}); it was moved to {} and licenses will be fetched again",
             self.path.display(),
@@ -126,24 +136,30 @@ impl TokenCache {
     }
 
     /// Everything cached for `server`. Never fails on an unreadable cache (it is replaced by an
-    /// empty one and a warning kept for [`TokenCache::take_warning`]); fails only when another
+    /// empty one and a warning kept for [`TokenCache::take_warning`]); fails when another
     /// process holds the cache for too long or the disk refuses.
     pub fn load(&self, server: &str) -> Result<CacheContents, Error> {
         self.with_db(|db| {
-            let bad = |e: &dyn std::fmt::Display| Unreadable(e.to_string());
+            let text = |bytes: &[u8]| String::from_utf8(bytes.to_vec()).map_err(|e| Fault::Unreadable(e.to_string()));
             let mut contents = CacheContents::default();
-            if let Some(n) = db.get(number_key(server)).map_err(|e| bad(&e))? {
-                contents.number = Some(String::from_utf8(n.to_vec()).map_err(|e| bad(&e))?);
+            if let Some(n) = db.get(number_key(server)).map_err(|e| self.fault(e))? {
+                contents.number = Some(text(&n)?);
             }
             let prefix = [b"t/", server.as_bytes(), b"\0"].concat();
             for item in db.scan_prefix(&prefix) {
-                let (k, v) = item.map_err(|e| bad(&e))?;
-                let product = String::from_utf8(k[prefix.len()..].to_vec()).map_err(|e| bad(&e))?;
-                contents.tokens.insert(product, String::from_utf8(v.to_vec()).map_err(|e| bad(&e))?);
+                let (k, v) = item.map_err(|e| self.fault(e))?;
+                contents.tokens.insert(text(&k[prefix.len()..])?, text(&v)?);
             }
-            contents.high_water = read_clock(db).map_err(|e| bad(&e))?;
+            contents.high_water = read_seconds(db, CLOCK_KEY).map_err(|e| self.fault_or(e))?;
             Ok(contents)
         })
+    }
+
+    fn fault_or(&self, e: Result<sled::Error, String>) -> Fault {
+        match e {
+            Ok(e) => self.fault(e),
+            Err(why) => Fault::Unreadable(why),
+        }
     }
 
     /// Stores the latest token for a product, durably.
@@ -177,35 +193,46 @@ impl TokenCache {
     /// Moves the clock high-water mark forward to `seconds` (never back), durably. Safe against
     /// concurrent processes: the larger mark wins.
     pub fn raise_high_water(&self, seconds: i64) -> Result<(), Error> {
-        self.write(|db| {
-            db.fetch_and_update(CLOCK_KEY, |old| {
-                let old = old.and_then(|b| <[u8; 8]>::try_from(b).ok()).map(i64::from_be_bytes);
-                Some(old.map_or(seconds, |o| o.max(seconds)).to_be_bytes().to_vec())
-            })
-            .map(drop)
-        })
+        self.write(|db| max_into(db, CLOCK_KEY, seconds).map(drop))
     }
 
-    /// Sets the mark to `seconds` even if lower: used after a server answered, whose time is
-    /// the trusted time, so that a clock once wrongly in the future does not lock a host out.
-    pub fn reset_high_water(&self, seconds: i64) -> Result<(), Error> {
-        self.write(|db| db.insert(CLOCK_KEY, &seconds.to_be_bytes()).map(drop))
+    /// After a server answered with a token issued at `issued_at`: the server's time is trusted
+    /// time, so the mark is set to it — even lower than before, so that a clock once wrongly in
+    /// the future does not lock the host out. Never lower than the latest issue time ever
+    /// accepted, though, so replaying an old token cannot pull the mark back. Returns the mark.
+    pub fn reset_high_water(&self, issued_at: i64) -> Result<i64, Error> {
+        self.with_db(|db| {
+            let latest = max_into(db, SERVER_CLOCK_KEY, issued_at).map_err(|e| self.fault(e))?;
+            db.insert(CLOCK_KEY, &latest.to_be_bytes()).map_err(|e| self.fault(e))?;
+            db.flush().map_err(|e| self.fault(e))?;
+            Ok(latest)
+        })
     }
 
     fn write(&self, f: impl Fn(&sled::Db) -> sled::Result<()>) -> Result<(), Error> {
         self.with_db(|db| {
-            f(db).map_err(|e| Unreadable(e.to_string()))?;
-            db.flush().map_err(|e| Unreadable(e.to_string()))?;
+            f(db).map_err(|e| self.fault(e))?;
+            db.flush().map_err(|e| self.fault(e))?;
             Ok(())
         })
     }
 }
 
-fn read_clock(db: &sled::Db) -> Result<Option<i64>, String> {
-    match db.get(CLOCK_KEY).map_err(|e| e.to_string())? {
+/// Stores `max(stored, seconds)` under `key` atomically and returns it.
+fn max_into(db: &sled::Db, key: &[u8], seconds: i64) -> sled::Result<i64> {
+    let merged = db.update_and_fetch(key, |old| {
+        let old = old.and_then(|b| <[u8; 8]>::try_from(b).ok()).map(i64::from_be_bytes);
+        Some(old.map_or(seconds, |o| o.max(seconds)).to_be_bytes().to_vec())
+    })?;
+    Ok(merged.and_then(|b| <[u8; 8]>::try_from(b.as_ref()).ok()).map_or(seconds, i64::from_be_bytes))
+}
+
+/// A mark stored as 8 big-endian bytes; `Err(Err(_))` when it is not 8 bytes.
+fn read_seconds(db: &sled::Db, key: &[u8]) -> Result<Option<i64>, Result<sled::Error, String>> {
+    match db.get(key).map_err(Ok)? {
         None => Ok(None),
         Some(b) => <[u8; 8]>::try_from(b.as_ref())
             .map(|b| Some(i64::from_be_bytes(b)))
-            .map_err(|_| "the clock mark is not 8 bytes".to_owned()),
+            .map_err(|_| Err("a clock mark is not 8 bytes".to_owned())),
     }
 }

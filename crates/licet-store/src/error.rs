@@ -15,6 +15,14 @@ pub enum Error {
         /// What the database said.
         message: String,
     },
+    /// The database's files are damaged (sled reports corruption).
+    #[error("storage at {path} is damaged: {message}")]
+    Corrupt {
+        /// The store's directory.
+        path: PathBuf,
+        /// What the database said.
+        message: String,
+    },
     /// The store was written by another version of licet.
     #[error("store at {path} has schema version {found}, this build reads version {expected}")]
     UnknownSchema {

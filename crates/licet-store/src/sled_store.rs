@@ -63,18 +63,47 @@ impl std::fmt::Debug for SledStore {
 pub(crate) struct LockedDb {
     /// Declared first: dropped (and flushed) before the lock is released.
     pub(crate) db: sled::Db,
-    _lock: std::fs::File,
+    lock: std::fs::File,
+}
+
+impl LockedDb {
+    /// Closes the database but keeps licet's lock, e.g. to move a damaged store aside.
+    pub(crate) fn into_lock(self) -> std::fs::File {
+        drop(self.db);
+        self.lock
+    }
+}
+
+/// Why a database could not be opened; `lock` is licet's lock when it was taken before the
+/// failure (so a damaged store can be dealt with before anyone else opens it).
+pub(crate) struct OpenFailure {
+    pub(crate) error: Error,
+    pub(crate) lock: Option<std::fs::File>,
+}
+
+/// Maps a sled error: the disk refusing (I/O) is [`Error::Storage`]; files sled cannot make
+/// sense of (corruption, an unsupported or garbled format) are [`Error::Corrupt`].
+pub(crate) fn sled_error(path: &Path, e: sled::Error) -> Error {
+    use std::io::ErrorKind::{InvalidData, UnexpectedEof};
+    match e {
+        // A short or garbled read is the file's fault, not the disk's.
+        sled::Error::Io(ref io) if matches!(io.kind(), UnexpectedEof | InvalidData) => {
+            Error::Corrupt { path: path.to_owned(), message: e.to_string() }
+        }
+        sled::Error::Io(_) | sled::Error::CollectionNotFound(_) => Error::storage(path, e),
+        e => Error::Corrupt { path: path.to_owned(), message: e.to_string() },
+    }
 }
 
 /// Opens a sled database with licet's settings, waiting up to `patience` while another holder
 /// (another process, or sled's background threads of a handle just dropped in this one) lets
 /// go; after that a held lock is [`Error::Locked`].
-pub(crate) fn open_db(path: &Path, cache_bytes: u64, patience: Duration) -> Result<LockedDb, Error> {
+pub(crate) fn open_db(path: &Path, cache_bytes: u64, patience: Duration) -> Result<LockedDb, OpenFailure> {
     let deadline = Instant::now() + patience;
     let mut pause = Duration::from_millis(1);
     loop {
         match try_open_db(path, cache_bytes) {
-            Err(Error::Locked { .. }) if Instant::now() < deadline => {
+            Err(OpenFailure { error: Error::Locked { .. }, .. }) if Instant::now() < deadline => {
                 std::thread::sleep(pause);
                 pause = (pause * 2).min(Duration::from_millis(25));
             }
@@ -83,55 +112,62 @@ pub(crate) fn open_db(path: &Path, cache_bytes: u64, patience: Duration) -> Resu
     }
 }
 
-fn try_open_db(path: &Path, cache_bytes: u64) -> Result<LockedDb, Error> {
-    std::fs::create_dir_all(path).map_err(|e| Error::storage(path, e))?;
+fn try_open_db(path: &Path, cache_bytes: u64) -> Result<LockedDb, OpenFailure> {
+    let unlocked = |error| OpenFailure { error, lock: None };
+    std::fs::create_dir_all(path).map_err(|e| unlocked(Error::storage(path, e)))?;
     let lock = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
         .open(path.join("licet.lock"))
-        .map_err(|e| Error::storage(path, e))?;
+        .map_err(|e| unlocked(Error::storage(path, e)))?;
     match lock.try_lock() {
         Ok(()) => {}
-        Err(std::fs::TryLockError::WouldBlock) => return Err(Error::Locked { path: path.to_owned() }),
-        Err(std::fs::TryLockError::Error(e)) => return Err(Error::storage(path, e)),
+        Err(std::fs::TryLockError::WouldBlock) => return Err(unlocked(Error::Locked { path: path.to_owned() })),
+        Err(std::fs::TryLockError::Error(e)) => return Err(unlocked(Error::storage(path, e))),
     }
-    for entry in std::fs::read_dir(path).map_err(|e| Error::storage(path, e))? {
-        let entry = entry.map_err(|e| Error::storage(path, e))?;
-        let name = entry.file_name();
-        let name = name.to_string_lossy();
-        if name.starts_with("snap.") && name.ends_with(".generating") {
-            std::fs::remove_file(entry.path()).map_err(|e| Error::storage(path, e))?;
+    let remove_half_written = || -> std::io::Result<()> {
+        for entry in std::fs::read_dir(path)? {
+            let entry = entry?;
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with("snap.") && name.ends_with(".generating") {
+                std::fs::remove_file(entry.path())?;
+            }
         }
+        Ok(())
+    };
+    if let Err(e) = remove_half_written() {
+        return Err(OpenFailure { error: Error::storage(path, e), lock: Some(lock) });
     }
-    let db = sled::Config::new()
+    let opened = sled::Config::new()
         .path(path)
         .cache_capacity(cache_bytes)
         .mode(sled::Mode::HighThroughput)
         // Durability comes from explicit flushes; the background flush only bounds how much an
         // unacknowledged write can linger in memory.
         .flush_every_ms(Some(1000))
-        .open()
-        .map_err(|e| {
-            if e.to_string().contains("could not acquire lock") {
-                Error::Locked { path: path.to_owned() }
-            } else {
-                Error::storage(path, e)
-            }
-        })?;
-    Ok(LockedDb { db, _lock: lock })
+        .open();
+    match opened {
+        Ok(db) => Ok(LockedDb { db, lock }),
+        // Threads of a handle just dropped in this process may still hold sled's own lock.
+        Err(e) if e.to_string().contains("could not acquire lock") => {
+            Err(OpenFailure { error: Error::Locked { path: path.to_owned() }, lock: None })
+        }
+        Err(e) => Err(OpenFailure { error: sled_error(path, e), lock: Some(lock) }),
+    }
 }
 
 /// Checks (or, in a new database, writes) the schema version under [`SCHEMA_KEY`].
 pub(crate) fn check_schema(db: &sled::Db, path: &Path, expected: &str) -> Result<(), Error> {
     let unknown = |found: String| Error::UnknownSchema { path: path.to_owned(), found, expected: expected.to_owned() };
-    match db.get(SCHEMA_KEY).map_err(|e| Error::storage(path, e))? {
+    match db.get(SCHEMA_KEY).map_err(|e| sled_error(path, e))? {
         Some(found) if found.as_ref() == expected.as_bytes() => Ok(()),
         Some(found) => Err(unknown(String::from_utf8_lossy(&found).into_owned())),
         None if db.was_recovered() => Err(unknown("none".into())),
         None => {
-            db.insert(SCHEMA_KEY, expected.as_bytes()).map_err(|e| Error::storage(path, e))?;
-            db.flush().map_err(|e| Error::storage(path, e))?;
+            db.insert(SCHEMA_KEY, expected.as_bytes()).map_err(|e| sled_error(path, e))?;
+            db.flush().map_err(|e| sled_error(path, e))?;
             Ok(())
         }
     }
@@ -147,7 +183,7 @@ impl SledStore {
     /// when a command touches them. A store of another schema version is refused.
     pub fn open_with(path: impl AsRef<Path>, options: SledOptions) -> Result<SledStore, Error> {
         let path = path.as_ref().to_owned();
-        let db = open_db(&path, options.cache_bytes, options.lock_patience)?;
+        let db = open_db(&path, options.cache_bytes, options.lock_patience).map_err(|f| f.error)?;
         check_schema(&db.db, &path, SCHEMA_VERSION)?;
         let ledger = db.db.open_tree(LEDGER_TREE).map_err(|e| Error::storage(&path, e))?;
         Ok(SledStore { path, db, ledger, write: Mutex::new(()), group: GroupCommit::default() })

@@ -31,9 +31,13 @@ fn tokens_numbers_and_the_clock_mark_persist() {
     assert!(again.load("https://a").unwrap().tokens.is_empty());
     again.set_number("https://a", None).unwrap();
     assert_eq!(again.load("https://a").unwrap().number, None);
-    // The server's time is trusted: the mark may be reset lower.
-    again.reset_high_water(70).unwrap();
+    // The server's time is trusted: the mark may be reset lower …
+    assert_eq!(again.reset_high_water(70).unwrap(), 70);
     assert_eq!(again.load("https://a").unwrap().high_water, Some(70));
+    // … but never below the latest issue time already accepted (no replaying old tokens).
+    assert_eq!(again.reset_high_water(90).unwrap(), 90);
+    assert_eq!(again.reset_high_water(60).unwrap(), 90);
+    assert_eq!(again.load("https://a").unwrap().high_water, Some(90));
     assert!(again.take_warning().is_none());
 }
 

@@ -87,11 +87,30 @@ fn email_key(email: &str) -> Key {
     Key::Email(email.trim().to_lowercase())
 }
 
+/// Accounts listed under one host component at most: a component shared by that many
+/// registrations (a cloned VM image's machine-id, say) tells hosts apart no longer.
+const MAX_HOST_INDEX: usize = 1_000;
+
 /// The first 16 bytes of a component hash, as stored in the host index.
 fn short(hash: [u8; 32]) -> [u8; 16] {
     let mut out = [0u8; 16];
     out.copy_from_slice(&hash[..16]);
     out
+}
+
+/// The components a registration host is indexed by, for the 1059 guard (lookups use every
+/// component). The host name is common to many customers ("DESKTOP-1"), so it is left out —
+/// unless it is the only component. Two thirds of a fingerprint of two or more components
+/// always include one that is not the host name, so no match is missed.
+fn indexed_components(fingerprint: &crate::host::Fingerprint) -> Vec<[u8; 16]> {
+    let only_one = fingerprint.components().len() == 1;
+    fingerprint
+        .components()
+        .keys()
+        .zip(fingerprint.component_hashes())
+        .filter(|(name, _)| only_one || name.as_str() != "hostname")
+        .map(|(_, hash)| short(hash))
+        .collect()
 }
 
 impl Ledger {
@@ -112,9 +131,8 @@ impl Ledger {
         if tx.exists(&email_key(&email))? {
             return Err(Error::Refused(Code::EmailAlreadyRegistered));
         }
-        let components: Vec<[u8; 16]> = reg.host.fingerprint.component_hashes().map(short).collect();
         let mut seen = BTreeSet::new();
-        for &component in &components {
+        for component in reg.host.fingerprint.component_hashes().map(short) {
             for account_id in tx.host_accounts(component)? {
                 if seen.insert(account_id.clone())
                     && let Some(other) = tx.account(&account_id)?
@@ -169,10 +187,12 @@ impl Ledger {
         tx.put_account(&account);
         tx.put_account_id(email_key(&email), &account_id);
         tx.put_account_id(Key::Number(number.body()), &account_id);
-        for component in components {
+        for component in indexed_components(&reg.host.fingerprint) {
             let mut ids = tx.host_accounts(component)?;
-            ids.push(account_id.clone());
-            tx.put_host_accounts(component, &ids);
+            if ids.len() < MAX_HOST_INDEX {
+                ids.push(account_id.clone());
+                tx.put_host_accounts(component, &ids);
+            }
         }
         let mail = Mail {
             to: email,

@@ -218,8 +218,15 @@ async fn logout(
     redirect("/", &[app.set_cookie(SESSION_COOKIE, "", Some(0))])
 }
 
-async fn confirm_reset(State(app): State<AppState>, headers: HeaderMap, Path(binding): Path<String>) -> Response {
+async fn confirm_reset(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    binding: Result<Path<String>, axum::extract::rejection::PathRejection>,
+) -> Response {
     let lang = lang_of(&headers, &LangQuery::default());
+    let Ok(Path(binding)) = binding else {
+        return html(StatusCode::NOT_FOUND, page::message(lang, text(lang).not_found), &[]);
+    };
     let session = cookie(&headers, SESSION_COOKIE).and_then(|id| app.sessions.get(id));
     let Some(session) = session else { return redirect("/", &[]) };
     let credential = session.credential.clone();
@@ -238,10 +245,13 @@ async fn confirm_reset(State(app): State<AppState>, headers: HeaderMap, Path(bin
 async fn reset(
     State(app): State<AppState>,
     headers: HeaderMap,
-    Path(binding): Path<String>,
+    binding: Result<Path<String>, axum::extract::rejection::PathRejection>,
     form: Result<Form<CsrfForm>, axum::extract::rejection::FormRejection>,
 ) -> Response {
     let lang = lang_of(&headers, &LangQuery::default());
+    let Ok(Path(binding)) = binding else {
+        return html(StatusCode::NOT_FOUND, page::message(lang, text(lang).not_found), &[]);
+    };
     let Some(id) = accept_form(&app, &headers, &form) else { return forged(lang) };
     let Some(session) = app.sessions.get(&id) else { return redirect("/", &[]) };
     let credential = session.credential;
