@@ -227,6 +227,16 @@ impl Agent {
     /// Checks the license of `product` on this host (SPEC §3): from the cached token while it is
     /// fresh, from the server when it is missing, unusable or older than half its lease, and
     /// from the cache again when the server cannot be reached.
+    ///
+    /// ```no_run
+    /// # let agent = licet_agent::Agent::new(licet_agent::AgentConfig::new("https://lic.example.com", "/tmp/c"))?;
+    /// match agent.check("call-journal") {
+    ///     Ok(grant) => println!("{} license, offline until {}", grant.kind.as_str(), grant.lease_until),
+    ///     Err(e) if e.code() == licet_core::Code::NoFreeLicense => println!("all seats are taken"),
+    ///     Err(e) => println!("not licensed: {e}"),
+    /// }
+    /// # Ok::<(), licet_agent::Error>(())
+    /// ```
     pub fn check(&self, product: &str) -> Result<Grant, Error> {
         let now = self.now();
         let mut st = self.state()?;
@@ -341,6 +351,13 @@ impl Agent {
 
     /// The offline verdict on any token for `product` on this host at this agent's time — the
     /// same rules as a check from the cache, without touching the cache.
+    ///
+    /// ```no_run
+    /// # let agent = licet_agent::Agent::new(licet_agent::AgentConfig::new("https://lic.example.com", "/tmp/c"))?;
+    /// let token = agent.token("call-journal")?;
+    /// assert_eq!(agent.verify(&token, "call-journal")?.product, "call-journal");
+    /// # Ok::<(), licet_agent::Error>(())
+    /// ```
     pub fn verify(&self, token: &str, product: &str) -> Result<Grant, Error> {
         let high_water = self.state()?.high_water;
         let verdict = licet_core::verdict(&self.keys, token, product, &self.digest, self.now(), high_water);

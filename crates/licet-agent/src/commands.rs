@@ -44,6 +44,19 @@ impl Agent {
 
     /// Registers a new account from this host: its number is stored and its trial's token
     /// cached. Returns the number (in full) and the trial.
+    ///
+    /// ```no_run
+    /// # let agent = licet_agent::Agent::new(licet_agent::AgentConfig::new("https://lic.example.com", "/tmp/c"))?;
+    /// let form = licet_agent::RegistrationForm {
+    ///     email: "it@example.com".into(),
+    ///     organization: "Example LLC".into(),
+    ///     product: "call-journal".into(),
+    ///     ..Default::default()
+    /// };
+    /// let (number, trial) = agent.register(&form)?;
+    /// println!("keep this number: {number}; trial until {:?}", trial.expires_at);
+    /// # Ok::<(), licet_agent::Error>(())
+    /// ```
     pub fn register(&self, form: &RegistrationForm) -> Result<(String, License), Error> {
         let body = json!({"email": form.email, "organization": form.organization, "contact": form.contact,
                           "phone": form.phone, "product": form.product, "host": self.host_json()});
@@ -57,6 +70,13 @@ impl Agent {
 
     /// Enters a registration number: its format is checked here (1002 without any network
     /// call), then the server is asked; an unknown number is 1002 and nothing is stored.
+    ///
+    /// ```no_run
+    /// # let agent = licet_agent::Agent::new(licet_agent::AgentConfig::new("https://lic.example.com", "/tmp/c"))?;
+    /// let err = agent.set_number("LICET-12345-12345-12345-12345").unwrap_err();
+    /// assert_eq!(err.code(), licet_core::Code::InvalidRegistrationNumber); // a typo, caught offline
+    /// # Ok::<(), licet_agent::Error>(())
+    /// ```
     pub fn set_number(&self, number: &str) -> Result<Vec<License>, Error> {
         let parsed = RegistrationNumber::parse(number)?;
         let canonical = parsed.to_string();
@@ -92,6 +112,13 @@ impl Agent {
 
     /// Redeems a coupon: a number must be entered first (1003) and the coupon well-formed
     /// (1004) — both checked before any network call.
+    ///
+    /// ```no_run
+    /// # let agent = licet_agent::Agent::new(licet_agent::AgentConfig::new("https://lic.example.com", "/tmp/c"))?;
+    /// let license = agent.redeem("LICETUPD-ABCDE-FGHJK-MNPQR-STVWX")?;
+    /// println!("{} seats, {}", license.seats, license.kind.as_str());
+    /// # Ok::<(), licet_agent::Error>(())
+    /// ```
     pub fn redeem(&self, coupon: &str) -> Result<License, Error> {
         let number = self.require_number(Code::RegistrationNumberRequired)?;
         let coupon = CouponCode::parse(coupon)?;

@@ -92,6 +92,23 @@ impl App {
         }
     }
 
+    /// [`App::run`] for a command that takes a credential: a failed one counts toward the
+    /// client's limit ([`App::judge`]).
+    async fn run_judged<T: Send + 'static>(
+        self: &Arc<Self>,
+        ip: IpAddr,
+        now: DateTime<Utc>,
+        command: impl FnMut(&Ledger, &mut Tx<'_>, DateTime<Utc>, &mut dyn Entropy) -> Result<T, Error> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let result = self.run(now, command).await;
+        self.judge(ip, result)
+    }
+
+    /// The answer to a command that bound a host: the license, the binding and a fresh token.
+    fn grant_answer(&self, license: Value, grant: &licet_core::Grant, now: DateTime<Utc>) -> Value {
+        json!({"license": license, "binding_id": grant.binding.id, "token": self.signer.issue(grant, now)})
+    }
+
     /// Refuses a client that used up its minute (for registrations and recoveries, which count
     /// whether they succeed or not), then counts this request.
     fn spend(&self, ip: IpAddr) -> Result<(), ApiError> {
@@ -225,15 +242,11 @@ async fn register(
     };
     let now = app.clock.now();
     let registered = app.run(now, move |l, tx, now, rng| l.register(tx, now, rng, &reg)).await?;
-    let token = app.signer.issue(&registered.grant, now);
     app.write_mail(registered.mail, now).await;
     let grant = &registered.grant;
-    Ok(created(json!({
-        "registration_number": registered.number.to_string(),
-        "license": wire::license(&grant.license, grant.seats_used),
-        "binding_id": grant.binding.id,
-        "token": token,
-    })))
+    let mut answer = app.grant_answer(wire::license(&grant.license, grant.seats_used), grant, now);
+    answer["registration_number"] = json!(registered.number.to_string());
+    Ok(created(answer))
 }
 
 async fn activate(
@@ -243,16 +256,12 @@ async fn activate(
 ) -> Result<Response, ApiError> {
     let host = req.host.to_host()?;
     let now = app.clock.now();
-    let result = app
-        .run(now, move |l, tx, now, rng| l.activate(tx, now, rng, &req.registration_number, &req.product, &host))
-        .await;
-    let grant = app.judge(peer.ip(), result)?;
-    Ok(axum::Json(json!({
-        "license": wire::license(&grant.license, grant.seats_used),
-        "binding_id": grant.binding.id,
-        "token": app.signer.issue(&grant, now),
-    }))
-    .into_response())
+    let grant = app
+        .run_judged(peer.ip(), now, move |l, tx, now, rng| {
+            l.activate(tx, now, rng, &req.registration_number, &req.product, &host)
+        })
+        .await?;
+    Ok(axum::Json(app.grant_answer(wire::license(&grant.license, grant.seats_used), &grant, now)).into_response())
 }
 
 async fn trial(
@@ -263,15 +272,13 @@ async fn trial(
     app.guard(peer.ip())?;
     let host = req.host.to_host()?;
     let now = app.clock.now();
-    let result =
-        app.run(now, move |l, tx, now, rng| l.trial(tx, now, rng, &req.registration_number, &req.product, &host)).await;
-    let (trial, grant) = app.judge(peer.ip(), result)?;
+    let (trial, grant) = app
+        .run_judged(peer.ip(), now, move |l, tx, now, rng| {
+            l.trial(tx, now, rng, &req.registration_number, &req.product, &host)
+        })
+        .await?;
     let seats_used = if grant.license.id == trial.id { grant.seats_used } else { 0 };
-    Ok(created(json!({
-        "license": wire::license(&trial, seats_used),
-        "binding_id": grant.binding.id,
-        "token": app.signer.issue(&grant, now),
-    })))
+    Ok(created(app.grant_answer(wire::license(&trial, seats_used), &grant, now)))
 }
 
 async fn redeem(
@@ -281,15 +288,14 @@ async fn redeem(
 ) -> Result<Response, ApiError> {
     app.guard(peer.ip())?;
     let now = app.clock.now();
-    let result = app
-        .run(now, move |l, tx, now, rng| {
+    let (license, seats_used) = app
+        .run_judged(peer.ip(), now, move |l, tx, now, rng| {
             let license = l.redeem(tx, now, rng, req.registration_number.as_deref(), &req.coupon)?;
             let number = req.registration_number.as_deref().unwrap_or_default();
             let seats_used = l.account_by_number(tx, number)?.seats_used(&license.id);
             Ok((license, seats_used))
         })
-        .await;
-    let (license, seats_used) = app.judge(peer.ip(), result)?;
+        .await?;
     Ok(axum::Json(json!({"license": wire::license(&license, seats_used)})).into_response())
 }
 
@@ -301,8 +307,8 @@ async fn deactivate(
     app.guard(peer.ip())?;
     let host = req.host.to_host()?;
     let now = app.clock.now();
-    let result = app.run(now, move |l, tx, _, _| l.deactivate(tx, &req.registration_number, &req.product, &host)).await;
-    app.judge(peer.ip(), result)?;
+    app.run_judged(peer.ip(), now, move |l, tx, _, _| l.deactivate(tx, &req.registration_number, &req.product, &host))
+        .await?;
     Ok(axum::Json(json!({})).into_response())
 }
 
