@@ -23,7 +23,7 @@ pub struct Cli {
     /// The vendor's public key (64 hex characters); repeatable.
     #[arg(long = "trusted-key", env = "LICET_TRUSTED_KEYS", value_delimiter = ',', global = true)]
     trusted_keys: Vec<String>,
-    /// A CA certificate (PEM) to trust for https instead of the public roots.
+    /// A CA certificate (PEM) to trust for https instead of the system's roots.
     #[arg(long, env = "LICET_CA_CERT", global = true)]
     ca_cert: Option<PathBuf>,
     /// Print one JSON object.

@@ -1,5 +1,6 @@
-//! The blocking HTTP client to the license server: short timeouts, https with Mozilla's roots
-//! or a vendor CA, and SPEC error bodies turned into [`Error::Server`].
+//! The blocking HTTP client to the license server: short timeouts, https verified against the
+//! operating system's roots (or a vendor CA given to the agent), and SPEC error bodies turned
+//! into [`Error::Server`].
 
 use std::path::Path;
 use std::sync::Arc;
@@ -22,7 +23,7 @@ pub(crate) struct Client {
 
 impl Client {
     pub(crate) fn new(server: &str, ca_cert: Option<&Path>) -> Result<Client, Error> {
-        let mut tls = ureq::tls::TlsConfig::builder();
+        let mut tls = ureq::tls::TlsConfig::builder().root_certs(ureq::tls::RootCerts::PlatformVerifier);
         if let Some(path) = ca_cert {
             let pem = std::fs::read(path).map_err(|e| Error::Internal(format!("{}: {e}", path.display())))?;
             let certs: Vec<ureq::tls::Certificate<'static>> = ureq::tls::parse_pem(&pem)

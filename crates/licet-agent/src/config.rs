@@ -15,7 +15,7 @@ pub struct AgentConfig {
     pub data_dir: PathBuf,
     /// Public keys (64 hex characters each) whose tokens are trusted.
     pub trusted_keys: Vec<String>,
-    /// A vendor CA certificate (PEM) to trust for https instead of the public roots.
+    /// A vendor CA certificate (PEM) to trust for https instead of the system's roots.
     pub ca_cert: Option<PathBuf>,
     /// Replaces the measured fingerprint (default: `LICET_FINGERPRINT`, else measured).
     pub fingerprint: Option<Fingerprint>,

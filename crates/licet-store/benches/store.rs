@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group};
 use licet_core::{
     Account, Binding, Fingerprint, Host, Key, Ledger, License, LicenseKind, ProductSettings, RegistrationNumber,
     SeededEntropy, codec,
@@ -147,13 +147,41 @@ fn commits(c: &mut Criterion) {
     g.finish();
 }
 
-fn rss_kib() -> u64 {
+fn status_kib(field: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| {
-            s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
+        .and_then(|s| s.lines().find(|l| l.starts_with(field)).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()))
         .unwrap_or(0)
+}
+
+const CHILD_VAR: &str = "LICET_BENCH_OPEN_CHILD";
+
+/// In a fresh process (this bench binary re-executed): open the store, run one activation,
+/// report the peak resident memory. Measured in the parent it would include building the store.
+fn open_in_child(path: &std::path::Path, number: &str) -> String {
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .env(CHILD_VAR, path)
+        .env("LICET_BENCH_NUMBER", number)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+fn child() {
+    let path = std::env::var_os(CHILD_VAR).unwrap();
+    let number = std::env::var("LICET_BENCH_NUMBER").unwrap();
+    let before = status_kib("VmHWM:");
+    let started = Instant::now();
+    let store = SledStore::open(path).unwrap();
+    let opened = started.elapsed();
+    let ledger = Ledger::new("LICET").unwrap();
+    let mut rng = SeededEntropy::new(1);
+    store.transact(|tx| ledger.activate(tx, now(), &mut rng, &number, "call-journal", &host(7))).unwrap();
+    println!(
+        "opened in {opened:?}; peak resident memory {} MiB ({} MiB before opening)",
+        status_kib("VmHWM:") / 1024,
+        before / 1024
+    );
 }
 
 fn open(c: &mut Criterion) {
@@ -178,15 +206,7 @@ fn open(c: &mut Criterion) {
             );
             numbers
         };
-        let before = rss_kib();
-        let store = SledStore::open(&path).unwrap();
-        let mut rng = SeededEntropy::new(1);
-        store.transact(|tx| ledger.activate(tx, now(), &mut rng, &numbers[7], "call-journal", &host(7))).unwrap();
-        eprintln!(
-            "{n} accounts: resident memory grew {} KiB on open + one activation",
-            rss_kib().saturating_sub(before)
-        );
-        drop(store);
+        eprintln!("{n} accounts, fresh process: {}", open_in_child(&path, &numbers[7]));
         g.bench_function(BenchmarkId::new("open", n), |b| {
             b.iter_custom(|iters| {
                 let mut total = Duration::ZERO;
@@ -204,4 +224,12 @@ fn open(c: &mut Criterion) {
 }
 
 criterion_group!(benches, commits, open);
-criterion_main!(benches);
+
+fn main() {
+    if std::env::var_os(CHILD_VAR).is_some() {
+        child();
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}
