@@ -159,24 +159,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn init_then_load_and_refuse_a_second_init() {
-        let dir = tempfile::tempdir().unwrap();
-        let facts = init(dir.path(), "MIKO").unwrap();
+    fn init_then_load_and_refuse_a_second_init() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let facts = init(dir.path(), "MIKO")?;
         assert_eq!(facts.public_key.len(), 64);
         assert_eq!(facts.kid.len(), 16);
-        let loaded = load(dir.path()).unwrap();
+        let loaded = load(dir.path())?;
         assert_eq!(loaded.vendor_prefix, "MIKO");
         assert_eq!(loaded.signer.public_key_hex(), facts.public_key);
         assert_eq!(loaded.admin_hash, token_hash(&facts.admin_token));
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(dir.path().join("signing.key")).unwrap().permissions().mode();
+            let mode = std::fs::metadata(dir.path().join("signing.key"))?.permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
-            std::fs::set_permissions(dir.path().join("signing.key"), std::fs::Permissions::from_mode(0o644)).unwrap();
+            std::fs::set_permissions(dir.path().join("signing.key"), std::fs::Permissions::from_mode(0o644))?;
             assert!(matches!(load(dir.path()), Err(DataDirError::KeyTooOpen(_))));
         }
         assert!(init(dir.path(), "MIKO").is_err());
         assert!(init(&dir.path().join("other"), "bad prefix").is_err());
+        Ok(())
     }
 }

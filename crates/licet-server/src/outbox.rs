@@ -85,7 +85,7 @@ mod tests {
             subject: "Ваш номер".into(),
             body: "line 1\nline 2\n".into(),
         };
-        let text = outbox.render(&mail, "x1", DateTime::from_timestamp(0, 0).unwrap());
+        let text = outbox.render(&mail, "x1", DateTime::UNIX_EPOCH);
         assert!(text.contains("To: a@example.com  Bcc: evil@example.com\r\n"));
         assert!(!text.contains("\r\nBcc:"));
         assert!(text.contains("Subject: =?UTF-8?Q?"));
