@@ -272,10 +272,10 @@ impl Agent {
                 self.forget_token(product)?;
                 Err(e)
             }
+            // Unreachable, overloaded (1099), rate-limited (1062): the cache answers, and the
+            // server is left alone for a while.
             Err(e) => {
-                if matches!(e, Error::Unreachable(_)) {
-                    self.state()?.offline_until = Some(Instant::now() + RETRY_AFTER);
-                }
+                self.state()?.offline_until = Some(Instant::now() + RETRY_AFTER);
                 from_cache(local, e)
             }
         }
