@@ -38,7 +38,7 @@ fn setup() -> (TokenSigner, TrustedKeys, String, Host, DateTime<Utc>) {
         host: host.clone(),
     };
     let registered = state.transact(|tx| ledger.register(tx, now, &mut rng, &reg)).unwrap();
-    let token = signer.issue(&registered.grant, now);
+    let token = signer.issue(&registered.seat, now);
     (signer, keys, token, host, now)
 }
 

@@ -30,7 +30,7 @@ fn setup(dir: &std::path::Path) -> (String, String, Fingerprint, DateTime<Utc>) 
         host: Host::new(fingerprint.clone(), "bench", "Linux").unwrap(),
     };
     let registered = state.transact(|tx| ledger.register(tx, now, &mut SeededEntropy::new(1), &reg)).unwrap();
-    let token = signer.issue(&registered.grant, now);
+    let token = signer.issue(&registered.seat, now);
     let cache = licet_store::TokenCache::new(dir.join("cache"));
     cache.set_number(SERVER, Some(&registered.number.to_string())).unwrap();
     cache.put_token(SERVER, "call-journal", &token).unwrap();

@@ -5,7 +5,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration as StdDuration, Instant};
 
 use chrono::{DateTime, Duration, Utc};
-use licet_core::{Code, Fingerprint, Host, HostDigest, LicenseKind, TokenGrant, TrustedKeys, VerifiedToken};
+use licet_core::{Code, Entitlement, Fingerprint, Host, HostDigest, LicenseKind, TrustedKeys, VerifiedToken};
 use licet_store::TokenCache;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -48,7 +48,7 @@ pub struct Grant {
 }
 
 impl Grant {
-    fn new(g: TokenGrant, source: Source) -> Grant {
+    fn new(g: Entitlement, source: Source) -> Grant {
         Grant { product: g.product, kind: g.kind, expires_at: g.expires_at, lease_until: g.lease_until, source }
     }
 }
@@ -250,7 +250,7 @@ impl Agent {
         {
             return Ok(Grant::new(g.clone(), Source::Cache));
         }
-        let from_cache = |local: Option<Result<TokenGrant, licet_core::Error>>, online: Error| match local {
+        let from_cache = |local: Option<Result<Entitlement, licet_core::Error>>, online: Error| match local {
             Some(Ok(g)) => Ok(Grant::new(g, Source::Cache)),
             Some(Err(e)) => Err(Error::Local(e)),
             None => Err(online),
@@ -287,7 +287,7 @@ impl Agent {
         st: &mut State,
         product: &str,
         now: DateTime<Utc>,
-    ) -> Option<Result<TokenGrant, licet_core::Error>> {
+    ) -> Option<Result<Entitlement, licet_core::Error>> {
         let cached = st.tokens.get(product)?;
         Some(match &cached.verified {
             Ok(verified) => {
@@ -312,7 +312,7 @@ impl Agent {
 
     /// Verifies a token the server just issued, caches it, and judges it. The server's time is
     /// trusted time: the high-water mark is set to the token's issue time.
-    pub(crate) fn accept_token(&self, product: &str, token: &str) -> Result<TokenGrant, Error> {
+    pub(crate) fn accept_token(&self, product: &str, token: &str) -> Result<Entitlement, Error> {
         let verified = self.keys.verify(token)?;
         self.cache.put_token(&self.server, product, token)?;
         let mark = DateTime::from_timestamp(self.cache.reset_high_water(verified.claims().issued_at)?, 0);

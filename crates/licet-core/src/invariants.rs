@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::codec;
 use crate::model::{Account, Coupon};
-use crate::txn::{Key, MemState};
+use crate::txn::{MemState, RecordKey};
 
 /// Checks every invariant of the ledger; the first one broken is described in the error.
 ///
@@ -22,14 +22,14 @@ pub fn check_invariants(state: &MemState) -> Result<(), String> {
     let mut email_index = 0;
     for (key, value) in state.records() {
         match key {
-            Key::Account(id) => {
+            RecordKey::Account(id) => {
                 let account: Account = codec::decode(value).map_err(|e| format!("account {id}: {e}"))?;
                 accounts.insert(id.clone(), account);
             }
-            Key::Coupon(body) => {
+            RecordKey::Coupon(body) => {
                 coupons.push(codec::decode::<Coupon>(value).map_err(|e| format!("coupon {body}: {e}"))?)
             }
-            Key::Email(_) => email_index += 1,
+            RecordKey::Email(_) => email_index += 1,
             _ => {}
         }
     }

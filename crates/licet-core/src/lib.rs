@@ -1,6 +1,6 @@
 //! The pure license model of licet.
 //!
-//! Registration numbers and coupons ([`key`]), host fingerprints and the two-thirds matching rule
+//! Registration numbers and coupons ([`credential`]), host fingerprints and the two-thirds matching rule
 //! ([`host`]), the ledger state machine for every command of the product ([`ledger`]) over
 //! records ([`model`]) read and written through a transaction ([`txn`]), signed tokens and the
 //! offline verdict ([`token`]), and the one table of error codes ([`error`]).
@@ -11,22 +11,22 @@
 #![forbid(unsafe_code)]
 
 pub mod codec;
+pub mod credential;
 pub mod entropy;
 pub mod error;
 pub mod host;
 pub mod invariants;
-pub mod key;
 pub mod ledger;
 pub mod model;
 pub mod token;
 pub mod txn;
 
+pub use credential::{CouponCode, RegistrationNumber};
 pub use entropy::{Entropy, SeededEntropy};
 pub use error::{Code, Error};
 pub use host::{Fingerprint, HostDigest};
 pub use invariants::check_invariants;
-pub use key::{CouponCode, RegistrationNumber};
-pub use ledger::{CouponBatch, Grant, Ledger, Mail, Registered, Registration};
+pub use ledger::{CouponBatch, Ledger, Mail, Registered, Registration, Seat};
 pub use model::{Account, Binding, Coupon, Host, License, LicenseKind, Product, ProductSettings, Time};
-pub use token::{Claims, Judgement, KeyId, TokenGrant, TokenSigner, TrustedKeys, VerifiedToken, verdict};
-pub use txn::{Changes, Key, MemState, Snapshot, Tx};
+pub use token::{Claims, Entitlement, Judgement, KeyId, TokenSigner, TrustedKeys, VerifiedToken, verdict};
+pub use txn::{Changes, MemState, RecordKey, Snapshot, Tx};

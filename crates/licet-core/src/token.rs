@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 use crate::codec;
 use crate::error::{Code, Error};
 use crate::host::{HostDigest, hex};
-use crate::ledger::Grant;
+use crate::ledger::Seat;
 use crate::model::{LicenseKind, Time};
 
 /// The current token format.
@@ -69,8 +69,8 @@ pub struct Claims {
 }
 
 impl Claims {
-    /// The claims for a grant issued at `now` by key `kid`.
-    pub fn for_grant(grant: &Grant, kid: KeyId, now: Time) -> Claims {
+    /// The claims for a seat issued at `now` by key `kid`.
+    pub fn for_seat(grant: &Seat, kid: KeyId, now: Time) -> Claims {
         let issued_at = now.timestamp();
         let lease = issued_at + i64::from(grant.product.offline_lease_hours) * 3600;
         let expires_at = grant.license.expires_at.map(|t| t.timestamp());
@@ -135,8 +135,8 @@ impl TokenSigner {
     }
 
     /// Signs the claims for a grant issued now.
-    pub fn issue(&self, grant: &Grant, now: Time) -> String {
-        self.sign(&Claims::for_grant(grant, self.kid, now))
+    pub fn issue(&self, grant: &Seat, now: Time) -> String {
+        self.sign(&Claims::for_seat(grant, self.kid, now))
     }
 }
 
@@ -211,7 +211,7 @@ pub struct VerifiedToken {
 
 /// What a usable token grants.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TokenGrant {
+pub struct Entitlement {
     /// The license.
     pub license_id: String,
     /// The product.
@@ -230,7 +230,7 @@ pub struct TokenGrant {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Judgement {
     /// Valid, or the reason it is not.
-    pub result: Result<TokenGrant, Error>,
+    pub result: Result<Entitlement, Error>,
     /// The new high-water mark of trusted time (`None` only if there was none and the token
     /// taught nothing).
     pub high_water: Option<DateTime<Utc>>,
@@ -285,7 +285,7 @@ impl VerifiedToken {
             return refuse(Code::LeaseExpired, high_water);
         }
         Judgement {
-            result: Ok(TokenGrant {
+            result: Ok(Entitlement {
                 license_id: c.license_id.clone(),
                 product: c.product.clone(),
                 kind: c.kind,

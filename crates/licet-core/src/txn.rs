@@ -18,7 +18,7 @@ use crate::model::{Account, Coupon, Product};
 /// The name of one stored record.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[non_exhaustive]
-pub enum Key {
+pub enum RecordKey {
     /// A [`Product`] by slug.
     Product(String),
     /// An [`Account`] by id.
@@ -33,31 +33,31 @@ pub enum Key {
     HostComponent([u8; 16]),
 }
 
-impl std::fmt::Debug for Key {
+impl std::fmt::Debug for RecordKey {
     /// Registration numbers and coupons are credentials: only their last five symbols show.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let tail = |s: &str| format!("…{}", &s[s.len().saturating_sub(5)..]);
         match self {
-            Key::Number(body) => write!(f, "Number({})", tail(body)),
-            Key::Coupon(body) => write!(f, "Coupon({})", tail(body)),
-            Key::HostComponent(h) => write!(f, "HostComponent({})", crate::host::hex(&h[..4])),
-            Key::Product(s) => write!(f, "Product({s})"),
-            Key::Account(s) => write!(f, "Account({s})"),
-            Key::Email(s) => write!(f, "Email({s})"),
+            RecordKey::Number(body) => write!(f, "Number({})", tail(body)),
+            RecordKey::Coupon(body) => write!(f, "Coupon({})", tail(body)),
+            RecordKey::HostComponent(h) => write!(f, "HostComponent({})", crate::host::hex(&h[..4])),
+            RecordKey::Product(s) => write!(f, "Product({s})"),
+            RecordKey::Account(s) => write!(f, "Account({s})"),
+            RecordKey::Email(s) => write!(f, "Email({s})"),
         }
     }
 }
 
-impl Key {
+impl RecordKey {
     /// A stable byte form for ordered key-value stores: a one-letter table tag, then the id.
     pub fn to_bytes(&self) -> Vec<u8> {
         let (tag, id): (u8, &[u8]) = match self {
-            Key::Product(s) => (b'p', s.as_bytes()),
-            Key::Account(s) => (b'a', s.as_bytes()),
-            Key::Email(s) => (b'e', s.as_bytes()),
-            Key::Number(s) => (b'n', s.as_bytes()),
-            Key::Coupon(s) => (b'c', s.as_bytes()),
-            Key::HostComponent(h) => (b'h', h.as_slice()),
+            RecordKey::Product(s) => (b'p', s.as_bytes()),
+            RecordKey::Account(s) => (b'a', s.as_bytes()),
+            RecordKey::Email(s) => (b'e', s.as_bytes()),
+            RecordKey::Number(s) => (b'n', s.as_bytes()),
+            RecordKey::Coupon(s) => (b'c', s.as_bytes()),
+            RecordKey::HostComponent(h) => (b'h', h.as_slice()),
         };
         let mut out = Vec::with_capacity(2 + id.len());
         out.push(tag);
@@ -69,12 +69,12 @@ impl Key {
     /// The table this key belongs to (`product`, `account`, …), e.g. for a SQL backend.
     pub fn table(&self) -> &'static str {
         match self {
-            Key::Product(_) => "product",
-            Key::Account(_) => "account",
-            Key::Email(_) => "email",
-            Key::Number(_) => "number",
-            Key::Coupon(_) => "coupon",
-            Key::HostComponent(_) => "host_component",
+            RecordKey::Product(_) => "product",
+            RecordKey::Account(_) => "account",
+            RecordKey::Email(_) => "email",
+            RecordKey::Number(_) => "number",
+            RecordKey::Coupon(_) => "coupon",
+            RecordKey::HostComponent(_) => "host_component",
         }
     }
 }
@@ -82,13 +82,13 @@ impl Key {
 /// Read access to the committed records, consistent for the duration of one transaction.
 pub trait Snapshot {
     /// The encoded record under `key`, if any.
-    fn get(&self, key: &Key) -> Result<Option<Vec<u8>>, Error>;
+    fn get(&self, key: &RecordKey) -> Result<Option<Vec<u8>>, Error>;
 }
 
 /// The writes of one command: a value to store, or `None` to delete.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Changes {
-    writes: BTreeMap<Key, Option<Vec<u8>>>,
+    writes: BTreeMap<RecordKey, Option<Vec<u8>>>,
 }
 
 impl Changes {
@@ -103,7 +103,7 @@ impl Changes {
     }
 
     /// Every write, in key order.
-    pub fn iter(&self) -> impl Iterator<Item = (&Key, Option<&[u8]>)> {
+    pub fn iter(&self) -> impl Iterator<Item = (&RecordKey, Option<&[u8]>)> {
         self.writes.iter().map(|(k, v)| (k, v.as_deref()))
     }
 }
@@ -125,14 +125,14 @@ impl<'s> Tx<'s> {
         self.changes
     }
 
-    fn raw(&self, key: &Key) -> Result<Option<Vec<u8>>, Error> {
+    fn raw(&self, key: &RecordKey) -> Result<Option<Vec<u8>>, Error> {
         match self.changes.writes.get(key) {
             Some(v) => Ok(v.clone()),
             None => self.snapshot.get(key),
         }
     }
 
-    fn read<T: DeserializeOwned>(&self, key: &Key) -> Result<Option<T>, Error> {
+    fn read<T: DeserializeOwned>(&self, key: &RecordKey) -> Result<Option<T>, Error> {
         match self.raw(key)? {
             None => Ok(None),
             Some(bytes) => codec::decode(&bytes)
@@ -141,52 +141,52 @@ impl<'s> Tx<'s> {
         }
     }
 
-    fn write<T: Serialize>(&mut self, key: Key, value: &T) {
+    fn write<T: Serialize>(&mut self, key: RecordKey, value: &T) {
         self.changes.writes.insert(key, Some(codec::encode(value)));
     }
 
     /// Removes the record under `key`.
-    pub fn delete(&mut self, key: Key) {
+    pub fn delete(&mut self, key: RecordKey) {
         self.changes.writes.insert(key, None);
     }
 
     /// Whether a record exists under `key`.
-    pub fn exists(&self, key: &Key) -> Result<bool, Error> {
+    pub fn exists(&self, key: &RecordKey) -> Result<bool, Error> {
         Ok(self.raw(key)?.is_some())
     }
 
     /// A product.
     pub fn product(&self, id: &str) -> Result<Option<Product>, Error> {
-        self.read(&Key::Product(id.to_owned()))
+        self.read(&RecordKey::Product(id.to_owned()))
     }
 
     /// Stores a product.
     pub fn put_product(&mut self, product: &Product) {
-        self.write(Key::Product(product.id.clone()), product);
+        self.write(RecordKey::Product(product.id.clone()), product);
     }
 
     /// An account.
     pub fn account(&self, id: &str) -> Result<Option<Account>, Error> {
-        self.read(&Key::Account(id.to_owned()))
+        self.read(&RecordKey::Account(id.to_owned()))
     }
 
     /// Stores an account.
     pub fn put_account(&mut self, account: &Account) {
-        self.write(Key::Account(account.id.clone()), account);
+        self.write(RecordKey::Account(account.id.clone()), account);
     }
 
-    /// An account id from an index key ([`Key::Email`] or [`Key::Number`]).
-    pub fn account_id(&self, index: &Key) -> Result<Option<String>, Error> {
+    /// An account id from an index key ([`RecordKey::Email`] or [`RecordKey::Number`]).
+    pub fn account_id(&self, index: &RecordKey) -> Result<Option<String>, Error> {
         self.read(index)
     }
 
     /// Points an index key at an account.
-    pub fn put_account_id(&mut self, index: Key, account_id: &str) {
+    pub fn put_account_id(&mut self, index: RecordKey, account_id: &str) {
         self.write(index, &account_id);
     }
 
     /// The account an index key points at.
-    pub fn account_by(&self, index: &Key) -> Result<Option<Account>, Error> {
+    pub fn account_by(&self, index: &RecordKey) -> Result<Option<Account>, Error> {
         match self.account_id(index)? {
             None => Ok(None),
             Some(id) => match self.account(&id)? {
@@ -198,29 +198,29 @@ impl<'s> Tx<'s> {
 
     /// A coupon.
     pub fn coupon(&self, body: &str) -> Result<Option<Coupon>, Error> {
-        self.read(&Key::Coupon(body.to_owned()))
+        self.read(&RecordKey::Coupon(body.to_owned()))
     }
 
     /// Stores a coupon.
     pub fn put_coupon(&mut self, coupon: &Coupon) {
-        self.write(Key::Coupon(coupon.body.clone()), coupon);
+        self.write(RecordKey::Coupon(coupon.body.clone()), coupon);
     }
 
     /// Accounts whose registration host has this component.
     pub fn host_accounts(&self, component: [u8; 16]) -> Result<Vec<String>, Error> {
-        Ok(self.read(&Key::HostComponent(component))?.unwrap_or_default())
+        Ok(self.read(&RecordKey::HostComponent(component))?.unwrap_or_default())
     }
 
     /// Stores the accounts whose registration host has this component.
     pub fn put_host_accounts(&mut self, component: [u8; 16], accounts: &Vec<String>) {
-        self.write(Key::HostComponent(component), accounts);
+        self.write(RecordKey::HostComponent(component), accounts);
     }
 }
 
 /// An in-memory ledger: the reference store for tests and simulations.
 #[derive(Clone, Debug, Default)]
 pub struct MemState {
-    records: BTreeMap<Key, Vec<u8>>,
+    records: BTreeMap<RecordKey, Vec<u8>>,
 }
 
 impl MemState {
@@ -259,13 +259,13 @@ impl MemState {
     }
 
     /// Every record of a table, for tests that check invariants over the whole ledger.
-    pub fn records(&self) -> impl Iterator<Item = (&Key, &[u8])> {
+    pub fn records(&self) -> impl Iterator<Item = (&RecordKey, &[u8])> {
         self.records.iter().map(|(k, v)| (k, v.as_slice()))
     }
 }
 
 impl Snapshot for MemState {
-    fn get(&self, key: &Key) -> Result<Option<Vec<u8>>, Error> {
+    fn get(&self, key: &RecordKey) -> Result<Option<Vec<u8>>, Error> {
         Ok(self.records.get(key).cloned())
     }
 }

@@ -22,14 +22,14 @@ fn register_creates_an_account_with_a_trial_bound_to_the_host() {
     let reg = sim.register("Boss@Example.com", &a).unwrap();
     let number = reg.number.to_string();
     assert!(number.starts_with("MIKO-") && number.len() == 28);
-    assert_eq!(reg.grant.license.kind, LicenseKind::Trial);
-    assert_eq!(reg.grant.license.expires_at, Some(sim.now + Duration::days(30)));
-    assert_eq!(reg.grant.seats_used, 1);
+    assert_eq!(reg.seat.license.kind, LicenseKind::Trial);
+    assert_eq!(reg.seat.license.expires_at, Some(sim.now + Duration::days(30)));
+    assert_eq!(reg.seat.seats_used, 1);
     assert_eq!(reg.mail.to, "Boss@Example.com");
     assert!(reg.mail.body.contains(&number));
     assert!(!format!("{:?}", reg.mail).contains(&number), "Debug of a mail must not leak the number");
 
-    let token = sim.signer.issue(&reg.grant, sim.now);
+    let token = sim.signer.issue(&reg.seat, sim.now);
     let mut agent = AgentSim::new(a);
     agent.token = Some(token);
     let grant = agent.check_offline(&sim.keys, PRODUCT, sim.now).unwrap();
@@ -210,7 +210,7 @@ fn a_thirty_day_trial_expires() {
     agent.token = Some(token);
     // The lease is cut at the end of the term.
     let grant = agent.check_offline(&sim.keys, PRODUCT, sim.now).unwrap();
-    assert_eq!(grant.lease_until, reg.grant.license.expires_at.unwrap());
+    assert_eq!(grant.lease_until, reg.seat.license.expires_at.unwrap());
     sim.advance(Duration::days(1));
     check(sim.activate(&number, &a), Code::LicenseExpired);
     check(agent.check_offline(&sim.keys, PRODUCT, sim.now), Code::LicenseExpired);
@@ -248,7 +248,7 @@ fn a_clock_set_back_is_caught_and_forgiven_when_fixed() {
     let a = pc("a");
     let reg = sim.register("a@example.com", &a).unwrap();
     let mut agent = AgentSim::new(a);
-    agent.token = Some(sim.signer.issue(&reg.grant, sim.now));
+    agent.token = Some(sim.signer.issue(&reg.seat, sim.now));
     let now = sim.now + Duration::hours(10);
     agent.check_offline(&sim.keys, PRODUCT, now).unwrap();
     // Within the hour's tolerance: fine.
@@ -269,7 +269,7 @@ fn the_verdict_order_is_signature_product_host_clock_term_lease() {
     let mut sim = Sim::new();
     let a = pc("a");
     let reg = sim.register("a@example.com", &a).unwrap();
-    let token = sim.signer.issue(&reg.grant, sim.now);
+    let token = sim.signer.issue(&reg.seat, sim.now);
     let end = sim.now + Duration::days(31);
     let mut agent = AgentSim::new(pc("other"));
     agent.token = Some(token.clone());
@@ -287,7 +287,7 @@ fn the_verdict_order_is_signature_product_host_clock_term_lease() {
     check(agent.check_offline(&sim.keys, PRODUCT, sim.now + Duration::days(8)), Code::LeaseExpired);
     // Unknown key.
     let other = licet_core::TokenSigner::from_secret(&[9u8; 32]);
-    agent.token = Some(other.issue(&reg.grant, sim.now));
+    agent.token = Some(other.issue(&reg.seat, sim.now));
     check(agent.check_offline(&sim.keys, PRODUCT, sim.now), Code::TokenInvalid);
 }
 
@@ -314,7 +314,7 @@ fn deactivate_and_reset_free_seats_for_another_host() {
     check(sim.reset(&code, &binding), Code::Unauthorized);
     sim.redeem(Some(&number), &code).unwrap();
     let other = sim.register("b@example.com", &pc("z")).unwrap();
-    let others_binding = other.grant.binding.id.clone();
+    let others_binding = other.seat.binding.id.clone();
     check(sim.reset(&code, &others_binding), Code::BindingNotFound);
     let mine = sim.account(&code).bindings[0].id.clone();
     sim.reset(&code, &mine).unwrap();
@@ -374,10 +374,10 @@ fn a_shared_host_name_neither_blocks_registration_nor_grows_an_index() {
     let by_name = host("DESKTOP-1", &[("hostname", "DESKTOP-1")]);
     sim.register("solo@example.com", &by_name).unwrap();
     check(sim.register("solo2@example.com", &by_name), Code::HostAlreadyRegistered);
-    let indexed = sim.state.records().filter(|(k, _)| matches!(k, licet_core::Key::HostComponent(_))).count();
+    let indexed = sim.state.records().filter(|(k, _)| matches!(k, licet_core::RecordKey::HostComponent(_))).count();
     assert_eq!(indexed, 5 * 2 + 1, "the shared host name has no index entry of the five");
     // A key's debug form never shows a credential.
     let number = sim.register("dbg@example.com", &pc("dbg")).unwrap().number;
-    let shown = format!("{:?}", licet_core::Key::Number(number.body()));
+    let shown = format!("{:?}", licet_core::RecordKey::Number(number.body()));
     assert!(!shown.contains(&number.body()[..10]), "{shown}");
 }

@@ -10,7 +10,7 @@ use sim::{PRODUCT, Sim, pc};
 fn issued(host: &Host) -> (Sim, String) {
     let mut sim = Sim::new();
     let reg = sim.register("a@example.com", host).unwrap();
-    let token = sim.signer.issue(&reg.grant, sim.now);
+    let token = sim.signer.issue(&reg.seat, sim.now);
     (sim, token)
 }
 

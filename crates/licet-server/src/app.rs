@@ -105,7 +105,7 @@ impl App {
     }
 
     /// The answer to a command that bound a host: the license, the binding and a fresh token.
-    fn grant_answer(&self, license: Value, grant: &licet_core::Grant, now: DateTime<Utc>) -> Value {
+    fn grant_answer(&self, license: Value, grant: &licet_core::Seat, now: DateTime<Utc>) -> Value {
         json!({"license": license, "binding_id": grant.binding.id, "token": self.signer.issue(grant, now)})
     }
 
@@ -243,7 +243,7 @@ async fn register(
     let now = app.clock.now();
     let registered = app.run(now, move |l, tx, now, rng| l.register(tx, now, rng, &reg)).await?;
     app.write_mail(registered.mail, now).await;
-    let grant = &registered.grant;
+    let grant = &registered.seat;
     let mut answer = app.grant_answer(wire::license(&grant.license, grant.seats_used), grant, now);
     answer["registration_number"] = json!(registered.number.to_string());
     Ok(created(answer))

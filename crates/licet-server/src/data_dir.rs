@@ -108,7 +108,7 @@ pub(crate) fn is_initialised(dir: &Path) -> bool {
 
 /// Creates the store, a signing key and an admin token in `dir`. Refuses an initialised dir.
 pub(crate) fn init(dir: &Path, vendor_prefix: &str) -> Result<InitFacts, anyhow::Error> {
-    licet_core::key::validate_prefix(vendor_prefix)?;
+    licet_core::credential::validate_prefix(vendor_prefix)?;
     if is_initialised(dir) || dir.join("signing.key").exists() {
         return Err(DataDirError::AlreadyInitialised(dir.to_owned()).into());
     }

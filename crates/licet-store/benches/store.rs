@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group};
 use licet_core::{
-    Account, Binding, Fingerprint, Host, Key, Ledger, License, LicenseKind, ProductSettings, RegistrationNumber,
+    Account, Binding, Fingerprint, Host, Ledger, License, LicenseKind, ProductSettings, RecordKey, RegistrationNumber,
     SeededEntropy, codec,
 };
 use licet_store::{SledStore, StoreExt};
@@ -68,9 +68,9 @@ fn populate(store: &SledStore, ledger: &Ledger, n: u64) -> Vec<String> {
             licenses: vec![license],
             trials_used: Default::default(),
         };
-        batch.push((Key::Account(id.clone()), codec::encode(&account)));
-        batch.push((Key::Email(account.email.clone()), codec::encode(&id)));
-        batch.push((Key::Number(number.body()), codec::encode(&id)));
+        batch.push((RecordKey::Account(id.clone()), codec::encode(&account)));
+        batch.push((RecordKey::Email(account.email.clone()), codec::encode(&id)));
+        batch.push((RecordKey::Number(number.body()), codec::encode(&id)));
         if numbers.len() < 10_000 {
             numbers.push(number.to_string());
         }

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use licet_core::{Error as CoreError, Key, Snapshot, Tx};
+use licet_core::{Error as CoreError, RecordKey, Snapshot, Tx};
 
 use crate::error::Error;
 use crate::group_commit::GroupCommit;
@@ -32,7 +32,7 @@ impl Default for SledOptions {
     }
 }
 
-/// The ledger in a sled database: one tree of records keyed by [`Key::to_bytes`].
+/// The ledger in a sled database: one tree of records keyed by [`RecordKey::to_bytes`].
 ///
 /// Commands run one at a time under a write lock (read, decide, apply one atomic batch — a few
 /// microseconds), then wait outside the lock for a flush they share with every other committer
@@ -206,7 +206,7 @@ impl SledStore {
 
     /// Writes raw records without running the ledger: bulk loading for benchmarks and
     /// migrations. Not atomic across calls; flushes before returning.
-    pub fn load_raw(&self, records: impl IntoIterator<Item = (Key, Vec<u8>)>) -> Result<(), Error> {
+    pub fn load_raw(&self, records: impl IntoIterator<Item = (RecordKey, Vec<u8>)>) -> Result<(), Error> {
         let mut batch = sled::Batch::default();
         for (key, value) in records {
             batch.insert(key.to_bytes(), value);
@@ -226,7 +226,7 @@ struct SledSnapshot<'a> {
 }
 
 impl Snapshot for SledSnapshot<'_> {
-    fn get(&self, key: &Key) -> Result<Option<Vec<u8>>, CoreError> {
+    fn get(&self, key: &RecordKey) -> Result<Option<Vec<u8>>, CoreError> {
         self.tree
             .get(key.to_bytes())
             .map(|v| v.map(|v| v.to_vec()))

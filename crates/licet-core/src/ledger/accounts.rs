@@ -3,13 +3,13 @@
 use std::collections::BTreeSet;
 
 use super::{Ledger, add_days, new_id};
+use crate::credential::RegistrationNumber;
 use crate::entropy::Entropy;
 use crate::error::{Code, Error};
-use crate::key::RegistrationNumber;
 use crate::model::{Account, Binding, Host, License, LicenseKind, Time, bounded_text};
-use crate::txn::{Key, Tx};
+use crate::txn::{RecordKey, Tx};
 
-use super::bindings::Grant;
+use super::bindings::Seat;
 
 /// What a customer fills in to register (SPEC §2 flow 1).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -51,7 +51,7 @@ pub struct Registered {
     /// The new account's registration number.
     pub number: RegistrationNumber,
     /// The trial and the registering host's seat.
-    pub grant: Grant,
+    pub seat: Seat,
     /// The e-mail that gives the customer the number.
     pub mail: Mail,
 }
@@ -83,8 +83,8 @@ fn optional_text(field: &'static str, text: &Option<String>) -> Result<Option<St
 }
 
 /// The index key of an e-mail.
-fn email_key(email: &str) -> Key {
-    Key::Email(email.trim().to_lowercase())
+fn email_key(email: &str) -> RecordKey {
+    RecordKey::Email(email.trim().to_lowercase())
 }
 
 /// Accounts listed under one host component at most: a component shared by that many
@@ -145,13 +145,13 @@ impl Ledger {
 
         let number = loop {
             let candidate = RegistrationNumber::generate(&self.vendor, entropy);
-            if !tx.exists(&Key::Number(candidate.body()))? {
+            if !tx.exists(&RecordKey::Number(candidate.body()))? {
                 break candidate;
             }
         };
         let account_id = loop {
             let id = new_id("acc_", entropy);
-            if !tx.exists(&Key::Account(id.clone()))? {
+            if !tx.exists(&RecordKey::Account(id.clone()))? {
                 break id;
             }
         };
@@ -186,7 +186,7 @@ impl Ledger {
         };
         tx.put_account(&account);
         tx.put_account_id(email_key(&email), &account_id);
-        tx.put_account_id(Key::Number(number.body()), &account_id);
+        tx.put_account_id(RecordKey::Number(number.body()), &account_id);
         for component in indexed_components(&reg.host.fingerprint) {
             let mut ids = tx.host_accounts(component)?;
             if ids.len() < MAX_HOST_INDEX {
@@ -206,7 +206,7 @@ impl Ledger {
                 end = license.expires_at.map(|t| t.format("%Y-%m-%d").to_string()).unwrap_or_default(),
             ),
         };
-        Ok(Registered { number, grant: Grant { account_id, product, seats_used: 1, license, binding }, mail })
+        Ok(Registered { number, seat: Seat { account_id, product, seats_used: 1, license, binding }, mail })
     }
 
     /// The e-mail that reminds an account of its number, if `email` belongs to one. The caller

@@ -11,7 +11,7 @@ use crate::txn::Tx;
 /// A host's seat on a license, as the outcome of activate, trial or register; the server turns
 /// it into a signed token.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Grant {
+pub struct Seat {
     /// The account holding the license.
     pub account_id: String,
     /// The product, with the settings that shape the token (lease, clock tolerance).
@@ -53,7 +53,7 @@ fn bind(
     host: &Host,
     now: Time,
     entropy: &mut dyn Entropy,
-) -> Result<Grant, Error> {
+) -> Result<Seat, Error> {
     if !account.licenses.iter().any(|l| l.product == product.id) {
         return Err(Error::Refused(Code::NoLicenseForProduct));
     }
@@ -99,8 +99,8 @@ fn bind(
     Ok(grant(account, product, license, binding))
 }
 
-fn grant(account: &Account, product: &Product, license: License, binding: Binding) -> Grant {
-    Grant {
+fn grant(account: &Account, product: &Product, license: License, binding: Binding) -> Seat {
+    Seat {
         account_id: account.id.clone(),
         product: product.clone(),
         seats_used: account.seats_used(&license.id),
@@ -120,7 +120,7 @@ impl Ledger {
         number: &str,
         product: &str,
         host: &Host,
-    ) -> Result<Grant, Error> {
+    ) -> Result<Seat, Error> {
         let mut account = self.account_by_number(tx, number)?;
         let product = self.product(tx, product)?;
         let grant = bind(&mut account, &product, host, now, entropy)?;
@@ -138,7 +138,7 @@ impl Ledger {
         number: &str,
         product: &str,
         host: &Host,
-    ) -> Result<(License, Grant), Error> {
+    ) -> Result<(License, Seat), Error> {
         let mut account = self.account_by_number(tx, number)?;
         let product = self.product(tx, product)?;
         if account.trials_used.contains(&product.id) {

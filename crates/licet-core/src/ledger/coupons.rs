@@ -1,9 +1,9 @@
 //! Coupons: issuing batches and redeeming them once.
 
 use super::{Ledger, add_days, new_id};
+use crate::credential::CouponCode;
 use crate::entropy::Entropy;
 use crate::error::{Code, Error};
-use crate::key::CouponCode;
 use crate::model::{Coupon, License, LicenseKind, Redemption, Time};
 use crate::txn::Tx;
 

@@ -11,14 +11,14 @@ mod coupons;
 
 pub use coupons::{CouponBatch, MAX_BATCH};
 
+use crate::credential::{self, CouponCode, RegistrationNumber};
 use crate::entropy::Entropy;
 use crate::error::{Code, Error};
-use crate::key::{self, CouponCode, RegistrationNumber};
 use crate::model::{Account, Product, ProductSettings, Time};
-use crate::txn::{Key, Tx};
+use crate::txn::{RecordKey, Tx};
 
 pub use accounts::{Mail, Registered, Registration};
-pub use bindings::Grant;
+pub use bindings::Seat;
 
 /// The ledger's configuration; the state lives in the store.
 #[derive(Clone, Debug)]
@@ -32,7 +32,7 @@ const ID_LEN: usize = 16;
 impl Ledger {
     /// A ledger for the deployment's vendor prefix (`LICET`, `MIKO`, …).
     pub fn new(vendor_prefix: &str) -> Result<Ledger, Error> {
-        key::validate_prefix(vendor_prefix)?;
+        credential::validate_prefix(vendor_prefix)?;
         Ok(Ledger { vendor: vendor_prefix.to_owned() })
     }
 
@@ -72,7 +72,7 @@ impl Ledger {
         if number.vendor() != self.vendor {
             return Err(unknown);
         }
-        tx.account_by(&Key::Number(number.body()))?.ok_or(unknown)
+        tx.account_by(&RecordKey::Number(number.body()))?.ok_or(unknown)
     }
 
     /// The account behind a portal credential: its registration number, or a coupon it has

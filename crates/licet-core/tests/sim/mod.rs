@@ -4,8 +4,8 @@
 
 use chrono::{DateTime, Duration, Utc};
 use licet_core::{
-    Error, Fingerprint, Grant, Host, Ledger, License, MemState, ProductSettings, Registered, Registration,
-    SeededEntropy, TokenGrant, TokenSigner, TrustedKeys, Tx,
+    Entitlement, Error, Fingerprint, Host, Ledger, License, MemState, ProductSettings, Registered, Registration, Seat,
+    SeededEntropy, TokenSigner, TrustedKeys, Tx,
 };
 
 pub const PRODUCT: &str = "call-journal";
@@ -80,17 +80,17 @@ impl Sim {
     }
 
     /// Activates and returns the grant and its signed token.
-    pub fn activate(&mut self, number: &str, host: &Host) -> Result<(Grant, String), Error> {
+    pub fn activate(&mut self, number: &str, host: &Host) -> Result<(Seat, String), Error> {
         self.activate_product(number, PRODUCT, host)
     }
 
-    pub fn activate_product(&mut self, number: &str, product: &str, host: &Host) -> Result<(Grant, String), Error> {
+    pub fn activate_product(&mut self, number: &str, product: &str, host: &Host) -> Result<(Seat, String), Error> {
         let grant = self.run(|l, tx, now, rng| l.activate(tx, now, rng, number, product, host))?;
         let token = self.signer.issue(&grant, self.now);
         Ok((grant, token))
     }
 
-    pub fn trial(&mut self, number: &str, product: &str, host: &Host) -> Result<(License, Grant), Error> {
+    pub fn trial(&mut self, number: &str, product: &str, host: &Host) -> Result<(License, Seat), Error> {
         self.run(|l, tx, now, rng| l.trial(tx, now, rng, number, product, host))
     }
 
@@ -144,7 +144,7 @@ impl AgentSim {
         keys: &TrustedKeys,
         product: &str,
         now: DateTime<Utc>,
-    ) -> Result<TokenGrant, Error> {
+    ) -> Result<Entitlement, Error> {
         let Some(token) = &self.token else { return Err(Error::Token(licet_core::Code::NotActivated)) };
         let j = licet_core::verdict(keys, token, product, &self.host.fingerprint.digest(), now, self.high_water);
         self.high_water = j.high_water;

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use licet_core::{
-    CouponBatch, Error, Fingerprint, Grant, Host, Ledger, License, ProductSettings, Registered, Registration,
+    CouponBatch, Error, Fingerprint, Host, Ledger, License, ProductSettings, Registered, Registration, Seat,
     SeededEntropy,
 };
 use licet_store::{Store, StoreExt};
@@ -50,7 +50,7 @@ impl<S: Store> Env<S> {
         self.store.transact(|tx| self.ledger.register(tx, now(), &mut rng, &reg))
     }
 
-    pub fn activate(&self, number: &str, host: &Host, seed: u64) -> Result<Grant, Error> {
+    pub fn activate(&self, number: &str, host: &Host, seed: u64) -> Result<Seat, Error> {
         let mut rng = SeededEntropy::new(seed);
         self.store.transact(|tx| self.ledger.activate(tx, now(), &mut rng, number, PRODUCT, host))
     }

@@ -135,13 +135,13 @@ pub fn validate_prefix(prefix: &str) -> Result<(), Error> {
 
 /// A key's parsed parts; shared by [`RegistrationNumber`] and [`CouponCode`].
 #[derive(Clone, PartialEq, Eq, Hash)]
-struct Key {
+struct Serial {
     vendor: String,
     body: [u8; BODY_LEN],
 }
 
-impl Key {
-    fn generate(vendor: &str, kind: Kind, entropy: &mut dyn Entropy) -> Key {
+impl Serial {
+    fn generate(vendor: &str, kind: Kind, entropy: &mut dyn Entropy) -> Serial {
         let mut random = [0u8; 12];
         entropy.fill(&mut random);
         let bits = random.iter().fold(0u128, |acc, &b| (acc << 8) | u128::from(b));
@@ -150,10 +150,10 @@ impl Key {
             *symbol = ((bits >> (5 * i)) & 0x1f) as u8;
         }
         seal(&mut body, kind);
-        Key { vendor: vendor.to_owned(), body }
+        Serial { vendor: vendor.to_owned(), body }
     }
 
-    fn parse(text: &str, kind: Kind) -> Result<Key, Error> {
+    fn parse(text: &str, kind: Kind) -> Result<Serial, Error> {
         let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect::<String>().to_ascii_uppercase();
         let (prefix, rest) = compact.split_once('-').ok_or_else(|| kind.error())?;
         let vendor = match kind {
@@ -171,7 +171,7 @@ impl Key {
         if n != BODY_LEN || syndromes(&body) != kind.target() {
             return Err(kind.error());
         }
-        Ok(Key { vendor: vendor.to_owned(), body })
+        Ok(Serial { vendor: vendor.to_owned(), body })
     }
 
     /// The 20 body symbols without separators.
@@ -200,18 +200,18 @@ macro_rules! key_type {
     ($(#[$doc:meta])* $name:ident, $kind:expr, $suffix:expr) => {
         $(#[$doc])*
         #[derive(Clone, PartialEq, Eq, Hash)]
-        pub struct $name(Key);
+        pub struct $name(Serial);
 
         impl $name {
             /// A new random key for this vendor prefix; 90 bits come from `entropy`.
             pub fn generate(vendor_prefix: &str, entropy: &mut dyn Entropy) -> Self {
-                $name(Key::generate(vendor_prefix, $kind, entropy))
+                $name(Serial::generate(vendor_prefix, $kind, entropy))
             }
 
             /// Parses user input: case-insensitive, spaces ignored, `O`→`0`, `I`/`L`→`1`. A bad
             /// format or check symbol is refused here, without any lookup.
             pub fn parse(text: &str) -> Result<Self, Error> {
-                Key::parse(text, $kind).map($name)
+                Serial::parse(text, $kind).map($name)
             }
 
             /// The vendor prefix (without `UPD` for coupons).
@@ -226,7 +226,7 @@ macro_rules! key_type {
 
             /// The key with all but its last group hidden, for logs and pages.
             pub fn masked(&self) -> String {
-                struct Masked<'a>(&'a Key);
+                struct Masked<'a>(&'a Serial);
                 impl fmt::Display for Masked<'_> {
                     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                         self.0.write(f, $suffix, true)
