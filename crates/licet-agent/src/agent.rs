@@ -120,14 +120,6 @@ impl std::fmt::Debug for Agent {
     }
 }
 
-/// Server answers after which the cached token must go (SPEC §3).
-fn is_definitive(code: Code) -> bool {
-    matches!(
-        code,
-        Code::NoFreeLicense | Code::LicenseExpired | Code::NoLicenseForProduct | Code::InvalidRegistrationNumber
-    )
-}
-
 impl Agent {
     /// An agent from `config`; reads `LICET_FINGERPRINT`, `LICET_HOSTNAME` and `LICET_NOW` for
     /// what the config leaves unset. Without a trusted key every token is refused (3001), but
@@ -268,7 +260,7 @@ impl Agent {
                 let token = answer["token"].as_str().unwrap_or_default();
                 self.accept_token(product, token).map(|g| Grant::new(g, Source::Server))
             }
-            Err(e) if is_definitive(e.code()) => {
+            Err(e) if e.code().is_definitive() => {
                 self.forget_token(product)?;
                 Err(e)
             }

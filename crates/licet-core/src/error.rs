@@ -6,7 +6,8 @@
 use std::fmt;
 
 macro_rules! codes {
-    ($( $(#[$doc:meta])* $variant:ident = $num:literal, $name:literal, $msg:literal; )*) => {
+    ($( $(#[$doc:meta])* $variant:ident = $num:literal, $name:literal, $status:literal,
+        credential: $credential:literal, definitive: $definitive:literal, $msg:literal; )*) => {
         /// A stable numeric error code with its snake_case name (SPEC §4).
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
         #[non_exhaustive]
@@ -33,6 +34,25 @@ macro_rules! codes {
                 match self { $(Code::$variant => $msg,)* }
             }
 
+            /// The HTTP status that carries this code: the server's answer, or for the agent's
+            /// own codes the local agent service's (403, refused).
+            pub const fn http_status(self) -> u16 {
+                match self { $(Code::$variant => $status,)* }
+            }
+
+            /// Whether the answer means a credential (registration number, coupon, admin token,
+            /// portal login) was wrong: such answers count toward a client's rate limit.
+            pub const fn is_failed_credential(self) -> bool {
+                match self { $(Code::$variant => $credential,)* }
+            }
+
+            /// Whether the server's answer settles the license check for good, so that the
+            /// agent deletes its cached token — once the refusal is proven signed (SPEC §3).
+            /// Every other refusal is, for the agent, a server fault.
+            pub const fn is_definitive(self) -> bool {
+                match self { $(Code::$variant => $definitive,)* }
+            }
+
             /// The code with this number, if there is one.
             pub fn from_number(number: u16) -> Option<Code> {
                 match number { $($num => Some(Code::$variant),)* _ => None }
@@ -41,51 +61,80 @@ macro_rules! codes {
     };
 }
 
+// One row per code: variant = number, name, HTTP status, whether it counts as a failed credential
+// (rate limits), whether it is a definitive answer to a license check (the agent deletes its token
+// once the refusal is proven signed), and the default message. Adapters read the meaning of a
+// code only from here, so a new code cannot fall into a default.
 codes! {
     /// Malformed JSON, a missing or oversized field, a bad e-mail.
-    InvalidRequest = 1001, "invalid_request", "the request is malformed";
+    InvalidRequest = 1001, "invalid_request", 400, credential: false, definitive: false,
+        "the request is malformed";
     /// A registration number with a bad format or check symbols, or one the server does not know.
-    InvalidRegistrationNumber = 1002, "invalid_registration_number", "the registration number is not valid";
+    InvalidRegistrationNumber = 1002, "invalid_registration_number", 400, credential: true, definitive: true,
+        "the registration number is not valid";
     /// A coupon was given without a registration number.
-    RegistrationNumberRequired = 1003, "registration_number_required", "enter a registration number before redeeming a coupon";
+    RegistrationNumberRequired = 1003, "registration_number_required", 400, credential: false, definitive: false,
+        "enter a registration number before redeeming a coupon";
     /// A coupon with a bad format or check symbols, or one the server does not know.
-    InvalidCoupon = 1004, "invalid_coupon", "the coupon is not valid";
+    InvalidCoupon = 1004, "invalid_coupon", 400, credential: true, definitive: false,
+        "the coupon is not valid";
     /// The coupon was redeemed by another account.
-    CouponAlreadyRedeemed = 1005, "coupon_already_redeemed", "the coupon was already redeemed by another account";
+    CouponAlreadyRedeemed = 1005, "coupon_already_redeemed", 409, credential: false, definitive: false,
+        "the coupon was already redeemed by another account";
     /// The account already had a trial of this product.
-    TrialAlreadyUsed = 1006, "trial_already_used", "the trial of this product was already used";
+    TrialAlreadyUsed = 1006, "trial_already_used", 409, credential: false, definitive: false,
+        "the trial of this product was already used";
     /// No product with this id.
-    UnknownProduct = 1007, "unknown_product", "no such product";
+    UnknownProduct = 1007, "unknown_product", 404, credential: false, definitive: false,
+        "no such product";
     /// The server did not answer and no usable token is cached.
-    ServerUnreachable = 1011, "server_unreachable", "the license server cannot be reached and no usable license is cached";
+    ServerUnreachable = 1011, "server_unreachable", 403, credential: false, definitive: false,
+        "the license server cannot be reached and no usable license is cached";
     /// Every seat of every license of the product is bound to another host.
-    NoFreeLicense = 1051, "no_free_license", "all seats of the license are bound to other hosts";
+    NoFreeLicense = 1051, "no_free_license", 409, credential: false, definitive: true,
+        "all seats of the license are bound to other hosts";
     /// The product's licenses have all expired.
-    LicenseExpired = 1052, "license_expired", "the license has expired";
+    LicenseExpired = 1052, "license_expired", 403, credential: false, definitive: true,
+        "the license has expired";
     /// No such binding in this account.
-    BindingNotFound = 1053, "binding_not_found", "no such binding";
+    BindingNotFound = 1053, "binding_not_found", 404, credential: false, definitive: false,
+        "no such binding";
     /// The e-mail already belongs to an account.
-    EmailAlreadyRegistered = 1058, "email_already_registered", "this e-mail is already registered";
+    EmailAlreadyRegistered = 1058, "email_already_registered", 409, credential: false, definitive: false,
+        "this e-mail is already registered";
     /// This host already registered an account.
-    HostAlreadyRegistered = 1059, "host_already_registered", "this host has already registered an account";
+    HostAlreadyRegistered = 1059, "host_already_registered", 409, credential: false, definitive: false,
+        "this host has already registered an account";
     /// Missing or bad admin token or portal credential.
-    Unauthorized = 1061, "unauthorized", "missing or invalid credentials";
+    Unauthorized = 1061, "unauthorized", 401, credential: true, definitive: false,
+        "missing or invalid credentials";
     /// Too many failed attempts from this client.
-    RateLimited = 1062, "rate_limited", "too many requests; try again later";
+    RateLimited = 1062, "rate_limited", 429, credential: false, definitive: false,
+        "too many requests; try again later";
     /// A fault on the server, never caused by the request.
-    InternalError = 1099, "internal_error", "internal server error";
+    InternalError = 1099, "internal_error", 500, credential: false, definitive: false,
+        "internal server error";
     /// The account has no license for this product.
-    NoLicenseForProduct = 2008, "no_license_for_product", "the account has no license for this product";
+    NoLicenseForProduct = 2008, "no_license_for_product", 404, credential: false, definitive: true,
+        "the account has no license for this product";
+    /// The license lacks a feature the program asked for.
+    FeatureNotLicensed = 2009, "feature_not_licensed", 403, credential: false, definitive: false,
+        "the license does not include the requested feature";
     /// A token that is malformed, forged, signed by an unknown key or for another product.
-    TokenInvalid = 3001, "token_invalid", "the license token is not valid";
+    TokenInvalid = 3001, "token_invalid", 403, credential: false, definitive: false,
+        "the license token is not valid";
     /// The token belongs to another host.
-    HostMismatch = 3002, "host_mismatch", "the license token belongs to another host";
+    HostMismatch = 3002, "host_mismatch", 403, credential: false, definitive: false,
+        "the license token belongs to another host";
     /// Offline longer than the lease.
-    LeaseExpired = 3003, "lease_expired", "offline longer than the license lease; connect to the license server";
+    LeaseExpired = 3003, "lease_expired", 403, credential: false, definitive: false,
+        "offline longer than the license lease; connect to the license server";
     /// The system clock is earlier than time already seen.
-    ClockTampered = 3004, "clock_tampered", "the system clock is earlier than time already seen; correct the clock";
+    ClockTampered = 3004, "clock_tampered", 403, credential: false, definitive: false,
+        "the system clock is earlier than time already seen; correct the clock";
     /// No number entered and nothing cached for the product.
-    NotActivated = 3005, "not_activated", "no registration number entered and no license cached for this product";
+    NotActivated = 3005, "not_activated", 403, credential: false, definitive: false,
+        "no registration number entered and no license cached for this product";
 }
 
 impl fmt::Display for Code {
@@ -153,5 +202,14 @@ mod tests {
         assert_eq!(Code::NoFreeLicense.number(), 1051);
         assert_eq!(Code::NoFreeLicense.name(), "no_free_license");
         assert_eq!(Code::from_number(1234), None);
+        for &c in Code::ALL {
+            let status = c.http_status();
+            assert!((400..600).contains(&status), "{c}");
+            assert_eq!(status >= 500, c == Code::InternalError, "{c}");
+        }
+        let definitive: Vec<u16> = Code::ALL.iter().filter(|c| c.is_definitive()).map(|c| c.number()).collect();
+        assert_eq!(definitive, [1002, 1051, 1052, 2008]);
+        let credentials: Vec<u16> = Code::ALL.iter().filter(|c| c.is_failed_credential()).map(|c| c.number()).collect();
+        assert_eq!(credentials, [1002, 1004, 1061]);
     }
 }

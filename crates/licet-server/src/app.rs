@@ -58,11 +58,6 @@ pub(crate) const MAX_IN_FLIGHT: usize = 16;
 
 type AppState = Arc<App>;
 
-/// Codes that count as a failed credential for rate limiting.
-fn is_failed_credential(code: Code) -> bool {
-    matches!(code, Code::InvalidRegistrationNumber | Code::InvalidCoupon | Code::Unauthorized)
-}
-
 fn rate_limited(wait: u64) -> ApiError {
     ApiError { retry_after: Some(wait), ..ApiError::new(Code::RateLimited) }
 }
@@ -128,7 +123,7 @@ impl App {
     /// successful checks are never refused, whatever else its IP did.
     fn judge<T>(&self, ip: IpAddr, result: Result<T, ApiError>) -> Result<T, ApiError> {
         match result {
-            Err(e) if is_failed_credential(e.code) => {
+            Err(e) if e.code.is_failed_credential() => {
                 self.limiter.check(ip).map_err(rate_limited)?;
                 self.limiter.count(ip);
                 Err(e)

@@ -6,26 +6,9 @@ use axum::response::{IntoResponse, Response};
 use licet_core::Code;
 use serde_json::json;
 
-/// The HTTP status of every SPEC §4 code.
+/// The HTTP status of a code, from the one table in `licet_core::Code`.
 pub(crate) fn status_of(code: Code) -> StatusCode {
-    match code {
-        Code::InvalidRequest
-        | Code::InvalidRegistrationNumber
-        | Code::RegistrationNumberRequired
-        | Code::InvalidCoupon => StatusCode::BAD_REQUEST,
-        Code::UnknownProduct | Code::BindingNotFound | Code::NoLicenseForProduct => StatusCode::NOT_FOUND,
-        Code::CouponAlreadyRedeemed
-        | Code::TrialAlreadyUsed
-        | Code::NoFreeLicense
-        | Code::EmailAlreadyRegistered
-        | Code::HostAlreadyRegistered => StatusCode::CONFLICT,
-        Code::LicenseExpired => StatusCode::FORBIDDEN,
-        Code::Unauthorized => StatusCode::UNAUTHORIZED,
-        Code::RateLimited => StatusCode::TOO_MANY_REQUESTS,
-        Code::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
-        // Agent-side codes never come from the server; if one did, it is the client's problem.
-        _ => StatusCode::BAD_REQUEST,
-    }
+    StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
 }
 
 /// An error answer.
