@@ -10,8 +10,8 @@ use chrono::{DateTime, Utc};
 use criterion::{Criterion, criterion_group, criterion_main};
 use ed25519_dalek::Signature;
 use licet::core::{
-    Fingerprint, Host, Ledger, MemState, ProductSettings, Registration, RegistrationNumber, SeededEntropy, TokenSigner,
-    TrustedKeys,
+    Command, Fingerprint, Host, Ledger, MemState, Product, ProductSettings, Registered, Registration,
+    RegistrationNumber, SeededEntropy, TokenSigner, TrustedKeys,
 };
 
 fn setup() -> (TokenSigner, TrustedKeys, String, Host, DateTime<Utc>) {
@@ -22,7 +22,8 @@ fn setup() -> (TokenSigner, TrustedKeys, String, Host, DateTime<Utc>) {
     let mut state = MemState::new();
     let mut rng = SeededEntropy::new(1);
     let now = DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z").unwrap().with_timezone(&Utc);
-    state.transact(|tx| ledger.upsert_product(tx, "call-journal", &ProductSettings::default())).unwrap();
+    let put = Command::PutProduct { id: "call-journal".into(), settings: ProductSettings::default() };
+    state.execute::<Product>(&ledger, now, &mut SeededEntropy::new(0), &put).unwrap();
     let host = Host::new(
         Fingerprint::new([("machine-id", "0".repeat(32)), ("mac", "1".repeat(32)), ("disk", "2".repeat(32))]).unwrap(),
         "bench",
@@ -37,7 +38,7 @@ fn setup() -> (TokenSigner, TrustedKeys, String, Host, DateTime<Utc>) {
         product: "call-journal".into(),
         host: host.clone(),
     };
-    let registered = state.transact(|tx| ledger.register(tx, now, &mut rng, &reg)).unwrap();
+    let registered: Registered = state.execute(&ledger, now, &mut rng, &Command::Register(reg)).unwrap();
     let token = signer.issue(&registered.seat, now);
     (signer, keys, token, host, now)
 }

@@ -4,7 +4,8 @@
 use chrono::{DateTime, Duration, Utc};
 use libfuzzer_sys::fuzz_target;
 use licet_core::{
-    CouponBatch, Fingerprint, Host, Ledger, MemState, ProductSettings, Registration, SeededEntropy, check_invariants,
+    AccountFound, Command, CouponBatch, CouponCode, Fingerprint, Host, HostRequest, Ledger, MemState, Outcome, Product,
+    ProductSettings, Registration, Secret, SeededEntropy, check_invariants,
 };
 
 fn host(i: u8) -> Host {
@@ -26,47 +27,57 @@ fuzz_target!(|data: &[u8]| {
     let products = ["call-journal", "recorder"];
     for p in products {
         let settings = ProductSettings { trial_seats: Some(2), trial_days: Some(3), ..Default::default() };
-        state.transact(|tx| ledger.upsert_product(tx, p, &settings)).unwrap();
+        state.execute::<Product>(&ledger, now, &mut rng, &Command::PutProduct { id: p.into(), settings }).unwrap();
     }
-    let mut coupons = Vec::new();
+    let mut coupons: Vec<CouponCode> = Vec::new();
     for (seats, term) in [(1, None), (3, None), (2, Some(10))] {
         let batch = CouponBatch { product: "call-journal".into(), count: 2, seats, term_days: term };
-        coupons.extend(state.transact(|tx| ledger.issue_coupons(tx, now, &mut rng, &batch)).unwrap());
+        let issued: Vec<CouponCode> = state.execute(&ledger, now, &mut rng, &Command::IssueCoupons(batch)).unwrap();
+        coupons.extend(issued);
     }
     let mut numbers: Vec<String> = Vec::new();
     for chunk in data.chunks(3) {
         let [op, a, b] = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
         let number = (!numbers.is_empty()).then(|| numbers[a as usize % numbers.len()].clone());
         let product = products[(b & 1) as usize];
-        match (op % 8, number) {
-            (0, _) => {
-                let reg = Registration {
-                    email: format!("u{}@example.com", a % 6),
-                    organization: "O".into(),
-                    contact: None,
-                    phone: None,
-                    product: product.into(),
-                    host: host(b),
-                };
-                if let Ok(r) = state.transact(|tx| ledger.register(tx, now, &mut rng, &reg)) {
-                    numbers.push(r.number.to_string());
-                }
-            }
-            (1, Some(n)) => drop(state.transact(|tx| ledger.activate(tx, now, &mut rng, &n, product, &host(b >> 1)))),
-            (2, Some(n)) => drop(state.transact(|tx| ledger.trial(tx, now, &mut rng, &n, product, &host(b >> 1)))),
-            (3, n) => {
-                let code = coupons[b as usize % coupons.len()].to_string();
-                drop(state.transact(|tx| ledger.redeem(tx, now, &mut rng, n.as_deref(), &code)));
-            }
-            (4, Some(n)) => drop(state.transact(|tx| ledger.deactivate(tx, &n, product, &host(b >> 1)))),
+        let on_host = |n: String| HostRequest { number: n.into(), product: product.into(), host: host(b >> 1) };
+        // Every input byte triple becomes a command value, decided by the ledger's one dispatcher.
+        let command = match (op % 8, number) {
+            (0, _) => Command::Register(Registration {
+                email: format!("u{}@example.com", a % 6),
+                organization: "O".into(),
+                contact: None,
+                phone: None,
+                product: product.into(),
+                host: host(b),
+            }),
+            (1, Some(n)) => Command::Activate(on_host(n)),
+            (2, Some(n)) => Command::Trial(on_host(n)),
+            (3, n) => Command::Redeem {
+                number: n.map(Secret::from),
+                coupon: coupons[b as usize % coupons.len()].to_string().into(),
+            },
+            (4, Some(n)) => Command::Deactivate(on_host(n)),
             (5, Some(n)) => {
-                let account = state.transact(|tx| ledger.authenticate(tx, &n)).unwrap();
-                if let Some(binding) = account.bindings.get(b as usize % account.bindings.len().max(1)) {
-                    state.transact(|tx| ledger.reset(tx, &n, &binding.id)).unwrap();
-                }
+                let found: AccountFound =
+                    state.execute(&ledger, now, &mut rng, &Command::Account { credential: n.clone().into() }).unwrap();
+                let Some(binding) = found.account.bindings.get(b as usize % found.account.bindings.len().max(1)) else {
+                    continue;
+                };
+                Command::Reset { credential: n.into(), binding_id: binding.id.clone() }
             }
-            (6, _) => now += Duration::hours(i64::from(a) * 4),
-            _ => {}
+            (6, _) => {
+                now += Duration::hours(i64::from(a) * 4);
+                continue;
+            }
+            _ => continue,
+        };
+        let result = state.transact(|tx| ledger.handle(tx, now, &mut rng, &command));
+        if let (Command::Register(_), Ok(Outcome::Registered(r))) = (&command, &result) {
+            numbers.push(r.number.to_string());
+        }
+        if let (Command::Reset { .. }, Err(e)) = (&command, &result) {
+            panic!("resetting an own binding failed: {e}");
         }
         if let Err(broken) = check_invariants(&state) {
             panic!("invariant broken: {broken}");

@@ -8,7 +8,10 @@ use std::hint::black_box;
 use chrono::{DateTime, Utc};
 use criterion::{Criterion, criterion_group, criterion_main};
 use licet_agent::{Agent, AgentConfig};
-use licet_core::{Fingerprint, Host, Ledger, MemState, ProductSettings, Registration, SeededEntropy, TokenSigner};
+use licet_core::{
+    Command, Fingerprint, Host, Ledger, MemState, Product, ProductSettings, Registered, Registration, SeededEntropy,
+    TokenSigner,
+};
 
 const SERVER: &str = "http://127.0.0.1:9";
 /// The bench's signing key; the agent trusts its public half.
@@ -19,7 +22,8 @@ fn setup(dir: &std::path::Path) -> (String, String, Fingerprint, DateTime<Utc>) 
     let signer = TokenSigner::from_secret(&SECRET);
     let ledger = Ledger::new("LICET").unwrap();
     let mut state = MemState::new();
-    state.transact(|tx| ledger.upsert_product(tx, "call-journal", &ProductSettings::default())).unwrap();
+    let put = Command::PutProduct { id: "call-journal".into(), settings: ProductSettings::default() };
+    state.execute::<Product>(&ledger, now, &mut SeededEntropy::new(0), &put).unwrap();
     let fingerprint = Fingerprint::new([("machine-id", "m"), ("mac", "a"), ("disk", "d")]).unwrap();
     let reg = Registration {
         email: "bench@example.com".into(),
@@ -29,7 +33,8 @@ fn setup(dir: &std::path::Path) -> (String, String, Fingerprint, DateTime<Utc>) 
         product: "call-journal".into(),
         host: Host::new(fingerprint.clone(), "bench", "Linux").unwrap(),
     };
-    let registered = state.transact(|tx| ledger.register(tx, now, &mut SeededEntropy::new(1), &reg)).unwrap();
+    let registered: Registered =
+        state.execute(&ledger, now, &mut SeededEntropy::new(1), &Command::Register(reg)).unwrap();
     let token = signer.issue(&registered.seat, now);
     let cache = licet_store::TokenCache::new(dir.join("cache"));
     cache.set_number(SERVER, Some(&registered.number.to_string())).unwrap();

@@ -9,6 +9,8 @@
 
 use std::fmt;
 
+use serde::{Deserialize, Serialize};
+
 use crate::entropy::Entropy;
 use crate::error::{Code, Error};
 
@@ -193,6 +195,44 @@ impl Serial {
             }
         }
         Ok(())
+    }
+}
+
+/// Text given as a credential — a registration number, a redeemed coupon, an admin token — before
+/// it is checked. Commands carry it so that they can be logged and replayed; its `Debug` shows
+/// only the last five characters, so a command in a log line never leaks the credential.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps credential text as given.
+    pub fn new(text: impl Into<String>) -> Secret {
+        Secret(text.into())
+    }
+
+    /// The text, to be checked or sent: never log it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(text: &str) -> Secret {
+        Secret::new(text)
+    }
+}
+
+impl From<String> for Secret {
+    fn from(text: String) -> Secret {
+        Secret(text)
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let tail: String = self.0.chars().rev().take(5).collect::<Vec<_>>().into_iter().rev().collect();
+        write!(f, "Secret(…{tail})")
     }
 }
 
@@ -400,5 +440,8 @@ mod tests {
         let masked = key.masked();
         assert_eq!(masked, format!("MIKO-*****-*****-*****-{}", &text[text.len() - 5..]));
         assert_eq!(format!("{key:?}"), format!("RegistrationNumber({masked})"));
+        let secret = Secret::from(text.as_str());
+        assert_eq!(format!("{secret:?}"), format!("Secret(…{})", &text[text.len() - 5..]));
+        assert_eq!(secret.expose(), text);
     }
 }

@@ -21,12 +21,15 @@ pub mod model;
 pub mod token;
 pub mod txn;
 
-pub use credential::{CouponCode, RegistrationNumber};
+pub use credential::{CouponCode, RegistrationNumber, Secret};
 pub use entropy::{Entropy, SeededEntropy};
 pub use error::{Code, Error};
 pub use host::{Fingerprint, HostDigest};
 pub use invariants::check_invariants;
-pub use ledger::{CouponBatch, Ledger, Mail, Registered, Registration, Seat};
+pub use ledger::{
+    AccountFound, Command, CouponBatch, HostRequest, Ledger, Mail, Outcome, Redeemed, Registered, Registration, Seat,
+    TrialStarted,
+};
 pub use model::{Account, Binding, Coupon, Host, License, LicenseKind, Product, ProductSettings, Time};
 pub use token::{Claims, Entitlement, Judgement, KeyId, TokenSigner, TrustedKeys, VerifiedToken, verdict};
 pub use txn::{Changes, MemState, RecordKey, Snapshot, Tx};

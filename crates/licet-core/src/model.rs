@@ -30,7 +30,7 @@ pub struct Product {
 }
 
 /// Changes to a product's settings; `None` keeps the current value (or the default on create).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProductSettings {
     /// See [`Product::name`].
     pub name: Option<String>,

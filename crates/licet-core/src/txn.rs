@@ -238,6 +238,18 @@ impl MemState {
         Ok(out)
     }
 
+    /// Runs one ledger command through [`Ledger::handle`](crate::Ledger::handle) and takes its
+    /// outcome as the type the caller expects.
+    pub fn execute<T: TryFrom<crate::Outcome, Error = Error>>(
+        &mut self,
+        ledger: &crate::Ledger,
+        now: crate::Time,
+        entropy: &mut dyn crate::Entropy,
+        command: &crate::Command,
+    ) -> Result<T, Error> {
+        self.transact(|tx| ledger.handle(tx, now, entropy, command))?.try_into()
+    }
+
     /// Applies committed changes.
     pub fn apply(&mut self, changes: &Changes) {
         for (key, value) in changes.iter() {

@@ -3,7 +3,10 @@
 mod sim;
 
 use chrono::Duration;
-use licet_core::{Code, Error, LicenseKind, ProductSettings, RegistrationNumber};
+use licet_core::{
+    AccountFound, Code, Command, Error, LicenseKind, Mail, Product, ProductSettings, Registered, Registration,
+    RegistrationNumber, TrialStarted,
+};
 use sim::{AgentSim, PRODUCT, Sim, host, pc};
 
 /// Asserts that `result` failed with `code`.
@@ -57,20 +60,13 @@ fn register_guards_email_host_product_and_input() {
     for bad in ["", "nobody", "a@b", "a b@example.com", "@example.com", "a@.com", "a@example..com"] {
         check(sim.register(bad, &pc("z")), Code::InvalidRequest);
     }
-    let reg = licet_core::Registration {
-        email: "x@example.com".into(),
-        organization: "X".into(),
-        contact: None,
-        phone: None,
-        product: "no-such-product".into(),
-        host: pc("x"),
-    };
-    check(sim.run(|l, tx, now, rng| l.register(tx, now, rng, &reg)), Code::UnknownProduct);
-    let reg = licet_core::Registration { organization: "  ".into(), product: PRODUCT.into(), ..reg };
-    check(sim.run(|l, tx, now, rng| l.register(tx, now, rng, &reg)), Code::InvalidRequest);
+    let reg = Registration { product: "no-such-product".into(), ..Sim::registration("x@example.com", &pc("x")) };
+    check(sim.exec::<Registered>(Command::Register(reg.clone())), Code::UnknownProduct);
+    let reg = Registration { organization: "  ".into(), product: PRODUCT.into(), ..reg };
+    check(sim.exec::<Registered>(Command::Register(reg.clone())), Code::InvalidRequest);
     // Refused commands wrote nothing: the e-mail is still free.
-    let reg = licet_core::Registration { organization: "X".into(), ..reg };
-    sim.run(|l, tx, now, rng| l.register(tx, now, rng, &reg)).unwrap();
+    let reg = Registration { organization: "X".into(), ..reg };
+    sim.exec::<Registered>(Command::Register(reg)).unwrap();
 }
 
 #[test]
@@ -97,7 +93,7 @@ fn a_trial_is_once_per_account_and_product() {
     sim.product("recorder", ProductSettings { trial_days: Some(14), trial_seats: Some(2), ..Default::default() });
     let number = sim.register("a@example.com", &pc("a")).unwrap().number.to_string();
     check(sim.trial(&number, PRODUCT, &pc("a")), Code::TrialAlreadyUsed);
-    let (trial, grant) = sim.trial(&number, "recorder", &pc("a")).unwrap();
+    let TrialStarted { trial, seat: grant } = sim.trial(&number, "recorder", &pc("a")).unwrap();
     assert_eq!((trial.kind, trial.seats), (LicenseKind::Trial, 2));
     assert_eq!(trial.expires_at, Some(sim.now + Duration::days(14)));
     assert_eq!(grant.license.id, trial.id);
@@ -325,29 +321,23 @@ fn deactivate_and_reset_free_seats_for_another_host() {
 fn recover_mails_the_number_only_to_a_known_address() {
     let mut sim = Sim::new();
     let number = sim.register("a@example.com", &pc("a")).unwrap().number.to_string();
-    let mail = sim.run(|l, tx, _, _| l.recover(tx, "A@Example.com")).unwrap().unwrap();
+    let recover = |email: &str| Command::Recover { email: email.into() };
+    let mail = sim.exec::<Option<Mail>>(recover("A@Example.com")).unwrap().unwrap();
     assert_eq!(mail.to, "a@example.com");
     assert!(mail.body.contains(&number));
-    assert!(sim.run(|l, tx, _, _| l.recover(tx, "b@example.com")).unwrap().is_none());
-    check(sim.run(|l, tx, _, _| l.recover(tx, "not-an-email")), Code::InvalidRequest);
-    let by_email = sim.run(|l, tx, _, _| l.account_by_email(tx, "A@EXAMPLE.COM")).unwrap().unwrap();
-    assert_eq!(sim.ledger.number_of(&by_email).unwrap().to_string(), number);
+    assert!(sim.exec::<Option<Mail>>(recover("b@example.com")).unwrap().is_none());
+    check(sim.exec::<Option<Mail>>(recover("not-an-email")), Code::InvalidRequest);
+    let by_email: Option<AccountFound> = sim.exec(Command::AccountByEmail { email: "A@EXAMPLE.COM".into() }).unwrap();
+    assert_eq!(by_email.unwrap().number.to_string(), number);
 }
 
 #[test]
 fn product_settings_are_validated_and_kept() {
     let mut sim = Sim::new();
-    let p = sim
-        .run(|l, tx, _, _| {
-            l.upsert_product(tx, "rec", &ProductSettings { name: Some("Recorder".into()), ..Default::default() })
-        })
-        .unwrap();
+    let put = |settings: ProductSettings| Command::PutProduct { id: "rec".into(), settings };
+    let p: Product = sim.exec(put(ProductSettings { name: Some("Recorder".into()), ..Default::default() })).unwrap();
     assert_eq!((p.trial_days, p.trial_seats, p.offline_lease_hours, p.clock_tolerance_minutes), (30, 1, 168, 60));
-    let p = sim
-        .run(|l, tx, _, _| {
-            l.upsert_product(tx, "rec", &ProductSettings { offline_lease_hours: Some(24), ..Default::default() })
-        })
-        .unwrap();
+    let p: Product = sim.exec(put(ProductSettings { offline_lease_hours: Some(24), ..Default::default() })).unwrap();
     assert_eq!((p.name.as_str(), p.offline_lease_hours), ("Recorder", 24));
     for bad in [
         ProductSettings { trial_days: Some(0), ..Default::default() },
@@ -355,9 +345,10 @@ fn product_settings_are_validated_and_kept() {
         ProductSettings { offline_lease_hours: Some(0), ..Default::default() },
         ProductSettings { name: Some(String::new()), ..Default::default() },
     ] {
-        check(sim.run(|l, tx, _, _| l.upsert_product(tx, "rec", &bad)), Code::InvalidRequest);
+        check(sim.exec::<Product>(put(bad)), Code::InvalidRequest);
     }
-    check(sim.run(|l, tx, _, _| l.upsert_product(tx, "Bad Slug", &ProductSettings::default())), Code::InvalidRequest);
+    let bad_slug = Command::PutProduct { id: "Bad Slug".into(), settings: ProductSettings::default() };
+    check(sim.exec::<Product>(bad_slug), Code::InvalidRequest);
 }
 
 #[test]

@@ -12,7 +12,10 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use chrono::{DateTime, Utc};
-use licet_core::{Code, CouponBatch, Entropy, Error, Ledger, ProductSettings, Registration, TokenSigner, Tx};
+use licet_core::{
+    AccountFound, Code, Command, CouponBatch, CouponCode, Entropy, Error, Ledger, Mail, Outcome, Product,
+    ProductSettings, Redeemed, Registered, Registration, Seat, Secret, TokenSigner, TrialStarted,
+};
 use licet_store::{Store, StoreExt};
 use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
@@ -63,21 +66,19 @@ fn rate_limited(wait: u64) -> ApiError {
 }
 
 impl App {
-    /// Runs a ledger command durably on a blocking thread, at `now`.
-    pub(crate) async fn run<T: Send + 'static>(
-        self: &Arc<Self>,
-        now: DateTime<Utc>,
-        mut command: impl FnMut(&Ledger, &mut Tx<'_>, DateTime<Utc>, &mut dyn Entropy) -> Result<T, Error> + Send + 'static,
-    ) -> Result<T, ApiError> {
+    /// Runs a ledger command durably on a blocking thread, at `now`, and takes its outcome as the
+    /// type the handler expects.
+    pub(crate) async fn execute<T>(self: &Arc<Self>, now: DateTime<Utc>, command: Command) -> Result<T, ApiError>
+    where
+        T: TryFrom<Outcome, Error = Error> + Send + 'static,
+    {
         let Ok(_permit) = self.in_flight.acquire().await else {
             return Err(ApiError::new(Code::InternalError));
         };
         let app = self.clone();
-        let joined = tokio::task::spawn_blocking(move || {
-            let mut rng = OsEntropy;
-            app.store.transact(|tx| command(&app.ledger, tx, now, &mut rng))
-        })
-        .await;
+        let joined =
+            tokio::task::spawn_blocking(move || app.store.execute::<T>(&app.ledger, now, &mut OsEntropy, &command))
+                .await;
         match joined {
             Ok(result) => result.map_err(ApiError::from),
             Err(e) => {
@@ -87,21 +88,24 @@ impl App {
         }
     }
 
-    /// [`App::run`] for a command that takes a credential: a failed one counts toward the
+    /// [`App::execute`] for a command that takes a credential: a failed one counts toward the
     /// client's limit ([`App::judge`]).
-    async fn run_judged<T: Send + 'static>(
+    async fn execute_judged<T>(
         self: &Arc<Self>,
         ip: IpAddr,
         now: DateTime<Utc>,
-        command: impl FnMut(&Ledger, &mut Tx<'_>, DateTime<Utc>, &mut dyn Entropy) -> Result<T, Error> + Send + 'static,
-    ) -> Result<T, ApiError> {
-        let result = self.run(now, command).await;
+        command: Command,
+    ) -> Result<T, ApiError>
+    where
+        T: TryFrom<Outcome, Error = Error> + Send + 'static,
+    {
+        let result = self.execute(now, command).await;
         self.judge(ip, result)
     }
 
     /// The answer to a command that bound a host: the license, the binding and a fresh token.
-    fn grant_answer(&self, license: Value, grant: &licet_core::Seat, now: DateTime<Utc>) -> Value {
-        json!({"license": license, "binding_id": grant.binding.id, "token": self.signer.issue(grant, now)})
+    fn grant_answer(&self, license: Value, seat: &Seat, now: DateTime<Utc>) -> Value {
+        json!({"license": license, "binding_id": seat.binding.id, "token": self.signer.issue(seat, now)})
     }
 
     /// Refuses a client that used up its minute (for registrations and recoveries, which count
@@ -147,7 +151,7 @@ impl App {
     /// Writes a mail to the outbox durably before the request is answered. The account is
     /// already committed, so a failed write is logged for the operator (the customer can use
     /// `recover`), not turned into a failed request.
-    async fn write_mail(self: &Arc<Self>, mail: licet_core::Mail, now: DateTime<Utc>) {
+    async fn write_mail(self: &Arc<Self>, mail: Mail, now: DateTime<Utc>) {
         let app = self.clone();
         let written = tokio::task::spawn_blocking(move || {
             let mut id = [0u8; 8];
@@ -236,10 +240,10 @@ async fn register(
         host: req.host.to_host()?,
     };
     let now = app.clock.now();
-    let registered = app.run(now, move |l, tx, now, rng| l.register(tx, now, rng, &reg)).await?;
+    let registered: Registered = app.execute(now, Command::Register(reg)).await?;
     app.write_mail(registered.mail, now).await;
-    let grant = &registered.seat;
-    let mut answer = app.grant_answer(wire::license(&grant.license, grant.seats_used), grant, now);
+    let seat = &registered.seat;
+    let mut answer = app.grant_answer(wire::license(&seat.license, seat.seats_used), seat, now);
     answer["registration_number"] = json!(registered.number.to_string());
     Ok(created(answer))
 }
@@ -249,14 +253,10 @@ async fn activate(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     JsonBody(req): JsonBody<wire::HostRequest>,
 ) -> Result<Response, ApiError> {
-    let host = req.host.to_host()?;
+    let request = req.to_command()?;
     let now = app.clock.now();
-    let grant = app
-        .run_judged(peer.ip(), now, move |l, tx, now, rng| {
-            l.activate(tx, now, rng, &req.registration_number, &req.product, &host)
-        })
-        .await?;
-    Ok(axum::Json(app.grant_answer(wire::license(&grant.license, grant.seats_used), &grant, now)).into_response())
+    let seat: Seat = app.execute_judged(peer.ip(), now, Command::Activate(request)).await?;
+    Ok(axum::Json(app.grant_answer(wire::license(&seat.license, seat.seats_used), &seat, now)).into_response())
 }
 
 async fn trial(
@@ -265,15 +265,11 @@ async fn trial(
     JsonBody(req): JsonBody<wire::HostRequest>,
 ) -> Result<Response, ApiError> {
     app.guard(peer.ip())?;
-    let host = req.host.to_host()?;
+    let request = req.to_command()?;
     let now = app.clock.now();
-    let (trial, grant) = app
-        .run_judged(peer.ip(), now, move |l, tx, now, rng| {
-            l.trial(tx, now, rng, &req.registration_number, &req.product, &host)
-        })
-        .await?;
-    let seats_used = if grant.license.id == trial.id { grant.seats_used } else { 0 };
-    Ok(created(app.grant_answer(wire::license(&trial, seats_used), &grant, now)))
+    let TrialStarted { trial, seat } = app.execute_judged(peer.ip(), now, Command::Trial(request)).await?;
+    let seats_used = if seat.license.id == trial.id { seat.seats_used } else { 0 };
+    Ok(created(app.grant_answer(wire::license(&trial, seats_used), &seat, now)))
 }
 
 async fn redeem(
@@ -283,14 +279,8 @@ async fn redeem(
 ) -> Result<Response, ApiError> {
     app.guard(peer.ip())?;
     let now = app.clock.now();
-    let (license, seats_used) = app
-        .run_judged(peer.ip(), now, move |l, tx, now, rng| {
-            let license = l.redeem(tx, now, rng, req.registration_number.as_deref(), &req.coupon)?;
-            let number = req.registration_number.as_deref().unwrap_or_default();
-            let seats_used = l.account_by_number(tx, number)?.seats_used(&license.id);
-            Ok((license, seats_used))
-        })
-        .await?;
+    let redeem = Command::Redeem { number: req.registration_number.map(Secret::from), coupon: req.coupon.into() };
+    let Redeemed { license, seats_used } = app.execute_judged(peer.ip(), now, redeem).await?;
     Ok(axum::Json(json!({"license": wire::license(&license, seats_used)})).into_response())
 }
 
@@ -300,10 +290,9 @@ async fn deactivate(
     JsonBody(req): JsonBody<wire::HostRequest>,
 ) -> Result<Response, ApiError> {
     app.guard(peer.ip())?;
-    let host = req.host.to_host()?;
+    let request = req.to_command()?;
     let now = app.clock.now();
-    app.run_judged(peer.ip(), now, move |l, tx, _, _| l.deactivate(tx, &req.registration_number, &req.product, &host))
-        .await?;
+    app.execute_judged::<()>(peer.ip(), now, Command::Deactivate(request)).await?;
     Ok(axum::Json(json!({})).into_response())
 }
 
@@ -314,7 +303,7 @@ async fn recover(
 ) -> Result<Response, ApiError> {
     app.spend(peer.ip())?;
     let now = app.clock.now();
-    if let Some(mail) = app.run(now, move |l, tx, _, _| l.recover(tx, &req.email)).await? {
+    if let Some(mail) = app.execute::<Option<Mail>>(now, Command::Recover { email: req.email }).await? {
         app.write_mail(mail, now).await;
     }
     // The same answer whether or not the e-mail is known.
@@ -329,15 +318,12 @@ async fn account(
     app.guard(peer.ip())?;
     let result = match bearer {
         Ok(Bearer(credential)) => {
-            app.run(app.clock.now(), move |l, tx, _, _| {
-                let account = l.authenticate(tx, &credential)?;
-                Ok(wire::account(&account, &l.number_of(&account)?, false))
-            })
-            .await
+            app.execute::<AccountFound>(app.clock.now(), Command::Account { credential: credential.into() }).await
         }
         Err(e) => Err(e),
     };
-    Ok(axum::Json(app.judge(peer.ip(), result)?).into_response())
+    let found = app.judge(peer.ip(), result)?;
+    Ok(axum::Json(wire::account(&found.account, &found.number, false)).into_response())
 }
 
 async fn reset(
@@ -349,7 +335,10 @@ async fn reset(
     app.guard(peer.ip())?;
     let Path(id) = id.map_err(|_| ApiError::invalid("malformed binding id"))?;
     let result = match bearer {
-        Ok(Bearer(credential)) => app.run(app.clock.now(), move |l, tx, _, _| l.reset(tx, &credential, &id)).await,
+        Ok(Bearer(credential)) => {
+            let reset = Command::Reset { credential: credential.into(), binding_id: id };
+            app.execute::<()>(app.clock.now(), reset).await
+        }
         Err(e) => Err(e),
     };
     app.judge(peer.ip(), result)?;
@@ -385,7 +374,7 @@ async fn put_product(
         offline_lease_hours: req.offline_lease_hours,
         clock_tolerance_minutes: req.clock_tolerance_minutes,
     };
-    let product = app.run(app.clock.now(), move |l, tx, _, _| l.upsert_product(tx, &id, &settings)).await?;
+    let product: Product = app.execute(app.clock.now(), Command::PutProduct { id, settings }).await?;
     Ok(axum::Json(wire::product(&product)).into_response())
 }
 
@@ -397,7 +386,7 @@ async fn issue_coupons(
 ) -> Result<Response, ApiError> {
     app.admin(peer.ip(), bearer)?;
     let batch = CouponBatch { product: req.product, count: req.count, seats: req.seats, term_days: req.term_days };
-    let codes = app.run(app.clock.now(), move |l, tx, now, rng| l.issue_coupons(tx, now, rng, &batch)).await?;
+    let codes: Vec<CouponCode> = app.execute(app.clock.now(), Command::IssueCoupons(batch)).await?;
     Ok(created(json!({"coupons": codes.iter().map(ToString::to_string).collect::<Vec<_>>()})))
 }
 
@@ -409,14 +398,10 @@ async fn admin_account(
 ) -> Result<Response, ApiError> {
     app.admin(peer.ip(), bearer)?;
     let Query(query) = query.map_err(|_| ApiError::invalid("the email query parameter is required"))?;
-    let view = app
-        .run(app.clock.now(), move |l, tx, _, _| match l.account_by_email(tx, &query.email)? {
-            Some(account) => Ok(Some(wire::account(&account, &l.number_of(&account)?, true))),
-            None => Ok(None),
-        })
-        .await?;
-    match view {
-        Some(v) => Ok(axum::Json(v).into_response()),
+    let found: Option<AccountFound> =
+        app.execute(app.clock.now(), Command::AccountByEmail { email: query.email }).await?;
+    match found {
+        Some(f) => Ok(axum::Json(wire::account(&f.account, &f.number, true)).into_response()),
         None => Err(ApiError {
             status: Some(StatusCode::NOT_FOUND),
             ..ApiError::invalid("no account is registered with this e-mail")

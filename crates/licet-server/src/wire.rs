@@ -91,6 +91,17 @@ impl HostJson {
     }
 }
 
+impl HostRequest {
+    /// The ledger's request: number, product and the validated host (1001 on a bad host).
+    pub(crate) fn to_command(&self) -> Result<licet_core::HostRequest, ApiError> {
+        Ok(licet_core::HostRequest {
+            number: self.registration_number.as_str().into(),
+            product: self.product.clone(),
+            host: self.host.to_host()?,
+        })
+    }
+}
+
 /// `POST /v1/register`.
 #[derive(Debug, Deserialize)]
 pub(crate) struct RegisterRequest {

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group};
 use licet_core::{
-    Account, Binding, Fingerprint, Host, Ledger, License, LicenseKind, ProductSettings, RecordKey, RegistrationNumber,
-    SeededEntropy, codec,
+    Account, Binding, Command, Fingerprint, Host, HostRequest, Ledger, License, LicenseKind, Product, ProductSettings,
+    RecordKey, RegistrationNumber, Seat, SeededEntropy, codec,
 };
 use licet_store::{SledStore, StoreExt};
 
@@ -29,10 +29,16 @@ fn host(i: u64) -> Host {
     Host::new(fp, &format!("host-{i}"), "Linux").unwrap()
 }
 
+/// A host's license check.
+fn activate(number: &str, host: Host) -> Command {
+    Command::Activate(HostRequest { number: number.into(), product: "call-journal".into(), host })
+}
+
 /// Writes `n` accounts (with their e-mail and number indexes) straight into the store and
 /// returns their numbers.
 fn populate(store: &SledStore, ledger: &Ledger, n: u64) -> Vec<String> {
-    store.transact(|tx| ledger.upsert_product(tx, "call-journal", &ProductSettings::default())).unwrap();
+    let put = Command::PutProduct { id: "call-journal".into(), settings: ProductSettings::default() };
+    store.execute::<Product>(ledger, now(), &mut SeededEntropy::new(0), &put).unwrap();
     let mut rng = SeededEntropy::new(42);
     let mut numbers = Vec::new();
     let mut batch = Vec::new();
@@ -107,7 +113,7 @@ fn commits(c: &mut Criterion) {
             let number = &numbers[i % numbers.len()];
             let h = host((i % numbers.len()) as u64);
             let mut rng = SeededEntropy::new(i as u64);
-            store.transact(|tx| ledger.activate(tx, now(), &mut rng, number, "call-journal", &h)).unwrap();
+            store.execute::<Seat>(&ledger, now(), &mut rng, &activate(number, h)).unwrap();
         })
     });
     for writers in [1usize, 64] {
@@ -123,18 +129,8 @@ fn commits(c: &mut Criterion) {
                             for k in 0..per_writer {
                                 let a = (w * 31 + k as usize * 7) % numbers.len();
                                 let mut rng = SeededEntropy::new(k);
-                                store
-                                    .transact(|tx| {
-                                        ledger.activate(
-                                            tx,
-                                            now(),
-                                            &mut rng,
-                                            &numbers[a],
-                                            "call-journal",
-                                            &host(a as u64),
-                                        )
-                                    })
-                                    .unwrap();
+                                let command = activate(&numbers[a], host(a as u64));
+                                store.execute::<Seat>(ledger, now(), &mut rng, &command).unwrap();
                             }
                         });
                     }
@@ -176,7 +172,7 @@ fn child() {
     let opened = started.elapsed();
     let ledger = Ledger::new("LICET").unwrap();
     let mut rng = SeededEntropy::new(1);
-    store.transact(|tx| ledger.activate(tx, now(), &mut rng, &number, "call-journal", &host(7))).unwrap();
+    store.execute::<Seat>(&ledger, now(), &mut rng, &activate(&number, host(7))).unwrap();
     println!(
         "opened in {opened:?}; peak resident memory {} MiB ({} MiB before opening)",
         status_kib("VmHWM:") / 1024,

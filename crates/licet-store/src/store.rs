@@ -1,6 +1,6 @@
 //! The storage trait the server drives the ledger through.
 
-use licet_core::{Error, Tx};
+use licet_core::{Command, Entropy, Error, Ledger, Outcome, Time, Tx};
 
 /// A durable home for the ledger's records.
 ///
@@ -32,6 +32,18 @@ pub trait StoreExt: Store {
             Ok(())
         })?;
         out.ok_or_else(|| Error::Internal("a store committed without running the command".into()))
+    }
+
+    /// Runs one ledger command through [`Ledger::handle`] in a transaction and takes its outcome
+    /// as the type the caller expects (`let seat: Seat = store.execute(…)?`).
+    fn execute<T: TryFrom<Outcome, Error = Error>>(
+        &self,
+        ledger: &Ledger,
+        now: Time,
+        entropy: &mut dyn Entropy,
+        command: &Command,
+    ) -> Result<T, Error> {
+        self.transact(|tx| ledger.handle(tx, now, &mut *entropy, command))?.try_into()
     }
 }
 

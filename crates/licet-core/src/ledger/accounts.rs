@@ -12,7 +12,7 @@ use crate::txn::{RecordKey, Tx};
 use super::bindings::Seat;
 
 /// What a customer fills in to register (SPEC §2 flow 1).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Registration {
     /// Unique, case-insensitively.
     pub email: String,
@@ -116,7 +116,7 @@ fn indexed_components(fingerprint: &crate::host::Fingerprint) -> Vec<[u8; 16]> {
 impl Ledger {
     /// Creates an account with a new registration number and a trial of `product` bound to the
     /// registering host (1001, 1007, 1058, 1059).
-    pub fn register(
+    pub(crate) fn register(
         &self,
         tx: &mut Tx<'_>,
         now: Time,
@@ -211,7 +211,7 @@ impl Ledger {
 
     /// The e-mail that reminds an account of its number, if `email` belongs to one. The caller
     /// must answer the same either way, so that nobody learns which e-mails are registered.
-    pub fn recover(&self, tx: &Tx<'_>, email: &str) -> Result<Option<Mail>, Error> {
+    pub(crate) fn recover(&self, tx: &Tx<'_>, email: &str) -> Result<Option<Mail>, Error> {
         let email = validate_email(email)?;
         let Some(account) = tx.account_by(&email_key(&email))? else { return Ok(None) };
         let number = self.number_of(&account)?;
@@ -227,7 +227,7 @@ impl Ledger {
     }
 
     /// The account registered with `email` (admin lookup).
-    pub fn account_by_email(&self, tx: &Tx<'_>, email: &str) -> Result<Option<Account>, Error> {
+    pub(crate) fn account_by_email(&self, tx: &Tx<'_>, email: &str) -> Result<Option<Account>, Error> {
         tx.account_by(&email_key(email))
     }
 }

@@ -2,7 +2,7 @@
 
 use std::cmp::Reverse;
 
-use super::{Ledger, add_days, new_id};
+use super::{Ledger, TrialStarted, add_days, new_id};
 use crate::entropy::Entropy;
 use crate::error::{Code, Error};
 use crate::model::{Account, Binding, Host, License, LicenseKind, Product, Time};
@@ -75,7 +75,7 @@ fn bind(
                 binding.host = host.clone();
                 binding.last_seen = now;
                 let binding = binding.clone();
-                return Ok(grant(account, product, target, binding));
+                return Ok(seat_of(account, product, target, binding));
             }
             // The bound license is over: its seat is released, and the host looks for another.
             None => {
@@ -96,10 +96,10 @@ fn bind(
         last_seen: now,
     };
     account.bindings.push(binding.clone());
-    Ok(grant(account, product, license, binding))
+    Ok(seat_of(account, product, license, binding))
 }
 
-fn grant(account: &Account, product: &Product, license: License, binding: Binding) -> Seat {
+fn seat_of(account: &Account, product: &Product, license: License, binding: Binding) -> Seat {
     Seat {
         account_id: account.id.clone(),
         product: product.clone(),
@@ -112,7 +112,7 @@ fn grant(account: &Account, product: &Product, license: License, binding: Bindin
 impl Ledger {
     /// Binds the host to a license of the product, or refreshes its binding (1002, 1007, 1051,
     /// 1052, 2008).
-    pub fn activate(
+    pub(crate) fn activate(
         &self,
         tx: &mut Tx<'_>,
         now: Time,
@@ -123,14 +123,14 @@ impl Ledger {
     ) -> Result<Seat, Error> {
         let mut account = self.account_by_number(tx, number)?;
         let product = self.product(tx, product)?;
-        let grant = bind(&mut account, &product, host, now, entropy)?;
+        let seat = bind(&mut account, &product, host, now, entropy)?;
         tx.put_account(&account);
-        Ok(grant)
+        Ok(seat)
     }
 
     /// Starts the account's trial of a product — once per account and product, registration
-    /// counting (1006) — and binds the host. Returns the trial and the host's grant.
-    pub fn trial(
+    /// counting (1006) — and binds the host. Returns the trial and the host's seat.
+    pub(crate) fn trial(
         &self,
         tx: &mut Tx<'_>,
         now: Time,
@@ -138,7 +138,7 @@ impl Ledger {
         number: &str,
         product: &str,
         host: &Host,
-    ) -> Result<(License, Seat), Error> {
+    ) -> Result<TrialStarted, Error> {
         let mut account = self.account_by_number(tx, number)?;
         let product = self.product(tx, product)?;
         if account.trials_used.contains(&product.id) {
@@ -154,13 +154,13 @@ impl Ledger {
         };
         account.licenses.push(trial.clone());
         account.trials_used.insert(product.id.clone());
-        let grant = bind(&mut account, &product, host, now, entropy)?;
+        let seat = bind(&mut account, &product, host, now, entropy)?;
         tx.put_account(&account);
-        Ok((trial, grant))
+        Ok(TrialStarted { trial, seat })
     }
 
     /// Frees the seat the host holds on a license of the product (1053 when it holds none).
-    pub fn deactivate(&self, tx: &mut Tx<'_>, number: &str, product: &str, host: &Host) -> Result<(), Error> {
+    pub(crate) fn deactivate(&self, tx: &mut Tx<'_>, number: &str, product: &str, host: &Host) -> Result<(), Error> {
         let mut account = self.account_by_number(tx, number)?;
         let product = self.product(tx, product)?;
         let i = account
@@ -175,7 +175,7 @@ impl Ledger {
 
     /// Frees a seat from the portal: the binding must belong to the account behind
     /// `credential` (1061 for a bad credential, 1053 for a binding that is not the account's).
-    pub fn reset(&self, tx: &mut Tx<'_>, credential: &str, binding_id: &str) -> Result<(), Error> {
+    pub(crate) fn reset(&self, tx: &mut Tx<'_>, credential: &str, binding_id: &str) -> Result<(), Error> {
         let mut account = self.authenticate(tx, credential)?;
         let i =
             account.bindings.iter().position(|b| b.id == binding_id).ok_or(Error::Refused(Code::BindingNotFound))?;

@@ -1,6 +1,6 @@
 //! Coupons: issuing batches and redeeming them once.
 
-use super::{Ledger, add_days, new_id};
+use super::{Ledger, Redeemed, add_days, new_id};
 use crate::credential::CouponCode;
 use crate::entropy::Entropy;
 use crate::error::{Code, Error};
@@ -11,7 +11,7 @@ use crate::txn::Tx;
 pub const MAX_BATCH: u32 = 10_000;
 
 /// A batch of coupons to issue (admin).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CouponBatch {
     /// The product of the licenses the coupons create.
     pub product: String,
@@ -26,7 +26,7 @@ pub struct CouponBatch {
 impl Ledger {
     /// Issues a batch of coupons, each adding a license of the batch's seats, perpetual or for
     /// its term (admin; 1001, 1007).
-    pub fn issue_coupons(
+    pub(crate) fn issue_coupons(
         &self,
         tx: &mut Tx<'_>,
         now: Time,
@@ -66,14 +66,14 @@ impl Ledger {
     /// Redeems a coupon for the account of `number`: creates its license once. Redeemed by
     /// another account → 1005; by this one → the same license again, so a retry is safe
     /// (1002, 1003, 1004, 1005).
-    pub fn redeem(
+    pub(crate) fn redeem(
         &self,
         tx: &mut Tx<'_>,
         now: Time,
         entropy: &mut dyn Entropy,
         number: Option<&str>,
         coupon: &str,
-    ) -> Result<License, Error> {
+    ) -> Result<Redeemed, Error> {
         let number = number.map(str::trim).filter(|n| !n.is_empty());
         let Some(number) = number else { return Err(Error::Credential(Code::RegistrationNumberRequired)) };
         let mut account = self.account_by_number(tx, number)?;
@@ -87,9 +87,10 @@ impl Ledger {
             if done.account_id != account.id {
                 return Err(Error::Refused(Code::CouponAlreadyRedeemed));
             }
-            return account.license(&done.license_id).cloned().ok_or_else(|| {
+            let license = account.license(&done.license_id).cloned().ok_or_else(|| {
                 Error::Internal(format!("license {} of a redeemed coupon is missing", done.license_id))
-            });
+            })?;
+            return Ok(Redeemed { seats_used: account.seats_used(&license.id), license });
         }
         let license = License {
             id: new_id("lic_", entropy),
@@ -103,6 +104,6 @@ impl Ledger {
         account.licenses.push(license.clone());
         tx.put_coupon(&coupon);
         tx.put_account(&account);
-        Ok(license)
+        Ok(Redeemed { license, seats_used: 0 })
     }
 }

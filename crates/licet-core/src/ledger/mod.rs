@@ -1,14 +1,17 @@
 //! The license ledger: every command of SPEC §2 and §5 as a pure function of the records it
 //! reads, the time and injected randomness.
 //!
-//! Each command takes a [`Tx`] (reads + buffered writes), `now`, and where it mints ids or keys an
-//! [`Entropy`]. A command that returns `Err` must leave its writes unapplied; stores guarantee
-//! that by applying [`Tx::into_changes`](crate::txn::Tx::into_changes) only on success.
+//! Commands are values ([`Command`]) decided by one dispatcher, [`Ledger::handle`], over a [`Tx`]
+//! (reads + buffered writes), `now`, and an [`Entropy`] for the ids and keys it mints. A command
+//! that returns `Err` must leave its writes unapplied; stores guarantee that by applying
+//! [`Tx::into_changes`](crate::txn::Tx::into_changes) only on success.
 
 mod accounts;
 mod bindings;
+mod command;
 mod coupons;
 
+pub use command::{AccountFound, Command, HostRequest, Outcome, Redeemed, TrialStarted};
 pub use coupons::{CouponBatch, MAX_BATCH};
 
 use crate::credential::{self, CouponCode, RegistrationNumber};
@@ -48,7 +51,12 @@ impl Ledger {
     }
 
     /// Creates a product or changes its settings (admin).
-    pub fn upsert_product(&self, tx: &mut Tx<'_>, id: &str, settings: &ProductSettings) -> Result<Product, Error> {
+    pub(crate) fn upsert_product(
+        &self,
+        tx: &mut Tx<'_>,
+        id: &str,
+        settings: &ProductSettings,
+    ) -> Result<Product, Error> {
         let mut product = match tx.product(id)? {
             Some(p) => p,
             None => Product::new(id)?,
@@ -59,14 +67,14 @@ impl Ledger {
     }
 
     /// A product, or 1007.
-    pub fn product(&self, tx: &Tx<'_>, id: &str) -> Result<Product, Error> {
+    pub(crate) fn product(&self, tx: &Tx<'_>, id: &str) -> Result<Product, Error> {
         crate::model::validate_product_id(id).map_err(|_| Error::Refused(Code::UnknownProduct))?;
         tx.product(id)?.ok_or(Error::Refused(Code::UnknownProduct))
     }
 
     /// The account of a registration number given as text; a bad format, a foreign vendor
     /// prefix or an unknown number is 1002.
-    pub fn account_by_number(&self, tx: &Tx<'_>, number: &str) -> Result<Account, Error> {
+    pub(crate) fn account_by_number(&self, tx: &Tx<'_>, number: &str) -> Result<Account, Error> {
         let unknown = Error::Credential(Code::InvalidRegistrationNumber);
         let number = RegistrationNumber::parse(number)?;
         if number.vendor() != self.vendor {
@@ -77,7 +85,7 @@ impl Ledger {
 
     /// The account behind a portal credential: its registration number, or a coupon it has
     /// redeemed. Anything else is 1061.
-    pub fn authenticate(&self, tx: &Tx<'_>, credential: &str) -> Result<Account, Error> {
+    pub(crate) fn authenticate(&self, tx: &Tx<'_>, credential: &str) -> Result<Account, Error> {
         let unauthorized = Error::Refused(Code::Unauthorized);
         if let Ok(account) = self.account_by_number(tx, credential) {
             return Ok(account);

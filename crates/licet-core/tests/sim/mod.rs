@@ -4,8 +4,8 @@
 
 use chrono::{DateTime, Duration, Utc};
 use licet_core::{
-    Entitlement, Error, Fingerprint, Host, Ledger, License, MemState, ProductSettings, Registered, Registration, Seat,
-    SeededEntropy, TokenSigner, TrustedKeys, Tx,
+    Command, Entitlement, Error, Fingerprint, Host, HostRequest, Ledger, License, MemState, Outcome, ProductSettings,
+    Registered, Registration, Seat, Secret, SeededEntropy, TokenSigner, TrialStarted, TrustedKeys,
 };
 
 pub const PRODUCT: &str = "call-journal";
@@ -51,47 +51,48 @@ impl Sim {
     }
 
     pub fn product(&mut self, id: &str, settings: ProductSettings) {
-        self.run(|l, tx, _, _| l.upsert_product(tx, id, &settings)).unwrap();
+        self.exec::<licet_core::Product>(Command::PutProduct { id: id.into(), settings }).unwrap();
     }
 
     pub fn advance(&mut self, d: Duration) {
         self.now += d;
     }
 
-    /// Runs one command in a transaction at the current virtual time.
-    pub fn run<T>(
-        &mut self,
-        f: impl FnOnce(&Ledger, &mut Tx<'_>, DateTime<Utc>, &mut SeededEntropy) -> Result<T, Error>,
-    ) -> Result<T, Error> {
+    /// Runs one command through the ledger's dispatcher at the current virtual time, and takes
+    /// the outcome as the type the caller expects.
+    pub fn exec<T: TryFrom<Outcome, Error = Error>>(&mut self, command: Command) -> Result<T, Error> {
         let (ledger, now, rng) = (&self.ledger, self.now, &mut self.rng);
-        self.state.transact(|tx| f(ledger, tx, now, rng))
+        self.state.transact(|tx| ledger.handle(tx, now, rng, &command))?.try_into()
     }
 
-    pub fn register(&mut self, email: &str, host: &Host) -> Result<Registered, Error> {
-        let reg = Registration {
+    pub fn registration(email: &str, host: &Host) -> Registration {
+        Registration {
             email: email.into(),
             organization: "ООО Ромашка".into(),
             contact: Some("Иван".into()),
             phone: None,
             product: PRODUCT.into(),
             host: host.clone(),
-        };
-        self.run(|l, tx, now, rng| l.register(tx, now, rng, &reg))
+        }
     }
 
-    /// Activates and returns the grant and its signed token.
+    pub fn register(&mut self, email: &str, host: &Host) -> Result<Registered, Error> {
+        self.exec(Command::Register(Sim::registration(email, host)))
+    }
+
+    /// Activates and returns the seat and its signed token.
     pub fn activate(&mut self, number: &str, host: &Host) -> Result<(Seat, String), Error> {
         self.activate_product(number, PRODUCT, host)
     }
 
     pub fn activate_product(&mut self, number: &str, product: &str, host: &Host) -> Result<(Seat, String), Error> {
-        let grant = self.run(|l, tx, now, rng| l.activate(tx, now, rng, number, product, host))?;
-        let token = self.signer.issue(&grant, self.now);
-        Ok((grant, token))
+        let seat: Seat = self.exec(Command::Activate(request(number, product, host)))?;
+        let token = self.signer.issue(&seat, self.now);
+        Ok((seat, token))
     }
 
-    pub fn trial(&mut self, number: &str, product: &str, host: &Host) -> Result<(License, Seat), Error> {
-        self.run(|l, tx, now, rng| l.trial(tx, now, rng, number, product, host))
+    pub fn trial(&mut self, number: &str, product: &str, host: &Host) -> Result<TrialStarted, Error> {
+        self.exec(Command::Trial(request(number, product, host)))
     }
 
     pub fn coupons(&mut self, count: u32, seats: u32, term_days: Option<u32>) -> Vec<String> {
@@ -105,25 +106,30 @@ impl Sim {
         seats: u32,
         term_days: Option<u32>,
     ) -> Result<Vec<licet_core::CouponCode>, Error> {
-        let batch = licet_core::CouponBatch { product: product.into(), count, seats, term_days };
-        self.run(|l, tx, now, rng| l.issue_coupons(tx, now, rng, &batch))
+        self.exec(Command::IssueCoupons(licet_core::CouponBatch { product: product.into(), count, seats, term_days }))
     }
 
     pub fn redeem(&mut self, number: Option<&str>, coupon: &str) -> Result<License, Error> {
-        self.run(|l, tx, now, rng| l.redeem(tx, now, rng, number, coupon))
+        let redeemed: licet_core::Redeemed =
+            self.exec(Command::Redeem { number: number.map(Secret::from), coupon: coupon.into() })?;
+        Ok(redeemed.license)
     }
 
     pub fn deactivate(&mut self, number: &str, host: &Host) -> Result<(), Error> {
-        self.run(|l, tx, _, _| l.deactivate(tx, number, PRODUCT, host))
+        self.exec(Command::Deactivate(request(number, PRODUCT, host)))
     }
 
     pub fn reset(&mut self, credential: &str, binding_id: &str) -> Result<(), Error> {
-        self.run(|l, tx, _, _| l.reset(tx, credential, binding_id))
+        self.exec(Command::Reset { credential: credential.into(), binding_id: binding_id.into() })
     }
 
     pub fn account(&mut self, credential: &str) -> licet_core::Account {
-        self.run(|l, tx, _, _| l.authenticate(tx, credential)).unwrap()
+        self.exec::<licet_core::AccountFound>(Command::Account { credential: credential.into() }).unwrap().account
     }
+}
+
+pub fn request(number: &str, product: &str, host: &Host) -> HostRequest {
+    HostRequest { number: number.into(), product: product.into(), host: host.clone() }
 }
 
 /// The agent side of one host: its cached token and persisted clock high-water mark.

@@ -15,7 +15,7 @@ use axum::http::header::{ACCEPT_LANGUAGE, CACHE_CONTROL, CONTENT_TYPE, COOKIE, L
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use licet_core::Code;
+use licet_core::{AccountFound, Code, Command};
 use serde::Deserialize;
 
 use crate::app::App;
@@ -124,17 +124,11 @@ async fn home(
     let Some((id, session)) = session_id.and_then(|id| app.sessions.get(&id).map(|s| (id, s))) else {
         return login_page(&app, lang, StatusCode::OK, None, cookies);
     };
-    let credential = session.credential.clone();
-    let view = app
-        .run(app.clock.now(), move |l, tx, _, _| {
-            let account = l.authenticate(tx, &credential)?;
-            let number = l.number_of(&account)?;
-            Ok((account, number.masked()))
-        })
-        .await;
+    let view = app.execute::<AccountFound>(app.clock.now(), account_of(&session.credential)).await;
     match view {
-        Ok((account, masked)) => {
+        Ok(AccountFound { account, number }) => {
             let flash = app.sessions.flash(&id, None);
+            let masked = number.masked();
             html(StatusCode::OK, page::account(lang, &account, &masked, &session.csrf, flash.as_deref()), &cookies)
         }
         Err(_) => {
@@ -170,10 +164,9 @@ async fn login(
         return response;
     }
     let credential = form.credential.trim().to_owned();
-    let candidate = credential.clone();
-    let result = app.run(app.clock.now(), move |l, tx, _, _| l.authenticate(tx, &candidate).map(|_| ())).await;
+    let result = app.execute::<AccountFound>(app.clock.now(), account_of(&credential)).await;
     match result {
-        Ok(()) => {
+        Ok(_) => {
             let id = app.sessions.open(credential);
             let clear_login = app.set_cookie(LOGIN_COOKIE, "", Some(0));
             redirect("/", &[app.set_cookie(SESSION_COOKIE, &id, None), clear_login])
@@ -229,14 +222,8 @@ async fn confirm_reset(
     };
     let session = cookie(&headers, SESSION_COOKIE).and_then(|id| app.sessions.get(id));
     let Some(session) = session else { return redirect("/", &[]) };
-    let credential = session.credential.clone();
-    let id = binding.clone();
-    let found = app
-        .run(app.clock.now(), move |l, tx, _, _| {
-            Ok(l.authenticate(tx, &credential)?.bindings.into_iter().find(|b| b.id == id))
-        })
-        .await;
-    match found {
+    let found = app.execute::<AccountFound>(app.clock.now(), account_of(&session.credential)).await;
+    match found.map(|f| f.account.bindings.into_iter().find(|b| b.id == binding)) {
         Ok(Some(b)) => html(StatusCode::OK, page::confirm_reset(lang, &b, &session.csrf), &[]),
         _ => html(StatusCode::NOT_FOUND, page::message(lang, text(lang).not_found), &[]),
     }
@@ -254,11 +241,16 @@ async fn reset(
     };
     let Some(id) = accept_form(&app, &headers, &form) else { return forged(lang) };
     let Some(session) = app.sessions.get(&id) else { return redirect("/", &[]) };
-    let credential = session.credential;
-    let result = app.run(app.clock.now(), move |l, tx, _, _| l.reset(tx, &credential, &binding)).await;
+    let reset = Command::Reset { credential: session.credential.into(), binding_id: binding };
+    let result = app.execute::<()>(app.clock.now(), reset).await;
     let t = text(lang);
     app.sessions.flash(&id, Some(if result.is_ok() { t.was_reset } else { t.not_found }.to_owned()));
     redirect("/", &[])
+}
+
+/// The command that reads the account a portal session was opened with.
+fn account_of(credential: &str) -> Command {
+    Command::Account { credential: credential.into() }
 }
 
 async fn style() -> Response {

@@ -3,8 +3,8 @@
 
 use chrono::{DateTime, Utc};
 use licet_core::{
-    CouponBatch, Error, Fingerprint, Host, Ledger, License, ProductSettings, Registered, Registration, Seat,
-    SeededEntropy,
+    AccountFound, Command, CouponBatch, Error, Fingerprint, Host, HostRequest, Ledger, License, ProductSettings,
+    Redeemed, Registered, Registration, Seat, SeededEntropy,
 };
 use licet_store::{Store, StoreExt};
 
@@ -33,7 +33,8 @@ pub struct Env<S: Store> {
 impl<S: Store> Env<S> {
     pub fn new(store: S) -> Env<S> {
         let env = Env { store, ledger: Ledger::new("LICET").unwrap() };
-        env.store.transact(|tx| env.ledger.upsert_product(tx, PRODUCT, &ProductSettings::default())).unwrap();
+        let put = Command::PutProduct { id: PRODUCT.into(), settings: ProductSettings::default() };
+        env.store.execute::<licet_core::Product>(&env.ledger, now(), &mut SeededEntropy::new(0), &put).unwrap();
         env
     }
 
@@ -47,27 +48,33 @@ impl<S: Store> Env<S> {
             host: host.clone(),
         };
         let mut rng = SeededEntropy::new(seed);
-        self.store.transact(|tx| self.ledger.register(tx, now(), &mut rng, &reg))
+        self.store.execute(&self.ledger, now(), &mut rng, &Command::Register(reg))
     }
 
     pub fn activate(&self, number: &str, host: &Host, seed: u64) -> Result<Seat, Error> {
         let mut rng = SeededEntropy::new(seed);
-        self.store.transact(|tx| self.ledger.activate(tx, now(), &mut rng, number, PRODUCT, host))
+        let request = HostRequest { number: number.into(), product: PRODUCT.into(), host: host.clone() };
+        self.store.execute(&self.ledger, now(), &mut rng, &Command::Activate(request))
     }
 
     pub fn coupons(&self, count: u32, seats: u32, seed: u64) -> Vec<String> {
         let mut rng = SeededEntropy::new(seed);
         let batch = CouponBatch { product: PRODUCT.into(), count, seats, term_days: None };
-        let codes = self.store.transact(|tx| self.ledger.issue_coupons(tx, now(), &mut rng, &batch)).unwrap();
+        let codes: Vec<licet_core::CouponCode> =
+            self.store.execute(&self.ledger, now(), &mut rng, &Command::IssueCoupons(batch)).unwrap();
         codes.iter().map(ToString::to_string).collect()
     }
 
     pub fn redeem(&self, number: &str, coupon: &str, seed: u64) -> Result<License, Error> {
         let mut rng = SeededEntropy::new(seed);
-        self.store.transact(|tx| self.ledger.redeem(tx, now(), &mut rng, Some(number), coupon))
+        let redeem = Command::Redeem { number: Some(number.into()), coupon: coupon.into() };
+        self.store.execute::<Redeemed>(&self.ledger, now(), &mut rng, &redeem).map(|r| r.license)
     }
 
     pub fn account(&self, email: &str) -> Option<licet_core::Account> {
-        self.store.transact(|tx| self.ledger.account_by_email(tx, email)).unwrap()
+        let find = Command::AccountByEmail { email: email.into() };
+        let found: Option<AccountFound> =
+            self.store.execute(&self.ledger, now(), &mut SeededEntropy::new(0), &find).unwrap();
+        found.map(|f| f.account)
     }
 }
