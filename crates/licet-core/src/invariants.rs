@@ -1,35 +1,40 @@
-//! The ledger's invariants, checked over a whole in-memory ledger: what property tests and
-//! fuzzers assert after every command.
+//! The ledger's invariants, checked over a whole ledger: what property tests and fuzzers assert
+//! after every command, and what the store's migration tests assert of a migrated store.
 
+use std::borrow::Borrow;
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::codec;
-use crate::model::{Account, Coupon};
-use crate::txn::{MemState, RecordKey};
+use crate::record::Record;
+use crate::txn::RecordKey;
 
-/// Checks every invariant of the ledger; the first one broken is described in the error.
+/// Checks every invariant of a whole ledger, given as its records (e.g. `MemState::records()`);
+/// the first one broken is described in the error.
 ///
-/// * every stored record decodes;
+/// * every record is of the kind its key names;
 /// * one e-mail (case-insensitive) has at most one account, and the e-mail index has exactly
 ///   one entry per account;
 /// * no license has more bindings than seats;
 /// * every binding points at a license of its account, for its product;
+/// * a binding's host as last seen still matches the fingerprint it was first bound with;
 /// * a license belongs to one account only;
 /// * a redeemed coupon's license is in the account that redeemed it.
-pub fn check_invariants(state: &MemState) -> Result<(), String> {
+pub fn check_invariants<K: Borrow<RecordKey>, R: Borrow<Record>>(
+    records: impl IntoIterator<Item = (K, R)>,
+) -> Result<(), String> {
     let mut accounts = BTreeMap::new();
     let mut coupons = Vec::new();
     let mut email_index = 0;
-    for (key, value) in state.records() {
-        match key {
-            RecordKey::Account(id) => {
-                let account: Account = codec::decode(value).map_err(|e| format!("account {id}: {e}"))?;
-                accounts.insert(id.clone(), account);
+    for (key, record) in records {
+        let (key, record) = (key.borrow(), record.borrow());
+        if !record.fits(key) {
+            return Err(format!("{key:?} holds {record:?}"));
+        }
+        match record {
+            Record::Account(account) => {
+                accounts.insert(account.id.clone(), account.clone());
             }
-            RecordKey::Coupon(body) => {
-                coupons.push(codec::decode::<Coupon>(value).map_err(|e| format!("coupon {body}: {e}"))?)
-            }
-            RecordKey::Email(_) => email_index += 1,
+            Record::Coupon(coupon) => coupons.push(coupon.clone()),
+            Record::AccountId(_) if matches!(key, RecordKey::Email(_)) => email_index += 1,
             _ => {}
         }
     }
@@ -52,6 +57,9 @@ pub fn check_invariants(state: &MemState) -> Result<(), String> {
             match account.license(&binding.license_id) {
                 Some(l) if l.product == binding.product => {}
                 _ => return Err(format!("binding {} points at no license of its product", binding.id)),
+            }
+            if !binding.anchor.matches(&binding.host.fingerprint) {
+                return Err(format!("binding {} drifted beyond the fingerprint it was bound with", binding.id));
             }
         }
     }

@@ -18,6 +18,7 @@ pub mod host;
 pub mod invariants;
 pub mod ledger;
 pub mod model;
+pub mod record;
 pub mod token;
 pub mod txn;
 
@@ -30,6 +31,7 @@ pub use ledger::{
     AccountFound, Command, CouponBatch, HostRequest, Ledger, Mail, Outcome, Redeemed, Registered, Registration, Seat,
     TrialStarted,
 };
-pub use model::{Account, Binding, Coupon, Host, License, LicenseKind, Product, ProductSettings, Time};
+pub use model::{Account, Binding, Coupon, Host, HostMatch, License, LicenseKind, Product, ProductSettings, Time};
+pub use record::{Record, RecordError};
 pub use token::{Claims, Entitlement, Judgement, KeyId, TokenSigner, TrustedKeys, VerifiedToken, verdict};
 pub use txn::{Changes, MemState, RecordKey, Snapshot, Tx};

@@ -27,6 +27,14 @@ pub struct Product {
     pub offline_lease_hours: u32,
     /// How far the agent's clock may fall behind time already seen before it counts as set back.
     pub clock_tolerance_minutes: u32,
+    /// An agent asks the server again once its token is this old (or half its lease, whichever
+    /// comes first), so a reset binding loses its seat within this long online.
+    #[serde(default = "default_refresh_hours")]
+    pub refresh_hours: u32,
+}
+
+fn default_refresh_hours() -> u32 {
+    24
 }
 
 /// Changes to a product's settings; `None` keeps the current value (or the default on create).
@@ -42,10 +50,14 @@ pub struct ProductSettings {
     pub offline_lease_hours: Option<u32>,
     /// See [`Product::clock_tolerance_minutes`].
     pub clock_tolerance_minutes: Option<u32>,
+    /// See [`Product::refresh_hours`].
+    #[serde(default)]
+    pub refresh_hours: Option<u32>,
 }
 
 impl Product {
-    /// A product with the SPEC defaults: 30-day single-seat trial, a week's lease, an hour's tolerance.
+    /// A product with the SPEC defaults: 30-day single-seat trial, a week's lease, an hour's
+    /// tolerance, a refresh every day.
     pub fn new(id: &str) -> Result<Product, Error> {
         validate_product_id(id)?;
         Ok(Product {
@@ -55,6 +67,7 @@ impl Product {
             trial_seats: 1,
             offline_lease_hours: 168,
             clock_tolerance_minutes: 60,
+            refresh_hours: default_refresh_hours(),
         })
     }
 
@@ -80,6 +93,7 @@ impl Product {
             7 * 24 * 60,
             next.clock_tolerance_minutes,
         )?;
+        next.refresh_hours = range("refresh_hours", settings.refresh_hours, 1, 24 * 366, next.refresh_hours)?;
         *self = next;
         Ok(())
     }
@@ -153,7 +167,7 @@ impl License {
     }
 }
 
-/// A host as presented in a request.
+/// A host as presented in a request, or as last seen in a binding.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Host {
     /// The fingerprint (keyed hashes of hardware components).
@@ -162,6 +176,11 @@ pub struct Host {
     pub hostname: String,
     /// The operating system, for people.
     pub os: String,
+    /// Only in requests, never stored: the same machine's fingerprint as release 0.1.0 hashed it,
+    /// so that bindings and registrations made by a 0.1.0 agent still find their host; the
+    /// ledger moves such a record to [`Host::fingerprint`] when it matches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub legacy: Option<Fingerprint>,
 }
 
 impl Host {
@@ -171,7 +190,50 @@ impl Host {
             fingerprint,
             hostname: bounded_text("host.hostname", hostname, 0, 255)?,
             os: bounded_text("host.os", os, 0, 255)?,
+            legacy: None,
         })
+    }
+
+    /// The same host, also presenting its release-0.1.0 fingerprint.
+    pub fn with_legacy(mut self, legacy: Option<Fingerprint>) -> Host {
+        self.legacy = legacy;
+        self
+    }
+
+    /// Whether this presented host is the one whose fingerprint was stored as `stored`: by its
+    /// own fingerprint, or by the fingerprint release 0.1.0 made of it.
+    pub fn is(&self, stored: &Fingerprint) -> HostMatch {
+        if stored.matches(&self.fingerprint) {
+            HostMatch::Current
+        } else if self.legacy.as_ref().is_some_and(|legacy| stored.matches(legacy)) {
+            HostMatch::Legacy
+        } else {
+            HostMatch::Other
+        }
+    }
+
+    /// The host as stored: without the request-only legacy fingerprint.
+    pub fn stored(&self) -> Host {
+        Host { legacy: None, ..self.clone() }
+    }
+}
+
+/// How a presented host relates to a stored fingerprint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HostMatch {
+    /// The same host, by its current fingerprint.
+    Current,
+    /// The same host, by the fingerprint release 0.1.0 made of it: the record should move to the
+    /// current fingerprint.
+    Legacy,
+    /// Another host.
+    Other,
+}
+
+impl HostMatch {
+    /// Whether it is the same host either way.
+    pub fn is_same(self) -> bool {
+        self != HostMatch::Other
     }
 }
 
@@ -186,6 +248,10 @@ pub struct Binding {
     pub product: String,
     /// The host, as last seen.
     pub host: Host,
+    /// The fingerprint the seat was first taken with. A host is this binding's only while it
+    /// matches the anchor (SPEC §1's two-thirds rule), so a binding never drifts further than the
+    /// rule from where it began, however often its components change one at a time.
+    pub anchor: Fingerprint,
     /// When the seat was taken.
     #[serde(with = "chrono::serde::ts_seconds")]
     pub bound_at: Time,

@@ -8,12 +8,9 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
-use serde::de::DeserializeOwned;
-
-use crate::codec;
 use crate::error::Error;
 use crate::model::{Account, Coupon, Product};
+use crate::record::Record;
 
 /// The name of one stored record.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -66,6 +63,24 @@ impl RecordKey {
         out
     }
 
+    /// The key of a byte form made by [`RecordKey::to_bytes`]; `None` for anything else.
+    pub fn from_bytes(bytes: &[u8]) -> Option<RecordKey> {
+        let (tag, id) = match bytes {
+            [tag, b'/', id @ ..] => (*tag, id),
+            _ => return None,
+        };
+        let text = || String::from_utf8(id.to_vec()).ok();
+        Some(match tag {
+            b'p' => RecordKey::Product(text()?),
+            b'a' => RecordKey::Account(text()?),
+            b'e' => RecordKey::Email(text()?),
+            b'n' => RecordKey::Number(text()?),
+            b'c' => RecordKey::Coupon(text()?),
+            b'h' => RecordKey::HostComponent(id.try_into().ok()?),
+            _ => return None,
+        })
+    }
+
     /// The table this key belongs to (`product`, `account`, …), e.g. for a SQL backend.
     pub fn table(&self) -> &'static str {
         match self {
@@ -81,14 +96,14 @@ impl RecordKey {
 
 /// Read access to the committed records, consistent for the duration of one transaction.
 pub trait Snapshot {
-    /// The encoded record under `key`, if any.
-    fn get(&self, key: &RecordKey) -> Result<Option<Vec<u8>>, Error>;
+    /// The record under `key`, if any.
+    fn get(&self, key: &RecordKey) -> Result<Option<Record>, Error>;
 }
 
-/// The writes of one command: a value to store, or `None` to delete.
+/// The writes of one command: a record to store, or `None` to delete.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Changes {
-    writes: BTreeMap<RecordKey, Option<Vec<u8>>>,
+    writes: BTreeMap<RecordKey, Option<Record>>,
 }
 
 impl Changes {
@@ -103,8 +118,8 @@ impl Changes {
     }
 
     /// Every write, in key order.
-    pub fn iter(&self) -> impl Iterator<Item = (&RecordKey, Option<&[u8]>)> {
-        self.writes.iter().map(|(k, v)| (k, v.as_deref()))
+    pub fn iter(&self) -> impl Iterator<Item = (&RecordKey, Option<&Record>)> {
+        self.writes.iter().map(|(k, v)| (k, v.as_ref()))
     }
 }
 
@@ -112,6 +127,17 @@ impl Changes {
 pub struct Tx<'s> {
     snapshot: &'s dyn Snapshot,
     changes: Changes,
+}
+
+/// Takes the record of the expected kind out of a [`Record`].
+macro_rules! record_as {
+    ($record:expr, $key:expr, $variant:ident) => {
+        match $record {
+            None => Ok(None),
+            Some(Record::$variant(v)) => Ok(Some(v)),
+            Some(other) => Err(Error::Internal(format!("record {:?} holds {other:?}", $key))),
+        }
+    };
 }
 
 impl<'s> Tx<'s> {
@@ -125,24 +151,16 @@ impl<'s> Tx<'s> {
         self.changes
     }
 
-    fn raw(&self, key: &RecordKey) -> Result<Option<Vec<u8>>, Error> {
+    fn read(&self, key: &RecordKey) -> Result<Option<Record>, Error> {
         match self.changes.writes.get(key) {
             Some(v) => Ok(v.clone()),
             None => self.snapshot.get(key),
         }
     }
 
-    fn read<T: DeserializeOwned>(&self, key: &RecordKey) -> Result<Option<T>, Error> {
-        match self.raw(key)? {
-            None => Ok(None),
-            Some(bytes) => codec::decode(&bytes)
-                .map(Some)
-                .map_err(|e| Error::Internal(format!("record {key:?} is unreadable: {e}"))),
-        }
-    }
-
-    fn write<T: Serialize>(&mut self, key: RecordKey, value: &T) {
-        self.changes.writes.insert(key, Some(codec::encode(value)));
+    fn write(&mut self, key: RecordKey, record: Record) {
+        debug_assert!(record.fits(&key), "{key:?} cannot hold {record:?}");
+        self.changes.writes.insert(key, Some(record));
     }
 
     /// Removes the record under `key`.
@@ -152,37 +170,39 @@ impl<'s> Tx<'s> {
 
     /// Whether a record exists under `key`.
     pub fn exists(&self, key: &RecordKey) -> Result<bool, Error> {
-        Ok(self.raw(key)?.is_some())
+        Ok(self.read(key)?.is_some())
     }
 
     /// A product.
     pub fn product(&self, id: &str) -> Result<Option<Product>, Error> {
-        self.read(&RecordKey::Product(id.to_owned()))
+        let key = RecordKey::Product(id.to_owned());
+        record_as!(self.read(&key)?, key, Product)
     }
 
     /// Stores a product.
     pub fn put_product(&mut self, product: &Product) {
-        self.write(RecordKey::Product(product.id.clone()), product);
+        self.write(RecordKey::Product(product.id.clone()), Record::Product(product.clone()));
     }
 
     /// An account.
     pub fn account(&self, id: &str) -> Result<Option<Account>, Error> {
-        self.read(&RecordKey::Account(id.to_owned()))
+        let key = RecordKey::Account(id.to_owned());
+        record_as!(self.read(&key)?, key, Account)
     }
 
     /// Stores an account.
     pub fn put_account(&mut self, account: &Account) {
-        self.write(RecordKey::Account(account.id.clone()), account);
+        self.write(RecordKey::Account(account.id.clone()), Record::Account(account.clone()));
     }
 
     /// An account id from an index key ([`RecordKey::Email`] or [`RecordKey::Number`]).
     pub fn account_id(&self, index: &RecordKey) -> Result<Option<String>, Error> {
-        self.read(index)
+        record_as!(self.read(index)?, index, AccountId)
     }
 
     /// Points an index key at an account.
     pub fn put_account_id(&mut self, index: RecordKey, account_id: &str) {
-        self.write(index, &account_id);
+        self.write(index, Record::AccountId(account_id.to_owned()));
     }
 
     /// The account an index key points at.
@@ -198,29 +218,36 @@ impl<'s> Tx<'s> {
 
     /// A coupon.
     pub fn coupon(&self, body: &str) -> Result<Option<Coupon>, Error> {
-        self.read(&RecordKey::Coupon(body.to_owned()))
+        let key = RecordKey::Coupon(body.to_owned());
+        record_as!(self.read(&key)?, key, Coupon)
     }
 
     /// Stores a coupon.
     pub fn put_coupon(&mut self, coupon: &Coupon) {
-        self.write(RecordKey::Coupon(coupon.body.clone()), coupon);
+        self.write(RecordKey::Coupon(coupon.body.clone()), Record::Coupon(coupon.clone()));
     }
 
     /// Accounts whose registration host has this component.
     pub fn host_accounts(&self, component: [u8; 16]) -> Result<Vec<String>, Error> {
-        Ok(self.read(&RecordKey::HostComponent(component))?.unwrap_or_default())
+        let key = RecordKey::HostComponent(component);
+        Ok(record_as!(self.read(&key)?, key, HostAccounts)?.unwrap_or_default())
     }
 
-    /// Stores the accounts whose registration host has this component.
-    pub fn put_host_accounts(&mut self, component: [u8; 16], accounts: &Vec<String>) {
-        self.write(RecordKey::HostComponent(component), accounts);
+    /// Stores the accounts whose registration host has this component (none: the entry goes).
+    pub fn put_host_accounts(&mut self, component: [u8; 16], accounts: &[String]) {
+        let key = RecordKey::HostComponent(component);
+        if accounts.is_empty() {
+            self.delete(key);
+        } else {
+            self.write(key, Record::HostAccounts(accounts.to_vec()));
+        }
     }
 }
 
 /// An in-memory ledger: the reference store for tests and simulations.
 #[derive(Clone, Debug, Default)]
 pub struct MemState {
-    records: BTreeMap<RecordKey, Vec<u8>>,
+    records: BTreeMap<RecordKey, Record>,
 }
 
 impl MemState {
@@ -254,7 +281,7 @@ impl MemState {
     pub fn apply(&mut self, changes: &Changes) {
         for (key, value) in changes.iter() {
             match value {
-                Some(v) => self.records.insert(key.clone(), v.to_vec()),
+                Some(v) => self.records.insert(key.clone(), v.clone()),
                 None => self.records.remove(key),
             };
         }
@@ -270,14 +297,14 @@ impl MemState {
         self.records.is_empty()
     }
 
-    /// Every record of a table, for tests that check invariants over the whole ledger.
-    pub fn records(&self) -> impl Iterator<Item = (&RecordKey, &[u8])> {
-        self.records.iter().map(|(k, v)| (k, v.as_slice()))
+    /// Every record, for tests that check invariants over the whole ledger.
+    pub fn records(&self) -> impl Iterator<Item = (&RecordKey, &Record)> {
+        self.records.iter()
     }
 }
 
 impl Snapshot for MemState {
-    fn get(&self, key: &RecordKey) -> Result<Option<Vec<u8>>, Error> {
+    fn get(&self, key: &RecordKey) -> Result<Option<Record>, Error> {
         Ok(self.records.get(key).cloned())
     }
 }

@@ -166,21 +166,25 @@ fn check_prefers_paid_licenses_and_moves_trial_hosts() {
 }
 
 #[test]
-fn a_refresh_with_one_new_component_keeps_the_seat() {
+fn a_refresh_with_one_new_component_keeps_the_seat_but_the_binding_never_drifts() {
     let mut sim = Sim::new();
     let a = pc("a");
     let number = sim.register("a@example.com", &a).unwrap().number.to_string();
     let a2 = host("a", &[("machine-id", "m-a"), ("mac", "new-nic"), ("disk", "d-a")]);
-    let (grant, token) = sim.activate(&number, &a2).unwrap();
-    assert_eq!(grant.seats_used, 1);
-    assert_eq!(grant.binding.host, a2, "the binding follows the host's drift");
+    let (seat, token) = sim.activate(&number, &a2).unwrap();
+    assert_eq!(seat.seats_used, 1);
+    assert_eq!(seat.binding.host, a2, "the binding shows the host as last seen");
+    assert_eq!(seat.binding.anchor, a.fingerprint, "… but stays anchored where it began");
     // The new token is for the host as it is now.
     let mut agent = AgentSim::new(a2);
     agent.token = Some(token);
     agent.check_offline(&sim.keys, PRODUCT, sim.now).unwrap();
-    // A second change relative to the original is fine too, since the binding followed.
+    // A second change relative to the original is another machine: {a,b,c} → {a,b,X} → {a,Y,X}
+    // must not walk the seat away from the machine that took it.
     let a3 = host("a", &[("machine-id", "m-a"), ("mac", "new-nic"), ("disk", "new-disk")]);
-    assert_eq!(sim.activate(&number, &a3).unwrap().0.seats_used, 1);
+    check(sim.activate(&number, &a3), Code::NoFreeLicense);
+    // The original machine still holds its seat.
+    assert_eq!(sim.activate(&number, &a).unwrap().0.seats_used, 1);
 }
 
 #[test]
@@ -338,11 +342,12 @@ fn product_settings_are_validated_and_kept() {
     let p: Product = sim.exec(put(ProductSettings { name: Some("Recorder".into()), ..Default::default() })).unwrap();
     assert_eq!((p.trial_days, p.trial_seats, p.offline_lease_hours, p.clock_tolerance_minutes), (30, 1, 168, 60));
     let p: Product = sim.exec(put(ProductSettings { offline_lease_hours: Some(24), ..Default::default() })).unwrap();
-    assert_eq!((p.name.as_str(), p.offline_lease_hours), ("Recorder", 24));
+    assert_eq!((p.name.as_str(), p.offline_lease_hours, p.refresh_hours), ("Recorder", 24, 24));
     for bad in [
         ProductSettings { trial_days: Some(0), ..Default::default() },
         ProductSettings { trial_seats: Some(0), ..Default::default() },
         ProductSettings { offline_lease_hours: Some(0), ..Default::default() },
+        ProductSettings { refresh_hours: Some(0), ..Default::default() },
         ProductSettings { name: Some(String::new()), ..Default::default() },
     ] {
         check(sim.exec::<Product>(put(bad)), Code::InvalidRequest);
@@ -371,4 +376,33 @@ fn a_shared_host_name_neither_blocks_registration_nor_grows_an_index() {
     let number = sim.register("dbg@example.com", &pc("dbg")).unwrap().number;
     let shown = format!("{:?}", licet_core::RecordKey::Number(number.body()));
     assert!(!shown.contains(&number.body()[..10]), "{shown}");
+}
+
+#[test]
+fn a_host_bound_by_a_0_1_0_agent_keeps_its_seat_and_moves_to_its_new_fingerprint() {
+    let mut sim = Sim::new();
+    // Release 0.1.0 hashed the components differently: the same machine, other values.
+    let old = host("a", &[("machine-id", "old-m"), ("mac", "old-a"), ("disk", "old-d")]);
+    let new = host("a", &[("machine-id", "new-m"), ("mac", "new-a"), ("disk", "new-d")]);
+    let number = sim.register("a@example.com", &old).unwrap().number.to_string();
+    // Without the old fingerprint the upgraded agent is a stranger: the single trial seat is taken.
+    check(sim.activate(&number, &new), Code::NoFreeLicense);
+    check(
+        sim.register("b@example.com", &new.clone().with_legacy(Some(old.fingerprint.clone()))),
+        Code::HostAlreadyRegistered,
+    );
+    // With it, the binding is found and moves to the new fingerprint; so does the registration.
+    let upgraded = new.clone().with_legacy(Some(old.fingerprint.clone()));
+    let (seat, _) = sim.activate(&number, &upgraded).unwrap();
+    assert_eq!(seat.binding.anchor, new.fingerprint);
+    assert_eq!(seat.binding.host, new, "the request-only legacy fingerprint is not stored");
+    let account = sim.account(&number);
+    assert_eq!(account.registration_host, new.fingerprint);
+    assert_eq!(account.bindings.len(), 1);
+    // From now on the new fingerprint alone is the host, for seats and for the 1059 guard.
+    assert_eq!(sim.activate(&number, &new).unwrap().0.binding.id, seat.binding.id);
+    check(sim.register("b@example.com", &new), Code::HostAlreadyRegistered);
+    // The old index entries are gone: the old fingerprint alone no longer finds the account.
+    sim.register("c@example.com", &old).unwrap();
+    licet_core::check_invariants(sim.state.records()).unwrap();
 }

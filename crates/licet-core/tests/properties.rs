@@ -47,7 +47,7 @@ fn hosts() -> Vec<Host> {
 }
 
 fn check_invariants(state: &licet_core::MemState) {
-    if let Err(broken) = licet_core::check_invariants(state) {
+    if let Err(broken) = licet_core::check_invariants(state.records()) {
         panic!("invariant broken: {broken}");
     }
 }
@@ -136,5 +136,45 @@ struct ProptestSettings;
 impl ProptestSettings {
     fn recorder() -> ProductSettings {
         ProductSettings { trial_days: Some(3), trial_seats: Some(2), ..Default::default() }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, .. ProptestConfig::default() })]
+
+    /// Components change one at a time, any number of times (values from a small alphabet, so a
+    /// machine can also change back): the seat is the host's exactly while it matches the
+    /// fingerprint it was first bound with, and the binding never moves its anchor.
+    #[test]
+    fn a_binding_never_drifts_beyond_the_rule(steps in prop::collection::vec((0..3usize, 0..4u8), 1..40)) {
+        let mut sim = Sim::new();
+        let names = ["machine-id", "mac", "disk"];
+        let mut values = [0u8; 3];
+        let make = |values: &[u8; 3]| {
+            let components: Vec<(&str, String)> =
+                names.iter().zip(values).map(|(n, v)| (*n, format!("{n}-{v}"))).collect();
+            let pairs: Vec<(&str, &str)> = components.iter().map(|(n, v)| (*n, v.as_str())).collect();
+            host("pc", &pairs)
+        };
+        let first = make(&values);
+        let number = sim.register("a@example.com", &first).unwrap().number.to_string();
+        for (component, value) in steps {
+            values[component] = value;
+            let presented = make(&values);
+            let same_machine = first.fingerprint.matches(&presented.fingerprint);
+            match sim.activate(&number, &presented) {
+                Ok((seat, _)) => {
+                    prop_assert!(same_machine, "a host beyond the rule got the seat");
+                    prop_assert_eq!(&seat.binding.anchor, &first.fingerprint);
+                }
+                Err(e) => {
+                    prop_assert!(!same_machine, "the machine lost its seat: {}", e);
+                    prop_assert_eq!(e.code(), Code::NoFreeLicense);
+                }
+            }
+            let account = sim.account(&number);
+            prop_assert_eq!(account.bindings.len(), 1);
+            prop_assert_eq!(&account.bindings[0].anchor, &first.fingerprint);
+        }
     }
 }

@@ -373,6 +373,7 @@ async fn put_product(
         trial_seats: req.trial_seats,
         offline_lease_hours: req.offline_lease_hours,
         clock_tolerance_minutes: req.clock_tolerance_minutes,
+        refresh_hours: req.refresh_hours,
     };
     let product: Product = app.execute(app.clock.now(), Command::PutProduct { id, settings }).await?;
     Ok(axum::Json(wire::product(&product)).into_response())

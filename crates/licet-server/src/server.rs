@@ -91,6 +91,9 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
         if data_dir::is_initialised(dir) { None } else { Some(data_dir::init(dir, &config.vendor_prefix)?) };
     let loaded = data_dir::load(dir)?;
     let store = Arc::new(SledStore::open(dir.join("ledger")).context("opening the ledger")?);
+    if let Some(records) = store.migrated() {
+        tracing::info!(records, "migrated the ledger of release 0.1.0 to this release's format");
+    }
     let public_key = loaded.signer.public_key_hex();
     let app = Arc::new(App {
         store: store.clone(),

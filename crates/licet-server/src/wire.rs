@@ -150,6 +150,8 @@ pub(crate) struct ProductRequest {
     pub(crate) offline_lease_hours: Option<u32>,
     #[serde(default)]
     pub(crate) clock_tolerance_minutes: Option<u32>,
+    #[serde(default)]
+    pub(crate) refresh_hours: Option<u32>,
 }
 
 fn one() -> u32 {
@@ -213,6 +215,7 @@ pub(crate) fn product(p: &Product) -> Value {
         "trial_seats": p.trial_seats,
         "offline_lease_hours": p.offline_lease_hours,
         "clock_tolerance_minutes": p.clock_tolerance_minutes,
+        "refresh_hours": p.refresh_hours,
     })
 }
 

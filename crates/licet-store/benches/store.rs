@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group};
 use licet_core::{
     Account, Binding, Command, Fingerprint, Host, HostRequest, Ledger, License, LicenseKind, Product, ProductSettings,
-    RecordKey, RegistrationNumber, Seat, SeededEntropy, codec,
+    Record, RecordKey, RegistrationNumber, Seat, SeededEntropy,
 };
 use licet_store::{SledStore, StoreExt};
 
@@ -67,6 +67,7 @@ fn populate(store: &SledStore, ledger: &Ledger, n: u64) -> Vec<String> {
                 id: format!("bnd_{i:016}"),
                 license_id: license.id.clone(),
                 product: "call-journal".into(),
+                anchor: h.fingerprint.clone(),
                 host: h,
                 bound_at: now(),
                 last_seen: now(),
@@ -74,9 +75,9 @@ fn populate(store: &SledStore, ledger: &Ledger, n: u64) -> Vec<String> {
             licenses: vec![license],
             trials_used: Default::default(),
         };
-        batch.push((RecordKey::Account(id.clone()), codec::encode(&account)));
-        batch.push((RecordKey::Email(account.email.clone()), codec::encode(&id)));
-        batch.push((RecordKey::Number(number.body()), codec::encode(&id)));
+        batch.push((RecordKey::Email(account.email.clone()), Record::AccountId(id.clone())));
+        batch.push((RecordKey::Number(number.body()), Record::AccountId(id.clone())));
+        batch.push((RecordKey::Account(id), Record::Account(account)));
         if numbers.len() < 10_000 {
             numbers.push(number.to_string());
         }

@@ -33,6 +33,16 @@ pub enum Error {
         /// The version this build reads.
         expected: String,
     },
+    /// The store was written by a newer release of licet: this one must not touch it.
+    #[error(
+        "store at {path} was written by a newer release of licet (schema {found}); run that release or a newer one"
+    )]
+    NewerSchema {
+        /// The store's directory.
+        path: PathBuf,
+        /// The schema found.
+        found: String,
+    },
     /// Another process holds the store and did not let go in time.
     #[error("store at {path} is locked by another process")]
     Locked {

@@ -4,16 +4,26 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use licet_core::{Error as CoreError, RecordKey, Snapshot, Tx};
+use licet_core::record::legacy;
+use licet_core::{Error as CoreError, Record, RecordKey, Snapshot, Tx};
 
 use crate::error::Error;
 use crate::group_commit::GroupCommit;
 use crate::store::Store;
 
 /// The layout this build writes and reads; stored as text under a fixed key.
-pub const SCHEMA_VERSION: &str = "licet-ledger-1";
+pub const SCHEMA_VERSION: &str = "licet-ledger-2";
+/// Release 0.1.0's layout: records in positional bincode. Migrated in place when opened.
+const SCHEMA_0_1_0: &str = "licet-ledger-1";
+/// What every ledger schema's name starts with; the number after it orders releases.
+const SCHEMA_PREFIX: &str = "licet-ledger-";
 const SCHEMA_KEY: &[u8] = b"licet/schema";
 const LEDGER_TREE: &[u8] = b"ledger";
+/// During a migration: the byte form of the last record already rewritten. It sorts before every
+/// record key (`!` < any table tag), so it never lies in the range still to migrate.
+const MIGRATED_THROUGH: &[u8] = b"!migrated-through";
+/// Records rewritten per atomic batch of a migration.
+const MIGRATION_BATCH: usize = 1_000;
 
 /// How a sled store is opened.
 #[derive(Clone, Debug)]
@@ -44,6 +54,7 @@ pub struct SledStore {
     db: LockedDb,
     write: Mutex<()>,
     group: GroupCommit,
+    migrated: Option<usize>,
 }
 
 impl std::fmt::Debug for SledStore {
@@ -165,12 +176,93 @@ pub(crate) fn check_schema(db: &sled::Db, path: &Path, expected: &str) -> Result
         Some(found) if found.as_ref() == expected.as_bytes() => Ok(()),
         Some(found) => Err(unknown(String::from_utf8_lossy(&found).into_owned())),
         None if db.was_recovered() => Err(unknown("none".into())),
-        None => {
-            db.insert(SCHEMA_KEY, expected.as_bytes()).map_err(|e| sled_error(path, e))?;
-            db.flush().map_err(|e| sled_error(path, e))?;
-            Ok(())
-        }
+        None => write_schema(db, path, expected),
     }
+}
+
+fn write_schema(db: &sled::Db, path: &Path, schema: &str) -> Result<(), Error> {
+    db.insert(SCHEMA_KEY, schema.as_bytes()).map_err(|e| sled_error(path, e))?;
+    db.flush().map_err(|e| sled_error(path, e))?;
+    Ok(())
+}
+
+/// The release number in a ledger schema's name (`licet-ledger-2` → 2).
+fn schema_number(schema: &str) -> Option<u32> {
+    schema.strip_prefix(SCHEMA_PREFIX)?.parse().ok()
+}
+
+/// Brings the ledger to [`SCHEMA_VERSION`]: writes it in a new database, migrates a store of
+/// release 0.1.0 in place, refuses one of a newer release or anything that is not a ledger.
+///
+/// The migration rewrites records in atomic batches, each also recording the last key it
+/// rewrote ([`MIGRATED_THROUGH`]) and each flushed, and changes the schema name only after the
+/// last batch is durable. Killed at any moment, it leaves a 0.1.0 store whose records up to the
+/// mark are rewritten and the rest not: the next open carries on from the mark.
+/// Returns how many records a migration rewrote at this open, if one ran.
+fn bring_up_to_date(db: &sled::Db, ledger: &sled::Tree, path: &Path) -> Result<Option<usize>, Error> {
+    let found = match db.get(SCHEMA_KEY).map_err(|e| sled_error(path, e))? {
+        Some(found) => String::from_utf8_lossy(&found).into_owned(),
+        None if db.was_recovered() => "none".to_owned(),
+        None => return write_schema(db, path, SCHEMA_VERSION).map(|()| None),
+    };
+    let mut migrated = None;
+    if found == SCHEMA_0_1_0 {
+        migrated = Some(migrate_0_1_0(db, ledger, path)?);
+        write_schema(db, path, SCHEMA_VERSION)?;
+    } else if found != SCHEMA_VERSION {
+        return Err(match (schema_number(&found), schema_number(SCHEMA_VERSION)) {
+            (Some(theirs), Some(ours)) if theirs > ours => Error::NewerSchema { path: path.to_owned(), found },
+            _ => Error::UnknownSchema { path: path.to_owned(), found, expected: SCHEMA_VERSION.to_owned() },
+        });
+    }
+    // A migration that finished but was killed before it removed its mark.
+    if ledger.contains_key(MIGRATED_THROUGH).map_err(|e| sled_error(path, e))? {
+        ledger.remove(MIGRATED_THROUGH).map_err(|e| sled_error(path, e))?;
+        db.flush().map_err(|e| sled_error(path, e))?;
+    }
+    Ok(migrated)
+}
+
+/// Rewrites every record of release 0.1.0 still in its old form (see [`bring_up_to_date`]);
+/// returns how many it rewrote.
+fn migrate_0_1_0(db: &sled::Db, ledger: &sled::Tree, path: &Path) -> Result<usize, Error> {
+    let corrupt = |message: String| Error::Corrupt { path: path.to_owned(), message };
+    let mut from = ledger.get(MIGRATED_THROUGH).map_err(|e| sled_error(path, e))?.map(|k| k.to_vec());
+    let mut migrated = 0usize;
+    loop {
+        let range = match &from {
+            Some(after) => {
+                ledger.range::<&[u8], _>((std::ops::Bound::Excluded(after.as_slice()), std::ops::Bound::Unbounded))
+            }
+            None => ledger.range::<&[u8], _>(..),
+        };
+        let mut batch = sled::Batch::default();
+        let mut last = None;
+        let mut count = 0;
+        for item in range {
+            let (k, v) = item.map_err(|e| sled_error(path, e))?;
+            if k.as_ref() == MIGRATED_THROUGH {
+                continue;
+            }
+            let key = RecordKey::from_bytes(&k).ok_or_else(|| {
+                corrupt(format!("a 0.1.0 ledger holds an unknown key {:?}", String::from_utf8_lossy(&k)))
+            })?;
+            let record = legacy::decode(&key, &v).map_err(|e| corrupt(e.to_string()))?;
+            batch.insert(k.as_ref(), record.encode());
+            last = Some(k.to_vec());
+            count += 1;
+            if count == MIGRATION_BATCH {
+                break;
+            }
+        }
+        let Some(last) = last else { break };
+        batch.insert(MIGRATED_THROUGH, last.as_slice());
+        ledger.apply_batch(batch).map_err(|e| sled_error(path, e))?;
+        db.flush().map_err(|e| sled_error(path, e))?;
+        migrated += count;
+        from = Some(last);
+    }
+    Ok(migrated)
 }
 
 impl SledStore {
@@ -180,13 +272,32 @@ impl SledStore {
     }
 
     /// Opens (or creates) the store in `path`. Nothing is loaded up front: records are read
-    /// when a command touches them. A store of another schema version is refused.
+    /// when a command touches them. A store of release 0.1.0 is migrated in place first (see
+    /// [`SledStore::migrated`]); one of a newer release is refused with [`Error::NewerSchema`],
+    /// anything else that is not a ledger with [`Error::UnknownSchema`].
     pub fn open_with(path: impl AsRef<Path>, options: SledOptions) -> Result<SledStore, Error> {
         let path = path.as_ref().to_owned();
         let db = open_db(&path, options.cache_bytes, options.lock_patience).map_err(|f| f.error)?;
-        check_schema(&db.db, &path, SCHEMA_VERSION)?;
         let ledger = db.db.open_tree(LEDGER_TREE).map_err(|e| Error::storage(&path, e))?;
-        Ok(SledStore { path, db, ledger, write: Mutex::new(()), group: GroupCommit::default() })
+        let migrated = bring_up_to_date(&db.db, &ledger, &path)?;
+        Ok(SledStore { path, db, ledger, write: Mutex::new(()), group: GroupCommit::default(), migrated })
+    }
+
+    /// How many records of release 0.1.0 this open migrated, if it migrated any.
+    pub fn migrated(&self) -> Option<usize> {
+        self.migrated
+    }
+
+    /// Every record, decoded (walks the whole tree: for tests, tools and migrations, not for
+    /// requests).
+    pub fn records(&self) -> impl Iterator<Item = Result<(RecordKey, Record), CoreError>> + '_ {
+        self.ledger.iter().map(|item| {
+            let (k, v) = item.map_err(|e| CoreError::Internal(format!("storage read: {e}")))?;
+            let key = RecordKey::from_bytes(&k)
+                .ok_or_else(|| CoreError::Internal(format!("unknown key {:?}", String::from_utf8_lossy(&k))))?;
+            let record = Record::decode(&key, &v)?;
+            Ok((key, record))
+        })
     }
 
     /// The store's directory.
@@ -204,12 +315,12 @@ impl SledStore {
         self.db.db.size_on_disk().map_err(|e| Error::storage(&self.path, e))
     }
 
-    /// Writes raw records without running the ledger: bulk loading for benchmarks and
-    /// migrations. Not atomic across calls; flushes before returning.
-    pub fn load_raw(&self, records: impl IntoIterator<Item = (RecordKey, Vec<u8>)>) -> Result<(), Error> {
+    /// Writes records without running the ledger: bulk loading for benchmarks and tools. Not
+    /// atomic across calls; flushes before returning.
+    pub fn load_raw(&self, records: impl IntoIterator<Item = (RecordKey, Record)>) -> Result<(), Error> {
         let mut batch = sled::Batch::default();
-        for (key, value) in records {
-            batch.insert(key.to_bytes(), value);
+        for (key, record) in records {
+            batch.insert(key.to_bytes(), record.encode());
         }
         self.ledger.apply_batch(batch).map_err(|e| Error::storage(&self.path, e))?;
         self.db.db.flush().map_err(|e| Error::storage(&self.path, e))?;
@@ -226,11 +337,11 @@ struct SledSnapshot<'a> {
 }
 
 impl Snapshot for SledSnapshot<'_> {
-    fn get(&self, key: &RecordKey) -> Result<Option<Vec<u8>>, CoreError> {
-        self.tree
-            .get(key.to_bytes())
-            .map(|v| v.map(|v| v.to_vec()))
-            .map_err(|e| CoreError::Internal(format!("storage read: {e}")))
+    fn get(&self, key: &RecordKey) -> Result<Option<Record>, CoreError> {
+        match self.tree.get(key.to_bytes()).map_err(|e| CoreError::Internal(format!("storage read: {e}")))? {
+            None => Ok(None),
+            Some(bytes) => Ok(Some(Record::decode(key, &bytes)?)),
+        }
     }
 }
 
@@ -252,7 +363,7 @@ impl Store for SledStore {
                         let mut batch = sled::Batch::default();
                         for (key, value) in changes.iter() {
                             match value {
-                                Some(v) => batch.insert(key.to_bytes(), v),
+                                Some(record) => batch.insert(key.to_bytes(), record.encode()),
                                 None => batch.remove(key.to_bytes()),
                             }
                         }

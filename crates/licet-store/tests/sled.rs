@@ -3,6 +3,7 @@
 mod common;
 
 use common::{Env, pc};
+use licet_core::RecordKey;
 use licet_store::{Error, SCHEMA_VERSION, SledStore, TokenCache};
 
 #[test]
@@ -30,11 +31,16 @@ fn an_unknown_schema_version_is_refused() {
         db.flush().unwrap();
     }
     match SledStore::open(&path) {
-        Err(Error::UnknownSchema { found, expected, .. }) => {
-            assert_eq!(found, "licet-ledger-999");
-            assert_eq!(expected, SCHEMA_VERSION);
+        Err(e @ Error::NewerSchema { .. }) => {
+            let message = e.to_string();
+            assert!(message.contains("licet-ledger-999") && message.contains("newer release"), "{message}");
         }
-        other => panic!("expected UnknownSchema, got {other:?}"),
+        other => panic!("expected NewerSchema, got {other:?}"),
+    }
+    // The store was left as it was.
+    {
+        let db = sled::open(&path).unwrap();
+        assert_eq!(db.get(b"licet/schema").unwrap().as_deref(), Some(b"licet-ledger-999".as_slice()));
     }
     // A database that is not a licet ledger at all.
     let foreign = dir.path().join("foreign");
@@ -47,7 +53,85 @@ fn an_unknown_schema_version_is_refused() {
     // An agent cache is not a ledger either.
     let cache_dir = dir.path().join("cache");
     TokenCache::new(&cache_dir).put_token("s", "p", "t").unwrap();
-    assert!(matches!(SledStore::open(&cache_dir), Err(Error::UnknownSchema { .. })));
+    match SledStore::open(&cache_dir) {
+        Err(Error::UnknownSchema { found, expected, .. }) => {
+            assert_eq!(found, "licet-cache-1");
+            assert_eq!(expected, SCHEMA_VERSION);
+        }
+        other => panic!("expected UnknownSchema, got {other:?}"),
+    }
+}
+
+/// Copies a directory tree (the committed fixtures are never opened in place).
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+fn fixture(path: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/0.1.0").join(path)
+}
+
+#[test]
+fn the_ledger_release_0_1_0_wrote_is_migrated_in_place_and_serves() {
+    let facts: serde_json::Value = serde_json::from_slice(&std::fs::read(fixture("facts.json")).unwrap()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger");
+    copy_dir(&fixture("server/ledger"), &path);
+
+    let store = SledStore::open(&path).unwrap();
+    let migrated = store.migrated().expect("a 0.1.0 store is migrated");
+    let records: Vec<_> = store.records().collect::<Result<_, _>>().unwrap();
+    assert_eq!(migrated, records.len(), "every record was rewritten");
+    licet_core::check_invariants(records.iter().map(|(k, r)| (k, r))).unwrap();
+    let products: Vec<_> = records.iter().filter(|(k, _)| matches!(k, RecordKey::Product(_))).collect();
+    assert_eq!(products.len(), 2);
+
+    // Account a as 0.1.0 described it over HTTP: same licenses, same bindings, same hosts.
+    let env = Env { store, ledger: licet_core::Ledger::new("MIKO").unwrap() };
+    let a = env.account("a@example.com").unwrap();
+    let expected = &facts["account_a"];
+    let ids = |v: &serde_json::Value| -> Vec<String> {
+        v.as_array().unwrap().iter().map(|x| x["id"].as_str().unwrap().to_owned()).collect()
+    };
+    assert_eq!(a.licenses.iter().map(|l| l.id.clone()).collect::<Vec<_>>(), ids(&expected["licenses"]));
+    assert_eq!(a.bindings.iter().map(|b| b.id.clone()).collect::<Vec<_>>(), ids(&expected["bindings"]));
+    for (binding, was) in a.bindings.iter().zip(expected["bindings"].as_array().unwrap()) {
+        let fingerprint: std::collections::BTreeMap<String, String> =
+            serde_json::from_value(was["host"]["fingerprint"].clone()).unwrap();
+        assert_eq!(binding.host.fingerprint.components(), &fingerprint);
+        assert_eq!(binding.anchor, binding.host.fingerprint, "a migrated binding is anchored where it stands");
+    }
+    assert_eq!(env.ledger.number_of(&a).unwrap().to_string(), facts["numbers"]["a"].as_str().unwrap());
+    assert!(env.account("c@example.com").is_some(), "e-mails stay case-insensitive");
+    // It serves: host a refreshes its seat; both perpetual seats are taken (a and b), so a new
+    // host gets the trial's seat that a left when it moved to the perpetual, and a second none.
+    let fingerprint = |text: &str| {
+        let pairs = text.split(',').map(|p| p.split_once('=').unwrap());
+        licet_core::Host::new(licet_core::Fingerprint::new(pairs).unwrap(), "a", "Linux").unwrap()
+    };
+    let number = facts["numbers"]["a"].as_str().unwrap();
+    let seat = env.activate(number, &fingerprint(facts["fingerprints"]["a"].as_str().unwrap()), 1).unwrap();
+    assert_eq!(seat.license.kind, licet_core::LicenseKind::Perpetual);
+    assert_eq!(seat.seats_used, 2);
+    let stranger = env.activate(number, &pc("stranger"), 2).unwrap();
+    assert_eq!(stranger.license.kind, licet_core::LicenseKind::Trial);
+    let refused = env.activate(number, &pc("another"), 3).unwrap_err();
+    assert_eq!(refused.code(), licet_core::Code::NoFreeLicense);
+    drop(env);
+
+    // Opened again: already up to date.
+    let again = SledStore::open(&path).unwrap();
+    assert_eq!(again.migrated(), None);
+    assert_eq!(again.records().count(), records.len());
 }
 
 #[test]

@@ -6,7 +6,8 @@ use super::{Ledger, add_days, new_id};
 use crate::credential::RegistrationNumber;
 use crate::entropy::Entropy;
 use crate::error::{Code, Error};
-use crate::model::{Account, Binding, Host, License, LicenseKind, Time, bounded_text};
+use crate::host::Fingerprint;
+use crate::model::{Account, Binding, Host, HostMatch, License, LicenseKind, Time, bounded_text};
 use crate::txn::{RecordKey, Tx};
 
 use super::bindings::Seat;
@@ -102,7 +103,7 @@ fn short(hash: [u8; 32]) -> [u8; 16] {
 /// component). The host name is common to many customers ("DESKTOP-1"), so it is left out —
 /// unless it is the only component. Two thirds of a fingerprint of two or more components
 /// always include one that is not the host name, so no match is missed.
-fn indexed_components(fingerprint: &crate::host::Fingerprint) -> Vec<[u8; 16]> {
+fn indexed_components(fingerprint: &Fingerprint) -> Vec<[u8; 16]> {
     let only_one = fingerprint.components().len() == 1;
     fingerprint
         .components()
@@ -111,6 +112,37 @@ fn indexed_components(fingerprint: &crate::host::Fingerprint) -> Vec<[u8; 16]> {
         .filter(|(name, _)| only_one || name.as_str() != "hostname")
         .map(|(_, hash)| short(hash))
         .collect()
+}
+
+/// Lists `account_id` under the components of its registration host.
+fn index_registration_host(tx: &mut Tx<'_>, account_id: &str, host: &Fingerprint) -> Result<(), Error> {
+    for component in indexed_components(host) {
+        let mut ids = tx.host_accounts(component)?;
+        if ids.len() < MAX_HOST_INDEX && !ids.iter().any(|id| id == account_id) {
+            ids.push(account_id.to_owned());
+            tx.put_host_accounts(component, &ids);
+        }
+    }
+    Ok(())
+}
+
+/// When `host` is the account's registration host by the fingerprint release 0.1.0 made of it,
+/// moves the registration (and its index entries) to the host's current fingerprint, so that
+/// the 1059 guard keeps working once agents stop presenting the old one.
+pub(super) fn adopt_registration_host(tx: &mut Tx<'_>, account: &mut Account, host: &Host) -> Result<(), Error> {
+    if host.is(&account.registration_host) != HostMatch::Legacy {
+        return Ok(());
+    }
+    for component in indexed_components(&account.registration_host) {
+        let mut ids = tx.host_accounts(component)?;
+        let before = ids.len();
+        ids.retain(|id| *id != account.id);
+        if ids.len() != before {
+            tx.put_host_accounts(component, &ids);
+        }
+    }
+    account.registration_host = host.fingerprint.clone();
+    index_registration_host(tx, &account.id, &host.fingerprint)
 }
 
 impl Ledger {
@@ -132,11 +164,12 @@ impl Ledger {
             return Err(Error::Refused(Code::EmailAlreadyRegistered));
         }
         let mut seen = BTreeSet::new();
-        for component in reg.host.fingerprint.component_hashes().map(short) {
+        let presented = std::iter::once(&reg.host.fingerprint).chain(reg.host.legacy.as_ref());
+        for component in presented.flat_map(Fingerprint::component_hashes).map(short) {
             for account_id in tx.host_accounts(component)? {
                 if seen.insert(account_id.clone())
                     && let Some(other) = tx.account(&account_id)?
-                    && other.registration_host.matches(&reg.host.fingerprint)
+                    && reg.host.is(&other.registration_host).is_same()
                 {
                     return Err(Error::Refused(Code::HostAlreadyRegistered));
                 }
@@ -167,7 +200,8 @@ impl Ledger {
             id: new_id("bnd_", entropy),
             license_id: license.id.clone(),
             product: product.id.clone(),
-            host: reg.host.clone(),
+            host: reg.host.stored(),
+            anchor: reg.host.fingerprint.clone(),
             bound_at: now,
             last_seen: now,
         };
@@ -187,13 +221,7 @@ impl Ledger {
         tx.put_account(&account);
         tx.put_account_id(email_key(&email), &account_id);
         tx.put_account_id(RecordKey::Number(number.body()), &account_id);
-        for component in indexed_components(&reg.host.fingerprint) {
-            let mut ids = tx.host_accounts(component)?;
-            if ids.len() < MAX_HOST_INDEX {
-                ids.push(account_id.clone());
-                tx.put_host_accounts(component, &ids);
-            }
-        }
+        index_registration_host(tx, &account_id, &reg.host.fingerprint)?;
         let mail = Mail {
             to: email,
             subject: format!("Your registration number for {}", product.name),

@@ -2,10 +2,11 @@
 
 use std::cmp::Reverse;
 
+use super::accounts::adopt_registration_host;
 use super::{Ledger, TrialStarted, add_days, new_id};
 use crate::entropy::Entropy;
 use crate::error::{Code, Error};
-use crate::model::{Account, Binding, Host, License, LicenseKind, Product, Time};
+use crate::model::{Account, Binding, Host, HostMatch, License, LicenseKind, Product, Time};
 use crate::txn::Tx;
 
 /// A host's seat on a license, as the outcome of activate, trial or register; the server turns
@@ -57,9 +58,13 @@ fn bind(
     if !account.licenses.iter().any(|l| l.product == product.id) {
         return Err(Error::Refused(Code::NoLicenseForProduct));
     }
-    let existing =
-        account.bindings.iter().position(|b| b.product == product.id && b.host.fingerprint.matches(&host.fingerprint));
+    let existing = account.bindings.iter().position(|b| b.product == product.id && host.is(&b.anchor).is_same());
     if let Some(i) = existing {
+        // A binding a 0.1.0 agent made moves to the host's current fingerprint: the same machine,
+        // hashed the new way, so its anchor is translated rather than drifted.
+        if host.is(&account.bindings[i].anchor) == HostMatch::Legacy {
+            account.bindings[i].anchor = host.fingerprint.clone();
+        }
         let current = account.license(&account.bindings[i].license_id).filter(|l| l.is_current(now)).cloned();
         match current {
             Some(license) => {
@@ -72,7 +77,7 @@ fn bind(
                 };
                 let binding = &mut account.bindings[i];
                 binding.license_id = target.id.clone();
-                binding.host = host.clone();
+                binding.host = host.stored();
                 binding.last_seen = now;
                 let binding = binding.clone();
                 return Ok(seat_of(account, product, target, binding));
@@ -91,7 +96,8 @@ fn bind(
         id: new_id("bnd_", entropy),
         license_id: license.id.clone(),
         product: product.id.clone(),
-        host: host.clone(),
+        host: host.stored(),
+        anchor: host.fingerprint.clone(),
         bound_at: now,
         last_seen: now,
     };
@@ -124,6 +130,7 @@ impl Ledger {
         let mut account = self.account_by_number(tx, number)?;
         let product = self.product(tx, product)?;
         let seat = bind(&mut account, &product, host, now, entropy)?;
+        adopt_registration_host(tx, &mut account, host)?;
         tx.put_account(&account);
         Ok(seat)
     }
@@ -155,6 +162,7 @@ impl Ledger {
         account.licenses.push(trial.clone());
         account.trials_used.insert(product.id.clone());
         let seat = bind(&mut account, &product, host, now, entropy)?;
+        adopt_registration_host(tx, &mut account, host)?;
         tx.put_account(&account);
         Ok(TrialStarted { trial, seat })
     }
@@ -166,7 +174,7 @@ impl Ledger {
         let i = account
             .bindings
             .iter()
-            .position(|b| b.product == product.id && b.host.fingerprint.matches(&host.fingerprint))
+            .position(|b| b.product == product.id && host.is(&b.anchor).is_same())
             .ok_or(Error::Refused(Code::BindingNotFound))?;
         account.bindings.remove(i);
         tx.put_account(&account);

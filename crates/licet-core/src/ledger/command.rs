@@ -262,8 +262,7 @@ mod tests {
             Command::Recover { email: "a@example.com".into() },
         ];
         for command in commands {
-            let bytes = codec::encode(&command);
-            assert_eq!(codec::decode::<Command>(&bytes)?, command);
+            assert_eq!(codec::unpack::<Command>(&codec::pack(&command))?, command);
             let shown = format!("{command:?}");
             assert!(!shown.contains("50YDY") && !shown.contains("A650G"), "{shown}");
         }
