@@ -11,7 +11,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use ed25519_dalek::Signature;
 use licet::core::{
     Command, Fingerprint, Host, Ledger, MemState, Product, ProductSettings, Registered, Registration,
-    RegistrationNumber, SeededEntropy, TokenSigner, TrustedKeys,
+    RegistrationNumber, SeededEntropy, TokenFormat, TokenSigner, TrustedKeys,
 };
 
 fn setup() -> (TokenSigner, TrustedKeys, String, Host, DateTime<Utc>) {
@@ -65,7 +65,7 @@ fn token(c: &mut Criterion) {
         b.iter(|| black_box(&verified).judge("call-journal", &digest, now, None).result.unwrap())
     });
     let claims = verified.claims().clone();
-    g.bench_function("sign", |b| b.iter(|| signer.sign(black_box(&claims))));
+    g.bench_function("sign", |b| b.iter(|| signer.sign(black_box(&claims), TokenFormat::V2)));
     g.finish();
 }
 

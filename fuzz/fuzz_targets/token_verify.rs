@@ -5,7 +5,7 @@
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use libfuzzer_sys::fuzz_target;
-use licet_core::{Fingerprint, TokenSigner, TrustedKeys};
+use licet_core::{Code, Fingerprint, TokenSigner, TrustedKeys};
 
 fuzz_target!(|data: &[u8]| {
     let signer = TokenSigner::from_secret(&[7u8; 32]);
@@ -16,8 +16,11 @@ fuzz_target!(|data: &[u8]| {
     for text in [String::from_utf8_lossy(data).into_owned(), URL_SAFE_NO_PAD.encode(data)] {
         if let Ok(verified) = keys.verify(&text) {
             // Only a token this key signed can verify: re-signing its claims gives the same text.
-            assert_eq!(signer.sign(verified.claims()), verified.as_str());
+            assert_eq!(signer.sign(verified.claims(), verified.format()), verified.as_str());
             let _ = verified.judge("call-journal", &host, now, None);
         }
+        // Nor can a refusal proof be forged.
+        let refusal = keys.verify_refusal(&text, Code::NoFreeLicense, "call-journal", &host, &[0; 16]);
+        assert!(refusal.is_err(), "a forged refusal verified");
     }
 });

@@ -5,7 +5,9 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration as StdDuration, Instant};
 
 use chrono::{DateTime, Duration, Utc};
-use licet_core::{Code, Entitlement, Fingerprint, Host, HostDigest, LicenseKind, TrustedKeys, VerifiedToken};
+use licet_core::{
+    Code, Entitlement, Fingerprint, Host, HostDigest, LicenseKind, TokenFormat, TrustedKeys, VerifiedToken,
+};
 use licet_store::TokenCache;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -254,7 +256,8 @@ impl Agent {
             return from_cache(local, Error::Unreachable("the last attempt failed; retrying later".into()));
         }
         drop(st);
-        let body = json!({"registration_number": number, "product": product, "host": self.host_json()});
+        let body = json!({"registration_number": number, "product": product, "host": self.host_json(),
+                           "token_format": TokenFormat::LATEST_MARKER});
         match self.client.call("/v1/activate", None, Some(&body)) {
             Ok(answer) => {
                 let token = answer["token"].as_str().unwrap_or_default();

@@ -1,7 +1,7 @@
 //! The agent's commands that talk to the server: register, enter a number, trial, coupons,
 //! deactivation, forgetting, listing licenses.
 
-use licet_core::{Code, CouponCode, RegistrationNumber};
+use licet_core::{Code, CouponCode, RegistrationNumber, TokenFormat};
 use serde_json::{Value, json};
 
 use crate::agent::{Agent, License};
@@ -59,7 +59,8 @@ impl Agent {
     /// ```
     pub fn register(&self, form: &RegistrationForm) -> Result<(String, License), Error> {
         let body = json!({"email": form.email, "organization": form.organization, "contact": form.contact,
-                          "phone": form.phone, "product": form.product, "host": self.host_json()});
+                          "phone": form.phone, "product": form.product, "host": self.host_json(),
+                          "token_format": TokenFormat::LATEST_MARKER});
         let answer = self.client().call("/v1/register", None, Some(&body))?;
         let number = answer["registration_number"].as_str().unwrap_or_default().to_owned();
         RegistrationNumber::parse(&number).map_err(|_| Error::Internal("the server sent a malformed number".into()))?;
@@ -104,7 +105,8 @@ impl Agent {
     /// Starts the account's trial of `product` on this host (1006 if it was used).
     pub fn trial(&self, product: &str) -> Result<License, Error> {
         let number = self.require_number(Code::NotActivated)?;
-        let body = json!({"registration_number": number, "product": product, "host": self.host_json()});
+        let body = json!({"registration_number": number, "product": product, "host": self.host_json(),
+                           "token_format": TokenFormat::LATEST_MARKER});
         let answer = self.client().call("/v1/trial", None, Some(&body))?;
         self.keep_token(product, &answer)?;
         license(&answer["license"])
@@ -130,7 +132,8 @@ impl Agent {
     /// Frees this host's seat for `product` and deletes its token.
     pub fn deactivate(&self, product: &str) -> Result<(), Error> {
         let number = self.require_number(Code::NotActivated)?;
-        let body = json!({"registration_number": number, "product": product, "host": self.host_json()});
+        let body = json!({"registration_number": number, "product": product, "host": self.host_json(),
+                           "token_format": TokenFormat::LATEST_MARKER});
         self.client().call("/v1/deactivate", None, Some(&body))?;
         self.forget_token(product)
     }

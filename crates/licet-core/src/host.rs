@@ -116,6 +116,12 @@ impl HostDigest {
     /// Bytes kept of each component hash.
     pub const HASH_LEN: usize = 8;
 
+    /// A digest of these component hashes (tests of the token layout).
+    #[cfg(test)]
+    pub(crate) fn from_hashes(hashes: Vec<[u8; 8]>) -> HostDigest {
+        HostDigest(hashes)
+    }
+
     /// Whether `presented` is the host this digest was made from.
     pub fn matches(&self, presented: &Fingerprint) -> bool {
         self.matches_digest(&presented.digest())

@@ -33,5 +33,8 @@ pub use ledger::{
 };
 pub use model::{Account, Binding, Coupon, Host, HostMatch, License, LicenseKind, Product, ProductSettings, Time};
 pub use record::{Record, RecordError};
-pub use token::{Claims, Entitlement, Judgement, KeyId, TokenSigner, TrustedKeys, VerifiedToken, verdict};
+pub use token::{
+    Claims, Endorsement, Entitlement, Judgement, KeyId, Refusal, TokenFormat, TokenSigner, TrustedKeys, VerifiedToken,
+    verdict,
+};
 pub use txn::{Changes, MemState, RecordKey, Snapshot, Tx};

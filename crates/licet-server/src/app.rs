@@ -14,7 +14,7 @@ use axum::routing::{get, post, put};
 use chrono::{DateTime, Utc};
 use licet_core::{
     AccountFound, Code, Command, CouponBatch, CouponCode, Entropy, Error, Ledger, Mail, Outcome, Product,
-    ProductSettings, Redeemed, Registered, Registration, Seat, Secret, TokenSigner, TrialStarted,
+    ProductSettings, Redeemed, Registered, Registration, Seat, Secret, TokenFormat, TokenSigner, TrialStarted,
 };
 use licet_store::{Store, StoreExt};
 use serde_json::{Value, json};
@@ -104,8 +104,11 @@ impl App {
     }
 
     /// The answer to a command that bound a host: the license, the binding and a fresh token.
-    fn grant_answer(&self, license: Value, seat: &Seat, now: DateTime<Utc>) -> Value {
-        json!({"license": license, "binding_id": seat.binding.id, "token": self.signer.issue(seat, now)})
+    /// The token is in the format the request asked for: release 0.1.0's unless the request
+    /// carries the newer agents' marker.
+    fn grant_answer(&self, license: Value, seat: &Seat, now: DateTime<Utc>, marker: Option<u8>) -> Value {
+        let token = self.signer.issue_as(seat, now, TokenFormat::for_marker(marker));
+        json!({"license": license, "binding_id": seat.binding.id, "token": token})
     }
 
     /// Refuses a client that used up its minute (for registrations and recoveries, which count
@@ -243,7 +246,7 @@ async fn register(
     let registered: Registered = app.execute(now, Command::Register(reg)).await?;
     app.write_mail(registered.mail, now).await;
     let seat = &registered.seat;
-    let mut answer = app.grant_answer(wire::license(&seat.license, seat.seats_used), seat, now);
+    let mut answer = app.grant_answer(wire::license(&seat.license, seat.seats_used), seat, now, req.token_format);
     answer["registration_number"] = json!(registered.number.to_string());
     Ok(created(answer))
 }
@@ -256,7 +259,8 @@ async fn activate(
     let request = req.to_command()?;
     let now = app.clock.now();
     let seat: Seat = app.execute_judged(peer.ip(), now, Command::Activate(request)).await?;
-    Ok(axum::Json(app.grant_answer(wire::license(&seat.license, seat.seats_used), &seat, now)).into_response())
+    let answer = app.grant_answer(wire::license(&seat.license, seat.seats_used), &seat, now, req.token_format);
+    Ok(axum::Json(answer).into_response())
 }
 
 async fn trial(
@@ -269,7 +273,7 @@ async fn trial(
     let now = app.clock.now();
     let TrialStarted { trial, seat } = app.execute_judged(peer.ip(), now, Command::Trial(request)).await?;
     let seats_used = if seat.license.id == trial.id { seat.seats_used } else { 0 };
-    Ok(created(app.grant_answer(wire::license(&trial, seats_used), &seat, now)))
+    Ok(created(app.grant_answer(wire::license(&trial, seats_used), &seat, now, req.token_format)))
 }
 
 async fn redeem(

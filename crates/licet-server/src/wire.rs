@@ -113,6 +113,9 @@ pub(crate) struct RegisterRequest {
     pub(crate) phone: Option<String>,
     pub(crate) product: String,
     pub(crate) host: HostJson,
+    /// Newer agents' marker: the token format they read (absent: release 0.1.0's).
+    #[serde(default)]
+    pub(crate) token_format: Option<u8>,
 }
 
 /// `POST /v1/activate`, `/v1/trial`, `/v1/deactivate`.
@@ -121,6 +124,9 @@ pub(crate) struct HostRequest {
     pub(crate) registration_number: String,
     pub(crate) product: String,
     pub(crate) host: HostJson,
+    /// Newer agents' marker: the token format they read (absent: release 0.1.0's).
+    #[serde(default)]
+    pub(crate) token_format: Option<u8>,
 }
 
 /// `POST /v1/redeem`.
