@@ -103,7 +103,7 @@ impl Fingerprint {
         h.update(name.as_bytes());
         h.update([0]);
         h.update(raw.as_bytes());
-        hex(&h.finalize()[..16])
+        hex::encode(&h.finalize()[..16])
     }
 }
 
@@ -143,12 +143,6 @@ impl HostDigest {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
-}
-
-/// Lowercase hex of `bytes`.
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    bytes.iter().flat_map(|b| [DIGITS[(b >> 4) as usize] as char, DIGITS[(b & 15) as usize] as char]).collect()
 }
 
 #[cfg(test)]

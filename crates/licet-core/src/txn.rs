@@ -37,7 +37,7 @@ impl std::fmt::Debug for RecordKey {
         match self {
             RecordKey::Number(body) => write!(f, "Number({})", tail(body)),
             RecordKey::Coupon(body) => write!(f, "Coupon({})", tail(body)),
-            RecordKey::HostComponent(h) => write!(f, "HostComponent({})", crate::host::hex(&h[..4])),
+            RecordKey::HostComponent(h) => write!(f, "HostComponent({})", hex::encode(&h[..4])),
             RecordKey::Product(s) => write!(f, "Product({s})"),
             RecordKey::Account(s) => write!(f, "Account({s})"),
             RecordKey::Email(s) => write!(f, "Email({s})"),

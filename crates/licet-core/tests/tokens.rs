@@ -117,9 +117,7 @@ fn fixture_signer() -> TokenSigner {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/0.1.0/server/signing.key");
     let text = std::fs::read_to_string(path).unwrap();
     let mut secret = [0u8; 32];
-    for (i, b) in secret.iter_mut().enumerate() {
-        *b = u8::from_str_radix(&text.trim()[2 * i..2 * i + 2], 16).unwrap();
-    }
+    hex::decode_to_slice(text.trim(), &mut secret).unwrap();
     TokenSigner::from_secret(&secret)
 }
 

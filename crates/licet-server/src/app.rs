@@ -1,5 +1,5 @@
-//! The server's state and its HTTP API (SPEC §5): each handler parses, asks the core through
-//! the store, and answers.
+//! The server's state and its HTTP API (SPEC §5): each handler turns a request into a ledger
+//! [`Command`], runs it durably through [`App::execute`], and turns the outcome into an answer.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -13,11 +13,15 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use chrono::{DateTime, Utc};
 use licet_core::{
-    AccountFound, Code, Command, CouponBatch, CouponCode, Entropy, Error, Ledger, Mail, Outcome, Product,
-    ProductSettings, Redeemed, Registered, Registration, Seat, Secret, TokenFormat, TokenSigner, TrialStarted,
+    AccountFound, Code, Command, CouponBatch, CouponCode, Entropy, Error, Ledger, Mail, Outcome, Product, Redeemed,
+    Registered, Registration, Seat, Secret, TokenFormat, TokenSigner, TrialStarted,
 };
 use licet_store::{Store, StoreExt};
-use serde_json::{Value, json};
+use licet_wire::{
+    AccountObject, ClockRequest, CouponsAnswer, CouponsRequest, EmailQuery, Empty, GrantAnswer, HealthAnswer,
+    HostRequest, KeyObject, KeysAnswer, LicenseAnswer, LicenseObject, ProductObject, ProductRequest, RecoverRequest,
+    RedeemRequest, RegisterAnswer, RegisterRequest,
+};
 use subtle::ConstantTimeEq;
 
 use crate::clock::Clock;
@@ -26,10 +30,9 @@ use crate::error::{AnsweredCode, ApiError};
 use crate::extract::{Bearer, JsonBody, MAX_BODY};
 use crate::outbox::Outbox;
 use crate::ratelimit::RateLimiter;
-use crate::wire;
 
 /// The operating system's random source.
-struct OsEntropy;
+pub(crate) struct OsEntropy;
 
 impl Entropy for OsEntropy {
     fn fill(&mut self, buf: &mut [u8]) {
@@ -61,6 +64,28 @@ pub(crate) const MAX_IN_FLIGHT: usize = 16;
 
 type AppState = Arc<App>;
 
+/// How a command's client is rate-limited (SPEC §4, 1062): per client IP and minute, counting
+/// failed credentials — and every registration and recovery — but never a successful check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Limit {
+    /// Every request counts, successful or not; over the limit it is refused before it runs.
+    Spend,
+    /// Over the limit the request is refused before it runs; failed credentials count.
+    Guard,
+    /// A license check: never refused before it runs, so a host's successful checks always
+    /// pass; a failed credential counts, and past the limit is answered 429.
+    Check,
+}
+
+/// The one table of which commands are limited how.
+fn limit_of(command: &Command) -> Limit {
+    match command {
+        Command::Register(_) | Command::Recover { .. } => Limit::Spend,
+        Command::Activate(_) => Limit::Check,
+        _ => Limit::Guard,
+    }
+}
+
 fn rate_limited(wait: u64) -> ApiError {
     ApiError { retry_after: Some(wait), ..ApiError::new(Code::RateLimited) }
 }
@@ -88,9 +113,8 @@ impl App {
         }
     }
 
-    /// [`App::execute`] for a command that takes a credential: a failed one counts toward the
-    /// client's limit ([`App::judge`]).
-    async fn execute_judged<T>(
+    /// [`App::execute`] for a request from `ip`, under the command's rate limit ([`limit_of`]).
+    pub(crate) async fn execute_limited<T>(
         self: &Arc<Self>,
         ip: IpAddr,
         now: DateTime<Utc>,
@@ -99,56 +123,67 @@ impl App {
     where
         T: TryFrom<Outcome, Error = Error> + Send + 'static,
     {
-        let result = self.execute(now, command).await;
-        self.judge(ip, result)
-    }
-
-    /// The answer to a command that bound a host: the license, the binding and a fresh token.
-    /// The token is in the format the request asked for: release 0.1.0's unless the request
-    /// carries the newer agents' marker.
-    fn grant_answer(&self, license: Value, seat: &Seat, now: DateTime<Utc>, marker: Option<u8>) -> Value {
-        let token = self.signer.issue_as(seat, now, TokenFormat::for_marker(marker));
-        json!({"license": license, "binding_id": seat.binding.id, "token": token})
-    }
-
-    /// Refuses a client that used up its minute (for registrations and recoveries, which count
-    /// whether they succeed or not), then counts this request.
-    fn spend(&self, ip: IpAddr) -> Result<(), ApiError> {
-        self.limiter.check(ip).map_err(rate_limited)?;
-        self.limiter.count(ip);
-        Ok(())
-    }
-
-    /// Refuses a client that used up its minute of failed credentials before a command that
-    /// takes a credential runs (license checks excepted: see [`App::judge`]).
-    fn guard(&self, ip: IpAddr) -> Result<(), ApiError> {
-        self.limiter.check(ip).map_err(rate_limited)
-    }
-
-    /// Counts a failed credential; past the limit the answer becomes 429. Successes pass
-    /// untouched — for license checks (`/v1/activate`) this is the only limit, so a host's
-    /// successful checks are never refused, whatever else its IP did.
-    fn judge<T>(&self, ip: IpAddr, result: Result<T, ApiError>) -> Result<T, ApiError> {
-        match result {
-            Err(e) if e.code.is_failed_credential() => {
+        let limit = limit_of(&command);
+        match limit {
+            Limit::Spend => {
                 self.limiter.check(ip).map_err(rate_limited)?;
                 self.limiter.count(ip);
-                Err(e)
             }
+            Limit::Guard => self.limiter.check(ip).map_err(rate_limited)?,
+            Limit::Check => {}
+        }
+        let result = self.execute(now, command).await;
+        match result {
+            Err(e) if limit != Limit::Spend && e.code.is_failed_credential() => self.count_failure(ip, e),
             other => other,
         }
     }
 
-    /// Checks the admin bearer token in constant time.
+    /// Counts a failed credential; past the limit the answer becomes 429.
+    fn count_failure<T>(&self, ip: IpAddr, failure: ApiError) -> Result<T, ApiError> {
+        self.limiter.check(ip).map_err(rate_limited)?;
+        self.limiter.count(ip);
+        Err(failure)
+    }
+
+    /// The customer credential of `Authorization: Bearer …`; a missing or malformed one counts as
+    /// a failed credential.
+    fn bearer_credential(&self, ip: IpAddr, bearer: Result<Bearer, ApiError>) -> Result<Secret, ApiError> {
+        match bearer {
+            Ok(Bearer(credential)) => Ok(credential.into()),
+            Err(e) => self.count_failure(ip, e),
+        }
+    }
+
+    /// Checks the admin bearer token in constant time, under the rate limit.
     fn admin(&self, ip: IpAddr, bearer: Result<Bearer, ApiError>) -> Result<(), ApiError> {
-        self.guard(ip)?;
+        self.limiter.check(ip).map_err(rate_limited)?;
         let ok = bearer.map(|Bearer(token)| bool::from(token_hash(&token).ct_eq(&self.admin_hash)));
         match ok {
             Ok(true) => Ok(()),
             Ok(false) | Err(_) => {
-                self.judge(ip, Err(ApiError::with_message(Code::Unauthorized, "a valid admin token is required")))
+                self.count_failure(ip, ApiError::with_message(Code::Unauthorized, "a valid admin token is required"))
             }
         }
+    }
+
+    /// A signed token for `seat`, in the format the request asked for: release 0.1.0's unless the
+    /// request carries the newer agents' marker.
+    fn token(&self, seat: &Seat, now: DateTime<Utc>, marker: Option<u8>) -> String {
+        self.signer.issue_as(seat, now, TokenFormat::for_marker(marker))
+    }
+
+    /// A definitive refusal of a license check carries the server's signed statement of it, when
+    /// the request sent a nonce to bind it to (SPEC §3): only then may an agent drop its token.
+    fn prove(&self, mut refusal: ApiError, request: &HostRequest, now: DateTime<Utc>) -> ApiError {
+        if let Some(nonce) = request.nonce
+            && refusal.code.is_definitive()
+            && let Ok(host) = request.host.to_host()
+        {
+            let digest = host.fingerprint.digest();
+            refusal.proof = Some(self.signer.sign_refusal(refusal.code, &request.product, &digest, now, nonce.0));
+        }
+        refusal
     }
 
     /// Writes a mail to the outbox durably before the request is answered. The account is
@@ -159,8 +194,7 @@ impl App {
         let written = tokio::task::spawn_blocking(move || {
             let mut id = [0u8; 8];
             OsEntropy.fill(&mut id);
-            let id: String = id.iter().map(|b| format!("{b:02x}")).collect();
-            app.outbox.write(&mail, &id, now)
+            app.outbox.write(&mail, &hex::encode(id), now)
         })
         .await;
         match written {
@@ -224,17 +258,16 @@ async fn method_not_allowed() -> ApiError {
     ApiError { status: Some(StatusCode::METHOD_NOT_ALLOWED), ..ApiError::invalid("method not allowed") }
 }
 
-fn created(body: Value) -> Response {
-    (StatusCode::CREATED, axum::Json(body)).into_response()
+fn json<T: serde::Serialize>(status: StatusCode, body: T) -> Response {
+    (status, axum::Json(body)).into_response()
 }
 
 async fn register(
     State(app): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    JsonBody(req): JsonBody<wire::RegisterRequest>,
+    JsonBody(req): JsonBody<RegisterRequest>,
 ) -> Result<Response, ApiError> {
-    app.spend(peer.ip())?;
-    let reg = Registration {
+    let registration = Registration {
         email: req.email,
         organization: req.organization,
         contact: req.contact,
@@ -243,75 +276,90 @@ async fn register(
         host: req.host.to_host()?,
     };
     let now = app.clock.now();
-    let registered: Registered = app.execute(now, Command::Register(reg)).await?;
+    let registered: Registered = app.execute_limited(peer.ip(), now, Command::Register(registration)).await?;
     app.write_mail(registered.mail, now).await;
     let seat = &registered.seat;
-    let mut answer = app.grant_answer(wire::license(&seat.license, seat.seats_used), seat, now, req.token_format);
-    answer["registration_number"] = json!(registered.number.to_string());
-    Ok(created(answer))
+    Ok(json(
+        StatusCode::CREATED,
+        RegisterAnswer {
+            registration_number: registered.number.to_string(),
+            license: LicenseObject::of(&seat.license, seat.seats_used),
+            binding_id: seat.binding.id.clone(),
+            token: app.token(seat, now, req.token_format),
+        },
+    ))
 }
 
 async fn activate(
     State(app): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    JsonBody(req): JsonBody<wire::HostRequest>,
+    JsonBody(req): JsonBody<HostRequest>,
 ) -> Result<Response, ApiError> {
-    let request = req.to_command()?;
     let now = app.clock.now();
-    let seat: Seat = app.execute_judged(peer.ip(), now, Command::Activate(request)).await?;
-    let answer = app.grant_answer(wire::license(&seat.license, seat.seats_used), &seat, now, req.token_format);
-    Ok(axum::Json(answer).into_response())
+    let command = Command::Activate(req.to_command()?);
+    let seat: Seat = app.execute_limited(peer.ip(), now, command).await.map_err(|e| app.prove(e, &req, now))?;
+    Ok(json(
+        StatusCode::OK,
+        GrantAnswer {
+            license: LicenseObject::of(&seat.license, seat.seats_used),
+            binding_id: seat.binding.id.clone(),
+            token: app.token(&seat, now, req.token_format),
+        },
+    ))
 }
 
 async fn trial(
     State(app): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    JsonBody(req): JsonBody<wire::HostRequest>,
+    JsonBody(req): JsonBody<HostRequest>,
 ) -> Result<Response, ApiError> {
-    app.guard(peer.ip())?;
-    let request = req.to_command()?;
     let now = app.clock.now();
-    let TrialStarted { trial, seat } = app.execute_judged(peer.ip(), now, Command::Trial(request)).await?;
+    let command = Command::Trial(req.to_command()?);
+    let TrialStarted { trial, seat } =
+        app.execute_limited(peer.ip(), now, command).await.map_err(|e| app.prove(e, &req, now))?;
     let seats_used = if seat.license.id == trial.id { seat.seats_used } else { 0 };
-    Ok(created(app.grant_answer(wire::license(&trial, seats_used), &seat, now, req.token_format)))
+    Ok(json(
+        StatusCode::CREATED,
+        GrantAnswer {
+            license: LicenseObject::of(&trial, seats_used),
+            binding_id: seat.binding.id.clone(),
+            token: app.token(&seat, now, req.token_format),
+        },
+    ))
 }
 
 async fn redeem(
     State(app): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    JsonBody(req): JsonBody<wire::RedeemRequest>,
+    JsonBody(req): JsonBody<RedeemRequest>,
 ) -> Result<Response, ApiError> {
-    app.guard(peer.ip())?;
-    let now = app.clock.now();
     let redeem = Command::Redeem { number: req.registration_number.map(Secret::from), coupon: req.coupon.into() };
-    let Redeemed { license, seats_used } = app.execute_judged(peer.ip(), now, redeem).await?;
-    Ok(axum::Json(json!({"license": wire::license(&license, seats_used)})).into_response())
+    let Redeemed { license, seats_used } = app.execute_limited(peer.ip(), app.clock.now(), redeem).await?;
+    Ok(json(StatusCode::OK, LicenseAnswer { license: LicenseObject::of(&license, seats_used) }))
 }
 
 async fn deactivate(
     State(app): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    JsonBody(req): JsonBody<wire::HostRequest>,
+    JsonBody(req): JsonBody<HostRequest>,
 ) -> Result<Response, ApiError> {
-    app.guard(peer.ip())?;
-    let request = req.to_command()?;
-    let now = app.clock.now();
-    app.execute_judged::<()>(peer.ip(), now, Command::Deactivate(request)).await?;
-    Ok(axum::Json(json!({})).into_response())
+    let command = Command::Deactivate(req.to_command()?);
+    app.execute_limited::<()>(peer.ip(), app.clock.now(), command).await?;
+    Ok(json(StatusCode::OK, Empty {}))
 }
 
 async fn recover(
     State(app): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    JsonBody(req): JsonBody<wire::RecoverRequest>,
+    JsonBody(req): JsonBody<RecoverRequest>,
 ) -> Result<Response, ApiError> {
-    app.spend(peer.ip())?;
     let now = app.clock.now();
-    if let Some(mail) = app.execute::<Option<Mail>>(now, Command::Recover { email: req.email }).await? {
+    let mail: Option<Mail> = app.execute_limited(peer.ip(), now, Command::Recover { email: req.email }).await?;
+    if let Some(mail) = mail {
         app.write_mail(mail, now).await;
     }
     // The same answer whether or not the e-mail is known.
-    Ok((StatusCode::ACCEPTED, axum::Json(json!({}))).into_response())
+    Ok(json(StatusCode::ACCEPTED, Empty {}))
 }
 
 async fn account(
@@ -319,15 +367,9 @@ async fn account(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     bearer: Result<Bearer, ApiError>,
 ) -> Result<Response, ApiError> {
-    app.guard(peer.ip())?;
-    let result = match bearer {
-        Ok(Bearer(credential)) => {
-            app.execute::<AccountFound>(app.clock.now(), Command::Account { credential: credential.into() }).await
-        }
-        Err(e) => Err(e),
-    };
-    let found = app.judge(peer.ip(), result)?;
-    Ok(axum::Json(wire::account(&found.account, &found.number, false)).into_response())
+    let credential = app.bearer_credential(peer.ip(), bearer)?;
+    let found: AccountFound = app.execute_limited(peer.ip(), app.clock.now(), Command::Account { credential }).await?;
+    Ok(json(StatusCode::OK, AccountObject::of(&found.account, &found.number, false)))
 }
 
 async fn reset(
@@ -336,30 +378,27 @@ async fn reset(
     id: Result<Path<String>, PathRejection>,
     bearer: Result<Bearer, ApiError>,
 ) -> Result<Response, ApiError> {
-    app.guard(peer.ip())?;
-    let Path(id) = id.map_err(|_| ApiError::invalid("malformed binding id"))?;
-    let result = match bearer {
-        Ok(Bearer(credential)) => {
-            let reset = Command::Reset { credential: credential.into(), binding_id: id };
-            app.execute::<()>(app.clock.now(), reset).await
-        }
-        Err(e) => Err(e),
-    };
-    app.judge(peer.ip(), result)?;
-    Ok(axum::Json(json!({})).into_response())
+    let Path(binding_id) = id.map_err(|_| ApiError::invalid("malformed binding id"))?;
+    let credential = app.bearer_credential(peer.ip(), bearer)?;
+    app.execute_limited::<()>(peer.ip(), app.clock.now(), Command::Reset { credential, binding_id }).await?;
+    Ok(json(StatusCode::OK, Empty {}))
 }
 
 async fn keys(State(app): State<AppState>) -> Response {
-    axum::Json(json!({"keys": [{
-        "kid": app.signer.kid().to_string(),
-        "public_key": app.signer.public_key_hex(),
-        "active": true,
-    }]}))
-    .into_response()
+    json(
+        StatusCode::OK,
+        KeysAnswer {
+            keys: vec![KeyObject {
+                kid: app.signer.kid().to_string(),
+                public_key: app.signer.public_key_hex(),
+                active: true,
+            }],
+        },
+    )
 }
 
 async fn health() -> Response {
-    axum::Json(json!({"status": "ok"})).into_response()
+    json(StatusCode::OK, HealthAnswer { status: "ok".into() })
 }
 
 async fn put_product(
@@ -367,46 +406,39 @@ async fn put_product(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     id: Result<Path<String>, PathRejection>,
     bearer: Result<Bearer, ApiError>,
-    JsonBody(req): JsonBody<wire::ProductRequest>,
+    JsonBody(req): JsonBody<ProductRequest>,
 ) -> Result<Response, ApiError> {
     app.admin(peer.ip(), bearer)?;
     let Path(id) = id.map_err(|_| ApiError::invalid("malformed product id"))?;
-    let settings = ProductSettings {
-        name: req.name,
-        trial_days: req.trial_days,
-        trial_seats: req.trial_seats,
-        offline_lease_hours: req.offline_lease_hours,
-        clock_tolerance_minutes: req.clock_tolerance_minutes,
-        refresh_hours: req.refresh_hours,
-    };
-    let product: Product = app.execute(app.clock.now(), Command::PutProduct { id, settings }).await?;
-    Ok(axum::Json(wire::product(&product)).into_response())
+    let command = Command::PutProduct { id, settings: req.to_settings() };
+    let product: Product = app.execute(app.clock.now(), command).await?;
+    Ok(json(StatusCode::OK, ProductObject::of(&product)))
 }
 
 async fn issue_coupons(
     State(app): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     bearer: Result<Bearer, ApiError>,
-    JsonBody(req): JsonBody<wire::CouponsRequest>,
+    JsonBody(req): JsonBody<CouponsRequest>,
 ) -> Result<Response, ApiError> {
     app.admin(peer.ip(), bearer)?;
     let batch = CouponBatch { product: req.product, count: req.count, seats: req.seats, term_days: req.term_days };
     let codes: Vec<CouponCode> = app.execute(app.clock.now(), Command::IssueCoupons(batch)).await?;
-    Ok(created(json!({"coupons": codes.iter().map(ToString::to_string).collect::<Vec<_>>()})))
+    Ok(json(StatusCode::CREATED, CouponsAnswer { coupons: codes.iter().map(ToString::to_string).collect() }))
 }
 
 async fn admin_account(
     State(app): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     bearer: Result<Bearer, ApiError>,
-    query: Result<Query<wire::EmailQuery>, axum::extract::rejection::QueryRejection>,
+    query: Result<Query<EmailQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     app.admin(peer.ip(), bearer)?;
     let Query(query) = query.map_err(|_| ApiError::invalid("the email query parameter is required"))?;
     let found: Option<AccountFound> =
         app.execute(app.clock.now(), Command::AccountByEmail { email: query.email }).await?;
     match found {
-        Some(f) => Ok(axum::Json(wire::account(&f.account, &f.number, true)).into_response()),
+        Some(f) => Ok(json(StatusCode::OK, AccountObject::of(&f.account, &f.number, true))),
         None => Err(ApiError {
             status: Some(StatusCode::NOT_FOUND),
             ..ApiError::invalid("no account is registered with this e-mail")
@@ -418,9 +450,9 @@ async fn set_clock(
     State(app): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     bearer: Result<Bearer, ApiError>,
-    JsonBody(req): JsonBody<wire::ClockRequest>,
+    JsonBody(req): JsonBody<ClockRequest>,
 ) -> Result<Response, ApiError> {
     app.admin(peer.ip(), bearer)?;
     app.clock.set(req.now);
-    Ok(axum::Json(json!({"now": wire::time(app.clock.now())})).into_response())
+    Ok(json(StatusCode::OK, ClockRequest { now: app.clock.now() }))
 }

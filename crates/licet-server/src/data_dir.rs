@@ -64,20 +64,9 @@ fn random_bytes<const N: usize>() -> Result<[u8; N], DataDirError> {
     Ok(buf)
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 fn unhex<const N: usize>(text: &str) -> Option<[u8; N]> {
-    let text = text.trim();
-    if text.len() != 2 * N || !text.is_ascii() {
-        return None;
-    }
     let mut out = [0u8; N];
-    for (i, b) in out.iter_mut().enumerate() {
-        *b = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).ok()?;
-    }
-    Some(out)
+    hex::decode_to_slice(text.trim(), &mut out).ok().map(|()| out)
 }
 
 /// SHA-256 of an admin token.
@@ -115,9 +104,13 @@ pub(crate) fn init(dir: &Path, vendor_prefix: &str) -> Result<InitFacts, anyhow:
     std::fs::create_dir_all(dir.join("outbox")).map_err(|e| bad(dir, e))?;
     let secret = random_bytes::<32>()?;
     let signer = TokenSigner::from_secret(&secret);
-    write_new(&dir.join("signing.key"), format!("{}\n", hex(&secret)).as_bytes(), 0o600)?;
-    let admin_token = format!("lat_{}", hex(&random_bytes::<24>()?));
-    write_new(&dir.join("admin-token.sha256"), format!("{}\n", hex(&token_hash(&admin_token))).as_bytes(), 0o600)?;
+    write_new(&dir.join("signing.key"), format!("{}\n", hex::encode(secret)).as_bytes(), 0o600)?;
+    let admin_token = format!("lat_{}", hex::encode(random_bytes::<24>()?));
+    write_new(
+        &dir.join("admin-token.sha256"),
+        format!("{}\n", hex::encode(token_hash(&admin_token))).as_bytes(),
+        0o600,
+    )?;
     drop(licet_store::SledStore::open(dir.join("ledger"))?);
     let facts = InitFacts { public_key: signer.public_key_hex(), kid: signer.kid().to_string(), admin_token };
     let file = ServerFile {

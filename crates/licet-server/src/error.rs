@@ -4,7 +4,7 @@
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use licet_core::Code;
-use serde_json::json;
+use licet_wire::ErrorBody;
 
 /// The HTTP status of a code, from the one table in `licet_core::Code`.
 pub(crate) fn status_of(code: Code) -> StatusCode {
@@ -22,12 +22,14 @@ pub(crate) struct ApiError {
     pub(crate) status: Option<StatusCode>,
     /// Seconds until a rate-limited client may retry.
     pub(crate) retry_after: Option<u64>,
+    /// The signed statement of a definitive refusal (SPEC §3).
+    pub(crate) proof: Option<String>,
 }
 
 impl ApiError {
     /// An error with the code's default message.
     pub(crate) fn new(code: Code) -> ApiError {
-        ApiError { code, message: code.message().to_owned(), status: None, retry_after: None }
+        ApiError { code, message: code.message().to_owned(), status: None, retry_after: None, proof: None }
     }
 
     /// An error with a specific message.
@@ -58,7 +60,8 @@ pub(crate) struct AnsweredCode(pub(crate) Code);
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status.unwrap_or_else(|| status_of(self.code));
-        let body = json!({"error": {"code": self.code.number(), "name": self.code.name(), "message": self.message}});
+        let mut body = ErrorBody::new(self.code, self.message);
+        body.error.proof = self.proof;
         let mut response = (status, axum::Json(body)).into_response();
         if let Some(secs) = self.retry_after {
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));

@@ -288,3 +288,82 @@ fn malformed_paths_and_methods_keep_the_error_shape() {
     let (status, body) = s.get("/v1/register", None);
     assert_eq!((status, &body["error"]["code"]), (405, &json!(1001)));
 }
+
+/// The version byte of a token's text form.
+fn token_version(token: &str) -> u8 {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token.split('.').next().unwrap()).unwrap()[0]
+}
+
+#[test]
+fn tokens_come_in_the_format_the_agent_reads_and_definitive_refusals_are_signed() {
+    let s = start(&["--rate-limit", "0"]);
+    let (_, reg) = s.register("a@example.com", "a");
+    assert_eq!(token_version(reg["token"].as_str().unwrap()), 1, "no marker: release 0.1.0's format");
+    let number = reg["registration_number"].as_str().unwrap().to_owned();
+    let check = |tag: &str, extra: serde_json::Value| {
+        let mut body = json!({"registration_number": number, "product": PRODUCT, "host": host(tag)});
+        body.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        s.post("/v1/activate", body)
+    };
+    let (status, old) = check("a", json!({}));
+    assert_eq!((status, token_version(old["token"].as_str().unwrap())), (200, 1));
+    let (status, new) = check("a", json!({"token_format": 2}));
+    assert_eq!((status, token_version(new["token"].as_str().unwrap())), (200, 2));
+
+    // The single trial seat is taken: a refusal with the request's nonce carries the proof.
+    let (_, keys) = s.get("/v1/keys", None);
+    let mut trusted = licet_core::TrustedKeys::new();
+    trusted.add_hex(keys["keys"][0]["public_key"].as_str().unwrap()).unwrap();
+    let nonce = [0x5au8; 16];
+    let refused = check("b", json!({"token_format": 2, "nonce": hex::encode(nonce)}));
+    assert_error(refused.clone(), 409, 1051);
+    let proof = refused.1["error"]["proof"].as_str().expect("a signed refusal").to_owned();
+    let digest = licet_wire::HostJson {
+        fingerprint: serde_json::from_value(host("b")["fingerprint"].clone()).unwrap(),
+        ..Default::default()
+    }
+    .to_host()
+    .unwrap()
+    .fingerprint
+    .digest();
+    trusted.verify_refusal(&proof, licet_core::Code::NoFreeLicense, PRODUCT, &digest, &nonce).unwrap();
+    assert!(trusted.verify_refusal(&proof, licet_core::Code::NoFreeLicense, PRODUCT, &digest, &[0; 16]).is_err());
+    // Without a nonce there is nothing to bind a proof to; a code that is not definitive has none.
+    assert!(check("b", json!({"token_format": 2})).1["error"].get("proof").is_none());
+    let unknown = json!({"registration_number": number, "product": "no-such", "host": host("b"),
+                         "nonce": hex::encode(nonce)});
+    let (status, body) = s.post("/v1/activate", unknown);
+    assert_eq!((status, body["error"]["code"].as_u64()), (404, Some(1007)));
+    assert!(body["error"].get("proof").is_none());
+    // A malformed nonce is a malformed request.
+    assert_error(check("b", json!({"nonce": "zz"})), 400, 1001);
+}
+
+#[test]
+fn a_host_known_by_its_0_1_0_fingerprint_keeps_its_binding() {
+    let s = start(&["--rate-limit", "0"]);
+    // Registered by a 0.1.0 agent, whose components hashed to these values.
+    let (_, reg) = s.register("a@example.com", "old");
+    let number = reg["registration_number"].as_str().unwrap().to_owned();
+    let mut upgraded = host("new");
+    upgraded["legacy_fingerprint"] = host("old")["fingerprint"].clone();
+    let body = json!({"registration_number": number, "product": PRODUCT, "host": upgraded});
+    let (status, act) = s.post("/v1/activate", body);
+    assert_eq!(status, 200, "{act}");
+    assert_eq!(act["binding_id"], reg["binding_id"], "the same seat, not a second one");
+    let (_, view) = s.get("/v1/account", Some(&number));
+    assert_eq!(view["bindings"].as_array().unwrap().len(), 1);
+    assert_eq!(view["bindings"][0]["host"]["fingerprint"], host("new")["fingerprint"]);
+    // From now on the new fingerprint alone is the host.
+    let (status, again) = s.activate(&number, "new");
+    assert_eq!((status, &again["binding_id"]), (200, &reg["binding_id"]));
+    // A malformed legacy fingerprint is a malformed request.
+    let mut bad = host("new");
+    bad["legacy_fingerprint"] = json!({});
+    assert_error(
+        s.post("/v1/activate", json!({"registration_number": number, "product": PRODUCT, "host": bad})),
+        400,
+        1001,
+    );
+}

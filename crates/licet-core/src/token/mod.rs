@@ -24,7 +24,7 @@ pub use proof::{Endorsement, Refusal};
 
 use crate::codec;
 use crate::error::{Code, Error};
-use crate::host::{HostDigest, hex};
+use crate::host::HostDigest;
 use crate::ledger::Seat;
 use crate::model::{LicenseKind, Time};
 use encoding::{MAX_TOKEN_BYTES, SIGNATURE_LEN};
@@ -48,7 +48,7 @@ impl KeyId {
 
 impl std::fmt::Display for KeyId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&hex(&self.0))
+        f.write_str(&hex::encode(self.0))
     }
 }
 
@@ -188,7 +188,7 @@ impl TokenSigner {
 
     /// The public key as 64 lowercase hex characters.
     pub fn public_key_hex(&self) -> String {
-        hex(self.key.verifying_key().as_bytes())
+        hex::encode(self.key.verifying_key().as_bytes())
     }
 
     fn with_links(&self, text: String) -> String {
@@ -271,14 +271,8 @@ impl TrustedKeys {
     /// Adds a public key given as 64 hex characters (1001 if it is not one).
     pub fn add_hex(&mut self, public_key: &str) -> Result<KeyId, Error> {
         let bad = || Error::input("trusted_key", "a public key is 64 hexadecimal characters");
-        let text = public_key.trim();
-        if text.len() != 64 || !text.is_ascii() {
-            return Err(bad());
-        }
         let mut bytes = [0u8; 32];
-        for (i, b) in bytes.iter_mut().enumerate() {
-            *b = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).map_err(|_| bad())?;
-        }
+        hex::decode_to_slice(public_key.trim(), &mut bytes).map_err(|_| bad())?;
         let key = VerifyingKey::from_bytes(&bytes).map_err(|_| bad())?;
         Ok(self.add(key))
     }

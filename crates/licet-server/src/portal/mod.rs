@@ -158,21 +158,22 @@ async fn login(
     if !cookie(&headers, LOGIN_COOKIE).is_some_and(|c| same(c, &form.csrf)) {
         return login_page(&app, lang, StatusCode::FORBIDDEN, Some(t.forged), Vec::new());
     }
-    if let Err(wait) = app.limiter.check(peer.ip()) {
-        let mut response = login_page(&app, lang, StatusCode::TOO_MANY_REQUESTS, Some(t.rate_limited), Vec::new());
-        response.headers_mut().insert("retry-after", HeaderValue::from(wait));
-        return response;
-    }
     let credential = form.credential.trim().to_owned();
-    let result = app.execute::<AccountFound>(app.clock.now(), account_of(&credential)).await;
+    let result = app.execute_limited::<AccountFound>(peer.ip(), app.clock.now(), account_of(&credential)).await;
     match result {
         Ok(_) => {
             let id = app.sessions.open(credential);
             let clear_login = app.set_cookie(LOGIN_COOKIE, "", Some(0));
             redirect("/", &[app.set_cookie(SESSION_COOKIE, &id, None), clear_login])
         }
+        Err(e) if e.code == Code::RateLimited => {
+            let mut response = login_page(&app, lang, StatusCode::TOO_MANY_REQUESTS, Some(t.rate_limited), Vec::new());
+            if let Some(wait) = e.retry_after {
+                response.headers_mut().insert("retry-after", HeaderValue::from(wait));
+            }
+            response
+        }
         Err(e) if e.code == Code::Unauthorized => {
-            app.limiter.count(peer.ip());
             login_page(&app, lang, StatusCode::UNAUTHORIZED, Some(t.bad_credential), Vec::new())
         }
         Err(e) => e.into_response(),

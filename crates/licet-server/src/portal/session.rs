@@ -21,7 +21,7 @@ pub(crate) fn random_token() -> String {
     let mut bytes = [0u8; 32];
     // The portal cannot run without unguessable ids; there is no fallback.
     getrandom::fill(&mut bytes).expect("the operating system's random source must work");
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(bytes)
 }
 
 /// Constant-time equality of two tokens.

@@ -1,0 +1,258 @@
+//! Answer bodies of the HTTP API, and how core records become them.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use licet_core::{Account, Binding, License, LicenseKind, Product, RegistrationNumber};
+use serde::{Deserialize, Serialize};
+
+/// The `license` object.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LicenseObject {
+    /// `lic_…`.
+    pub id: String,
+    /// The product.
+    pub product: String,
+    /// `trial`, `subscription` or `perpetual`.
+    pub kind: LicenseKind,
+    /// Hosts that may be bound at once.
+    pub seats: u32,
+    /// Hosts bound now.
+    pub seats_used: u32,
+    /// When it began.
+    #[serde(with = "crate::time")]
+    pub starts_at: DateTime<Utc>,
+    /// When it ends; `null` for perpetual.
+    #[serde(with = "crate::time::option")]
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+impl LicenseObject {
+    /// The wire form of a license with `seats_used` hosts bound.
+    pub fn of(l: &License, seats_used: u32) -> LicenseObject {
+        LicenseObject {
+            id: l.id.clone(),
+            product: l.product.clone(),
+            kind: l.kind,
+            seats: l.seats,
+            seats_used,
+            starts_at: l.starts_at,
+            expires_at: l.expires_at,
+        }
+    }
+}
+
+/// The host of a `binding` object.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredHost {
+    /// For people.
+    pub hostname: String,
+    /// For people.
+    pub os: String,
+    /// The components as last seen (keyed hashes).
+    pub fingerprint: BTreeMap<String, String>,
+}
+
+/// The `binding` object.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BindingObject {
+    /// `bnd_…`.
+    pub id: String,
+    /// The license whose seat it is.
+    pub license_id: String,
+    /// The product.
+    pub product: String,
+    /// The host as last seen.
+    pub host: StoredHost,
+    /// When the seat was taken.
+    #[serde(with = "crate::time")]
+    pub bound_at: DateTime<Utc>,
+    /// The host's latest check.
+    #[serde(with = "crate::time")]
+    pub last_seen: DateTime<Utc>,
+}
+
+impl BindingObject {
+    /// The wire form of a binding.
+    pub fn of(b: &Binding) -> BindingObject {
+        BindingObject {
+            id: b.id.clone(),
+            license_id: b.license_id.clone(),
+            product: b.product.clone(),
+            host: StoredHost {
+                hostname: b.host.hostname.clone(),
+                os: b.host.os.clone(),
+                fingerprint: b.host.fingerprint.components().clone(),
+            },
+            bound_at: b.bound_at,
+            last_seen: b.last_seen,
+        }
+    }
+}
+
+/// The account view of `GET /v1/account` (number masked) and the admin lookup (in full).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountObject {
+    /// The organisation.
+    pub organization: String,
+    /// The e-mail as registered.
+    pub email: String,
+    /// A contact person.
+    pub contact: Option<String>,
+    /// A phone number.
+    pub phone: Option<String>,
+    /// The registration number: all but its last group masked, except for the admin.
+    pub registration_number: String,
+    /// When the account was registered.
+    #[serde(with = "crate::time")]
+    pub created_at: DateTime<Utc>,
+    /// Its licenses.
+    pub licenses: Vec<LicenseObject>,
+    /// Seats held by hosts.
+    pub bindings: Vec<BindingObject>,
+}
+
+impl AccountObject {
+    /// The wire form of an account; the number masked but its last group unless `unmasked`.
+    pub fn of(a: &Account, number: &RegistrationNumber, unmasked: bool) -> AccountObject {
+        AccountObject {
+            organization: a.organization.clone(),
+            email: a.email.clone(),
+            contact: a.contact.clone(),
+            phone: a.phone.clone(),
+            registration_number: if unmasked { number.to_string() } else { number.masked() },
+            created_at: a.created_at,
+            licenses: a.licenses.iter().map(|l| LicenseObject::of(l, a.seats_used(&l.id))).collect(),
+            bindings: a.bindings.iter().map(BindingObject::of).collect(),
+        }
+    }
+}
+
+/// The `product` object (admin).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProductObject {
+    /// The slug.
+    pub id: String,
+    /// A display name.
+    pub name: String,
+    /// Length of a trial, in days.
+    pub trial_days: u32,
+    /// Hosts a trial may bind at once.
+    pub trial_seats: u32,
+    /// How long a token stays usable without contacting the server, in hours.
+    pub offline_lease_hours: u32,
+    /// How far an agent's clock may fall behind time already seen.
+    pub clock_tolerance_minutes: u32,
+    /// How often an agent asks the server again, in hours.
+    pub refresh_hours: u32,
+}
+
+impl ProductObject {
+    /// The wire form of a product.
+    pub fn of(p: &Product) -> ProductObject {
+        ProductObject {
+            id: p.id.clone(),
+            name: p.name.clone(),
+            trial_days: p.trial_days,
+            trial_seats: p.trial_seats,
+            offline_lease_hours: p.offline_lease_hours,
+            clock_tolerance_minutes: p.clock_tolerance_minutes,
+            refresh_hours: p.refresh_hours,
+        }
+    }
+}
+
+/// The answer to `activate` and `trial`: the license, the host's binding and a signed token.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GrantAnswer {
+    /// The license (for `trial`, the new trial).
+    pub license: LicenseObject,
+    /// The host's binding.
+    pub binding_id: String,
+    /// The signed token.
+    pub token: String,
+}
+
+/// The answer to `register`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegisterAnswer {
+    /// The new account's number, in full.
+    pub registration_number: String,
+    /// The trial.
+    pub license: LicenseObject,
+    /// The registering host's binding.
+    pub binding_id: String,
+    /// The signed token.
+    pub token: String,
+}
+
+/// The answer to `redeem`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LicenseAnswer {
+    /// The coupon's license.
+    pub license: LicenseObject,
+}
+
+/// The answer to issuing coupons.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CouponsAnswer {
+    /// The codes, in full.
+    pub coupons: Vec<String>,
+}
+
+/// A signing key as `GET /v1/keys` lists it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyObject {
+    /// 16 hex characters.
+    pub kid: String,
+    /// 64 hex characters.
+    pub public_key: String,
+    /// Whether it signs new tokens.
+    pub active: bool,
+}
+
+/// The answer to `GET /v1/keys`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeysAnswer {
+    /// Every key.
+    pub keys: Vec<KeyObject>,
+}
+
+/// The answer to `GET /v1/health`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthAnswer {
+    /// `ok`.
+    pub status: String,
+}
+
+/// `{}`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Empty {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_license_object_reads_what_it_writes_with_whole_second_times() {
+        let starts_at = DateTime::from_timestamp(1_772_359_200, 0).unwrap();
+        let l = LicenseObject {
+            id: "lic_1".into(),
+            product: "call-journal".into(),
+            kind: LicenseKind::Trial,
+            seats: 1,
+            seats_used: 1,
+            starts_at,
+            expires_at: None,
+        };
+        let text = serde_json::to_string(&l).unwrap();
+        assert_eq!(
+            text,
+            r#"{"id":"lic_1","product":"call-journal","kind":"trial","seats":1,"seats_used":1,"starts_at":"2026-03-01T10:00:00Z","expires_at":null}"#
+        );
+        assert_eq!(serde_json::from_str::<LicenseObject>(&text).unwrap(), l);
+        // A newer server's extra fields are ignored.
+        let newer = text.replace(r#""expires_at":null"#, r#""expires_at":null,"features":["x"]"#);
+        assert_eq!(serde_json::from_str::<LicenseObject>(&newer).unwrap(), l);
+    }
+}

@@ -1,0 +1,206 @@
+//! Request bodies (and the one query) of the HTTP API.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use licet_core::{Error, Fingerprint, Host, ProductSettings};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// `{"fingerprint":{…},"hostname":"…","os":"…"}`, and from newer agents on a machine a release
+/// 0.1.0 agent knew, `legacy_fingerprint`: the same components as 0.1.0 hashed them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostJson {
+    /// 1–16 components, each value at most 256 characters.
+    pub fingerprint: BTreeMap<String, String>,
+    /// For people.
+    #[serde(default)]
+    pub hostname: Option<String>,
+    /// For people.
+    #[serde(default)]
+    pub os: Option<String>,
+    /// The machine as release 0.1.0 fingerprinted it, so its old bindings still find it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub legacy_fingerprint: Option<BTreeMap<String, String>>,
+}
+
+impl HostJson {
+    /// The wire form of a host.
+    pub fn of(host: &Host) -> HostJson {
+        HostJson {
+            fingerprint: host.fingerprint.components().clone(),
+            hostname: Some(host.hostname.clone()),
+            os: Some(host.os.clone()),
+            legacy_fingerprint: host.legacy.as_ref().map(|f| f.components().clone()),
+        }
+    }
+
+    /// The validated core host (1001 on bad components or display fields).
+    pub fn to_host(&self) -> Result<Host, Error> {
+        let fingerprint = Fingerprint::new(self.fingerprint.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
+        let legacy = match &self.legacy_fingerprint {
+            None => None,
+            Some(components) => Some(Fingerprint::new(components.iter().map(|(k, v)| (k.as_str(), v.as_str())))?),
+        };
+        Ok(Host::new(fingerprint, self.hostname.as_deref().unwrap_or(""), self.os.as_deref().unwrap_or(""))?
+            .with_legacy(legacy))
+    }
+}
+
+/// 16 random bytes an agent sends with a license check, as 32 hex characters; a signed refusal
+/// names it, so that it answers this request and no other.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Nonce(pub [u8; 16]);
+
+impl Serialize for Nonce {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&hex::encode(self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for Nonce {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Nonce, D::Error> {
+        let text = String::deserialize(d)?;
+        let mut bytes = [0u8; 16];
+        hex::decode_to_slice(text.trim(), &mut bytes)
+            .map_err(|_| serde::de::Error::custom("a nonce is 32 hexadecimal characters"))?;
+        Ok(Nonce(bytes))
+    }
+}
+
+/// `POST /v1/register`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegisterRequest {
+    /// Unique, case-insensitively.
+    pub email: String,
+    /// The organisation.
+    pub organization: String,
+    /// A contact person.
+    #[serde(default)]
+    pub contact: Option<String>,
+    /// A phone number.
+    #[serde(default)]
+    pub phone: Option<String>,
+    /// The product to try.
+    pub product: String,
+    /// The registering host.
+    pub host: HostJson,
+    /// Newer agents' marker: the token format they read (absent: release 0.1.0's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_format: Option<u8>,
+}
+
+/// `POST /v1/activate`, `/v1/trial`, `/v1/deactivate`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostRequest {
+    /// The account's number.
+    pub registration_number: String,
+    /// The product.
+    pub product: String,
+    /// The asking host.
+    pub host: HostJson,
+    /// Newer agents' marker: the token format they read (absent: release 0.1.0's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_format: Option<u8>,
+    /// A fresh nonce: a definitive refusal of this request then carries a signed proof.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<Nonce>,
+}
+
+impl HostRequest {
+    /// The ledger's request: number, product and the validated host (1001 on a bad host).
+    pub fn to_command(&self) -> Result<licet_core::HostRequest, Error> {
+        Ok(licet_core::HostRequest {
+            number: self.registration_number.as_str().into(),
+            product: self.product.clone(),
+            host: self.host.to_host()?,
+        })
+    }
+}
+
+/// `POST /v1/redeem`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RedeemRequest {
+    /// The account's number; without one the coupon is refused (1003).
+    #[serde(default)]
+    pub registration_number: Option<String>,
+    /// The coupon.
+    pub coupon: String,
+}
+
+/// `POST /v1/recover`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecoverRequest {
+    /// The account's e-mail.
+    pub email: String,
+}
+
+/// `PUT /v1/admin/products/{id}`: the settings to change; absent ones keep their value.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProductRequest {
+    /// A display name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Length of a trial, in days.
+    #[serde(default)]
+    pub trial_days: Option<u32>,
+    /// Hosts a trial may bind at once.
+    #[serde(default)]
+    pub trial_seats: Option<u32>,
+    /// How long a token stays usable without contacting the server, in hours.
+    #[serde(default)]
+    pub offline_lease_hours: Option<u32>,
+    /// How far an agent's clock may fall behind time already seen.
+    #[serde(default)]
+    pub clock_tolerance_minutes: Option<u32>,
+    /// How often an agent asks the server again, in hours.
+    #[serde(default)]
+    pub refresh_hours: Option<u32>,
+}
+
+impl ProductRequest {
+    /// The ledger's settings.
+    pub fn to_settings(&self) -> ProductSettings {
+        ProductSettings {
+            name: self.name.clone(),
+            trial_days: self.trial_days,
+            trial_seats: self.trial_seats,
+            offline_lease_hours: self.offline_lease_hours,
+            clock_tolerance_minutes: self.clock_tolerance_minutes,
+            refresh_hours: self.refresh_hours,
+        }
+    }
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// `POST /v1/admin/coupons`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CouponsRequest {
+    /// The product of the licenses the coupons create.
+    pub product: String,
+    /// How many, 1–10000.
+    pub count: u32,
+    /// Seats of each license.
+    #[serde(default = "one")]
+    pub seats: u32,
+    /// Term of each license in days; absent or `null` makes them perpetual.
+    #[serde(default)]
+    pub term_days: Option<u32>,
+}
+
+/// `POST /v1/admin/clock`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClockRequest {
+    /// The time the server's clock should read.
+    #[serde(with = "crate::time")]
+    pub now: DateTime<Utc>,
+}
+
+/// `GET /v1/admin/accounts?email=`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EmailQuery {
+    /// The account's e-mail.
+    pub email: String,
+}
