@@ -3,13 +3,15 @@
 //! Registration numbers and coupons ([`credential`]), host fingerprints and the two-thirds matching rule
 //! ([`host`]), the ledger state machine for every command of the product ([`ledger`]) over
 //! records ([`model`]) read and written through a transaction ([`txn`]), signed tokens and the
-//! offline verdict ([`token`]), and the one table of error codes ([`error`]).
+//! offline verdict ([`token`]), the agent's check policy as a state machine ([`agent`]), and the
+//! one table of error codes ([`error`]).
 //!
 //! **No I/O, no clock, no global randomness**: every function that depends on time takes `now`,
 //! every function that mints ids takes an [`Entropy`], and storage sits behind
 //! [`Snapshot`](txn::Snapshot) / [`Changes`](txn::Changes).
 #![forbid(unsafe_code)]
 
+pub mod agent;
 pub mod codec;
 pub mod credential;
 pub mod entropy;

@@ -2,6 +2,8 @@
 //! virtual clock, so a 30-day trial expires in microseconds (quinn's `Pair`, str0m's `progress`).
 #![allow(dead_code, unreachable_pub)]
 
+pub mod net;
+
 use chrono::{DateTime, Duration, Utc};
 use licet_core::{
     Command, Entitlement, Error, Fingerprint, Host, HostRequest, Ledger, License, MemState, Outcome, ProductSettings,
