@@ -1,6 +1,6 @@
 //! The agent's license check: hot (token verified earlier in this process), cold (a fresh
-//! agent: open the cache, verify the signature, judge), beside a raw ed25519 verify of the
-//! same token in the same run.
+//! agent: read the cache file, verify the signature, judge), beside a raw ed25519 verify of the
+//! same token and a `TrustedKeys::verify` in the same run.
 #![allow(missing_docs)]
 
 use std::hint::black_box;
@@ -36,9 +36,12 @@ fn setup(dir: &std::path::Path) -> (String, String, Fingerprint, DateTime<Utc>) 
     let registered: Registered =
         state.execute(&ledger, now, &mut SeededEntropy::new(1), &Command::Register(reg)).unwrap();
     let token = signer.issue(&registered.seat, now);
-    let cache = licet_store::TokenCache::new(dir.join("cache"));
-    cache.set_number(SERVER, Some(&registered.number.to_string())).unwrap();
-    cache.put_token(SERVER, "call-journal", &token).unwrap();
+    let change = licet_core::agent::Persist {
+        number: Some(Some(registered.number.to_string())),
+        tokens: [("call-journal".to_owned(), Some(token.clone()))].into(),
+        ..Default::default()
+    };
+    licet_store::AgentCache::new(dir).apply(&change, std::time::Duration::from_secs(5)).unwrap();
     (signer.public_key_hex(), token, fingerprint, now)
 }
 
@@ -66,6 +69,10 @@ fn check(c: &mut Criterion) {
     g.bench_function("raw_ed25519_verify_strict", |b| {
         b.iter(|| verifying.verify_strict(black_box(signed), &signature).unwrap())
     });
+
+    let mut keys = licet_core::TrustedKeys::new();
+    keys.add_hex(&key).unwrap();
+    g.bench_function("token_verify", |b| b.iter(|| keys.verify(black_box(&token)).unwrap()));
 
     let hot = agent(tmp.path(), &key, &fingerprint, now);
     assert_eq!(hot.check("call-journal").unwrap().source, licet_agent::Source::Cache);

@@ -1,37 +1,38 @@
-//! The agent: license checks that keep passing while the server is unreachable (SPEC §3).
+//! The agent: the driver of the core's check policy ([`licet_core::agent::Policy`]) — it reads
+//! the cache, sends the requests the policy asks for, and writes what it says to persist.
 
-use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard};
-use std::time::{Duration as StdDuration, Instant};
+use std::path::PathBuf;
+use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Duration, Utc};
-use licet_core::{
-    Code, Entitlement, Fingerprint, Host, HostDigest, LicenseKind, TokenFormat, TrustedKeys, VerifiedToken,
-};
-use licet_store::TokenCache;
+use chrono::{DateTime, Utc};
+use licet_core::agent::{Ask, Policy, Reply, Step, Verdict};
+use licet_core::{Code, Entitlement, Entropy, Fingerprint, Host, LicenseKind, TokenFormat, TrustedKeys};
+use licet_store::{AgentCache, CacheError};
+use licet_wire::{GrantAnswer, HostJson, HostRequest, Nonce};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
-use crate::client::Client;
+pub use licet_core::agent::Source;
+
+use crate::client::{CallError, Client};
 use crate::config::AgentConfig;
 use crate::error::Error;
 use crate::fingerprint;
 
-/// The high-water mark is written to disk when it has moved this far (a restart loses at most
-/// this much of it, well inside any clock tolerance); in memory it is exact.
-const PERSIST_STEP: Duration = Duration::minutes(5);
-/// After a failed attempt to reach the server, checks answer from the cache for this long
-/// before trying again, so a dead server never slows every check.
-const RETRY_AFTER: StdDuration = StdDuration::from_secs(60);
+/// How long a command waits for another process that is writing the cache.
+const COMMAND_PATIENCE: Duration = Duration::from_secs(5);
+/// How long a check waits to write the cache before leaving it to a later check: a check must
+/// never fail, nor wait long, because other programs are busy with the same data directory.
+const CHECK_PATIENCE: Duration = Duration::from_millis(200);
 
-/// Where a grant came from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Source {
-    /// The server answered just now.
-    Server,
-    /// A cached token, judged offline.
-    Cache,
+/// The operating system's random source (nonces of requests).
+struct OsEntropy;
+
+impl Entropy for OsEntropy {
+    fn fill(&mut self, buf: &mut [u8]) {
+        // A nonce that is not random would let a refusal be replayed; there is no fallback.
+        getrandom::fill(buf).expect("the operating system's random source must work");
+    }
 }
 
 /// A passed license check.
@@ -42,62 +43,58 @@ pub struct Grant {
     /// The license's kind.
     pub kind: LicenseKind,
     /// When the license's term ends; `None` for perpetual.
+    #[serde(with = "licet_wire::time::option")]
     pub expires_at: Option<DateTime<Utc>>,
     /// Until when the check passes without reaching the server.
+    #[serde(with = "licet_wire::time")]
     pub lease_until: DateTime<Utc>,
     /// Whether the server or the cache answered.
     pub source: Source,
+    /// The features the license grants.
+    pub features: Vec<String>,
+    /// Whether the term is over and its grace period running.
+    pub in_grace: bool,
 }
 
 impl Grant {
-    fn new(g: Entitlement, source: Source) -> Grant {
-        Grant { product: g.product, kind: g.kind, expires_at: g.expires_at, lease_until: g.lease_until, source }
+    fn new(e: Entitlement, source: Source) -> Grant {
+        Grant {
+            product: e.product,
+            kind: e.kind,
+            expires_at: e.expires_at,
+            lease_until: e.lease_until,
+            source,
+            features: e.features,
+            in_grace: e.in_grace,
+        }
+    }
+
+    /// Whether the license grants `feature`.
+    pub fn has_feature(&self, feature: &str) -> bool {
+        self.features.iter().any(|f| f == feature)
     }
 }
 
-/// A license as the server describes it (SPEC §5).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct License {
-    /// `lic_…`.
-    pub id: String,
-    /// The product.
-    pub product: String,
-    /// `trial`, `subscription` or `perpetual`.
-    pub kind: LicenseKind,
-    /// Hosts that may be bound at once.
-    pub seats: u32,
-    /// Hosts bound now.
-    pub seats_used: u32,
-    /// When it began.
-    pub starts_at: DateTime<Utc>,
-    /// When it ends; `None` for perpetual.
-    pub expires_at: Option<DateTime<Utc>>,
+impl From<Verdict> for Grant {
+    fn from(v: Verdict) -> Grant {
+        Grant::new(v.entitlement, v.source)
+    }
 }
 
 /// A product with the offline verdict on its cached token.
 pub type ProductVerdict = (String, Result<Grant, Error>);
 
-/// A cached token, verified once per process.
-struct Cached {
-    text: String,
-    verified: Result<VerifiedToken, licet_core::Error>,
-}
-
-#[derive(Default)]
-struct State {
+pub(crate) struct State {
+    pub(crate) policy: Policy,
     loaded: bool,
-    number: Option<String>,
-    tokens: HashMap<String, Cached>,
-    high_water: Option<DateTime<Utc>>,
-    persisted: Option<DateTime<Utc>>,
-    offline_until: Option<Instant>,
 }
 
 /// The license agent of one vendor's program on one machine.
 ///
 /// ```no_run
 /// let config = licet_agent::AgentConfig::new("https://lic.example.com", "/var/lib/myapp/licet")
-///     .trust("89ca1ac1770dbb956f8cf5bc014c7e3947485bc797df89c69e089f3af2bcc5ac");
+///     .trust("89ca1ac1770dbb956f8cf5bc014c7e3947485bc797df89c69e089f3af2bcc5ac")
+///     .vendor("MIKO");
 /// let agent = licet_agent::Agent::new(config)?;
 /// match agent.check("call-journal") {
 ///     Ok(grant) => println!("licensed until {}", grant.lease_until),
@@ -106,66 +103,64 @@ struct State {
 /// # Ok::<(), licet_agent::Error>(())
 /// ```
 pub struct Agent {
-    server: String,
-    keys: TrustedKeys,
-    cache: TokenCache,
-    client: Client,
+    servers: Vec<String>,
+    ca_cert: Option<PathBuf>,
+    clients: Vec<OnceLock<Result<Client, String>>>,
+    cache: AgentCache,
     host: Host,
-    digest: HostDigest,
     fixed_now: Option<DateTime<Utc>>,
+    started: Instant,
     state: Mutex<State>,
+    warning: Mutex<Option<String>>,
 }
 
 impl std::fmt::Debug for Agent {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Agent").field("server", &self.server).finish_non_exhaustive()
+        f.debug_struct("Agent").field("servers", &self.servers).finish_non_exhaustive()
     }
 }
 
 impl Agent {
-    /// An agent from `config`; reads `LICET_FINGERPRINT`, `LICET_HOSTNAME` and `LICET_NOW` for
-    /// what the config leaves unset. Without a trusted key every token is refused (3001), but
-    /// the offline commands (status, fingerprint) still work.
+    /// An agent from `config`. Nothing is read from disk or the network yet. Without a trusted
+    /// key every token is refused (3001), but the offline commands (status, fingerprint) work.
     pub fn new(config: AgentConfig) -> Result<Agent, Error> {
         let mut keys = TrustedKeys::new();
         for key in &config.trusted_keys {
             keys.add_hex(key)?;
         }
-        // Without a vendor secret, the vendor's public key keys the hashes: fingerprints then
-        // differ per vendor, but anyone holding the key can test guesses of a component.
-        let secret = match (&config.fingerprint_secret, config.trusted_keys.first()) {
-            (Some(secret), _) => secret.clone(),
-            (None, Some(key)) => key.trim().to_lowercase().into_bytes(),
-            (None, None) => b"licet".to_vec(),
+        if config.servers.len() > licet_core::agent::MAX_SERVERS {
+            let reason = format!("at most {} servers", licet_core::agent::MAX_SERVERS);
+            return Err(Error::Local(licet_core::Error::InvalidInput { field: "server", reason }));
+        }
+        let raw = match (&config.raw_components, &config.fingerprint) {
+            (Some(raw), _) => Some(raw.clone()),
+            (None, None) => Some(fingerprint::measure_raw()),
+            (None, Some(_)) => None,
         };
-        let fingerprint = match config.fingerprint {
-            Some(f) => f,
-            None => fingerprint::current(&secret)?,
+        let vendor_key = fingerprint::vendor_key(&config.vendor, config.fingerprint_secret.as_deref());
+        let measured = match (&config.fingerprint, &raw) {
+            (Some(f), _) => f.clone(),
+            (None, Some(raw)) => Fingerprint::keyed(&vendor_key, raw)?,
+            (None, None) => unreachable!("raw values are measured when no fingerprint is given"),
         };
-        let hostname = config.hostname.unwrap_or_else(fingerprint::hostname);
-        let host = Host::new(fingerprint, &hostname, &fingerprint::os())?;
-        let fixed_now = match config.now {
-            Some(t) => Some(t),
-            None => match std::env::var("LICET_NOW") {
-                Ok(text) if !text.trim().is_empty() => Some(
-                    DateTime::parse_from_rfc3339(text.trim())
-                        .map_err(|e| {
-                            Error::Local(licet_core::Error::InvalidInput { field: "LICET_NOW", reason: e.to_string() })
-                        })?
-                        .with_timezone(&Utc),
-                ),
-                _ => None,
-            },
+        // The machine as release 0.1.0 hashed it, so that its old bindings find it.
+        let legacy = match &raw {
+            Some(raw) => Some(Fingerprint::keyed_as_0_1_0(&fingerprint::key_of_0_1_0(&config.trusted_keys), raw)?),
+            None => None,
         };
+        let hostname = config.hostname.clone().unwrap_or_else(fingerprint::hostname);
+        let host = Host::new(measured, &hostname, &fingerprint::os())?.with_legacy(legacy);
+        let policy = Policy::new(keys, host.fingerprint.digest(), config.servers.len().max(1));
         Ok(Agent {
-            server: config.server.trim_end_matches('/').to_owned(),
-            client: Client::new(&config.server, config.ca_cert.as_deref())?,
-            cache: TokenCache::new(config.data_dir.join("cache")),
-            digest: host.fingerprint.digest(),
+            clients: config.servers.iter().map(|_| OnceLock::new()).collect(),
+            servers: config.servers,
+            ca_cert: config.ca_cert,
+            cache: AgentCache::new(&config.data_dir),
             host,
-            keys,
-            fixed_now,
-            state: Mutex::new(State::default()),
+            fixed_now: config.now,
+            started: Instant::now(),
+            state: Mutex::new(State { policy, loaded: false }),
+            warning: Mutex::new(None),
         })
     }
 
@@ -174,53 +169,81 @@ impl Agent {
         self.fixed_now.unwrap_or_else(Utc::now)
     }
 
+    fn mono(&self) -> Duration {
+        self.started.elapsed()
+    }
+
     /// This machine's fingerprint.
     pub fn fingerprint(&self) -> &Fingerprint {
         &self.host.fingerprint
     }
 
-    /// A problem with the cache found and repaired (reported once), for the host program's log.
+    /// A problem with the cache, reported once for the host program's log: a damaged cache set
+    /// aside, or a write the disk refused (the check stood; the change is written later).
     pub fn take_warning(&self) -> Option<String> {
-        self.cache.take_warning()
+        self.cache.take_warning().or_else(|| self.warning.lock().ok().and_then(|mut w| w.take()))
     }
 
-    pub(crate) fn client(&self) -> &Client {
-        &self.client
+    /// The client of server `i` (made on first use: a check answered from the cache needs none).
+    pub(crate) fn client(&self, i: usize) -> Result<&Client, Error> {
+        let server = self.servers.get(i).ok_or_else(|| Error::Internal("no license server is configured".into()))?;
+        self.clients[i]
+            .get_or_init(|| Client::new(server, self.ca_cert.as_deref()).map_err(|e| e.to_string()))
+            .as_ref()
+            .map_err(|e| Error::Internal(e.clone()))
     }
 
-    pub(crate) fn host_json(&self) -> serde_json::Value {
-        json!({"fingerprint": self.host.fingerprint.components(), "hostname": self.host.hostname, "os": self.host.os})
+    /// How many servers are configured.
+    pub(crate) fn server_count(&self) -> usize {
+        self.servers.len()
+    }
+
+    pub(crate) fn host_json(&self) -> HostJson {
+        HostJson::of(&self.host)
     }
 
     /// The state, loaded from disk on first use.
-    fn state(&self) -> Result<MutexGuard<'_, State>, Error> {
+    pub(crate) fn state(&self) -> Result<MutexGuard<'_, State>, Error> {
         let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if !st.loaded {
-            let contents = self.cache.load(&self.server)?;
-            st.number = contents.number;
-            st.high_water = contents.high_water.and_then(|s| DateTime::from_timestamp(s, 0));
-            st.persisted = st.high_water;
-            st.tokens = contents
-                .tokens
-                .into_iter()
-                .map(|(product, text)| {
-                    let verified = self.keys.verify(&text);
-                    (product, Cached { text, verified })
-                })
-                .collect();
+            let memory = self.cache.load(&self.servers)?;
+            st.policy.load(&memory);
             st.loaded = true;
         }
         Ok(st)
     }
 
+    /// Writes what the policy says must reach the disk. A command waits for other writers and
+    /// fails if the disk refuses; a check (`best_effort`) never fails for it: the change waits
+    /// in memory for the next write, and the disk's refusal is kept as a warning.
+    pub(crate) fn persist(&self, st: &mut State, best_effort: bool) -> Result<(), Error> {
+        let Some(change) = st.policy.poll_persist() else { return Ok(()) };
+        let patience = if best_effort { CHECK_PATIENCE } else { COMMAND_PATIENCE };
+        match self.cache.apply(&change, patience) {
+            Ok(_) => Ok(()),
+            Err(e) if best_effort => {
+                if !matches!(e, CacheError::Busy(_)) {
+                    let warning = format!("{e}; the change is kept in memory and written later");
+                    *self.warning.lock().unwrap_or_else(|e| e.into_inner()) = Some(warning);
+                }
+                st.policy.requeue(change);
+                Ok(())
+            }
+            Err(e) => {
+                st.policy.requeue(change);
+                Err(e.into())
+            }
+        }
+    }
+
     /// The registration number entered on this host.
     pub fn number(&self) -> Result<Option<String>, Error> {
-        Ok(self.state()?.number.clone())
+        Ok(self.state()?.policy.number().map(str::to_owned))
     }
 
     /// Checks the license of `product` on this host (SPEC §3): from the cached token while it is
-    /// fresh, from the server when it is missing, unusable or older than half its lease, and
-    /// from the cache again when the server cannot be reached.
+    /// fresh, from the server when it is missing, unusable or due for a refresh, and from the
+    /// cache again when no server can be reached.
     ///
     /// ```no_run
     /// # let agent = licet_agent::Agent::new(licet_agent::AgentConfig::new("https://lic.example.com", "/tmp/c"))?;
@@ -232,116 +255,59 @@ impl Agent {
     /// # Ok::<(), licet_agent::Error>(())
     /// ```
     pub fn check(&self, product: &str) -> Result<Grant, Error> {
-        let now = self.now();
+        self.check_features(product, &[])
+    }
+
+    /// [`Agent::check`], passing only if the license grants every one of `features` (2009
+    /// otherwise, decided after one refresh when the cached token lacks one).
+    pub fn check_features(&self, product: &str, features: &[&str]) -> Result<Grant, Error> {
+        let features: Vec<String> = features.iter().map(|f| (*f).to_owned()).collect();
         let mut st = self.state()?;
-        let local = self.judge_cached(&mut st, product, now);
-        self.persist_high_water(&mut st)?;
-        // A fresh, valid token answers. Anything else asks the server — a clock set back too:
-        // the server's time may show that it was the mark that was wrong (a clock once in the
-        // future), and a clock really set back is refused again against the new token.
-        if let Some(Ok(g)) = &local
-            && now - g.issued_at <= (g.lease_until - g.issued_at) / 2
-        {
-            return Ok(Grant::new(g.clone(), Source::Cache));
+        let mut step = st.policy.handle_check(self.now(), self.mono(), product, &features, &mut OsEntropy);
+        // About to ask a server: another program may already have refreshed the token.
+        if matches!(step, Step::Ask(_)) && self.cache.changed() {
+            let memory = self.cache.load(&self.servers)?;
+            st.policy.load(&memory);
+            step = st.policy.handle_check(self.now(), self.mono(), product, &features, &mut OsEntropy);
         }
-        let from_cache = |local: Option<Result<Entitlement, licet_core::Error>>, online: Error| match local {
-            Some(Ok(g)) => Ok(Grant::new(g, Source::Cache)),
-            Some(Err(e)) => Err(Error::Local(e)),
-            None => Err(online),
+        self.persist(&mut st, true)?;
+        loop {
+            match step {
+                Step::Answer(result) => return result.map(Grant::from).map_err(Error::from),
+                Step::Ask(ask) => {
+                    drop(st);
+                    let reply = self.ask(&ask);
+                    st = self.state()?;
+                    step = st.policy.handle_reply(self.now(), self.mono(), ask, reply);
+                    self.persist(&mut st, true)?;
+                }
+            }
+        }
+    }
+
+    /// Sends a check to the server the policy chose.
+    fn ask(&self, ask: &Ask) -> Reply {
+        let client = match self.client(ask.server) {
+            Ok(c) => c,
+            Err(e) => return Reply::Fault { reason: e.to_string() },
         };
-        let Some(number) = st.number.clone() else {
-            return from_cache(local, Error::local(Code::NotActivated));
+        let request = HostRequest {
+            registration_number: ask.number.expose().to_owned(),
+            product: ask.product.clone(),
+            host: self.host_json(),
+            token_format: Some(TokenFormat::LATEST_MARKER),
+            nonce: Some(Nonce(ask.nonce)),
         };
-        if local.is_some() && st.offline_until.is_some_and(|t| Instant::now() < t) {
-            return from_cache(local, Error::Unreachable("the last attempt failed; retrying later".into()));
+        match client.call::<_, GrantAnswer>("/v1/activate", None, Some(&request)) {
+            Ok(answer) => Reply::Granted { token: answer.token },
+            Err(CallError::Refused { code, message, proof }) => Reply::Refused { code, message, proof },
+            Err(CallError::Fault(reason)) => Reply::Fault { reason },
         }
-        drop(st);
-        let body = json!({"registration_number": number, "product": product, "host": self.host_json(),
-                           "token_format": TokenFormat::LATEST_MARKER});
-        match self.client.call("/v1/activate", None, Some(&body)) {
-            Ok(answer) => {
-                let token = answer["token"].as_str().unwrap_or_default();
-                self.accept_token(product, token).map(|g| Grant::new(g, Source::Server))
-            }
-            Err(e) if e.code().is_definitive() => {
-                self.forget_token(product)?;
-                Err(e)
-            }
-            // Unreachable, overloaded (1099), rate-limited (1062): the cache answers, and the
-            // server is left alone for a while.
-            Err(e) => {
-                self.state()?.offline_until = Some(Instant::now() + RETRY_AFTER);
-                from_cache(local, e)
-            }
-        }
-    }
-
-    /// The offline verdict on the cached token of `product`, moving the in-memory mark.
-    fn judge_cached(
-        &self,
-        st: &mut State,
-        product: &str,
-        now: DateTime<Utc>,
-    ) -> Option<Result<Entitlement, licet_core::Error>> {
-        let cached = st.tokens.get(product)?;
-        Some(match &cached.verified {
-            Ok(verified) => {
-                let judgement = verified.judge(product, &self.digest, now, st.high_water);
-                st.high_water = judgement.high_water;
-                judgement.result
-            }
-            Err(e) => Err(e.clone()),
-        })
-    }
-
-    /// Writes the high-water mark when it has moved far enough since the last write.
-    fn persist_high_water(&self, st: &mut State) -> Result<(), Error> {
-        if let Some(mark) = st.high_water
-            && st.persisted.is_none_or(|p| mark - p >= PERSIST_STEP)
-        {
-            self.cache.raise_high_water(mark.timestamp())?;
-            st.persisted = Some(mark);
-        }
-        Ok(())
-    }
-
-    /// Verifies a token the server just issued, caches it, and judges it. The server's time is
-    /// trusted time: the high-water mark is set to the token's issue time.
-    pub(crate) fn accept_token(&self, product: &str, token: &str) -> Result<Entitlement, Error> {
-        let verified = self.keys.verify(token)?;
-        self.cache.put_token(&self.server, product, token)?;
-        let mark = DateTime::from_timestamp(self.cache.reset_high_water(verified.claims().issued_at)?, 0);
-        let judgement = verified.judge(product, &self.digest, self.now(), mark);
-        let mut st = self.state()?;
-        st.high_water = judgement.high_water;
-        st.persisted = mark;
-        st.offline_until = None;
-        self.persist_high_water(&mut st)?;
-        st.tokens.insert(product.to_owned(), Cached { text: token.to_owned(), verified: Ok(verified) });
-        judgement.result.map_err(Error::Local)
-    }
-
-    /// Deletes the cached token of `product`.
-    pub(crate) fn forget_token(&self, product: &str) -> Result<(), Error> {
-        self.cache.remove_token(&self.server, product)?;
-        self.state()?.tokens.remove(product);
-        Ok(())
-    }
-
-    /// Stores (or forgets) the number; tokens of another number go with it.
-    pub(crate) fn store_number(&self, number: Option<&str>) -> Result<(), Error> {
-        self.cache.set_number(&self.server, number)?;
-        let mut st = self.state()?;
-        if st.number.as_deref() != number {
-            st.tokens.clear();
-        }
-        st.number = number.map(str::to_owned);
-        Ok(())
     }
 
     /// The cached token of `product`, as text (3005 if there is none).
     pub fn token(&self, product: &str) -> Result<String, Error> {
-        self.state()?.tokens.get(product).map(|c| c.text.clone()).ok_or(Error::local(Code::NotActivated))
+        self.state()?.policy.token(product).map(str::to_owned).ok_or(Error::local(Code::NotActivated))
     }
 
     /// The offline verdict on any token for `product` on this host at this agent's time — the
@@ -354,23 +320,24 @@ impl Agent {
     /// # Ok::<(), licet_agent::Error>(())
     /// ```
     pub fn verify(&self, token: &str, product: &str) -> Result<Grant, Error> {
-        let high_water = self.state()?.high_water;
-        let verdict = licet_core::verdict(&self.keys, token, product, &self.digest, self.now(), high_water);
-        verdict.result.map(|g| Grant::new(g, Source::Cache)).map_err(Error::Local)
+        let st = self.state()?;
+        let entitlement = st.policy.verify(token, product, self.now())?;
+        Ok(Grant::new(entitlement, Source::Cache))
     }
 
     /// Offline verdicts of every cached token: what `status` shows.
     pub fn cached_products(&self) -> Result<Vec<ProductVerdict>, Error> {
         let now = self.now();
         let mut st = self.state()?;
-        let mut products: Vec<String> = st.tokens.keys().cloned().collect();
-        products.sort();
-        let mut out = Vec::new();
-        for product in products {
-            if let Some(result) = self.judge_cached(&mut st, &product, now) {
-                out.push((product, result.map(|g| Grant::new(g, Source::Cache)).map_err(Error::Local)));
-            }
-        }
-        Ok(out)
+        let products: Vec<String> = st.policy.products().map(str::to_owned).collect();
+        let verdicts = products
+            .into_iter()
+            .map(|product| {
+                let verdict = st.policy.judge(&product, now);
+                (product, verdict.map(|e| Grant::new(e, Source::Cache)).map_err(Error::Local))
+            })
+            .collect();
+        self.persist(&mut st, true)?;
+        Ok(verdicts)
     }
 }

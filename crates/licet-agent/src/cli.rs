@@ -8,15 +8,19 @@ use clap::{Parser, Subcommand};
 use licet_core::RegistrationNumber;
 use serde_json::{Map, Value, json};
 
-use crate::{Agent, AgentConfig, Error, Grant, License, RegistrationForm};
+use crate::{Agent, AgentConfig, Error, Grant, LicenseObject, RegistrationForm};
 
 /// The licet agent: license checks for a vendor's program on this machine.
 #[derive(Debug, Parser)]
 #[command(name = "licet-agent", version, about)]
 pub struct Cli {
-    /// The license server.
+    /// The license servers, comma-separated, tried in order.
     #[arg(long, env = "LICET_SERVER", default_value = "http://127.0.0.1:8080", global = true)]
     server: String,
+    /// The vendor's name, which keys this machine's fingerprint (use the same in all of a
+    /// vendor's programs).
+    #[arg(long, env = "LICET_VENDOR", default_value = "licet", global = true)]
+    vendor: String,
     /// Where the cache lives (default: ~/.licet).
     #[arg(long, env = "LICET_DATA_DIR", global = true)]
     data_dir: Option<PathBuf>,
@@ -121,7 +125,7 @@ fn to_json<T: serde::Serialize>(value: &T) -> Value {
     serde_json::to_value(value).unwrap_or(Value::Null)
 }
 
-fn describe_license(l: &License) -> String {
+fn describe_license(l: &LicenseObject) -> String {
     let end = l.expires_at.map_or("perpetual".to_owned(), |t| format!("until {}", t.format("%Y-%m-%d %H:%M UTC")));
     format!("{} {} ({} of {} seats used), {}", l.product, l.kind.as_str(), l.seats_used, l.seats, end)
 }
@@ -142,10 +146,41 @@ fn grant_fields(g: &Grant) -> Said {
     said
 }
 
+/// The overrides of SPEC §6 for tests and support, honoured only by a build with the cargo
+/// feature `test-overrides`: `LICET_FINGERPRINT` (components used as given),
+/// `LICET_RAW_FINGERPRINT` (raw machine values, hashed as measured ones are), `LICET_HOSTNAME`,
+/// `LICET_NOW`. In a release build one variable would let fifty machines share one seat, or
+/// freeze time for the licensed program alone.
+#[cfg(feature = "test-overrides")]
+fn apply_overrides(config: &mut AgentConfig) -> Result<(), Error> {
+    let var = |name: &str| std::env::var(name).ok().map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+    if let Some(text) = var("LICET_FINGERPRINT") {
+        config.fingerprint = Some(licet_core::Fingerprint::new(crate::fingerprint::parse_components(&text)?)?);
+    }
+    if let Some(text) = var("LICET_RAW_FINGERPRINT") {
+        config.raw_components = Some(crate::fingerprint::parse_components(&text)?);
+    }
+    if let Some(name) = var("LICET_HOSTNAME") {
+        config.hostname = Some(name);
+    }
+    if let Some(text) = var("LICET_NOW") {
+        let now = chrono::DateTime::parse_from_rfc3339(&text)
+            .map_err(|e| licet_core::Error::InvalidInput { field: "LICET_NOW", reason: e.to_string() })?;
+        config.now = Some(now.to_utc());
+    }
+    Ok(())
+}
+
+#[cfg(not(feature = "test-overrides"))]
+fn apply_overrides(_config: &mut AgentConfig) -> Result<(), Error> {
+    Ok(())
+}
+
 fn execute(cli: Cli) -> Result<Said, Error> {
-    let mut config = AgentConfig::new(cli.server, cli.data_dir.unwrap_or_else(default_data_dir));
+    let mut config = AgentConfig::new(&cli.server, cli.data_dir.unwrap_or_else(default_data_dir)).vendor(cli.vendor);
     config.trusted_keys = cli.trusted_keys.into_iter().map(|k| k.trim().to_owned()).filter(|k| !k.is_empty()).collect();
     config.ca_cert = cli.ca_cert;
+    apply_overrides(&mut config)?;
     let agent = Agent::new(config)?;
     let said = match cli.command {
         Command::Register { email, org, contact, phone, product } => {

@@ -1,13 +1,15 @@
-//! The blocking HTTP client to the license server: short timeouts, https verified against the
-//! operating system's roots (or a vendor CA given to the agent), and SPEC error bodies turned
-//! into [`Error::Server`].
+//! The blocking HTTP client to one license server: short timeouts, https verified against the
+//! operating system's roots (or a vendor CA given to the agent), the shared wire types, and
+//! every answer classified the way SPEC §3 needs it: an answer, a refusal, or a server fault.
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use licet_core::Code;
-use serde_json::Value;
+use licet_wire::ErrorBody;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use crate::error::Error;
 
@@ -15,6 +17,33 @@ use crate::error::Error;
 pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// A whole request may take this long (SPEC §3: ≤ 10 s).
 pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Largest answer read.
+const MAX_ANSWER: u64 = 1 << 20;
+
+/// What went wrong with a call.
+#[derive(Debug)]
+pub(crate) enum CallError {
+    /// The server answered with a SPEC error (a 4xx with a code this release knows).
+    Refused {
+        /// Its code.
+        code: Code,
+        /// Its message.
+        message: String,
+        /// `error.proof`, if any.
+        proof: Option<String>,
+    },
+    /// No usable answer: connection failure, timeout, a 5xx, an unreadable or foreign body.
+    Fault(String),
+}
+
+impl From<CallError> for Error {
+    fn from(e: CallError) -> Error {
+        match e {
+            CallError::Refused { code, message, .. } => Error::Server { code, message },
+            CallError::Fault(reason) => Error::Unreachable(reason),
+        }
+    }
+}
 
 pub(crate) struct Client {
     http: ureq::Agent,
@@ -48,8 +77,13 @@ impl Client {
         Ok(Client { http, base: server.trim_end_matches('/').to_owned() })
     }
 
-    /// `POST path` with a JSON body; `GET` when `body` is `None`.
-    pub(crate) fn call(&self, path: &str, bearer: Option<&str>, body: Option<&Value>) -> Result<Value, Error> {
+    /// `POST path` with a JSON body, or `GET` when `body` is `None`; the answer read as `A`.
+    pub(crate) fn call<B: Serialize, A: DeserializeOwned>(
+        &self,
+        path: &str,
+        bearer: Option<&str>,
+        body: Option<&B>,
+    ) -> Result<A, CallError> {
         let url = format!("{}{path}", self.base);
         let auth = bearer.map(|b| format!("Bearer {b}"));
         let response = match body {
@@ -68,24 +102,26 @@ impl Client {
                 req.call()
             }
         };
-        let mut response = response.map_err(|e| Error::Unreachable(e.to_string()))?;
+        let mut response = response.map_err(|e| CallError::Fault(format!("{}: {e}", self.base)))?;
         let status = response.status();
-        let value: Value = response
+        let text = response
             .body_mut()
             .with_config()
-            .limit(1 << 20)
-            .read_json()
-            .map_err(|e| Error::Unreachable(format!("unreadable answer ({status}): {e}")))?;
+            .limit(MAX_ANSWER)
+            .read_to_string()
+            .map_err(|e| CallError::Fault(format!("{}: unreadable answer ({status}): {e}", self.base)))?;
         if status.is_success() {
-            return Ok(value);
+            return serde_json::from_str(&text)
+                .map_err(|e| CallError::Fault(format!("{}: unreadable answer ({status}): {e}", self.base)));
         }
-        let error = &value["error"];
-        let code = error["code"].as_u64().and_then(|n| u16::try_from(n).ok()).and_then(Code::from_number);
-        match code {
-            Some(code) => {
-                Err(Error::Server { code, message: error["message"].as_str().unwrap_or_default().to_owned() })
+        if status.is_server_error() {
+            return Err(CallError::Fault(format!("{} answered {status}", self.base)));
+        }
+        match serde_json::from_str::<ErrorBody>(&text).ok().and_then(|b| Some((b.code()?, b))) {
+            Some((code, body)) => {
+                Err(CallError::Refused { code, message: body.error.message, proof: body.error.proof })
             }
-            None => Err(Error::Unreachable(format!("the server answered {status} without a licet error"))),
+            None => Err(CallError::Fault(format!("{} answered {status} without a licet error", self.base))),
         }
     }
 }

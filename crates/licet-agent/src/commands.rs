@@ -1,10 +1,17 @@
 //! The agent's commands that talk to the server: register, enter a number, trial, coupons,
-//! deactivation, forgetting, listing licenses.
+//! deactivation, forgetting, listing licenses. Each goes to the servers of the list in order,
+//! the next one on a server fault, until one answers.
 
 use licet_core::{Code, CouponCode, RegistrationNumber, TokenFormat};
-use serde_json::{Value, json};
+use licet_wire::{
+    AccountObject, Empty, GrantAnswer, HostRequest, LicenseAnswer, LicenseObject, RedeemRequest, RegisterAnswer,
+    RegisterRequest,
+};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
-use crate::agent::{Agent, License};
+use crate::agent::Agent;
+use crate::client::CallError;
 use crate::error::Error;
 
 /// What a customer fills in to register.
@@ -22,24 +29,53 @@ pub struct RegistrationForm {
     pub product: String,
 }
 
-fn license(value: &Value) -> Result<License, Error> {
-    serde_json::from_value(value.clone())
-        .map_err(|e| Error::Internal(format!("the server sent an unreadable license: {e}")))
-}
-
 impl Agent {
+    /// Calls the first server of the list that answers (a refusal is an answer; a fault is not).
+    fn call<B: Serialize, A: DeserializeOwned>(
+        &self,
+        path: &str,
+        bearer: Option<&str>,
+        body: Option<&B>,
+    ) -> Result<A, Error> {
+        let mut fault = "no license server is configured".to_owned();
+        for server in 0..self.server_count() {
+            match self.client(server)?.call(path, bearer, body) {
+                Ok(answer) => return Ok(answer),
+                Err(CallError::Fault(reason)) => fault = reason,
+                Err(refused) => return Err(refused.into()),
+            }
+        }
+        Err(Error::Unreachable(fault))
+    }
+
     /// Caches the token of a command the server has already carried out. Its offline verdict
     /// does not undo the command (a bad local clock gives 3004 at the next check, not now), so
     /// only a failure to store it is an error.
-    fn keep_token(&self, product: &str, answer: &Value) -> Result<(), Error> {
-        match self.accept_token(product, answer["token"].as_str().unwrap_or_default()) {
-            Ok(_) | Err(Error::Local(_)) => Ok(()),
-            Err(e) => Err(e),
-        }
+    fn keep_token(&self, product: &str, token: &str) -> Result<(), Error> {
+        let mut st = self.state()?;
+        let _verdict = st.policy.handle_token(self.now(), product, token);
+        self.persist(&mut st, false)
     }
 
     fn require_number(&self, missing: Code) -> Result<String, Error> {
         self.number()?.ok_or(Error::local(missing))
+    }
+
+    fn host_request(&self, number: String, product: &str) -> HostRequest {
+        HostRequest {
+            registration_number: number,
+            product: product.to_owned(),
+            host: self.host_json(),
+            token_format: Some(TokenFormat::LATEST_MARKER),
+            nonce: None,
+        }
+    }
+
+    /// Stores (or forgets) the number, durably; tokens of another number go with it.
+    fn store_number(&self, number: Option<String>) -> Result<(), Error> {
+        let mut st = self.state()?;
+        st.policy.set_number(number);
+        self.persist(&mut st, false)
     }
 
     /// Registers a new account from this host: its number is stored and its trial's token
@@ -57,16 +93,23 @@ impl Agent {
     /// println!("keep this number: {number}; trial until {:?}", trial.expires_at);
     /// # Ok::<(), licet_agent::Error>(())
     /// ```
-    pub fn register(&self, form: &RegistrationForm) -> Result<(String, License), Error> {
-        let body = json!({"email": form.email, "organization": form.organization, "contact": form.contact,
-                          "phone": form.phone, "product": form.product, "host": self.host_json(),
-                          "token_format": TokenFormat::LATEST_MARKER});
-        let answer = self.client().call("/v1/register", None, Some(&body))?;
-        let number = answer["registration_number"].as_str().unwrap_or_default().to_owned();
-        RegistrationNumber::parse(&number).map_err(|_| Error::Internal("the server sent a malformed number".into()))?;
-        self.store_number(Some(&number))?;
-        self.keep_token(&form.product, &answer)?;
-        Ok((number, license(&answer["license"])?))
+    pub fn register(&self, form: &RegistrationForm) -> Result<(String, LicenseObject), Error> {
+        let request = RegisterRequest {
+            email: form.email.clone(),
+            organization: form.organization.clone(),
+            contact: form.contact.clone(),
+            phone: form.phone.clone(),
+            product: form.product.clone(),
+            host: self.host_json(),
+            token_format: Some(TokenFormat::LATEST_MARKER),
+        };
+        let answer: RegisterAnswer = self.call("/v1/register", None, Some(&request))?;
+        let number = RegistrationNumber::parse(&answer.registration_number)
+            .map_err(|_| Error::Internal("the server sent a malformed number".into()))?
+            .to_string();
+        self.store_number(Some(number.clone()))?;
+        self.keep_token(&form.product, &answer.token)?;
+        Ok((number, answer.license))
     }
 
     /// Enters a registration number: its format is checked here (1002 without any network
@@ -78,9 +121,8 @@ impl Agent {
     /// assert_eq!(err.code(), licet_core::Code::InvalidRegistrationNumber); // a typo, caught offline
     /// # Ok::<(), licet_agent::Error>(())
     /// ```
-    pub fn set_number(&self, number: &str) -> Result<Vec<License>, Error> {
-        let parsed = RegistrationNumber::parse(number)?;
-        let canonical = parsed.to_string();
+    pub fn set_number(&self, number: &str) -> Result<Vec<LicenseObject>, Error> {
+        let canonical = RegistrationNumber::parse(number)?.to_string();
         let licenses = self.licenses_of(&canonical).map_err(|e| match e.code() {
             Code::Unauthorized => Error::Server {
                 code: Code::InvalidRegistrationNumber,
@@ -88,28 +130,26 @@ impl Agent {
             },
             _ => e,
         })?;
-        self.store_number(Some(&canonical))?;
+        self.store_number(Some(canonical))?;
         Ok(licenses)
     }
 
-    fn licenses_of(&self, number: &str) -> Result<Vec<License>, Error> {
-        let view = self.client().call("/v1/account", Some(number), None)?;
-        view["licenses"].as_array().map(|ls| ls.iter().map(license).collect()).unwrap_or_else(|| Ok(Vec::new()))
+    fn licenses_of(&self, number: &str) -> Result<Vec<LicenseObject>, Error> {
+        let view: AccountObject = self.call::<Empty, _>("/v1/account", Some(number), None)?;
+        Ok(view.licenses)
     }
 
     /// The account's licenses, from the server (3005 without a number).
-    pub fn licenses(&self) -> Result<Vec<License>, Error> {
+    pub fn licenses(&self) -> Result<Vec<LicenseObject>, Error> {
         self.licenses_of(&self.require_number(Code::NotActivated)?)
     }
 
     /// Starts the account's trial of `product` on this host (1006 if it was used).
-    pub fn trial(&self, product: &str) -> Result<License, Error> {
-        let number = self.require_number(Code::NotActivated)?;
-        let body = json!({"registration_number": number, "product": product, "host": self.host_json(),
-                           "token_format": TokenFormat::LATEST_MARKER});
-        let answer = self.client().call("/v1/trial", None, Some(&body))?;
-        self.keep_token(product, &answer)?;
-        license(&answer["license"])
+    pub fn trial(&self, product: &str) -> Result<LicenseObject, Error> {
+        let request = self.host_request(self.require_number(Code::NotActivated)?, product);
+        let answer: GrantAnswer = self.call("/v1/trial", None, Some(&request))?;
+        self.keep_token(product, &answer.token)?;
+        Ok(answer.license)
     }
 
     /// Redeems a coupon: a number must be entered first (1003) and the coupon well-formed
@@ -121,21 +161,21 @@ impl Agent {
     /// println!("{} seats, {}", license.seats, license.kind.as_str());
     /// # Ok::<(), licet_agent::Error>(())
     /// ```
-    pub fn redeem(&self, coupon: &str) -> Result<License, Error> {
+    pub fn redeem(&self, coupon: &str) -> Result<LicenseObject, Error> {
         let number = self.require_number(Code::RegistrationNumberRequired)?;
         let coupon = CouponCode::parse(coupon)?;
-        let body = json!({"registration_number": number, "coupon": coupon.to_string()});
-        let answer = self.client().call("/v1/redeem", None, Some(&body))?;
-        license(&answer["license"])
+        let request = RedeemRequest { registration_number: Some(number), coupon: coupon.to_string() };
+        let answer: LicenseAnswer = self.call("/v1/redeem", None, Some(&request))?;
+        Ok(answer.license)
     }
 
     /// Frees this host's seat for `product` and deletes its token.
     pub fn deactivate(&self, product: &str) -> Result<(), Error> {
-        let number = self.require_number(Code::NotActivated)?;
-        let body = json!({"registration_number": number, "product": product, "host": self.host_json(),
-                           "token_format": TokenFormat::LATEST_MARKER});
-        self.client().call("/v1/deactivate", None, Some(&body))?;
-        self.forget_token(product)
+        let request = self.host_request(self.require_number(Code::NotActivated)?, product);
+        let _: Empty = self.call("/v1/deactivate", None, Some(&request))?;
+        let mut st = self.state()?;
+        st.policy.forget(product);
+        self.persist(&mut st, false)
     }
 
     /// Forgets the number and every token on this host; with `release`, first frees the seats

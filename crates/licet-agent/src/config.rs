@@ -1,5 +1,8 @@
-//! How an [`Agent`](crate::Agent) is set up.
+//! How an [`Agent`](crate::Agent) is set up. Everything is explicit: the library never reads
+//! the environment (only the CLI does, and only for its own flags — or, in builds with the
+//! `test-overrides` feature, for the test overrides of SPEC §6).
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
@@ -9,43 +12,56 @@ use licet_core::Fingerprint;
 /// never fetched from the server.
 #[derive(Clone, Debug)]
 pub struct AgentConfig {
-    /// The license server, e.g. `https://lic.example.com`.
-    pub server: String,
-    /// Where the cache lives.
+    /// The license servers, tried in order (SPEC §7): the next one on a connection failure, a
+    /// timeout, a 5xx or any other server fault.
+    pub servers: Vec<String>,
+    /// The data directory: the cache lives here, and belongs to it — a changed server list or
+    /// set of trusted keys keeps it.
     pub data_dir: PathBuf,
     /// Public keys (64 hex characters each) whose tokens are trusted.
     pub trusted_keys: Vec<String>,
     /// A vendor CA certificate (PEM) to trust for https instead of the system's roots.
     pub ca_cert: Option<PathBuf>,
-    /// Replaces the measured fingerprint (default: `LICET_FINGERPRINT`, else measured).
-    pub fingerprint: Option<Fingerprint>,
-    /// The secret the fingerprint's components are hashed under, embedded in the vendor's
-    /// program. Default: the first trusted key — public, so a component's value can then be
-    /// confirmed by guessing; set a secret to prevent that.
+    /// The vendor's name, which keys the hashes of this machine's components, so that different
+    /// vendors see unrelated fingerprints. Use the same name in all of a vendor's programs (the
+    /// vendor prefix of its registration numbers is a good choice): a host is then the same host
+    /// for all of them. Default `licet`.
+    pub vendor: String,
+    /// A secret of the vendor's that keys the hashes instead of [`AgentConfig::vendor`], so that
+    /// a component's value cannot even be confirmed by guessing.
     pub fingerprint_secret: Option<Vec<u8>>,
-    /// Replaces the host name (default: `LICET_HOSTNAME`, else the system's).
+    /// Replaces the machine's raw component values (tests, support); they are hashed as
+    /// measured values are.
+    pub raw_components: Option<BTreeMap<String, String>>,
+    /// Replaces the fingerprint altogether, values used as given (tests, support).
+    pub fingerprint: Option<Fingerprint>,
+    /// Replaces the host name shown in the portal.
     pub hostname: Option<String>,
-    /// Replaces the clock (default: `LICET_NOW`, else the system clock). Setting it has the same
-    /// power as setting the system clock, so it opens nothing.
+    /// Replaces the clock. Setting it has the same power as setting the system clock, so it
+    /// opens nothing.
     pub now: Option<DateTime<Utc>>,
 }
 
 impl AgentConfig {
-    /// Settings for `server`, caching in `data_dir`, trusting `trusted_key`.
+    /// Settings for `servers` (one URL, or several separated by commas), caching in
+    /// `data_dir`, trusting no key yet.
     ///
     /// ```
-    /// let config = licet_agent::AgentConfig::new("https://lic.example.com", "/tmp/licet-cache")
+    /// let config = licet_agent::AgentConfig::new("https://lic.example.com,https://lm.example.com", "/tmp/licet")
     ///     .trust("89ca1ac1770dbb956f8cf5bc014c7e3947485bc797df89c69e089f3af2bcc5ac");
+    /// assert_eq!(config.servers.len(), 2);
     /// assert_eq!(config.trusted_keys.len(), 1);
     /// ```
-    pub fn new(server: impl Into<String>, data_dir: impl Into<PathBuf>) -> AgentConfig {
+    pub fn new(servers: impl AsRef<str>, data_dir: impl Into<PathBuf>) -> AgentConfig {
         AgentConfig {
-            server: server.into(),
+            servers: split_servers(servers.as_ref()),
             data_dir: data_dir.into(),
             trusted_keys: Vec::new(),
             ca_cert: None,
-            fingerprint: None,
+            vendor: "licet".into(),
             fingerprint_secret: None,
+            raw_components: None,
+            fingerprint: None,
             hostname: None,
             now: None,
         }
@@ -56,4 +72,15 @@ impl AgentConfig {
         self.trusted_keys.push(public_key.into());
         self
     }
+
+    /// Sets the vendor's name that keys this machine's fingerprint.
+    pub fn vendor(mut self, vendor: impl Into<String>) -> AgentConfig {
+        self.vendor = vendor.into();
+        self
+    }
+}
+
+/// `a, b,c` → `["a", "b", "c"]`, trailing slashes trimmed, empty entries dropped.
+pub(crate) fn split_servers(text: &str) -> Vec<String> {
+    text.split(',').map(|s| s.trim().trim_end_matches('/').to_owned()).filter(|s| !s.is_empty()).collect()
 }

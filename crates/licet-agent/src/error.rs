@@ -1,13 +1,14 @@
 //! The agent's errors, each with its SPEC §4 code.
 
 use licet_core::Code;
+use licet_core::agent::Failure;
 
 /// Why a command of the agent failed, grouped by cause.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// Refused on this machine without asking the server: a key's format, or a token's verdict
-    /// (1002, 1003, 1004, 3001–3005, 1052).
+    /// (1002, 1003, 1004, 3001–3005, 1052, 2009).
     #[error("{0}")]
     Local(#[from] licet_core::Error),
     /// The server answered with a refusal.
@@ -18,7 +19,7 @@ pub enum Error {
         /// The server's message.
         message: String,
     },
-    /// The server could not be reached and nothing usable is cached (1011).
+    /// No server could be reached and nothing usable is cached (1011).
     #[error("the license server cannot be reached: {0}")]
     Unreachable(String),
     /// The local cache or configuration failed (1099).
@@ -42,8 +43,19 @@ impl Error {
     }
 }
 
-impl From<licet_store::Error> for Error {
-    fn from(e: licet_store::Error) -> Error {
+impl From<Failure> for Error {
+    fn from(f: Failure) -> Error {
+        match f {
+            Failure::Local(e) => Error::Local(e),
+            Failure::Server { code, message } => Error::Server { code, message },
+            Failure::Unreachable(reason) => Error::Unreachable(reason),
+            other => Error::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<licet_store::CacheError> for Error {
+    fn from(e: licet_store::CacheError) -> Error {
         Error::Internal(e.to_string())
     }
 }

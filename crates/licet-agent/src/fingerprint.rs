@@ -1,39 +1,33 @@
 //! What identifies this machine: components read from the machine itself, each reduced to a
-//! keyed hash before it goes anywhere.
+//! keyed hash ([`Fingerprint::keyed`]) before it goes anywhere.
 //!
 //! * `machine-id`: `/etc/machine-id` (Linux), `MachineGuid` (Windows), `IOPlatformUUID` (macOS);
 //! * `mac`: the MAC addresses of physical network interfaces (no loopback, bridges, veth, docker);
 //! * `disk`: the root disk's id where it can be read (Linux: `/dev/disk/by-id`);
 //! * `hostname`.
 //!
-//! `LICET_FINGERPRINT="name=value,…"` replaces the measured components (values used as given),
-//! `LICET_HOSTNAME` the host name.
+//! Nothing here reads the environment: a variable must not be able to make fifty machines one.
 
 use std::collections::BTreeMap;
 
-use licet_core::{Error as CoreError, Fingerprint};
+use licet_core::Error as CoreError;
 
-/// Parses `name=value,name=value` (the `LICET_FINGERPRINT` format).
-pub fn parse_override(text: &str) -> Result<Fingerprint, CoreError> {
-    let mut pairs = Vec::new();
+/// Parses `name=value,name=value` (the format of the CLI's test overrides).
+pub fn parse_components(text: &str) -> Result<BTreeMap<String, String>, CoreError> {
+    let mut components = BTreeMap::new();
     for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let (name, value) = part.split_once('=').ok_or_else(|| CoreError::InvalidInput {
-            field: "LICET_FINGERPRINT",
+            field: "fingerprint",
             reason: format!("{part:?} is not name=value"),
         })?;
-        pairs.push((name.trim().to_owned(), value.trim().to_owned()));
+        components.insert(name.trim().to_owned(), value.trim().to_owned());
     }
-    Fingerprint::new(pairs)
+    Ok(components)
 }
 
-/// The host name: `LICET_HOSTNAME`, else the system's.
+/// The system's host name.
 pub fn hostname() -> String {
-    if let Ok(name) = std::env::var("LICET_HOSTNAME") {
-        return name;
-    }
     read_trimmed("/proc/sys/kernel/hostname")
-        .or_else(|| std::env::var("COMPUTERNAME").ok())
-        .or_else(|| std::env::var("HOSTNAME").ok())
         .or_else(|| command_output("hostname", &[]))
         .unwrap_or_else(|| "unknown".to_owned())
 }
@@ -128,49 +122,58 @@ fn root_disk() -> Option<String> {
     None
 }
 
-/// Measures this machine: every readable component, hashed under `secret`.
-pub fn measure(secret: &[u8]) -> Result<Fingerprint, CoreError> {
-    let mut raw = BTreeMap::new();
-    for (name, value) in
-        [("machine-id", machine_id()), ("mac", macs()), ("disk", root_disk()), ("hostname", Some(hostname()))]
-    {
-        if let Some(v) = value {
-            raw.insert(name, Fingerprint::keyed_value(secret, name, &v));
-        }
-    }
-    Fingerprint::new(raw)
+/// This machine's raw component values, as read (never sent anywhere unhashed).
+pub fn measure_raw() -> BTreeMap<String, String> {
+    [("machine-id", machine_id()), ("mac", macs()), ("disk", root_disk()), ("hostname", Some(hostname()))]
+        .into_iter()
+        .filter_map(|(name, value)| value.map(|v| (name.to_owned(), v)))
+        .collect()
 }
 
-/// This machine's fingerprint: `LICET_FINGERPRINT` if set, else measured.
-pub fn current(secret: &[u8]) -> Result<Fingerprint, CoreError> {
-    match std::env::var("LICET_FINGERPRINT") {
-        Ok(text) if !text.trim().is_empty() => parse_override(&text),
-        _ => measure(secret),
+/// The key that hashes a vendor's fingerprints: its secret, else its name. Never a trusted
+/// signing key, so that a host stays one host whatever keys its programs trust, in any order.
+pub fn vendor_key(vendor: &str, secret: Option<&[u8]>) -> Vec<u8> {
+    match secret {
+        Some(secret) => secret.to_vec(),
+        None => format!("licet-vendor:{}", vendor.trim()).into_bytes(),
+    }
+}
+
+/// What release 0.1.0 keyed its hashes with: the first trusted key as configured, lower-cased
+/// (or `licet` without one).
+pub fn key_of_0_1_0(trusted_keys: &[String]) -> Vec<u8> {
+    match trusted_keys.first() {
+        Some(key) => key.trim().to_lowercase().into_bytes(),
+        None => b"licet".to_vec(),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use licet_core::Fingerprint;
 
     #[test]
-    fn overrides_parse_and_bad_ones_are_refused() -> Result<(), CoreError> {
-        let fp = parse_override("machine-id=abc, mac=def,disk=ghi")?;
-        assert_eq!(fp.components()["mac"], "def");
-        assert!(parse_override("nonsense").is_err());
-        assert!(parse_override("").is_err());
+    fn components_parse_and_bad_ones_are_refused() -> Result<(), CoreError> {
+        let raw = parse_components("machine-id=abc, mac=def,disk=ghi")?;
+        assert_eq!(raw["mac"], "def");
+        assert!(parse_components("nonsense").is_err());
+        assert!(parse_components("").map(|c| c.is_empty())?);
         Ok(())
     }
 
     #[test]
-    fn measuring_this_machine_yields_hashed_components() -> Result<(), CoreError> {
-        let fp = measure(b"secret")?;
-        assert!(fp.components().contains_key("hostname"));
+    fn this_machine_hashes_to_the_same_fingerprint_whatever_keys_are_trusted() -> Result<(), CoreError> {
+        let raw = measure_raw();
+        assert!(raw.contains_key("hostname"));
+        let key = vendor_key("MIKO", None);
+        let fp = Fingerprint::keyed(&key, &raw)?;
         for value in fp.components().values() {
             assert_eq!(value.len(), 32, "a keyed hash, never a raw id");
         }
-        assert_eq!(measure(b"secret")?, fp, "stable between readings");
-        assert_ne!(measure(b"other")?, fp, "keyed by the vendor's secret");
+        assert_eq!(Fingerprint::keyed(&key, &measure_raw())?, fp, "stable between readings");
+        assert_ne!(Fingerprint::keyed(&vendor_key("ACME", None), &raw)?, fp, "vendors see different hashes");
+        assert_ne!(Fingerprint::keyed(&vendor_key("MIKO", Some(b"s3cret")), &raw)?, fp);
         Ok(())
     }
 }

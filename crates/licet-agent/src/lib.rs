@@ -1,6 +1,6 @@
 //! The licet agent: what runs on the customer's machine.
 //!
-//! A vendor's program builds an [`Agent`] with the license server's URL, a data directory and
+//! A vendor's program builds an [`Agent`] with the license servers' URLs, a data directory and
 //! the vendor's public key, and gates a feature with one call:
 //!
 //! ```no_run
@@ -16,9 +16,12 @@
 //! ```
 //!
 //! Checks answer from a cached, signed token while it is fresh (no network, no signature check
-//! after the first in a process), refresh it from the server when it is older than half its
-//! lease, and keep passing from the cache while the server is unreachable — until the lease ends.
-//! The blocking HTTP client (ureq, rustls) needs no async runtime in the host program.
+//! after the first in a process), refresh it from the server at the product's refresh interval
+//! or half the lease, whichever comes first, and keep passing from the cache while no server can
+//! be reached — until the lease ends. Every decision is made by the core's
+//! [`Policy`](licet_core::agent::Policy); this crate reads the cache, talks HTTP and writes what
+//! the policy says. The blocking HTTP client (ureq, rustls) needs no async runtime in the host
+//! program, and the library never reads the environment.
 #![forbid(unsafe_code)]
 
 mod agent;
@@ -29,7 +32,8 @@ mod config;
 mod error;
 pub mod fingerprint;
 
-pub use agent::{Agent, Grant, License, ProductVerdict, Source};
+pub use agent::{Agent, Grant, ProductVerdict, Source};
 pub use commands::RegistrationForm;
 pub use config::AgentConfig;
 pub use error::Error;
+pub use licet_wire::LicenseObject;

@@ -130,16 +130,15 @@ fn a_cache_copied_to_another_host_is_refused() {
     let (tmp, mut server) = setup();
     let a = Host::new(tmp.path().join("a"), "a", &server);
     register(&a, "a@example.com");
-    // Copy a's cache to a machine with other hardware, cut off from the server.
+    // Copy a's data directory to a machine with other hardware, cut off from the server.
     let copy = tmp.path().join("copy");
-    std::fs::create_dir_all(copy.join("cache")).unwrap();
-    for entry in walk(&tmp.path().join("a/cache")) {
-        let rel = entry.strip_prefix(tmp.path().join("a/cache")).unwrap();
-        if rel.to_string_lossy() == "licet.lock" {
+    for entry in walk(&tmp.path().join("a")) {
+        let rel = entry.strip_prefix(tmp.path().join("a")).unwrap();
+        if rel.to_string_lossy().ends_with(".lock") {
             continue;
         }
-        std::fs::create_dir_all(copy.join("cache").join(rel).parent().unwrap()).unwrap();
-        std::fs::copy(&entry, copy.join("cache").join(rel)).unwrap();
+        std::fs::create_dir_all(copy.join(rel).parent().unwrap()).unwrap();
+        std::fs::copy(&entry, copy.join(rel)).unwrap();
     }
     let thief = Host::new(copy, "x", &server);
     server.kill();
@@ -284,4 +283,97 @@ fn https_with_a_vendor_ca() {
         ok(later.run(&["--ca-cert", cert_path.to_str().unwrap(), "check", "--product", PRODUCT]))["source"],
         "server"
     );
+}
+
+#[test]
+fn two_hundred_programs_checking_at_once_on_one_data_directory_all_pass() {
+    let (tmp, server) = setup();
+    let a = Host::new(tmp.path().join("a"), "a", &server);
+    register(&a, "a@example.com");
+    // Each a separate process, as separate programs would be; the server is gone, so every
+    // answer comes from the one cache file they share.
+    drop(server);
+    let now = hours_from_now(1);
+    let children: Vec<_> = (0..200)
+        .map(|_| {
+            a.command(&["check", "--product", PRODUCT])
+                .env("LICET_NOW", &now)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut failures = Vec::new();
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        if !out.status.success() {
+            failures.push(format!("{} {}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)));
+        }
+    }
+    assert!(failures.is_empty(), "{} of 200 failed, e.g. {}", failures.len(), failures[0]);
+}
+
+#[test]
+fn a_changed_server_address_keeps_the_number_and_licenses() {
+    let (tmp, server) = setup();
+    let a = Host::new(tmp.path().join("a"), "a", &server);
+    let number = register(&a, "a@example.com");
+    // The vendor moved the server to another address (here: the same server under another name).
+    let mut moved = a.clone();
+    moved.server = server.url.replace("127.0.0.1", "localhost");
+    let status = ok(moved.run(&["status"]));
+    assert!(status["registration_number"].as_str().unwrap().ends_with(&number[number.len() - 5..]));
+    assert_eq!(ok(moved.run(&["licenses"]))["licenses"][0]["kind"], "trial");
+    assert_eq!(ok(moved.at(&hours_from_now(30)).check())["source"], "server");
+}
+
+#[test]
+fn an_agent_whose_first_server_is_dead_passes_through_the_second() {
+    let (tmp, server) = setup();
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead_url = format!("http://{}", dead.local_addr().unwrap());
+    drop(dead);
+    let mut a = Host::new(tmp.path().join("a"), "a", &server);
+    a.server = format!("{dead_url},{}", server.url);
+    let number = register(&a, "a@example.com");
+    assert!(number.starts_with("LICET-"));
+    assert_eq!(ok(a.at(&hours_from_now(30)).check())["source"], "server");
+    let b = Host { data_dir: tmp.path().join("b"), fingerprint: "machine-id=m-b,mac=a-b,disk=d-b".into(), ..a.clone() };
+    ok(b.run(&["set-number", &number]));
+    refused(b.check(), 1051);
+}
+
+#[test]
+fn the_fingerprint_does_not_depend_on_the_trusted_keys_or_their_order() {
+    let (tmp, server) = setup();
+    let other_key = "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a";
+    let mut a = Host::new(tmp.path().join("a"), "a", &server);
+    a.fingerprint = String::new();
+    let fingerprint = |keys: &str| {
+        let out = a
+            .command(&["fingerprint"])
+            .env_remove("LICET_FINGERPRINT")
+            .env("LICET_RAW_FINGERPRINT", "machine-id=0123456789abcdef,mac=02:00:00:00:00:01,hostname=pc")
+            .env("LICET_TRUSTED_KEYS", keys)
+            .output()
+            .unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(body["ok"], true, "{body}");
+        body["components"].clone()
+    };
+    let one = fingerprint(&server.public_key);
+    assert_eq!(one["mac"].as_str().unwrap().len(), 32, "hashed, not raw");
+    assert_eq!(fingerprint(&format!("{other_key},{}", server.public_key)), one);
+    assert_eq!(fingerprint(&format!("{},{other_key}", server.public_key)), one);
+    assert_eq!(fingerprint(""), one);
+    // Another vendor sees other values for the same machine.
+    let out = a
+        .command(&["--vendor", "ACME", "fingerprint"])
+        .env_remove("LICET_FINGERPRINT")
+        .env("LICET_RAW_FINGERPRINT", "machine-id=0123456789abcdef,mac=02:00:00:00:00:01,hostname=pc")
+        .output()
+        .unwrap();
+    let acme: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_ne!(acme["components"], one);
 }

@@ -16,6 +16,7 @@ use chrono::DateTime;
 use serde::{Deserialize, Serialize};
 
 use crate::credential::Secret;
+use crate::entropy::Entropy;
 use crate::error::{Code, Error};
 use crate::host::HostDigest;
 use crate::model::Time;
@@ -170,10 +171,16 @@ pub struct Persist {
 pub enum MarkUpdate {
     /// Raise it to at least this (Unix seconds); never lower.
     Raise(i64),
-    /// A server answered: its time is trusted time, so the mark becomes `floor`'s value even if
-    /// that is lower (a clock once wrongly in the future locks nobody out), and the floor rises
-    /// to it.
-    Reset(i64),
+    /// A server answered with a token issued at `issued_at`: the server's time is trusted time,
+    /// so the floor rises to it and the mark becomes `mark` (the later of that time and the
+    /// clock seen now) even if that is lower than before — a clock once wrongly in the future
+    /// locks nobody out — but never lower than the floor.
+    Reset {
+        /// The new token's issue time, Unix seconds.
+        issued_at: i64,
+        /// The mark after judging the new token, Unix seconds.
+        mark: i64,
+    },
 }
 
 impl Persist {
@@ -193,10 +200,10 @@ impl Persist {
         }
         match self.mark {
             Some(MarkUpdate::Raise(mark)) => memory.mark = Some(memory.mark.map_or(mark, |m| m.max(mark))),
-            Some(MarkUpdate::Reset(issued_at)) => {
+            Some(MarkUpdate::Reset { issued_at, mark }) => {
                 let floor = memory.floor.map_or(issued_at, |f| f.max(issued_at));
                 memory.floor = Some(floor);
-                memory.mark = Some(floor);
+                memory.mark = Some(mark.max(floor));
             }
             None => {}
         }
@@ -348,14 +355,14 @@ impl Policy {
     }
 
     /// A check of `product` on this host, at wall-clock `now` and monotonic time `mono`,
-    /// needing `features`. `nonce` is fresh randomness for the request it may send.
+    /// needing `features`. `entropy` supplies the nonce of a request, drawn only if one is sent.
     pub fn handle_check(
         &mut self,
         now: Time,
         mono: Duration,
         product: &str,
         features: &[String],
-        nonce: [u8; 16],
+        entropy: &mut dyn Entropy,
     ) -> Step {
         let local = self.judge_cached(product, now);
         self.note_mark();
@@ -369,6 +376,8 @@ impl Policy {
         let Some(number) = self.number.clone() else {
             return Step::Answer(from_cache(local, features, Failure::Local(Error::Token(Code::NotActivated))));
         };
+        let mut nonce = [0u8; 16];
+        entropy.fill(&mut nonce);
         let ask = Ask {
             server: 0,
             product: product.to_owned(),
@@ -453,12 +462,12 @@ impl Policy {
         let issued = verified.claims().issued_at;
         let floor = self.floor.map_or(issued, |f| f.timestamp().max(issued));
         self.floor = at(floor);
-        self.mark = at(floor);
-        self.persisted_mark = self.mark;
-        self.pending.mark = Some(MarkUpdate::Reset(issued));
-        self.pending.tokens.insert(product.to_owned(), Some(token.to_owned()));
-        let judgement = verified.judge(product, &self.host, now, self.mark);
+        let judgement = verified.judge(product, &self.host, now, at(floor));
         self.mark = judgement.high_water;
+        self.persisted_mark = self.mark;
+        let mark = self.mark.map_or(floor, |m| m.timestamp());
+        self.pending.mark = Some(MarkUpdate::Reset { issued_at: issued, mark });
+        self.pending.tokens.insert(product.to_owned(), Some(token.to_owned()));
         self.tokens.insert(product.to_owned(), Cached { text: token.to_owned(), verified: Ok(verified) });
         Ok(judgement.result.map_err(Failure::Local))
     }
@@ -476,6 +485,24 @@ impl Policy {
     pub fn poll_persist(&mut self) -> Option<Persist> {
         let pending = std::mem::take(&mut self.pending);
         (!pending.is_empty()).then_some(pending)
+    }
+
+    /// Takes back a change the driver could not write (the disk refused, or another process
+    /// held the cache too long), to be written with the next one. Newer pending changes win.
+    pub fn requeue(&mut self, unwritten: Persist) {
+        let newer = std::mem::replace(&mut self.pending, unwritten);
+        if newer.number.is_some() {
+            self.pending.number = newer.number;
+        }
+        self.pending.tokens.extend(newer.tokens);
+        if newer.mark.is_some() {
+            self.pending.mark = newer.mark;
+        }
+        if let Some(MarkUpdate::Raise(_)) = self.pending.mark {
+            // Not on disk: the next move of the mark must write it.
+            self.persisted_mark = None;
+            self.pending.mark = None;
+        }
     }
 }
 

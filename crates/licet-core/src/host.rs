@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 
+use hmac::{Hmac, KeyInit, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -93,17 +94,41 @@ impl Fingerprint {
         )
     }
 
-    /// Hashes a raw machine value under a vendor's secret, as the agent does before a value
-    /// ever leaves the machine. Returns 32 lowercase hex characters.
-    pub fn keyed_value(secret: &[u8], name: &str, raw: &str) -> String {
-        let mut h = Sha256::new();
-        h.update(b"licet-host-value-v1\0");
-        h.update((secret.len() as u64).to_le_bytes());
-        h.update(secret);
-        h.update(name.as_bytes());
-        h.update([0]);
-        h.update(raw.as_bytes());
-        hex::encode(&h.finalize()[..16])
+    /// A fingerprint of raw machine values, each replaced by a keyed hash before it goes
+    /// anywhere: HMAC-SHA256 under the vendor's `key` of the component's name and value, 32 hex
+    /// characters. The key is the vendor's, not a trusted signing key, so a host stays the same
+    /// host whatever keys its programs trust, in whatever order.
+    pub fn keyed<K: AsRef<str>, V: AsRef<str>>(
+        key: &[u8],
+        raw: impl IntoIterator<Item = (K, V)>,
+    ) -> Result<Fingerprint, Error> {
+        Fingerprint::new(raw.into_iter().map(|(name, value)| {
+            let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key).expect("HMAC takes a key of any length");
+            mac.update(b"licet-host-value-v2\0");
+            mac.update(name.as_ref().as_bytes());
+            mac.update(&[0]);
+            mac.update(value.as_ref().as_bytes());
+            (name.as_ref().to_owned(), hex::encode(&mac.finalize().into_bytes()[..16]))
+        }))
+    }
+
+    /// The fingerprint release 0.1.0 made of the same raw values: a SHA-256 prefix keyed by the
+    /// first trusted public key (`secret`). Newer agents present it beside their own fingerprint
+    /// so that bindings made by 0.1.0 agents find their host.
+    pub fn keyed_as_0_1_0<K: AsRef<str>, V: AsRef<str>>(
+        secret: &[u8],
+        raw: impl IntoIterator<Item = (K, V)>,
+    ) -> Result<Fingerprint, Error> {
+        Fingerprint::new(raw.into_iter().map(|(name, value)| {
+            let mut h = Sha256::new();
+            h.update(b"licet-host-value-v1\0");
+            h.update((secret.len() as u64).to_le_bytes());
+            h.update(secret);
+            h.update(name.as_ref().as_bytes());
+            h.update([0]);
+            h.update(value.as_ref().as_bytes());
+            (name.as_ref().to_owned(), hex::encode(&h.finalize()[..16]))
+        }))
     }
 }
 
@@ -196,11 +221,29 @@ mod tests {
     }
 
     #[test]
-    fn keyed_values_depend_on_the_secret() {
-        let a = Fingerprint::keyed_value(b"one", "mac", "00:11");
-        assert_eq!(a.len(), 32);
-        assert_ne!(a, Fingerprint::keyed_value(b"two", "mac", "00:11"));
-        assert_ne!(a, Fingerprint::keyed_value(b"one", "disk", "00:11"));
-        assert_eq!(a, Fingerprint::keyed_value(b"one", "mac", "00:11"));
+    fn keyed_values_depend_on_the_key_name_and_value_only() {
+        let raw = [("mac", "00:11"), ("disk", "sda")];
+        let a = Fingerprint::keyed(b"one", raw).unwrap();
+        assert!(a.components().values().all(|v| v.len() == 32 && v.bytes().all(|b| b.is_ascii_hexdigit())));
+        assert_ne!(a, Fingerprint::keyed(b"two", raw).unwrap());
+        assert_eq!(a, Fingerprint::keyed(b"one", raw).unwrap());
+        assert_ne!(
+            a.components()["mac"],
+            Fingerprint::keyed(b"one", [("disk", "00:11")]).unwrap().components()["disk"]
+        );
+        // Not release 0.1.0's scheme, which stays available for matching its bindings.
+        assert_ne!(a, Fingerprint::keyed_as_0_1_0(b"one", raw).unwrap());
+    }
+
+    #[test]
+    fn release_0_1_0s_hashes_are_reproduced() {
+        // What 0.1.0's agent printed for this machine (tests/fixtures/0.1.0/facts.json).
+        let key = b"8c7d97cf28de56818f8f613f9f49198d0b86d5bb3eb96320d0ae9704c0307943";
+        let raw =
+            [("hostname", "vm"), ("mac", "02:fc:00:00:00:01"), ("machine-id", "3d1219c7c4c5404aaa1f6d2a48adfda4")];
+        let fp = Fingerprint::keyed_as_0_1_0(key, raw).unwrap();
+        assert_eq!(fp.components()["hostname"], "1919b00ac2b468799a7aadf87859494e");
+        assert_eq!(fp.components()["mac"], "cd159b790033b01183e2630c775fc9b5");
+        assert_eq!(fp.components()["machine-id"], "6f49bbaae82967ac7bcd618378b1e4d6");
     }
 }

@@ -1,78 +1,117 @@
-//! The agent's cache: per server and product the latest token, per server the registration
-//! number, and the clock high-water mark of SPEC §3.
+//! The agent's cache: one file in the agent's data directory holding its [`Memory`] — the
+//! registration number, the latest token per product and the clock marks of SPEC §3.
 //!
-//! Several programs on one host may share a data directory. sled locks its directory, so the
-//! cache never holds it open: each operation opens the database, does its work, flushes and
-//! closes, retrying for a while when another process holds the lock.
+//! Many programs on one host may share a data directory, and a license check must never fail
+//! because another one is writing. So **readers never lock**: a writer replaces the whole file
+//! atomically (temporary file, fsync, rename, fsync of the directory), and a reader sees the old
+//! file or the new one, never a mix. Writers take an advisory lock on a separate file and do
+//! read–modify–write under it, so concurrent writers merge their changes ([`Persist::apply`]);
+//! a writer that cannot get the lock in time gives up ([`CacheError::Busy`]), which a caller that
+//! only moves the clock mark can ignore.
 //!
-//! The cache is not trusted: tokens are verified on every load. A cache that cannot be read
-//! (corrupted, truncated, written by another version) is reported once and replaced by an
-//! empty one — never an error that stops the host program, and never a reason to grant a
-//! license: an empty cache means "ask the server".
+//! The cache is not trusted: tokens are verified on every load. A file that cannot be read is
+//! set aside, reported once, and replaced by an empty cache — an empty cache means "ask the
+//! server", never a license. A file written by a newer release is refused and left alone.
+//!
+//! A data directory of release 0.1.0 holds a sled database in `cache/` instead, keyed by server
+//! URL; [`AgentCache::load`] imports it once when no cache file exists yet, and leaves it in place
+//! for any 0.1.0 program that still shares the directory.
 
-use std::collections::BTreeMap;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use crate::error::Error;
-use crate::sled_store::{OpenFailure, check_schema, open_db, sled_error};
+use licet_core::agent::{Memory, Persist};
+use licet_core::codec;
 
-const CACHE_SCHEMA: &str = "licet-cache-1";
-const CACHE_BYTES: u64 = 1 << 20;
-const CLOCK_KEY: &[u8] = b"clock";
-/// The latest issue time of a token accepted from a server: the floor of the clock mark.
-const SERVER_CLOCK_KEY: &[u8] = b"server-clock";
-/// How long an operation waits for another process to release the cache.
-const LOCK_PATIENCE: Duration = Duration::from_secs(5);
+use crate::legacy_cache;
 
-/// What the cache holds for one server.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct CacheContents {
-    /// The registration number entered on this host.
-    pub number: Option<String>,
-    /// The latest token per product (unverified text).
-    pub tokens: BTreeMap<String, String>,
-    /// The clock high-water mark, Unix seconds (shared by all servers: it is this host's clock).
-    pub high_water: Option<i64>,
+const FILE: &str = "agent-cache";
+const LOCK: &str = "agent-cache.lock";
+const MAGIC: &[u8] = b"licet-agent-cache\n";
+/// The cache format this build writes (release 0.1.0's sled cache was format 1).
+pub const CACHE_FORMAT: u8 = 2;
+/// Largest cache file read.
+const MAX_FILE: u64 = 16 << 20;
+
+/// Why the cache could not be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CacheError {
+    /// The disk refused (full, permissions, I/O).
+    #[error("the license cache at {path}: {message}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// What the system said.
+        message: String,
+    },
+    /// Another process held the cache's write lock for too long.
+    #[error("the license cache at {0} is busy")]
+    Busy(PathBuf),
+    /// The cache was written by a newer release of licet.
+    #[error("the license cache at {path} was written by a newer release of licet (format {found}); update the program")]
+    Newer {
+        /// The file.
+        path: PathBuf,
+        /// Its format.
+        found: u8,
+    },
 }
 
-/// The agent's on-disk cache in one directory.
+fn io(path: &Path, e: impl std::fmt::Display) -> CacheError {
+    CacheError::Io { path: path.to_owned(), message: e.to_string() }
+}
+
+/// What identifies one version of the file: a writer replaces the file, so its identity changes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Stamp {
+    len: u64,
+    modified: Option<std::time::SystemTime>,
+    #[cfg(unix)]
+    inode: u64,
+}
+
+impl Stamp {
+    fn of(meta: &std::fs::Metadata) -> Stamp {
+        Stamp {
+            len: meta.len(),
+            modified: meta.modified().ok(),
+            #[cfg(unix)]
+            inode: std::os::unix::fs::MetadataExt::ino(meta),
+        }
+    }
+}
+
+/// The agent's cache in a data directory.
 #[derive(Debug)]
-pub struct TokenCache {
-    path: PathBuf,
+pub struct AgentCache {
+    dir: PathBuf,
+    stamp: Mutex<Option<Stamp>>,
     warning: Mutex<Option<String>>,
 }
 
-fn token_key(server: &str, product: &str) -> Vec<u8> {
-    [b"t/", server.as_bytes(), b"\0", product.as_bytes()].concat()
-}
-
-fn number_key(server: &str) -> Vec<u8> {
-    [b"n/", server.as_bytes()].concat()
-}
-
-/// Why an operation on the open cache failed.
-enum Fault {
-    /// The contents cannot be read as a cache: set it aside and start afresh.
+/// What reading the file found.
+enum Read {
+    Missing,
+    Found(Memory, Stamp),
     Unreadable(String),
-    /// The disk refused (full, permissions, I/O): report it; the cache is left as it is.
-    Io(Error),
 }
 
-impl TokenCache {
-    /// A cache in `dir` (created on first write).
-    pub fn new(dir: impl AsRef<Path>) -> TokenCache {
-        TokenCache { path: dir.as_ref().to_owned(), warning: Mutex::new(None) }
+impl AgentCache {
+    /// The cache of the data directory `dir` (created on first write).
+    pub fn new(dir: impl AsRef<Path>) -> AgentCache {
+        AgentCache { dir: dir.as_ref().to_owned(), stamp: Mutex::new(None), warning: Mutex::new(None) }
     }
 
-    /// The cache's directory.
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// The cache file.
+    pub fn path(&self) -> PathBuf {
+        self.dir.join(FILE)
     }
 
-    /// A problem found and repaired since the last call (e.g. a corrupted cache that was
-    /// replaced), to report once.
+    /// A problem found and repaired since the last call (a damaged cache set aside), to report
+    /// once.
     pub fn take_warning(&self) -> Option<String> {
         self.warning.lock().ok().and_then(|mut w| w.take())
     }
@@ -83,156 +122,179 @@ impl TokenCache {
         }
     }
 
-    fn fault(&self, e: sled::Error) -> Fault {
-        match sled_error(&self.path, e) {
-            Error::Corrupt { message, .. } => Fault::Unreadable(message),
-            other => Fault::Io(other),
+    fn remember(&self, stamp: Option<Stamp>) {
+        if let Ok(mut s) = self.stamp.lock() {
+            *s = stamp;
         }
     }
 
-    /// Runs `f` on the open database. A damaged or foreign cache is set aside — while licet's
-    /// lock is held, so no other process is using it — reported, and replaced by an empty one;
-    /// an I/O error is returned and the cache left alone.
-    fn with_db<T>(&self, f: impl Fn(&sled::Db) -> Result<T, Fault>) -> Result<T, Error> {
-        for _ in 0..2 {
-            let (why, lock) = match open_db(&self.path, CACHE_BYTES, LOCK_PATIENCE) {
-                Ok(locked) => match check_schema(&locked.db, &self.path, CACHE_SCHEMA) {
-                    Ok(()) => match f(&locked.db) {
-                        Ok(v) => return Ok(v),
-                        Err(Fault::Unreadable(why)) => (why, locked.into_lock()),
-                        Err(Fault::Io(e)) => return Err(e),
-                    },
-                    Err(e @ (Error::UnknownSchema { .. } | Error::Corrupt { .. })) => {
-                        (e.to_string(), locked.into_lock())
-                    }
-                    Err(e) => return Err(e),
-                },
-                Err(OpenFailure { error: e @ Error::Corrupt { .. }, lock: Some(lock) }) => (e.to_string(), lock),
-                Err(failure) => return Err(failure.error),
-            };
-            self.set_aside(&why)?;
-            drop(lock);
-        }
-        Err(Error::storage(&self.path, "the cache cannot be recreated"))
+    /// Whether the file is not the one last read or written here (another process wrote it).
+    pub fn changed(&self) -> bool {
+        let now = std::fs::metadata(self.path()).ok().map(|m| Stamp::of(&m));
+        self.stamp.lock().map(|s| *s != now).unwrap_or(true)
     }
 
-    /// Moves an unreadable cache out of the way (kept for support, not read again).
-    fn set_aside(&self, why: &str) -> Result<(), Error> {
-        let mut n = 0;
-        let aside = loop {
-            let candidate = self.path.with_extension(format!("corrupt-{n}"));
-            if !candidate.exists() {
-                break candidate;
-            }
-            n += 1;
+    fn read(&self) -> Result<Read, CacheError> {
+        let path = self.path();
+        let mut file = match std::fs::File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Read::Missing),
+            Err(e) => return Err(io(&path, e)),
         };
-        std::fs::rename(&self.path, &aside).map_err(|e| Error::storage(&self.path, e))?;
+        let meta = file.metadata().map_err(|e| io(&path, e))?;
+        if meta.len() > MAX_FILE {
+            return Ok(Read::Unreadable(format!("{} bytes", meta.len())));
+        }
+        let mut bytes = Vec::with_capacity(meta.len() as usize);
+        std::io::Read::read_to_end(&mut file, &mut bytes).map_err(|e| io(&path, e))?;
+        let Some(rest) = bytes.strip_prefix(MAGIC) else {
+            return Ok(Read::Unreadable("not a licet agent cache".into()));
+        };
+        match rest.split_first() {
+            Some((&CACHE_FORMAT, body)) => match codec::unpack::<Memory>(body) {
+                Ok(memory) => Ok(Read::Found(memory, Stamp::of(&meta))),
+                Err(e) => Ok(Read::Unreadable(e.to_string())),
+            },
+            Some((&found, _)) if found > CACHE_FORMAT => Err(CacheError::Newer { path, found }),
+            _ => Ok(Read::Unreadable("unknown format".into())),
+        }
+    }
+
+    /// Everything cached: one read of one file, no lock. The first load in a data directory of
+    /// release 0.1.0 imports that release's cache (preferring the number kept for the first of
+    /// `servers` that has one). An unreadable file is set aside and reported; the cache is
+    /// then empty.
+    pub fn load(&self, servers: &[String]) -> Result<Memory, CacheError> {
+        match self.read()? {
+            Read::Found(memory, stamp) => {
+                self.remember(Some(stamp));
+                Ok(memory)
+            }
+            Read::Missing => match legacy_cache::read(&self.dir, servers)? {
+                None => {
+                    self.remember(None);
+                    Ok(Memory::default())
+                }
+                Some(imported) => {
+                    self.update(&Persist::default(), legacy_cache::PATIENCE, |stored| {
+                        // Another process may have imported it (or written) meanwhile.
+                        if stored.is_none() {
+                            *stored = Some(imported);
+                        }
+                    })
+                }
+            },
+            Read::Unreadable(why) => {
+                self.set_aside(&why)?;
+                self.remember(None);
+                Ok(Memory::default())
+            }
+        }
+    }
+
+    /// Applies `change` to the stored cache under the write lock, durably, and returns what is
+    /// stored now. Waits up to `patience` for the lock, then gives up with [`CacheError::Busy`].
+    pub fn apply(&self, change: &Persist, patience: Duration) -> Result<Memory, CacheError> {
+        self.update(change, patience, |_| {})
+    }
+
+    /// Read–modify–write under the lock: `first` may fill a missing cache, then `change` applies.
+    fn update(
+        &self,
+        change: &Persist,
+        patience: Duration,
+        first: impl FnOnce(&mut Option<Memory>),
+    ) -> Result<Memory, CacheError> {
+        std::fs::create_dir_all(&self.dir).map_err(|e| io(&self.dir, e))?;
+        let _lock = self.lock(patience)?;
+        let mut stored = match self.read()? {
+            Read::Found(memory, _) => Some(memory),
+            Read::Missing => None,
+            Read::Unreadable(why) => {
+                self.set_aside(&why)?;
+                None
+            }
+        };
+        first(&mut stored);
+        let mut memory = stored.unwrap_or_default();
+        change.apply(&mut memory);
+        let stamp = self.write(&memory)?;
+        self.remember(Some(stamp));
+        Ok(memory)
+    }
+
+    fn lock(&self, patience: Duration) -> Result<std::fs::File, CacheError> {
+        let path = self.dir.join(LOCK);
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| io(&path, e))?;
+        let deadline = Instant::now() + patience;
+        let mut pause = Duration::from_millis(1);
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok(file),
+                Err(std::fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_millis(20));
+                }
+                Err(std::fs::TryLockError::WouldBlock) => return Err(CacheError::Busy(self.path())),
+                Err(std::fs::TryLockError::Error(e)) => return Err(io(&path, e)),
+            }
+        }
+    }
+
+    /// Replaces the file atomically and durably (the caller holds the lock).
+    fn write(&self, memory: &Memory) -> Result<Stamp, CacheError> {
+        let path = self.path();
+        let tmp = self.dir.join(format!("{FILE}.tmp"));
+        let mut bytes = MAGIC.to_vec();
+        bytes.push(CACHE_FORMAT);
+        bytes.extend_from_slice(&codec::pack(memory));
+        {
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create(true).truncate(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            let mut f = options.open(&tmp).map_err(|e| io(&tmp, e))?;
+            f.write_all(&bytes).map_err(|e| io(&tmp, e))?;
+            f.sync_all().map_err(|e| io(&tmp, e))?;
+        }
+        std::fs::rename(&tmp, &path).map_err(|e| io(&path, e))?;
+        sync_dir(&self.dir)?;
+        let meta = std::fs::metadata(&path).map_err(|e| io(&path, e))?;
+        Ok(Stamp::of(&meta))
+    }
+
+    /// Moves an unreadable file out of the way (kept for support, not read again).
+    fn set_aside(&self, why: &str) -> Result<(), CacheError> {
+        let path = self.path();
+        let aside = (0..)
+            .map(|n| self.dir.join(format!("{FILE}.corrupt-{n}")))
+            .find(|p| !p.exists())
+            .expect("an unused name exists");
+        match std::fs::rename(&path, &aside) {
+            Ok(()) => {}
+            // Another process set it aside first.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(io(&path, e)),
+        }
         self.warn(format!(
             "the license cache at {} could not be read ({why}); it was moved to {} and licenses will be fetched again",
-            self.path.display(),
+            path.display(),
             aside.display()
         ));
         Ok(())
     }
-
-    /// Everything cached for `server`. Never fails on an unreadable cache (it is replaced by an
-    /// empty one and a warning kept for [`TokenCache::take_warning`]); fails when another
-    /// process holds the cache for too long or the disk refuses.
-    pub fn load(&self, server: &str) -> Result<CacheContents, Error> {
-        self.with_db(|db| {
-            let text = |bytes: &[u8]| String::from_utf8(bytes.to_vec()).map_err(|e| Fault::Unreadable(e.to_string()));
-            let mut contents = CacheContents::default();
-            if let Some(n) = db.get(number_key(server)).map_err(|e| self.fault(e))? {
-                contents.number = Some(text(&n)?);
-            }
-            let prefix = [b"t/", server.as_bytes(), b"\0"].concat();
-            for item in db.scan_prefix(&prefix) {
-                let (k, v) = item.map_err(|e| self.fault(e))?;
-                contents.tokens.insert(text(&k[prefix.len()..])?, text(&v)?);
-            }
-            contents.high_water = read_seconds(db, CLOCK_KEY).map_err(|e| self.fault_or(e))?;
-            Ok(contents)
-        })
-    }
-
-    fn fault_or(&self, e: Result<sled::Error, String>) -> Fault {
-        match e {
-            Ok(e) => self.fault(e),
-            Err(why) => Fault::Unreadable(why),
-        }
-    }
-
-    /// Stores the latest token for a product, durably.
-    pub fn put_token(&self, server: &str, product: &str, token: &str) -> Result<(), Error> {
-        self.write(|db| db.insert(token_key(server, product), token.as_bytes()).map(drop))
-    }
-
-    /// Deletes the token for a product, durably.
-    pub fn remove_token(&self, server: &str, product: &str) -> Result<(), Error> {
-        self.write(|db| db.remove(token_key(server, product)).map(drop))
-    }
-
-    /// Stores (or with `None` forgets) the registration number for `server`. Tokens of a
-    /// previous number are deleted with it.
-    pub fn set_number(&self, server: &str, number: Option<&str>) -> Result<(), Error> {
-        self.write(|db| {
-            let previous = db.get(number_key(server))?;
-            if previous.as_deref() != number.map(str::as_bytes) {
-                let prefix = [b"t/", server.as_bytes(), b"\0"].concat();
-                for key in db.scan_prefix(&prefix).keys() {
-                    db.remove(key?)?;
-                }
-            }
-            match number {
-                Some(n) => db.insert(number_key(server), n.as_bytes()).map(drop),
-                None => db.remove(number_key(server)).map(drop),
-            }
-        })
-    }
-
-    /// Moves the clock high-water mark forward to `seconds` (never back), durably. Safe against
-    /// concurrent processes: the larger mark wins.
-    pub fn raise_high_water(&self, seconds: i64) -> Result<(), Error> {
-        self.write(|db| max_into(db, CLOCK_KEY, seconds).map(drop))
-    }
-
-    /// After a server answered with a token issued at `issued_at`: the server's time is trusted
-    /// time, so the mark is set to it — even lower than before, so that a clock once wrongly in
-    /// the future does not lock the host out. Never lower than the latest issue time ever
-    /// accepted, though, so replaying an old token cannot pull the mark back. Returns the mark.
-    pub fn reset_high_water(&self, issued_at: i64) -> Result<i64, Error> {
-        self.with_db(|db| {
-            let latest = max_into(db, SERVER_CLOCK_KEY, issued_at).map_err(|e| self.fault(e))?;
-            db.insert(CLOCK_KEY, &latest.to_be_bytes()).map_err(|e| self.fault(e))?;
-            db.flush().map_err(|e| self.fault(e))?;
-            Ok(latest)
-        })
-    }
-
-    fn write(&self, f: impl Fn(&sled::Db) -> sled::Result<()>) -> Result<(), Error> {
-        self.with_db(|db| {
-            f(db).map_err(|e| self.fault(e))?;
-            db.flush().map_err(|e| self.fault(e))?;
-            Ok(())
-        })
-    }
 }
 
-/// Stores `max(stored, seconds)` under `key` atomically and returns it.
-fn max_into(db: &sled::Db, key: &[u8], seconds: i64) -> sled::Result<i64> {
-    let merged = db.update_and_fetch(key, |old| {
-        let old = old.and_then(|b| <[u8; 8]>::try_from(b).ok()).map(i64::from_be_bytes);
-        Some(old.map_or(seconds, |o| o.max(seconds)).to_be_bytes().to_vec())
-    })?;
-    Ok(merged.and_then(|b| <[u8; 8]>::try_from(b.as_ref()).ok()).map_or(seconds, i64::from_be_bytes))
-}
-
-/// A mark stored as 8 big-endian bytes; `Err(Err(_))` when it is not 8 bytes.
-fn read_seconds(db: &sled::Db, key: &[u8]) -> Result<Option<i64>, Result<sled::Error, String>> {
-    match db.get(key).map_err(Ok)? {
-        None => Ok(None),
-        Some(b) => <[u8; 8]>::try_from(b.as_ref())
-            .map(|b| Some(i64::from_be_bytes(b)))
-            .map_err(|_| Err("a clock mark is not 8 bytes".to_owned())),
-    }
+/// Makes a rename in `dir` durable.
+fn sync_dir(dir: &Path) -> Result<(), CacheError> {
+    #[cfg(unix)]
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| io(dir, e))?;
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
 }

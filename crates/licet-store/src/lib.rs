@@ -4,18 +4,20 @@
 //!   touches and commits atomically; [`SledStore`] answers only after the change is on disk, with
 //!   concurrent commits sharing one flush (group commit). [`MemStore`] is the in-memory reference
 //!   implementation; both pass the same test suite.
-//! * [`TokenCache`]: the agent's cache of tokens, registration number and clock high-water mark,
-//!   safe to share between processes and never trusted (tokens are verified on every load).
+//! * [`AgentCache`]: the agent's cache of tokens, registration number and clock marks in one
+//!   file, read without a lock by any number of processes, never trusted (tokens are verified
+//!   on every load); it imports release 0.1.0's cache once.
 #![forbid(unsafe_code)]
 
 mod cache;
 mod error;
 mod group_commit;
+mod legacy_cache;
 mod mem;
 mod sled_store;
 mod store;
 
-pub use cache::{CacheContents, TokenCache};
+pub use cache::{AgentCache, CACHE_FORMAT, CacheError};
 pub use error::Error;
 pub use mem::MemStore;
 pub use sled_store::{SCHEMA_VERSION, SledOptions, SledStore};

@@ -74,22 +74,7 @@ impl std::fmt::Debug for SledStore {
 pub(crate) struct LockedDb {
     /// Declared first: dropped (and flushed) before the lock is released.
     pub(crate) db: sled::Db,
-    lock: std::fs::File,
-}
-
-impl LockedDb {
-    /// Closes the database but keeps licet's lock, e.g. to move a damaged store aside.
-    pub(crate) fn into_lock(self) -> std::fs::File {
-        drop(self.db);
-        self.lock
-    }
-}
-
-/// Why a database could not be opened; `lock` is licet's lock when it was taken before the
-/// failure (so a damaged store can be dealt with before anyone else opens it).
-pub(crate) struct OpenFailure {
-    pub(crate) error: Error,
-    pub(crate) lock: Option<std::fs::File>,
+    _lock: std::fs::File,
 }
 
 /// Maps a sled error: the disk refusing (I/O) is [`Error::Storage`]; files sled cannot make
@@ -109,12 +94,12 @@ pub(crate) fn sled_error(path: &Path, e: sled::Error) -> Error {
 /// Opens a sled database with licet's settings, waiting up to `patience` while another holder
 /// (another process, or sled's background threads of a handle just dropped in this one) lets
 /// go; after that a held lock is [`Error::Locked`].
-pub(crate) fn open_db(path: &Path, cache_bytes: u64, patience: Duration) -> Result<LockedDb, OpenFailure> {
+pub(crate) fn open_db(path: &Path, cache_bytes: u64, patience: Duration) -> Result<LockedDb, Error> {
     let deadline = Instant::now() + patience;
     let mut pause = Duration::from_millis(1);
     loop {
         match try_open_db(path, cache_bytes) {
-            Err(OpenFailure { error: Error::Locked { .. }, .. }) if Instant::now() < deadline => {
+            Err(Error::Locked { .. }) if Instant::now() < deadline => {
                 std::thread::sleep(pause);
                 pause = (pause * 2).min(Duration::from_millis(25));
             }
@@ -123,19 +108,18 @@ pub(crate) fn open_db(path: &Path, cache_bytes: u64, patience: Duration) -> Resu
     }
 }
 
-fn try_open_db(path: &Path, cache_bytes: u64) -> Result<LockedDb, OpenFailure> {
-    let unlocked = |error| OpenFailure { error, lock: None };
-    std::fs::create_dir_all(path).map_err(|e| unlocked(Error::storage(path, e)))?;
+fn try_open_db(path: &Path, cache_bytes: u64) -> Result<LockedDb, Error> {
+    std::fs::create_dir_all(path).map_err(|e| Error::storage(path, e))?;
     let lock = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
         .open(path.join("licet.lock"))
-        .map_err(|e| unlocked(Error::storage(path, e)))?;
+        .map_err(|e| Error::storage(path, e))?;
     match lock.try_lock() {
         Ok(()) => {}
-        Err(std::fs::TryLockError::WouldBlock) => return Err(unlocked(Error::Locked { path: path.to_owned() })),
-        Err(std::fs::TryLockError::Error(e)) => return Err(unlocked(Error::storage(path, e))),
+        Err(std::fs::TryLockError::WouldBlock) => return Err(Error::Locked { path: path.to_owned() }),
+        Err(std::fs::TryLockError::Error(e)) => return Err(Error::storage(path, e)),
     }
     let remove_half_written = || -> std::io::Result<()> {
         for entry in std::fs::read_dir(path)? {
@@ -148,9 +132,7 @@ fn try_open_db(path: &Path, cache_bytes: u64) -> Result<LockedDb, OpenFailure> {
         }
         Ok(())
     };
-    if let Err(e) = remove_half_written() {
-        return Err(OpenFailure { error: Error::storage(path, e), lock: Some(lock) });
-    }
+    remove_half_written().map_err(|e| Error::storage(path, e))?;
     let opened = sled::Config::new()
         .path(path)
         .cache_capacity(cache_bytes)
@@ -160,23 +142,10 @@ fn try_open_db(path: &Path, cache_bytes: u64) -> Result<LockedDb, OpenFailure> {
         .flush_every_ms(Some(1000))
         .open();
     match opened {
-        Ok(db) => Ok(LockedDb { db, lock }),
+        Ok(db) => Ok(LockedDb { db, _lock: lock }),
         // Threads of a handle just dropped in this process may still hold sled's own lock.
-        Err(e) if e.to_string().contains("could not acquire lock") => {
-            Err(OpenFailure { error: Error::Locked { path: path.to_owned() }, lock: None })
-        }
-        Err(e) => Err(OpenFailure { error: sled_error(path, e), lock: Some(lock) }),
-    }
-}
-
-/// Checks (or, in a new database, writes) the schema version under [`SCHEMA_KEY`].
-pub(crate) fn check_schema(db: &sled::Db, path: &Path, expected: &str) -> Result<(), Error> {
-    let unknown = |found: String| Error::UnknownSchema { path: path.to_owned(), found, expected: expected.to_owned() };
-    match db.get(SCHEMA_KEY).map_err(|e| sled_error(path, e))? {
-        Some(found) if found.as_ref() == expected.as_bytes() => Ok(()),
-        Some(found) => Err(unknown(String::from_utf8_lossy(&found).into_owned())),
-        None if db.was_recovered() => Err(unknown("none".into())),
-        None => write_schema(db, path, expected),
+        Err(e) if e.to_string().contains("could not acquire lock") => Err(Error::Locked { path: path.to_owned() }),
+        Err(e) => Err(sled_error(path, e)),
     }
 }
 
@@ -277,7 +246,7 @@ impl SledStore {
     /// anything else that is not a ledger with [`Error::UnknownSchema`].
     pub fn open_with(path: impl AsRef<Path>, options: SledOptions) -> Result<SledStore, Error> {
         let path = path.as_ref().to_owned();
-        let db = open_db(&path, options.cache_bytes, options.lock_patience).map_err(|f| f.error)?;
+        let db = open_db(&path, options.cache_bytes, options.lock_patience)?;
         let ledger = db.db.open_tree(LEDGER_TREE).map_err(|e| Error::storage(&path, e))?;
         let migrated = bring_up_to_date(&db.db, &ledger, &path)?;
         Ok(SledStore { path, db, ledger, write: Mutex::new(()), group: GroupCommit::default(), migrated })

@@ -1,123 +1,181 @@
-//! The agent's token cache: contents, monotonic clock mark, corruption, sharing.
+//! The agent's cache: contents, merging writers, the clock marks, damage, newer formats,
+//! many readers, and the import of release 0.1.0's cache.
 
-use licet_store::TokenCache;
+use std::collections::BTreeMap;
+use std::time::Duration;
 
-#[test]
-fn tokens_numbers_and_the_clock_mark_persist() {
-    let dir = tempfile::tempdir().unwrap();
-    let cache = TokenCache::new(dir.path().join("cache"));
-    assert_eq!(cache.load("https://a").unwrap(), Default::default());
-    cache.set_number("https://a", Some("LICET-1")).unwrap();
-    cache.put_token("https://a", "p1", "token-1").unwrap();
-    cache.put_token("https://a", "p2", "token-2").unwrap();
-    cache.put_token("https://b", "p1", "other-server").unwrap();
-    cache.raise_high_water(100).unwrap();
-    cache.raise_high_water(50).unwrap();
+use licet_core::agent::{MarkUpdate, Memory, Persist};
+use licet_store::{AgentCache, CacheError};
 
-    let again = TokenCache::new(dir.path().join("cache"));
-    let a = again.load("https://a").unwrap();
-    assert_eq!(a.number.as_deref(), Some("LICET-1"));
-    assert_eq!(a.tokens.len(), 2);
-    assert_eq!(a.tokens["p1"], "token-1");
-    assert_eq!(a.high_water, Some(100), "the mark never moves back by raising");
-    assert_eq!(again.load("https://b").unwrap().tokens["p1"], "other-server");
+const PATIENCE: Duration = Duration::from_secs(5);
 
-    again.remove_token("https://a", "p1").unwrap();
-    assert!(!again.load("https://a").unwrap().tokens.contains_key("p1"));
-    // The same number again keeps tokens; a different one drops them.
-    again.set_number("https://a", Some("LICET-1")).unwrap();
-    assert_eq!(again.load("https://a").unwrap().tokens.len(), 1);
-    again.set_number("https://a", Some("LICET-2")).unwrap();
-    assert!(again.load("https://a").unwrap().tokens.is_empty());
-    again.set_number("https://a", None).unwrap();
-    assert_eq!(again.load("https://a").unwrap().number, None);
-    // The server's time is trusted: the mark may be reset lower …
-    assert_eq!(again.reset_high_water(70).unwrap(), 70);
-    assert_eq!(again.load("https://a").unwrap().high_water, Some(70));
-    // … but never below the latest issue time already accepted (no replaying old tokens).
-    assert_eq!(again.reset_high_water(90).unwrap(), 90);
-    assert_eq!(again.reset_high_water(60).unwrap(), 90);
-    assert_eq!(again.load("https://a").unwrap().high_water, Some(90));
-    assert!(again.take_warning().is_none());
+fn put(product: &str, token: &str) -> Persist {
+    Persist { tokens: BTreeMap::from([(product.to_owned(), Some(token.to_owned()))]), ..Persist::default() }
 }
 
-fn corrupt_all_files(dir: &std::path::Path) {
-    for entry in walk(dir) {
-        let len = std::fs::metadata(&entry).unwrap().len() as usize;
-        std::fs::write(&entry, vec![0xa5u8; len.max(64)]).unwrap();
+fn mark(update: MarkUpdate) -> Persist {
+    Persist { mark: Some(update), ..Persist::default() }
+}
+
+#[test]
+fn numbers_tokens_and_marks_persist_and_writers_merge() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = AgentCache::new(dir.path());
+    assert_eq!(cache.load(&[]).unwrap(), Memory::default());
+    cache.apply(&Persist { number: Some(Some("LICET-1".into())), ..Persist::default() }, PATIENCE).unwrap();
+    cache.apply(&put("p1", "token-1"), PATIENCE).unwrap();
+    // A second handle (another program) writes too: nothing of the first is lost.
+    AgentCache::new(dir.path()).apply(&put("p2", "token-2"), PATIENCE).unwrap();
+    cache.apply(&mark(MarkUpdate::Raise(100)), PATIENCE).unwrap();
+    cache.apply(&mark(MarkUpdate::Raise(50)), PATIENCE).unwrap();
+
+    let again = AgentCache::new(dir.path()).load(&[]).unwrap();
+    assert_eq!(again.number.as_deref(), Some("LICET-1"));
+    assert_eq!(again.tokens.len(), 2);
+    assert_eq!(again.mark, Some(100), "raising never moves the mark back");
+    // The server's time is trusted: a reset may lower the mark, never below an earlier reset.
+    let after = cache.apply(&mark(MarkUpdate::Reset { issued_at: 70, mark: 70 }), PATIENCE).unwrap();
+    assert_eq!((after.mark, after.floor), (Some(70), Some(70)));
+    let after = cache.apply(&mark(MarkUpdate::Reset { issued_at: 60, mark: 65 }), PATIENCE).unwrap();
+    assert_eq!((after.mark, after.floor), (Some(70), Some(70)), "an old token cannot pull the clock back");
+    let after = cache.apply(&mark(MarkUpdate::Reset { issued_at: 80, mark: 90 }), PATIENCE).unwrap();
+    assert_eq!((after.mark, after.floor), (Some(90), Some(80)), "the clock seen with the answer counts");
+    // Another number drops the tokens of the previous one; the same number keeps them.
+    let same = cache.apply(&Persist { number: Some(Some("LICET-1".into())), ..Persist::default() }, PATIENCE).unwrap();
+    assert_eq!(same.tokens.len(), 2);
+    let other = cache.apply(&Persist { number: Some(Some("LICET-2".into())), ..Persist::default() }, PATIENCE).unwrap();
+    assert!(other.tokens.is_empty());
+    assert!(cache.take_warning().is_none());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(cache.path()).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "the file holds a registration number");
     }
 }
 
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() { out.extend(walk(&p)) } else { out.push(p) }
+#[test]
+fn a_change_by_another_process_is_noticed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mine = AgentCache::new(dir.path());
+    mine.apply(&put("p", "1"), PATIENCE).unwrap();
+    assert!(!mine.changed());
+    let theirs = AgentCache::new(dir.path());
+    theirs.apply(&put("p", "2"), PATIENCE).unwrap();
+    assert!(mine.changed());
+    assert_eq!(mine.load(&[]).unwrap().tokens["p"], "2");
+    assert!(!mine.changed());
+}
+
+#[test]
+fn an_unreadable_cache_is_set_aside_reported_once_and_replaced() {
+    for garbage in [&b"licet-agent-cache\n\x02\xff\xff"[..], b"something else entirely", b""] {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = AgentCache::new(dir.path());
+        cache.apply(&put("p", "tok"), PATIENCE).unwrap();
+        std::fs::write(cache.path(), garbage).unwrap();
+        let cache = AgentCache::new(dir.path());
+        assert_eq!(cache.load(&[]).unwrap(), Memory::default(), "nothing from a damaged cache is used");
+        let warning = cache.take_warning().expect("the damage is reported");
+        assert!(warning.contains("could not be read"), "{warning}");
+        assert!(cache.take_warning().is_none(), "reported once");
+        assert!(dir.path().join("agent-cache.corrupt-0").exists(), "kept aside for support");
+        cache.apply(&put("p", "tok2"), PATIENCE).unwrap();
+        assert_eq!(cache.load(&[]).unwrap().tokens["p"], "tok2");
     }
-    out
 }
 
 #[test]
-fn an_unreadable_cache_is_reported_once_and_replaced_by_an_empty_one() {
+fn a_cache_of_a_newer_release_is_refused_and_left_alone() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("cache");
-    let cache = TokenCache::new(&path);
-    cache.put_token("s", "p", "tok").unwrap();
-    cache.raise_high_water(1_000).unwrap();
-    corrupt_all_files(&path);
-
-    let cache = TokenCache::new(&path);
-    let contents = cache.load("s").unwrap();
-    assert!(contents.tokens.is_empty(), "nothing from a corrupted cache is used");
-    assert_eq!(contents.high_water, None);
-    let warning = cache.take_warning().expect("the corruption is reported");
-    assert!(warning.contains("could not be read"), "{warning}");
-    assert!(cache.take_warning().is_none(), "reported once");
-    // The fresh cache works.
-    cache.put_token("s", "p", "tok2").unwrap();
-    assert_eq!(cache.load("s").unwrap().tokens["p"], "tok2");
-    assert!(path.with_extension("corrupt-0").exists(), "the bad cache is kept aside for support");
+    let cache = AgentCache::new(dir.path());
+    let newer = b"licet-agent-cache\n\x09whatever".to_vec();
+    std::fs::write(cache.path(), &newer).unwrap();
+    let error = cache.load(&[]).unwrap_err();
+    assert!(matches!(error, CacheError::Newer { found: 9, .. }), "{error}");
+    assert!(error.to_string().contains("newer release"));
+    assert!(matches!(cache.apply(&put("p", "t"), PATIENCE), Err(CacheError::Newer { .. })));
+    assert_eq!(std::fs::read(cache.path()).unwrap(), newer);
 }
 
 #[test]
-fn a_truncated_or_foreign_cache_is_replaced() {
+fn readers_never_wait_for_a_writer() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("cache");
-    TokenCache::new(&path).put_token("s", "p", "tok").unwrap();
-    for f in walk(&path) {
-        std::fs::OpenOptions::new().write(true).open(&f).unwrap().set_len(3).unwrap();
+    let cache = AgentCache::new(dir.path());
+    cache.apply(&put("p", "tok"), PATIENCE).unwrap();
+    // Hold the write lock as another process would, for as long as we like.
+    let lock = std::fs::OpenOptions::new().write(true).open(dir.path().join("agent-cache.lock")).unwrap();
+    lock.lock().unwrap();
+    let started = std::time::Instant::now();
+    for _ in 0..100 {
+        assert_eq!(AgentCache::new(dir.path()).load(&[]).unwrap().tokens["p"], "tok");
     }
-    let cache = TokenCache::new(&path);
-    assert!(cache.load("s").unwrap().tokens.is_empty());
-
-    // A ledger directory is not a cache.
-    let ledger = dir.path().join("ledger");
-    drop(licet_store::SledStore::open(&ledger).unwrap());
-    let cache = TokenCache::new(&ledger);
-    assert!(cache.load("s").unwrap().tokens.is_empty());
-    assert!(cache.take_warning().is_some());
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(matches!(cache.apply(&put("p", "x"), Duration::from_millis(50)), Err(CacheError::Busy(_))));
+    lock.unlock().unwrap();
+    cache.apply(&put("p", "x"), PATIENCE).unwrap();
 }
 
 #[test]
-fn many_users_of_one_directory_all_get_answers() {
+fn many_writers_in_parallel_all_land() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("cache");
     std::thread::scope(|s| {
         for t in 0..4 {
-            let path = &path;
+            let dir = dir.path();
             s.spawn(move || {
-                // Each thread has its own handle, as separate programs would.
-                let cache = TokenCache::new(path);
+                let cache = AgentCache::new(dir);
                 for i in 0..25 {
-                    cache.put_token("s", &format!("p{t}"), &format!("tok-{i}")).unwrap();
-                    cache.raise_high_water(i).unwrap();
-                    let got = cache.load("s").unwrap();
-                    assert_eq!(got.tokens[&format!("p{t}")], format!("tok-{i}"));
+                    cache.apply(&put(&format!("p{t}"), &format!("tok-{i}")), PATIENCE).unwrap();
+                    cache.apply(&mark(MarkUpdate::Raise(i)), PATIENCE).unwrap();
+                    assert_eq!(cache.load(&[]).unwrap().tokens[&format!("p{t}")], format!("tok-{i}"));
                 }
             });
         }
     });
-    let all = TokenCache::new(&path).load("s").unwrap();
+    let all = AgentCache::new(dir.path()).load(&[]).unwrap();
     assert_eq!(all.tokens.len(), 4);
-    assert_eq!(all.high_water, Some(24));
+    assert_eq!(all.mark, Some(24));
+}
+
+fn fixture(path: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/0.1.0").join(path)
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &to.join(entry.file_name()));
+        } else {
+            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+        }
+    }
+}
+
+#[test]
+fn the_cache_release_0_1_0_wrote_is_imported_once_and_left_in_place() {
+    let facts: serde_json::Value = serde_json::from_slice(&std::fs::read(fixture("facts.json")).unwrap()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&fixture("agent-a"), dir.path());
+    let before: Vec<_> =
+        std::fs::read_dir(dir.path().join("cache")).unwrap().flatten().map(|e| e.file_name()).collect();
+    // The server's address changed since: the number and tokens are this directory's anyway.
+    let cache = AgentCache::new(dir.path());
+    let memory = cache.load(&["https://lic.example.com".into()]).unwrap();
+    assert_eq!(memory.number.as_deref(), facts["numbers"]["a"].as_str());
+    assert_eq!(memory.tokens.len(), 2);
+    assert_eq!(memory.tokens["call-journal"], facts["tokens"]["a"].as_str().unwrap());
+    assert_eq!(memory.tokens["recorder"], facts["tokens"]["a_recorder"].as_str().unwrap());
+    let fixture_time = chrono::DateTime::parse_from_rfc3339(facts["now"].as_str().unwrap()).unwrap().timestamp();
+    assert_eq!(memory.mark, Some(fixture_time));
+    assert!(memory.floor.is_some_and(|f| f >= fixture_time));
+    assert!(cache.path().exists(), "imported into the new cache file");
+    // The 0.1.0 cache is still there for any 0.1.0 program sharing the directory.
+    assert!(dir.path().join("cache/conf").exists());
+    let after: Vec<_> = std::fs::read_dir(dir.path().join("cache")).unwrap().flatten().map(|e| e.file_name()).collect();
+    assert!(before.iter().all(|f| after.contains(f)));
+    // Imported once: later changes to the new cache stand.
+    cache.apply(&Persist { number: Some(None), ..Persist::default() }, PATIENCE).unwrap();
+    assert_eq!(AgentCache::new(dir.path()).load(&[]).unwrap().number, None);
 }

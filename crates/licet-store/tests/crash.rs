@@ -11,9 +11,10 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{Env, pc};
+use licet_core::agent::{MarkUpdate, Persist};
 use licet_core::record::legacy;
 use licet_core::{Code, Record, RecordKey, SeededEntropy};
-use licet_store::{SledStore, TokenCache};
+use licet_store::{AgentCache, SledStore};
 
 const DIR_VAR: &str = "LICET_CRASH_DIR";
 const CYCLES: usize = 100;
@@ -99,7 +100,7 @@ fn child_registers_forever() {
 #[test]
 fn acknowledged_cache_writes_survive_sigkill() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("cache");
+    let path = dir.path().join("agent");
     let mut rng = SeededEntropy::new(seed());
     let mut latest: std::collections::BTreeMap<String, u64> = Default::default();
     for cycle in 0..CYCLES {
@@ -107,8 +108,8 @@ fn acknowledged_cache_writes_survive_sigkill() {
             let (product, n) = ack.split_once('=').unwrap();
             latest.insert(product.to_owned(), n.parse().unwrap());
         }
-        let cache = TokenCache::new(&path);
-        let contents = cache.load("https://server").unwrap();
+        let cache = AgentCache::new(&path);
+        let contents = cache.load(&[]).unwrap();
         if let Some(w) = cache.take_warning() {
             panic!("cycle {cycle}: the cache was damaged by a kill: {w}");
         }
@@ -116,7 +117,7 @@ fn acknowledged_cache_writes_survive_sigkill() {
             let stored: u64 = contents.tokens[product].parse().unwrap();
             assert!(stored >= n, "cycle {cycle}: {product} has {stored}, acknowledged {n}");
         }
-        let mark = contents.high_water.unwrap();
+        let mark = contents.mark.unwrap();
         assert!(mark >= latest.values().copied().max().unwrap() as i64);
     }
 }
@@ -125,12 +126,16 @@ fn acknowledged_cache_writes_survive_sigkill() {
 #[ignore = "a child process of acknowledged_cache_writes_survive_sigkill"]
 fn child_caches_forever() {
     let path = std::env::var_os(DIR_VAR).expect("run by acknowledged_cache_writes_survive_sigkill");
-    let cache = TokenCache::new(path);
-    let start = cache.load("https://server").unwrap().high_water.unwrap_or(0) as u64 + 1;
+    let cache = AgentCache::new(path);
+    let start = cache.load(&[]).unwrap().mark.unwrap_or(0) as u64 + 1;
     for n in start.. {
         let product = format!("p{}", n % 5);
-        cache.put_token("https://server", &product, &n.to_string()).unwrap();
-        cache.raise_high_water(n as i64).unwrap();
+        let change = Persist {
+            tokens: [(product.clone(), Some(n.to_string()))].into(),
+            mark: Some(MarkUpdate::Raise(n as i64)),
+            ..Persist::default()
+        };
+        cache.apply(&change, Duration::from_secs(5)).unwrap();
         println!("ack {product}={n}");
     }
 }

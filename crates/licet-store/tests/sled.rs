@@ -4,7 +4,7 @@ mod common;
 
 use common::{Env, pc};
 use licet_core::RecordKey;
-use licet_store::{Error, SCHEMA_VERSION, SledStore, TokenCache};
+use licet_store::{Error, SCHEMA_VERSION, SledStore};
 
 #[test]
 fn everything_committed_is_there_after_reopening() {
@@ -50,9 +50,9 @@ fn an_unknown_schema_version_is_refused() {
         db.flush().unwrap();
     }
     assert!(matches!(SledStore::open(&foreign), Err(Error::UnknownSchema { .. })));
-    // An agent cache is not a ledger either.
+    // An agent cache of release 0.1.0 is not a ledger either.
     let cache_dir = dir.path().join("cache");
-    TokenCache::new(&cache_dir).put_token("s", "p", "t").unwrap();
+    copy_dir(&fixture("agent-b/cache"), &cache_dir);
     match SledStore::open(&cache_dir) {
         Err(Error::UnknownSchema { found, expected, .. }) => {
             assert_eq!(found, "licet-cache-1");

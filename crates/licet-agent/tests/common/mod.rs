@@ -194,8 +194,8 @@ impl Host {
         }
     }
 
-    /// Runs `licet-agent --json ARGS`; returns the exit code and the printed object.
-    pub fn run(&self, args: &[&str]) -> (i32, Value) {
+    /// `licet-agent --json ARGS` for this host, not yet run.
+    pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_licet-agent"));
         cmd.arg("--json")
             .args(args)
@@ -204,11 +204,18 @@ impl Host {
             .env("LICET_TRUSTED_KEYS", &self.key)
             .env("LICET_FINGERPRINT", &self.fingerprint)
             .env("LICET_HOSTNAME", "test-host")
+            .env_remove("LICET_RAW_FINGERPRINT")
+            .env_remove("LICET_VENDOR")
             .env_remove("LICET_NOW");
         if let Some(now) = &self.now {
             cmd.env("LICET_NOW", now);
         }
-        let out = cmd.output().unwrap();
+        cmd
+    }
+
+    /// Runs `licet-agent --json ARGS`; returns the exit code and the printed object.
+    pub fn run(&self, args: &[&str]) -> (i32, Value) {
+        let out = self.command(args).output().unwrap();
         let text = String::from_utf8_lossy(&out.stdout);
         let value = serde_json::from_str(text.trim())
             .unwrap_or_else(|_| panic!("not JSON: {text:?} / {}", String::from_utf8_lossy(&out.stderr)));

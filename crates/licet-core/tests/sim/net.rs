@@ -146,10 +146,8 @@ impl Machine {
         features: &[&str],
     ) -> Result<Verdict, Failure> {
         let features: Vec<String> = features.iter().map(|f| f.to_string()).collect();
-        let mut nonce = [0u8; 16];
-        licet_core::Entropy::fill(&mut self.rng, &mut nonce);
         self.asked.clear();
-        let mut step = self.policy.handle_check(sim.now + self.skew, self.mono, product, &features, nonce);
+        let mut step = self.policy.handle_check(sim.now + self.skew, self.mono, product, &features, &mut self.rng);
         loop {
             self.persist();
             match step {
