@@ -1,0 +1,270 @@
+//! Release 0.1.0 in customers' hands, against this release (SPEC §0): the cache a 0.1.0 agent
+//! left (golden fixtures), a machine a 0.1.0 agent bound, and a real 0.1.0 agent — built from
+//! this repository's history, commit 03f0722 — checking against this release's server.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+
+use common::{Host, PRODUCT, Server, hours_from_now, ok, refused};
+use serde_json::{Value, json};
+
+/// Release 0.1.0's commit.
+const RELEASE_0_1_0: &str = "03f072266cde41153fdcfdf04f4d0912c6f1a5a6";
+
+fn top() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+}
+
+fn fixture(path: &str) -> PathBuf {
+    top().join("tests/fixtures/0.1.0").join(path)
+}
+
+fn facts() -> Value {
+    serde_json::from_slice(&std::fs::read(fixture("facts.json")).unwrap()).unwrap()
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &to.join(entry.file_name()));
+        } else {
+            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+        }
+    }
+}
+
+/// A server of this release on a copy of the data directory 0.1.0 left.
+fn fixture_server(tmp: &Path) -> Server {
+    let facts = facts();
+    let dir = tmp.join("server");
+    copy_dir(&fixture("server"), &dir);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.join("signing.key"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    // What Server::start reads for an initialised directory.
+    let known = json!({"admin_token": facts["admin_token"], "public_key": facts["public_key"]});
+    std::fs::write(dir.join("facts.json"), known.to_string()).unwrap();
+    Server::start(&dir, "127.0.0.1:0", &[])
+}
+
+/// RFC 3339 of the fixture's time plus `hours`.
+fn fixture_time(hours: i64) -> String {
+    let base = chrono::DateTime::parse_from_rfc3339(facts()["now"].as_str().unwrap()).unwrap();
+    (base + chrono::Duration::hours(hours)).to_utc().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+#[test]
+fn the_cache_a_0_1_0_agent_left_answers_offline() {
+    let facts = facts();
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("a");
+    copy_dir(&fixture("agent-a"), &data);
+    // Nothing listens there: every answer comes from the imported cache.
+    let a = Host {
+        data_dir: data,
+        fingerprint: facts["fingerprints"]["a"].as_str().unwrap().to_owned(),
+        server: "http://127.0.0.1:9".into(),
+        key: facts["public_key"].as_str().unwrap().to_owned(),
+        now: Some(fixture_time(1)),
+    };
+    let status = ok(a.run(&["status"]));
+    let number = facts["numbers"]["a"].as_str().unwrap();
+    assert_eq!(status["registration_number"], format!("MIKO-*****-*****-*****-{}", &number[number.len() - 5..]));
+    let products: Vec<&str> =
+        status["products"].as_array().unwrap().iter().map(|p| p["product"].as_str().unwrap()).collect();
+    assert_eq!(products, ["call-journal", "recorder"]);
+    let check = ok(a.check());
+    assert_eq!((check["source"].as_str(), check["kind"].as_str()), (Some("cache"), Some("trial")));
+    ok(a.run(&["check", "--product", "recorder"]));
+    assert_eq!(ok(a.run(&["token", "--product", PRODUCT]))["token"], facts["tokens"]["a"]);
+    // The clock mark came along: a clock set back before the fixture's time is caught.
+    refused(a.at(&fixture_time(-3)).check(), 3004);
+}
+
+#[test]
+fn a_machine_a_0_1_0_agent_bound_keeps_its_seat_after_the_upgrade() {
+    let facts = facts();
+    let tmp = tempfile::tempdir().unwrap();
+    let server = fixture_server(tmp.path());
+    let later = fixture_time(30);
+    server.set_clock(&later);
+    // The upgraded program on the machine that registered with a 0.1.0 agent: the same raw
+    // machine values (recorded in the fixture), now hashed the new way, and its old cache.
+    let data = tmp.path().join("legacy");
+    copy_dir(&fixture("agent-legacy"), &data);
+    let raw: Vec<String> = facts["legacy_raw"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap().replace(',', ";")))
+        .collect();
+    let run = |args: &[&str]| {
+        let host = Host {
+            data_dir: data.clone(),
+            fingerprint: String::new(),
+            server: server.url.clone(),
+            key: server.public_key.clone(),
+            now: Some(later.clone()),
+        };
+        let out = host
+            .command(args)
+            .env_remove("LICET_FINGERPRINT")
+            .env("LICET_RAW_FINGERPRINT", raw.join(","))
+            .output()
+            .unwrap();
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    let fingerprint = run(&["fingerprint"]);
+    assert_ne!(fingerprint["components"], facts["fingerprints"]["legacy"], "hashed the new way");
+    let check = run(&["check", "--product", PRODUCT]);
+    assert_eq!((check["ok"].as_bool(), check["source"].as_str()), (Some(true), Some("server")), "{check}");
+    // The same (single trial) seat, moved to the new fingerprint: no second binding.
+    let number = facts["numbers"]["legacy"].as_str().unwrap();
+    let view = server.get("/v1/account", number);
+    let bindings = view["bindings"].as_array().unwrap();
+    assert_eq!(bindings.len(), 1, "{view}");
+    assert_eq!(bindings[0]["host"]["fingerprint"], fingerprint["components"]);
+}
+
+/// The `licet-agent` binary of release 0.1.0, built once per test run from this repository's
+/// history (`git archive` of the release commit: the same tree as a worktree, without registering
+/// one in `.git`), in `target/compat-0.1.0`.
+fn agent_0_1_0() -> PathBuf {
+    static BUILT: Mutex<Option<PathBuf>> = Mutex::new(None);
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(bin) = built.as_ref() {
+        return bin.clone();
+    }
+    let top = top();
+    let dir = top.join("target/compat-0.1.0");
+    let src = dir.join("src");
+    if !src.join("Cargo.lock").exists() {
+        let known = Command::new("git").arg("-C").arg(&top).args(["cat-file", "-e", RELEASE_0_1_0]).status().unwrap();
+        assert!(
+            known.success(),
+            "the cross-version test needs release 0.1.0's commit {RELEASE_0_1_0} in this clone's history"
+        );
+        std::fs::create_dir_all(&src).unwrap();
+        let archive = dir.join("0.1.0.tar");
+        let status = Command::new("git")
+            .arg("-C")
+            .arg(&top)
+            .args(["archive", "--format=tar", "-o"])
+            .arg(&archive)
+            .arg(RELEASE_0_1_0)
+            .status()
+            .unwrap();
+        assert!(status.success(), "git archive failed");
+        let status = Command::new("tar").arg("-xf").arg(&archive).arg("-C").arg(&src).status().unwrap();
+        assert!(status.success(), "unpacking release 0.1.0 failed");
+    }
+    let status = Command::new(env!("CARGO"))
+        .current_dir(&src)
+        .env("CARGO_TARGET_DIR", dir.join("target"))
+        .args(["build", "--quiet", "--locked", "-p", "licet-agent", "--bin", "licet-agent"])
+        .status()
+        .unwrap();
+    assert!(status.success(), "building release 0.1.0's agent failed");
+    let bin = dir.join("target/debug").join(format!("licet-agent{}", std::env::consts::EXE_SUFFIX));
+    *built = Some(bin.clone());
+    bin
+}
+
+/// Runs release 0.1.0's agent like [`Host::run`].
+fn run_0_1_0(bin: &Path, host: &Host, args: &[&str]) -> (i32, Value) {
+    let mut cmd = Command::new(bin);
+    cmd.arg("--json")
+        .args(args)
+        .env("LICET_SERVER", &host.server)
+        .env("LICET_DATA_DIR", &host.data_dir)
+        .env("LICET_TRUSTED_KEYS", &host.key)
+        .env_remove("LICET_NOW");
+    if host.fingerprint.is_empty() {
+        cmd.env_remove("LICET_FINGERPRINT");
+    } else {
+        cmd.env("LICET_FINGERPRINT", &host.fingerprint).env("LICET_HOSTNAME", "old-agent");
+    }
+    if let Some(now) = &host.now {
+        cmd.env("LICET_NOW", now);
+    }
+    let out = cmd.output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let value = serde_json::from_str(text.trim())
+        .unwrap_or_else(|_| panic!("not JSON: {text:?} / {}", String::from_utf8_lossy(&out.stderr)));
+    (out.status.code().unwrap_or(-1), value)
+}
+
+#[test]
+fn agents_of_release_0_1_0_keep_working_against_this_server() {
+    let old = agent_0_1_0();
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start(&tmp.path().join("server"), "127.0.0.1:0", &[]);
+    let a = Host::new(tmp.path().join("a"), "a", &server);
+    let b = Host::new(tmp.path().join("b"), "b", &server);
+    let run = |host: &Host, args: &[&str]| run_0_1_0(&old, host, args);
+
+    let reg = ok(run(&a, &["register", "--email", "a@example.com", "--org", "Romashka", "--product", PRODUCT]));
+    let number = reg["registration_number"].as_str().unwrap().to_owned();
+    assert_eq!(ok(run(&a, &["check", "--product", PRODUCT]))["source"], "cache");
+    // Past half the lease the 0.1.0 agent asks the server, and reads the token it gets.
+    let later = a.at(&hours_from_now(90));
+    assert_eq!(ok(run(&later, &["check", "--product", PRODUCT]))["source"], "server");
+    let token = ok(run(&later, &["token", "--product", PRODUCT]))["token"].as_str().unwrap().to_owned();
+    ok(run(&later, &["verify", "--token", &token, "--product", PRODUCT]));
+    // The rest of the flows.
+    assert_eq!(ok(run(&b, &["set-number", &number]))["licenses"][0]["kind"], "trial");
+    refused(run(&b, &["check", "--product", PRODUCT]), 1051);
+    refused(run(&b, &["trial", "--product", PRODUCT]), 1006);
+    let coupon = server.coupon(2);
+    assert_eq!(ok(run(&b, &["redeem", &coupon]))["license"]["kind"], "perpetual");
+    assert_eq!(ok(run(&b, &["check", "--product", PRODUCT]))["kind"], "perpetual");
+    ok(run(&b, &["deactivate", "--product", PRODUCT]));
+    ok(run(&b, &["check", "--product", PRODUCT]));
+    ok(run(&b, &["forget", "--release"]));
+    assert_eq!(ok(run(&b, &["status"]))["registration_number"], Value::Null);
+    // A reset binding is refused at the 0.1.0 agent's next refresh, as before (it reads the
+    // code; without a nonce there is no proof, and 0.1.0 does not need one).
+    let view = server.get("/v1/account", &number);
+    let binding = view["bindings"][0]["id"].as_str().unwrap().to_owned();
+    server.post(&format!("/v1/bindings/{binding}/reset"), &number, json!({}));
+    // Three hosts of this release take the two perpetual seats and the trial's.
+    for tag in ["c", "d", "e"] {
+        let host = Host::new(tmp.path().join(tag), tag, &server);
+        ok(host.run(&["set-number", &number]));
+        ok(host.check());
+    }
+    refused(run(&a.at(&hours_from_now(95)), &["check", "--product", PRODUCT]), 1051);
+    refused(run(&a, &["token", "--product", PRODUCT]), 3005);
+}
+
+#[test]
+fn a_machine_bound_by_a_0_1_0_agent_keeps_its_seat_when_its_program_is_upgraded() {
+    let old = agent_0_1_0();
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start(&tmp.path().join("server"), "127.0.0.1:0", &[]);
+    // This very machine, measured by each release itself (no fingerprint override), one data
+    // directory: the 0.1.0 program registers and checks; then it is upgraded.
+    let mut machine = Host::new(tmp.path().join("app"), "unused", &server);
+    machine.fingerprint = String::new();
+    let reg =
+        ok(run_0_1_0(&old, &machine, &["register", "--email", "m@example.com", "--org", "O", "--product", PRODUCT]));
+    let number = reg["registration_number"].as_str().unwrap().to_owned();
+    let upgraded = |args: &[&str]| {
+        let out = machine.at(&hours_from_now(30)).command(args).env_remove("LICET_FINGERPRINT").output().unwrap();
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    let status = upgraded(&["status"]);
+    assert!(status["registration_number"].as_str().unwrap().ends_with(&number[number.len() - 5..]), "{status}");
+    let check = upgraded(&["check", "--product", PRODUCT]);
+    assert_eq!((check["ok"].as_bool(), check["source"].as_str()), (Some(true), Some("server")), "{check}");
+    let view = server.get("/v1/account", &number);
+    assert_eq!(view["bindings"].as_array().unwrap().len(), 1, "the trial's single seat, kept: {view}");
+    assert_eq!(view["bindings"][0]["host"]["fingerprint"], upgraded(&["fingerprint"])["components"]);
+}
