@@ -11,16 +11,21 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{ConnectInfo, Form, Path, Query, State};
-use axum::http::header::{ACCEPT_LANGUAGE, CACHE_CONTROL, CONTENT_TYPE, COOKIE, LOCATION, SET_COOKIE};
+use axum::http::header::{ACCEPT_LANGUAGE, CACHE_CONTROL, CONTENT_TYPE, LOCATION, RETRY_AFTER};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use axum_extra::extract::cookie::{Cookie, CookieJar, SameSite};
+use cookie::time::Duration;
 use licet_core::{AccountFound, Code, Command};
 use serde::Deserialize;
 
 use crate::app::App;
 pub(crate) use session::Sessions;
 use session::{COOKIE as SESSION_COOKIE, LOGIN_COOKIE, random_token, same};
+
+/// The cookie that remembers the chosen language.
+const LANG_COOKIE: &str = "lang";
 use text::{Lang, text};
 
 type AppState = Arc<App>;
@@ -35,19 +40,12 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/style.css", get(style))
 }
 
-fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers.get_all(COOKIE).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).find_map(|c| {
-        let (k, v) = c.trim().split_once('=')?;
-        (k == name).then_some(v)
-    })
-}
-
-fn lang_of(headers: &HeaderMap, query: &LangQuery) -> Lang {
+fn lang_of(headers: &HeaderMap, jar: &CookieJar, query: &LangQuery) -> Lang {
     query
         .lang
         .as_deref()
         .and_then(Lang::parse)
-        .or_else(|| cookie(headers, "lang").and_then(Lang::parse))
+        .or_else(|| jar.get(LANG_COOKIE).and_then(|c| Lang::parse(c.value())))
         .unwrap_or_else(|| {
             Lang::from_accept_language(headers.get(ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()).unwrap_or(""))
         })
@@ -59,7 +57,7 @@ struct LangQuery {
 }
 
 /// An HTML answer with the portal's security headers.
-fn html(status: StatusCode, body: String, cookies: &[String]) -> Response {
+fn html(status: StatusCode, body: String) -> Response {
     let mut response = (status, body).into_response();
     let h = response.headers_mut();
     h.insert(CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
@@ -70,70 +68,66 @@ fn html(status: StatusCode, body: String, cookies: &[String]) -> Response {
     );
     h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
     h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
-    for c in cookies {
-        if let Ok(v) = HeaderValue::from_str(c) {
-            h.append(SET_COOKIE, v);
-        }
-    }
     response
 }
 
-fn redirect(to: &str, cookies: &[String]) -> Response {
-    let mut response = StatusCode::SEE_OTHER.into_response();
-    if let Ok(v) = HeaderValue::from_str(to) {
-        response.headers_mut().insert(LOCATION, v);
-    }
-    for c in cookies {
-        if let Ok(v) = HeaderValue::from_str(c) {
-            response.headers_mut().append(SET_COOKIE, v);
-        }
-    }
-    response
+fn redirect_home() -> Response {
+    (StatusCode::SEE_OTHER, [(LOCATION, HeaderValue::from_static("/"))]).into_response()
 }
 
 impl App {
-    fn cookie_attributes(&self) -> &'static str {
-        if self.tls { "; Path=/; HttpOnly; SameSite=Strict; Secure" } else { "; Path=/; HttpOnly; SameSite=Strict" }
+    /// A portal cookie: `HttpOnly`, `SameSite=Strict`, and `Secure` behind TLS.
+    fn cookie(&self, name: &'static str, value: String, max_age: Option<Duration>) -> Cookie<'static> {
+        let mut cookie =
+            Cookie::build((name, value)).path("/").http_only(true).same_site(SameSite::Strict).secure(self.tls);
+        if let Some(age) = max_age {
+            cookie = cookie.max_age(age);
+        }
+        cookie.build()
     }
 
-    fn set_cookie(&self, name: &str, value: &str, max_age: Option<u64>) -> String {
-        let age = max_age.map(|s| format!("; Max-Age={s}")).unwrap_or_default();
-        format!("{name}={value}{}{age}", self.cookie_attributes())
+    /// The removal of a portal cookie.
+    fn expired(&self, name: &'static str) -> Cookie<'static> {
+        self.cookie(name, String::new(), Some(Duration::ZERO))
     }
 }
 
 /// The login page, with a fresh double-submit token for its form.
-fn login_page(app: &App, lang: Lang, status: StatusCode, error: Option<&str>, mut cookies: Vec<String>) -> Response {
+fn login_page(app: &App, jar: CookieJar, lang: Lang, status: StatusCode, error: Option<&str>) -> Response {
     let token = random_token();
-    cookies.push(app.set_cookie(LOGIN_COOKIE, &token, Some(600)));
-    html(status, page::login(lang, &token, error), &cookies)
+    let jar = jar.add(app.cookie(LOGIN_COOKIE, token.clone(), Some(Duration::minutes(10))));
+    (jar, html(status, page::login(lang, &token, error))).into_response()
 }
 
 async fn home(
     State(app): State<AppState>,
     headers: HeaderMap,
+    mut jar: CookieJar,
     query: Result<Query<LangQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
     let query = query.map(|q| q.0).unwrap_or_default();
-    let lang = lang_of(&headers, &query);
-    let mut cookies = Vec::new();
+    let lang = lang_of(&headers, &jar, &query);
     if let Some(l) = query.lang.as_deref().and_then(Lang::parse) {
-        cookies.push(format!("lang={}; Path=/; SameSite=Strict; Max-Age=31536000", l.code()));
+        let cookie =
+            Cookie::build((LANG_COOKIE, l.code())).path("/").same_site(SameSite::Strict).max_age(Duration::days(365));
+        jar = jar.add(cookie.build());
     }
-    let session_id = cookie(&headers, SESSION_COOKIE).map(str::to_owned);
-    let Some((id, session)) = session_id.and_then(|id| app.sessions.get(&id).map(|s| (id, s))) else {
-        return login_page(&app, lang, StatusCode::OK, None, cookies);
+    let session =
+        jar.get(SESSION_COOKIE).map(|c| c.value().to_owned()).and_then(|id| app.sessions.get(&id).map(|s| (id, s)));
+    let Some((id, session)) = session else {
+        return login_page(&app, jar, lang, StatusCode::OK, None);
     };
     let view = app.execute::<AccountFound>(app.clock.now(), account_of(&session.credential)).await;
     match view {
         Ok(AccountFound { account, number }) => {
             let flash = app.sessions.flash(&id, None);
             let masked = number.masked();
-            html(StatusCode::OK, page::account(lang, &account, &masked, &session.csrf, flash.as_deref()), &cookies)
+            (jar, html(StatusCode::OK, page::account(lang, &account, &masked, &session.csrf, flash.as_deref())))
+                .into_response()
         }
         Err(_) => {
             app.sessions.close(&id);
-            login_page(&app, lang, StatusCode::OK, None, cookies)
+            login_page(&app, jar, lang, StatusCode::OK, None)
         }
     }
 }
@@ -148,33 +142,34 @@ async fn login(
     State(app): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
+    jar: CookieJar,
     form: Result<Form<LoginForm>, axum::extract::rejection::FormRejection>,
 ) -> Response {
-    let lang = lang_of(&headers, &LangQuery::default());
+    let lang = lang_of(&headers, &jar, &LangQuery::default());
     let t = text(lang);
     let Ok(Form(form)) = form else {
-        return login_page(&app, lang, StatusCode::BAD_REQUEST, Some(t.forged), Vec::new());
+        return login_page(&app, jar, lang, StatusCode::BAD_REQUEST, Some(t.forged));
     };
-    if !cookie(&headers, LOGIN_COOKIE).is_some_and(|c| same(c, &form.csrf)) {
-        return login_page(&app, lang, StatusCode::FORBIDDEN, Some(t.forged), Vec::new());
+    if !jar.get(LOGIN_COOKIE).is_some_and(|c| same(c.value(), &form.csrf)) {
+        return login_page(&app, jar, lang, StatusCode::FORBIDDEN, Some(t.forged));
     }
     let credential = form.credential.trim().to_owned();
     let result = app.execute_limited::<AccountFound>(peer.ip(), app.clock.now(), account_of(&credential)).await;
     match result {
         Ok(_) => {
             let id = app.sessions.open(credential);
-            let clear_login = app.set_cookie(LOGIN_COOKIE, "", Some(0));
-            redirect("/", &[app.set_cookie(SESSION_COOKIE, &id, None), clear_login])
+            let jar = jar.add(app.cookie(SESSION_COOKIE, id, None)).add(app.expired(LOGIN_COOKIE));
+            (jar, redirect_home()).into_response()
         }
         Err(e) if e.code == Code::RateLimited => {
-            let mut response = login_page(&app, lang, StatusCode::TOO_MANY_REQUESTS, Some(t.rate_limited), Vec::new());
+            let mut response = login_page(&app, jar, lang, StatusCode::TOO_MANY_REQUESTS, Some(t.rate_limited));
             if let Some(wait) = e.retry_after {
-                response.headers_mut().insert("retry-after", HeaderValue::from(wait));
+                response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(wait));
             }
             response
         }
         Err(e) if e.code == Code::Unauthorized => {
-            login_page(&app, lang, StatusCode::UNAUTHORIZED, Some(t.bad_credential), Vec::new())
+            login_page(&app, jar, lang, StatusCode::UNAUTHORIZED, Some(t.bad_credential))
         }
         Err(e) => e.into_response(),
     }
@@ -189,64 +184,68 @@ struct CsrfForm {
 /// The session of a form post, if its CSRF token is the current one.
 fn accept_form(
     app: &App,
-    headers: &HeaderMap,
+    jar: &CookieJar,
     form: &Result<Form<CsrfForm>, axum::extract::rejection::FormRejection>,
 ) -> Option<String> {
-    let id = cookie(headers, SESSION_COOKIE)?;
+    let id = jar.get(SESSION_COOKIE)?.value();
     let Ok(Form(form)) = form else { return None };
     app.sessions.accept(id, &form.csrf).map(|_| id.to_owned())
 }
 
 fn forged(lang: Lang) -> Response {
-    html(StatusCode::FORBIDDEN, page::message(lang, text(lang).forged), &[])
+    html(StatusCode::FORBIDDEN, page::message(lang, text(lang).forged))
+}
+
+fn not_found(lang: Lang) -> Response {
+    html(StatusCode::NOT_FOUND, page::message(lang, text(lang).not_found))
 }
 
 async fn logout(
     State(app): State<AppState>,
     headers: HeaderMap,
+    jar: CookieJar,
     form: Result<Form<CsrfForm>, axum::extract::rejection::FormRejection>,
 ) -> Response {
-    let lang = lang_of(&headers, &LangQuery::default());
-    let Some(id) = accept_form(&app, &headers, &form) else { return forged(lang) };
+    let lang = lang_of(&headers, &jar, &LangQuery::default());
+    let Some(id) = accept_form(&app, &jar, &form) else { return forged(lang) };
     app.sessions.close(&id);
-    redirect("/", &[app.set_cookie(SESSION_COOKIE, "", Some(0))])
+    (jar.add(app.expired(SESSION_COOKIE)), redirect_home()).into_response()
 }
 
 async fn confirm_reset(
     State(app): State<AppState>,
     headers: HeaderMap,
+    jar: CookieJar,
     binding: Result<Path<String>, axum::extract::rejection::PathRejection>,
 ) -> Response {
-    let lang = lang_of(&headers, &LangQuery::default());
-    let Ok(Path(binding)) = binding else {
-        return html(StatusCode::NOT_FOUND, page::message(lang, text(lang).not_found), &[]);
+    let lang = lang_of(&headers, &jar, &LangQuery::default());
+    let Ok(Path(binding)) = binding else { return not_found(lang) };
+    let Some(session) = jar.get(SESSION_COOKIE).and_then(|id| app.sessions.get(id.value())) else {
+        return redirect_home();
     };
-    let session = cookie(&headers, SESSION_COOKIE).and_then(|id| app.sessions.get(id));
-    let Some(session) = session else { return redirect("/", &[]) };
     let found = app.execute::<AccountFound>(app.clock.now(), account_of(&session.credential)).await;
     match found.map(|f| f.account.bindings.into_iter().find(|b| b.id == binding)) {
-        Ok(Some(b)) => html(StatusCode::OK, page::confirm_reset(lang, &b, &session.csrf), &[]),
-        _ => html(StatusCode::NOT_FOUND, page::message(lang, text(lang).not_found), &[]),
+        Ok(Some(b)) => html(StatusCode::OK, page::confirm_reset(lang, &b, &session.csrf)),
+        _ => not_found(lang),
     }
 }
 
 async fn reset(
     State(app): State<AppState>,
     headers: HeaderMap,
+    jar: CookieJar,
     binding: Result<Path<String>, axum::extract::rejection::PathRejection>,
     form: Result<Form<CsrfForm>, axum::extract::rejection::FormRejection>,
 ) -> Response {
-    let lang = lang_of(&headers, &LangQuery::default());
-    let Ok(Path(binding)) = binding else {
-        return html(StatusCode::NOT_FOUND, page::message(lang, text(lang).not_found), &[]);
-    };
-    let Some(id) = accept_form(&app, &headers, &form) else { return forged(lang) };
-    let Some(session) = app.sessions.get(&id) else { return redirect("/", &[]) };
+    let lang = lang_of(&headers, &jar, &LangQuery::default());
+    let Ok(Path(binding)) = binding else { return not_found(lang) };
+    let Some(id) = accept_form(&app, &jar, &form) else { return forged(lang) };
+    let Some(session) = app.sessions.get(&id) else { return redirect_home() };
     let reset = Command::Reset { credential: session.credential.into(), binding_id: binding };
     let result = app.execute::<()>(app.clock.now(), reset).await;
     let t = text(lang);
     app.sessions.flash(&id, Some(if result.is_ok() { t.was_reset } else { t.not_found }.to_owned()));
-    redirect("/", &[])
+    redirect_home()
 }
 
 /// The command that reads the account a portal session was opened with.

@@ -1,25 +1,11 @@
-//! The portal's HTML.
+//! The portal's pages: askama templates in `templates/`, which escape every value by default,
+//! filled from these structs.
 
+use askama::Template;
 use chrono::{DateTime, Utc};
 use licet_core::{Account, Binding, LicenseKind};
 
 use super::text::{Lang, Text, text};
-
-/// Escapes text for HTML content and attribute values.
-pub(crate) fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
 
 fn when(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%d %H:%M UTC").to_string()
@@ -33,169 +19,143 @@ fn kind(t: &Text, k: LicenseKind) -> &'static str {
     }
 }
 
-/// The frame around every page: header with the language switch and, when logged in, the
-/// sign-out form.
-fn frame(lang: Lang, body: &str, logout_csrf: Option<&str>) -> String {
-    let t = text(lang);
-    let switch = [Lang::Ru, Lang::En]
-        .iter()
-        .map(|&l| {
-            let class = if l == lang { " class=\"current\"" } else { "" };
-            format!(
-                "<a href=\"/?lang={code}\"{class} lang=\"{code}\">{label}</a>",
-                code = l.code(),
-                label = l.code().to_uppercase()
-            )
-        })
-        .collect::<String>();
-    let logout = logout_csrf
-        .map(|csrf| {
-            format!(
-                "<form method=\"post\" action=\"/logout\" class=\"inline\"><input type=\"hidden\" name=\"csrf\" value=\"{}\">\
-                 <button class=\"secondary\" id=\"logout\">{}</button></form>",
-                esc(csrf),
-                t.logout
-            )
-        })
-        .unwrap_or_default();
-    format!(
-        "<!doctype html>\n<html lang=\"{code}\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{title}</title><link rel=\"stylesheet\" href=\"/style.css\"></head>\
-         <body><header><h1>{title}</h1><nav>{switch}</nav>{logout}</header><main>{body}</main></body></html>\n",
-        code = lang.code(),
-        title = t.title,
-    )
+/// A link of the language switch.
+struct LangLink {
+    code: &'static str,
+    label: String,
+    current: bool,
+}
+
+/// What every page's frame shows: the language and its words, the switch, and when logged in
+/// the sign-out form's token.
+struct Frame<'a> {
+    lang: &'static str,
+    t: &'static Text,
+    langs: Vec<LangLink>,
+    logout_csrf: Option<&'a str>,
+}
+
+impl<'a> Frame<'a> {
+    fn new(lang: Lang, logout_csrf: Option<&'a str>) -> Frame<'a> {
+        let langs = [Lang::Ru, Lang::En]
+            .into_iter()
+            .map(|l| LangLink { code: l.code(), label: l.code().to_uppercase(), current: l == lang })
+            .collect();
+        Frame { lang: lang.code(), t: text(lang), langs, logout_csrf }
+    }
+}
+
+/// Renders a page; a template cannot fail on data, so a failure is the server's fault, logged.
+fn render(page: &impl Template) -> String {
+    page.render().unwrap_or_else(|e| {
+        tracing::error!(error = %e, "a portal page did not render");
+        String::from("internal error")
+    })
+}
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct Login<'a> {
+    frame: Frame<'a>,
+    csrf: &'a str,
+    error: Option<&'a str>,
 }
 
 /// The login form.
 pub(crate) fn login(lang: Lang, csrf: &str, error: Option<&str>) -> String {
-    let t = text(lang);
-    let error =
-        error.map(|e| format!("<p class=\"error\" role=\"alert\" id=\"error\">{}</p>", esc(e))).unwrap_or_default();
-    let body = format!(
-        "<section class=\"login\"><h2>{heading}</h2><p>{hint}</p>{error}\
-         <form method=\"post\" action=\"/login\"><label for=\"credential\">{label}</label>\
-         <input type=\"text\" id=\"credential\" name=\"credential\" autocomplete=\"off\" spellcheck=\"false\" \
-         placeholder=\"LICET-XXXXX-XXXXX-XXXXX-XXXXX\" required>\
-         <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><button id=\"login\">{login}</button></form></section>",
-        heading = t.login_heading,
-        hint = t.login_hint,
-        label = t.credential,
-        csrf = esc(csrf),
-        login = t.login,
-    );
-    frame(lang, &body, None)
+    render(&Login { frame: Frame::new(lang, None), csrf, error })
+}
+
+#[derive(Template)]
+#[template(path = "message.html")]
+struct Message<'a> {
+    frame: Frame<'a>,
+    message: &'a str,
 }
 
 /// A page with one message.
 pub(crate) fn message(lang: Lang, message: &str) -> String {
-    frame(
-        lang,
-        &format!("<section><p class=\"error\" id=\"error\">{}</p><p><a href=\"/\">←</a></p></section>", esc(message)),
-        None,
-    )
+    render(&Message { frame: Frame::new(lang, None), message })
 }
 
-fn info(t: &Text, b: &Binding) -> String {
-    let rows: String = b
-        .host
-        .fingerprint
-        .components()
-        .iter()
-        .map(|(k, v)| format!("<tr><td>{}</td><td class=\"mono\">{}</td></tr>", esc(k), esc(v)))
-        .collect();
-    format!(
-        "<details class=\"info\"><summary>{info}</summary><table><tr><th>{c}</th><th>{v}</th></tr>{rows}</table></details>",
-        info = t.info,
-        c = t.component,
-        v = t.value
-    )
+struct LicenseRow {
+    product: String,
+    kind: &'static str,
+    seats_used: u32,
+    seats: u32,
+    expires: String,
+}
+
+struct BindingRow {
+    id: String,
+    product: String,
+    hostname: String,
+    os: String,
+    bound_at: String,
+    last_seen: String,
+    components: Vec<(String, String)>,
+}
+
+impl BindingRow {
+    fn of(b: &Binding) -> BindingRow {
+        BindingRow {
+            id: b.id.clone(),
+            product: b.product.clone(),
+            hostname: b.host.hostname.clone(),
+            os: b.host.os.clone(),
+            bound_at: when(b.bound_at),
+            last_seen: when(b.last_seen),
+            components: b.host.fingerprint.components().iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "account.html")]
+struct AccountPage<'a> {
+    frame: Frame<'a>,
+    flash: Option<&'a str>,
+    organization: &'a str,
+    masked: &'a str,
+    licenses: Vec<LicenseRow>,
+    bindings: Vec<BindingRow>,
 }
 
 /// The account page: licenses and license bindings to hosts.
 pub(crate) fn account(lang: Lang, account: &Account, masked: &str, csrf: &str, flash: Option<&str>) -> String {
     let t = text(lang);
-    let flash = flash.map(|f| format!("<p class=\"notice\" id=\"notice\">{}</p>", esc(f))).unwrap_or_default();
-    let licenses: String = account
+    let licenses = account
         .licenses
         .iter()
-        .map(|l| {
-            format!(
-                "<tr class=\"license\"><td>{}</td><td>{}</td><td class=\"seats\">{} / {}</td><td>{}</td></tr>",
-                esc(&l.product),
-                kind(t, l.kind),
-                account.seats_used(&l.id),
-                l.seats,
-                l.expires_at.map_or(t.perpetual.to_owned(), when)
-            )
+        .map(|l| LicenseRow {
+            product: l.product.clone(),
+            kind: kind(t, l.kind),
+            seats_used: account.seats_used(&l.id),
+            seats: l.seats,
+            expires: l.expires_at.map_or(t.perpetual.to_owned(), when),
         })
         .collect();
-    let bindings: String = account
-        .bindings
-        .iter()
-        .map(|b| {
-            format!(
-                "<tr class=\"binding\" id=\"{id}\"><td>{product}</td><td>{host}</td><td>{os}</td><td>{since}</td><td>{seen}</td>\
-                 <td>{info}</td><td><a class=\"button danger\" href=\"/reset/{id}\">{reset}</a></td></tr>",
-                id = esc(&b.id),
-                product = esc(&b.product),
-                host = esc(&b.host.hostname),
-                os = esc(&b.host.os),
-                since = when(b.bound_at),
-                seen = when(b.last_seen),
-                info = info(t, b),
-                reset = t.reset,
-            )
-        })
-        .collect();
-    let bindings = if account.bindings.is_empty() {
-        format!("<p id=\"no-bindings\">{}</p>", t.no_bindings)
-    } else {
-        format!(
-            "<table id=\"bindings\"><tr><th>{p}</th><th>{h}</th><th>{o}</th><th>{s}</th><th>{l}</th><th></th><th></th></tr>{bindings}</table>",
-            p = t.product,
-            h = t.host,
-            o = t.os,
-            s = t.bound_since,
-            l = t.last_seen
-        )
-    };
-    let body = format!(
-        "{flash}<section><h2 id=\"organization\">{org}</h2><p>{number_label}: <code id=\"number\">{masked}</code></p></section>\
-         <section><h2>{licenses_h}</h2><table id=\"licenses\"><tr><th>{p}</th><th>{k}</th><th>{s}</th><th>{e}</th></tr>{licenses}</table></section>\
-         <section><h2>{bindings_h}</h2>{bindings}</section>",
-        org = esc(&account.organization),
-        number_label = t.number,
-        masked = esc(masked),
-        licenses_h = t.licenses,
-        p = t.product,
-        k = t.kind,
-        s = t.seats,
-        e = t.expires,
-        bindings_h = t.bindings,
-    );
-    frame(lang, &body, Some(csrf))
+    render(&AccountPage {
+        frame: Frame::new(lang, Some(csrf)),
+        flash,
+        organization: &account.organization,
+        masked,
+        licenses,
+        bindings: account.bindings.iter().map(BindingRow::of).collect(),
+    })
+}
+
+#[derive(Template)]
+#[template(path = "confirm_reset.html")]
+struct ConfirmReset<'a> {
+    frame: Frame<'a>,
+    binding: BindingRow,
+    csrf: &'a str,
 }
 
 /// Asks before a reset.
 pub(crate) fn confirm_reset(lang: Lang, b: &Binding, csrf: &str) -> String {
-    let t = text(lang);
-    let body = format!(
-        "<section><h2>{heading}</h2><p><strong>{host}</strong> ({product}, {os})</p><p>{text}</p>\
-         <form method=\"post\" action=\"/reset/{id}\" class=\"inline\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
-         <button class=\"danger\" id=\"confirm\">{reset}</button></form> <a class=\"button secondary\" href=\"/\">{cancel}</a></section>",
-        heading = t.confirm_heading,
-        host = esc(&b.host.hostname),
-        product = esc(&b.product),
-        os = esc(&b.host.os),
-        text = t.confirm_text,
-        id = esc(&b.id),
-        csrf = esc(csrf),
-        reset = t.reset,
-        cancel = t.cancel,
-    );
-    frame(lang, &body, Some(csrf))
+    render(&ConfirmReset { frame: Frame::new(lang, Some(csrf)), binding: BindingRow::of(b), csrf })
 }
 
 #[cfg(test)]
@@ -203,16 +163,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn escaping_covers_markup_and_attributes() {
-        assert_eq!(esc("<b a=\"x\">&'"), "&lt;b a=&quot;x&quot;&gt;&amp;&#39;");
-    }
-
-    #[test]
-    fn pages_are_in_the_chosen_language() {
+    fn values_are_escaped_and_pages_are_in_the_chosen_language() {
         assert!(login(Lang::Ru, "t", None).contains("Вход"));
-        assert!(
-            login(Lang::En, "t", Some("<x>")).contains("Sign in")
-                && login(Lang::En, "t", Some("<x>")).contains("&lt;x&gt;")
-        );
+        let page = login(Lang::En, "t\"><script>", Some("<x>"));
+        assert!(page.contains("Sign in"));
+        assert!(page.contains("&#60;x&#62;") && !page.contains("<x>"), "{page}");
+        assert!(!page.contains("<script>") && page.contains(r#"value="t&#34;&#62;&#60;script&#62;""#), "{page}");
+        assert!(message(Lang::En, "<b>&").contains("&#60;b&#62;&#38;"));
     }
 }
