@@ -168,6 +168,7 @@ fn a_token_with_three_components_and_three_features_stays_under_300_characters()
     claims.features = vec!["recording".into(), "analytics".into(), "export".into()];
     claims.grace_until = claims.expires_at.map(|e| e + 14 * 86_400);
     let rich = sim.signer.sign(&claims, TokenFormat::V2);
+    eprintln!("a token with three components, three features and grace: {} characters", rich.len());
     assert!(rich.len() <= 300, "{} chars", rich.len());
     let again = sim.keys.verify(&rich).unwrap();
     assert_eq!(again.claims(), &claims);
@@ -235,6 +236,7 @@ fn a_newer_key_endorsed_by_a_trusted_one_signs_tokens_agents_accept() {
     assert_eq!(trusts_old.verify(&new.issue(&seat, now)).unwrap_err().code(), Code::TokenInvalid);
     let endorsed = TokenSigner::from_secret(&[2u8; 32]).with_chain(vec![old.endorse(&new.public_key(), now)]);
     let token = endorsed.issue(&seat, now);
+    eprintln!("a token with a one-step endorsement chain: {} characters", token.len());
     assert!(token.len() < 600, "{} chars with one endorsement", token.len());
     assert_eq!(trusts_old.verify(&token).unwrap().claims().kid, new.kid());
     // Two steps: old → new → newest.

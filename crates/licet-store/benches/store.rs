@@ -220,7 +220,39 @@ fn open(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, commits, open);
+/// The CPU cost of a record in and out (what every command pays under the write lock): release
+/// 0.1.0's positional bincode beside this release's MessagePack with field names, for an account
+/// with one license and one binding.
+fn records(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SledStore::open(dir.path().join("ledger")).unwrap();
+    let ledger = Ledger::new("LICET").unwrap();
+    populate(&store, &ledger, 1);
+    let (key, account) = store
+        .records()
+        .map(Result::unwrap)
+        .find(|(k, _)| matches!(k, RecordKey::Account(_)))
+        .expect("an account was written");
+    let mut g = c.benchmark_group("record");
+    let old = licet_core::record::legacy::encode(&account);
+    let new = account.encode();
+    eprintln!("an account: {} bytes in 0.1.0's layout, {} bytes in this release's", old.len(), new.len());
+    g.bench_function("roundtrip_0_1_0_layout", |b| {
+        b.iter(|| {
+            licet_core::record::legacy::decode(
+                &key,
+                &licet_core::record::legacy::encode(std::hint::black_box(&account)),
+            )
+            .unwrap()
+        })
+    });
+    g.bench_function("roundtrip", |b| {
+        b.iter(|| Record::decode(&key, &std::hint::black_box(&account).encode()).unwrap())
+    });
+    g.finish();
+}
+
+criterion_group!(benches, records, commits, open);
 
 fn main() {
     if std::env::var_os(CHILD_VAR).is_some() {
