@@ -4,7 +4,7 @@
 use chrono::{DateTime, Duration, Utc};
 use libfuzzer_sys::fuzz_target;
 use licet_core::{
-    AccountFound, Command, CouponBatch, CouponCode, Fingerprint, Host, HostRequest, Ledger, MemState, Outcome, Product,
+    AccountFound, Command, CouponBatch, CouponCode, Fingerprint, Host, HostCommand, Ledger, MemState, Outcome, Product,
     ProductSettings, Registration, Secret, SeededEntropy, check_invariants,
 };
 
@@ -40,7 +40,7 @@ fuzz_target!(|data: &[u8]| {
         let [op, a, b] = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
         let number = (!numbers.is_empty()).then(|| numbers[a as usize % numbers.len()].clone());
         let product = products[(b & 1) as usize];
-        let on_host = |n: String| HostRequest { number: n.into(), product: product.into(), host: host(b >> 1) };
+        let on_host = |n: String| HostCommand { number: n.into(), product: product.into(), host: host(b >> 1) };
         // Every input byte triple becomes a command value, decided by the ledger's one dispatcher.
         let command = match (op % 8, number) {
             (0, _) => Command::Register(Registration {

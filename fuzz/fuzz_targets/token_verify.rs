@@ -20,7 +20,7 @@ fuzz_target!(|data: &[u8]| {
             let _ = verified.judge("call-journal", &host, now, None);
         }
         // Nor can a refusal proof be forged.
-        let refusal = keys.verify_refusal(&text, Code::NoFreeLicense, "call-journal", &host, &[0; 16]);
+        let refusal = keys.verify_refusal(&text, Code::NoFreeLicense, "call-journal", &host, "LICET-0", &[0; 16]);
         assert!(refusal.is_err(), "a forged refusal verified");
     }
 });

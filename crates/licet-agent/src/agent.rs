@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use licet_core::agent::{Ask, Policy, Reply, Step, Verdict};
-use licet_core::{Code, Entitlement, Entropy, Fingerprint, Host, LicenseKind, TokenFormat, TrustedKeys};
-use licet_store::{AgentCache, CacheError};
+use licet_core::{Code, Entitlement, Fingerprint, Host, LicenseKind, TokenFormat, TrustedKeys};
+use licet_store::{AgentCache, CacheError, OsEntropy};
 use licet_wire::{GrantAnswer, HostJson, HostRequest, Nonce};
 use serde::{Deserialize, Serialize};
 
@@ -24,16 +24,6 @@ const COMMAND_PATIENCE: Duration = Duration::from_secs(5);
 /// How long a check waits to write the cache before leaving it to a later check: a check must
 /// never fail, nor wait long, because other programs are busy with the same data directory.
 const CHECK_PATIENCE: Duration = Duration::from_millis(200);
-
-/// The operating system's random source (nonces of requests).
-struct OsEntropy;
-
-impl Entropy for OsEntropy {
-    fn fill(&mut self, buf: &mut [u8]) {
-        // A nonce that is not random would let a refusal be replayed; there is no fallback.
-        getrandom::fill(buf).expect("the operating system's random source must work");
-    }
-}
 
 /// A passed license check.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -86,7 +76,6 @@ pub type ProductVerdict = (String, Result<Grant, Error>);
 
 pub(crate) struct State {
     pub(crate) policy: Policy,
-    loaded: bool,
 }
 
 /// The license agent of one vendor's program on one machine.
@@ -121,8 +110,10 @@ impl std::fmt::Debug for Agent {
 }
 
 impl Agent {
-    /// An agent from `config`. Nothing is read from disk or the network yet. Without a trusted
-    /// key every token is refused (3001), but the offline commands (status, fingerprint) work.
+    /// An agent from `config`. It reads its cache (one file) to learn the vendor name recorded
+    /// in the data directory, when the config names none; nothing goes to the network yet.
+    /// Without a trusted key every token is refused (3001), but the offline commands (status,
+    /// fingerprint) work.
     pub fn new(config: AgentConfig) -> Result<Agent, Error> {
         let mut keys = TrustedKeys::new();
         for key in &config.trusted_keys {
@@ -132,34 +123,45 @@ impl Agent {
             let reason = format!("at most {} servers", licet_core::agent::MAX_SERVERS);
             return Err(Error::Local(licet_core::Error::InvalidInput { field: "server", reason }));
         }
+        let cache = AgentCache::new(&config.data_dir);
+        let memory = cache.load(&config.servers)?;
+        let vendor = config.vendor.clone().or_else(|| memory.vendor.clone()).unwrap_or_else(|| "licet".into());
         let raw = match (&config.raw_components, &config.fingerprint) {
-            (Some(raw), _) => Some(raw.clone()),
-            (None, None) => Some(fingerprint::measure_raw()),
+            (Some(raw), _) => Some((raw.clone(), raw.clone())),
+            (None, None) => Some((fingerprint::measure_raw(), fingerprint::measure_raw_as_0_1_0())),
             (None, Some(_)) => None,
         };
-        let vendor_key = fingerprint::vendor_key(&config.vendor, config.fingerprint_secret.as_deref());
+        let vendor_key = fingerprint::vendor_key(&vendor, config.fingerprint_secret.as_deref());
         let measured = match (&config.fingerprint, &raw) {
             (Some(f), _) => f.clone(),
-            (None, Some(raw)) => Fingerprint::keyed(&vendor_key, raw)?,
+            (None, Some((raw, _))) => Fingerprint::keyed(&vendor_key, raw)?,
             (None, None) => unreachable!("raw values are measured when no fingerprint is given"),
         };
-        // The machine as release 0.1.0 hashed it, so that its old bindings find it.
+        // The machine as release 0.1.0 hashed it, so that its old bindings and tokens find it.
+        let key_0_1_0 = fingerprint::key_of_0_1_0(&config.trusted_keys, config.fingerprint_secret.as_deref());
         let legacy = match &raw {
-            Some(raw) => Some(Fingerprint::keyed_as_0_1_0(&fingerprint::key_of_0_1_0(&config.trusted_keys), raw)?),
+            Some((_, raw_0_1_0)) => Some(Fingerprint::keyed_as_0_1_0(&key_0_1_0, raw_0_1_0)?),
             None => None,
         };
         let hostname = config.hostname.clone().unwrap_or_else(fingerprint::hostname);
         let host = Host::new(measured, &hostname, &fingerprint::os())?.with_legacy(legacy);
-        let policy = Policy::new(keys, host.fingerprint.digest(), config.servers.len().max(1));
+        let legacy_digest = host.legacy.as_ref().map(Fingerprint::digest);
+        let mut policy = Policy::new(keys, host.fingerprint.digest(), legacy_digest, config.servers.len().max(1));
+        policy.load(&memory);
+        if memory.vendor.is_none()
+            && let Some(named) = &config.vendor
+        {
+            policy.record_vendor(named);
+        }
         Ok(Agent {
             clients: config.servers.iter().map(|_| OnceLock::new()).collect(),
             servers: config.servers,
             ca_cert: config.ca_cert,
-            cache: AgentCache::new(&config.data_dir),
+            cache,
             host,
             fixed_now: config.now,
             started: Instant::now(),
-            state: Mutex::new(State { policy, loaded: false }),
+            state: Mutex::new(State { policy }),
             warning: Mutex::new(None),
         })
     }
@@ -202,15 +204,9 @@ impl Agent {
         HostJson::of(&self.host)
     }
 
-    /// The state, loaded from disk on first use.
+    /// The state (loaded from disk when the agent was made).
     pub(crate) fn state(&self) -> Result<MutexGuard<'_, State>, Error> {
-        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        if !st.loaded {
-            let memory = self.cache.load(&self.servers)?;
-            st.policy.load(&memory);
-            st.loaded = true;
-        }
-        Ok(st)
+        Ok(self.state.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     /// Writes what the policy says must reach the disk. A command waits for other writers and

@@ -18,9 +18,9 @@ pub struct Cli {
     #[arg(long, env = "LICET_SERVER", default_value = "http://127.0.0.1:8080", global = true)]
     server: String,
     /// The vendor's name, which keys this machine's fingerprint (use the same in all of a
-    /// vendor's programs).
-    #[arg(long, env = "LICET_VENDOR", default_value = "licet", global = true)]
-    vendor: String,
+    /// vendor's programs; default: the one recorded in the data directory).
+    #[arg(long, env = "LICET_VENDOR", global = true)]
+    vendor: Option<String>,
     /// Where the cache lives (default: ~/.licet).
     #[arg(long, env = "LICET_DATA_DIR", global = true)]
     data_dir: Option<PathBuf>,
@@ -146,41 +146,32 @@ fn grant_fields(g: &Grant) -> Said {
     said
 }
 
-/// The overrides of SPEC §6 for tests and support, honoured only by a build with the cargo
-/// feature `test-overrides`: `LICET_FINGERPRINT` (components used as given),
-/// `LICET_RAW_FINGERPRINT` (raw machine values, hashed as measured ones are), `LICET_HOSTNAME`,
-/// `LICET_NOW`. In a release build one variable would let fifty machines share one seat, or
-/// freeze time for the licensed program alone.
-#[cfg(feature = "test-overrides")]
-fn apply_overrides(config: &mut AgentConfig) -> Result<(), Error> {
-    let var = |name: &str| std::env::var(name).ok().map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
-    if let Some(text) = var("LICET_FINGERPRINT") {
-        config.fingerprint = Some(licet_core::Fingerprint::new(crate::fingerprint::parse_components(&text)?)?);
-    }
-    if let Some(text) = var("LICET_RAW_FINGERPRINT") {
-        config.raw_components = Some(crate::fingerprint::parse_components(&text)?);
-    }
-    if let Some(name) = var("LICET_HOSTNAME") {
-        config.hostname = Some(name);
-    }
-    if let Some(text) = var("LICET_NOW") {
-        let now = chrono::DateTime::parse_from_rfc3339(&text)
-            .map_err(|e| licet_core::Error::InvalidInput { field: "LICET_NOW", reason: e.to_string() })?;
-        config.now = Some(now.to_utc());
-    }
-    Ok(())
+/// Replacements of what the agent measures, for tests and support (SPEC §6): given explicitly,
+/// never read here from the environment. Only the `licet-agent-testing` binary, built with the
+/// cargo feature `test-overrides`, takes them from `LICET_FINGERPRINT`, `LICET_RAW_FINGERPRINT`,
+/// `LICET_HOSTNAME` and `LICET_NOW`; `licet-agent` itself never does, so one variable cannot let
+/// fifty machines share one seat, or freeze time for the licensed program alone.
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    /// Replaces the fingerprint (components used as given).
+    pub fingerprint: Option<licet_core::Fingerprint>,
+    /// Replaces the raw machine values (hashed as measured ones are).
+    pub raw_components: Option<std::collections::BTreeMap<String, String>>,
+    /// Replaces the host name.
+    pub hostname: Option<String>,
+    /// Replaces the clock.
+    pub now: Option<chrono::DateTime<chrono::Utc>>,
 }
 
-#[cfg(not(feature = "test-overrides"))]
-fn apply_overrides(_config: &mut AgentConfig) -> Result<(), Error> {
-    Ok(())
-}
-
-fn execute(cli: Cli) -> Result<Said, Error> {
-    let mut config = AgentConfig::new(&cli.server, cli.data_dir.unwrap_or_else(default_data_dir)).vendor(cli.vendor);
+fn execute(cli: Cli, overrides: Overrides) -> Result<Said, Error> {
+    let mut config = AgentConfig::new(&cli.server, cli.data_dir.unwrap_or_else(default_data_dir));
+    config.vendor = cli.vendor;
     config.trusted_keys = cli.trusted_keys.into_iter().map(|k| k.trim().to_owned()).filter(|k| !k.is_empty()).collect();
     config.ca_cert = cli.ca_cert;
-    apply_overrides(&mut config)?;
+    config.fingerprint = overrides.fingerprint;
+    config.raw_components = overrides.raw_components;
+    config.hostname = overrides.hostname;
+    config.now = overrides.now;
     let agent = Agent::new(config)?;
     let said = match cli.command {
         Command::Register { email, org, contact, phone, product } => {
@@ -269,8 +260,13 @@ fn execute(cli: Cli) -> Result<Said, Error> {
 
 /// Runs the command line: prints the outcome and returns exit code 0 (ok) or 1 (refused).
 pub fn run(cli: Cli) -> ExitCode {
+    run_with(cli, Overrides::default())
+}
+
+/// [`run`] with what the agent measures replaced (tests and support).
+pub fn run_with(cli: Cli, overrides: Overrides) -> ExitCode {
     let json = cli.json;
-    let outcome = execute(cli);
+    let outcome = execute(cli, overrides);
     let mut out = std::io::stdout().lock();
     let written = match &outcome {
         Ok(said) if json => {

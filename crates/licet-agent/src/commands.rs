@@ -3,8 +3,9 @@
 //! the next one on a server fault, until one answers.
 
 use licet_core::{Code, CouponCode, RegistrationNumber, TokenFormat};
+use licet_store::OsEntropy;
 use licet_wire::{
-    AccountObject, Empty, GrantAnswer, HostRequest, LicenseAnswer, LicenseObject, RedeemRequest, RegisterAnswer,
+    AccountObject, Empty, GrantAnswer, HostRequest, LicenseAnswer, LicenseObject, Nonce, RedeemRequest, RegisterAnswer,
     RegisterRequest,
 };
 use serde::Serialize;
@@ -48,13 +49,19 @@ impl Agent {
         Err(Error::Unreachable(fault))
     }
 
-    /// Caches the token of a command the server has already carried out. Its offline verdict
-    /// does not undo the command (a bad local clock gives 3004 at the next check, not now), so
-    /// only a failure to store it is an error.
-    fn keep_token(&self, product: &str, token: &str) -> Result<(), Error> {
+    /// Caches the token of a command the server has already carried out, answering the request
+    /// that carried `nonce`. Its offline verdict does not undo the command (a bad local clock
+    /// gives 3004 at the next check, not now), so only a failure to store it is an error.
+    fn keep_token(&self, product: &str, token: &str, nonce: Nonce) -> Result<(), Error> {
         let mut st = self.state()?;
-        let _verdict = st.policy.handle_token(self.now(), product, token);
+        let _verdict = st.policy.handle_token(self.now(), product, token, nonce.0);
         self.persist(&mut st, false)
+    }
+
+    fn nonce() -> Nonce {
+        let mut nonce = [0u8; 16];
+        licet_core::Entropy::fill(&mut OsEntropy, &mut nonce);
+        Nonce(nonce)
     }
 
     fn require_number(&self, missing: Code) -> Result<String, Error> {
@@ -67,7 +74,7 @@ impl Agent {
             product: product.to_owned(),
             host: self.host_json(),
             token_format: Some(TokenFormat::LATEST_MARKER),
-            nonce: None,
+            nonce: Some(Agent::nonce()),
         }
     }
 
@@ -102,13 +109,14 @@ impl Agent {
             product: form.product.clone(),
             host: self.host_json(),
             token_format: Some(TokenFormat::LATEST_MARKER),
+            nonce: Some(Agent::nonce()),
         };
         let answer: RegisterAnswer = self.call("/v1/register", None, Some(&request))?;
         let number = RegistrationNumber::parse(&answer.registration_number)
             .map_err(|_| Error::Internal("the server sent a malformed number".into()))?
             .to_string();
         self.store_number(Some(number.clone()))?;
-        self.keep_token(&form.product, &answer.token)?;
+        self.keep_token(&form.product, &answer.token, request.nonce.unwrap_or(Nonce([0; 16])))?;
         Ok((number, answer.license))
     }
 
@@ -148,7 +156,7 @@ impl Agent {
     pub fn trial(&self, product: &str) -> Result<LicenseObject, Error> {
         let request = self.host_request(self.require_number(Code::NotActivated)?, product);
         let answer: GrantAnswer = self.call("/v1/trial", None, Some(&request))?;
-        self.keep_token(product, &answer.token)?;
+        self.keep_token(product, &answer.token, request.nonce.unwrap_or(Nonce([0; 16])))?;
         Ok(answer.license)
     }
 

@@ -25,8 +25,10 @@ pub struct AgentConfig {
     /// The vendor's name, which keys the hashes of this machine's components, so that different
     /// vendors see unrelated fingerprints. Use the same name in all of a vendor's programs (the
     /// vendor prefix of its registration numbers is a good choice): a host is then the same host
-    /// for all of them. Default `licet`.
-    pub vendor: String,
+    /// for all of them. The first program that names one records it in the data directory;
+    /// `None` takes the recorded one (so the CLI, run without `--vendor`, agrees with the
+    /// program), or `licet` when none is recorded.
+    pub vendor: Option<String>,
     /// A secret of the vendor's that keys the hashes instead of [`AgentConfig::vendor`], so that
     /// a component's value cannot even be confirmed by guessing.
     pub fingerprint_secret: Option<Vec<u8>>,
@@ -58,7 +60,7 @@ impl AgentConfig {
             data_dir: data_dir.into(),
             trusted_keys: Vec::new(),
             ca_cert: None,
-            vendor: "licet".into(),
+            vendor: None,
             fingerprint_secret: None,
             raw_components: None,
             fingerprint: None,
@@ -75,7 +77,7 @@ impl AgentConfig {
 
     /// Sets the vendor's name that keys this machine's fingerprint.
     pub fn vendor(mut self, vendor: impl Into<String>) -> AgentConfig {
-        self.vendor = vendor.into();
+        self.vendor = Some(vendor.into());
         self
     }
 }

@@ -139,13 +139,30 @@ pub fn vendor_key(vendor: &str, secret: Option<&[u8]>) -> Vec<u8> {
     }
 }
 
-/// What release 0.1.0 keyed its hashes with: the first trusted key as configured, lower-cased
-/// (or `licet` without one).
-pub fn key_of_0_1_0(trusted_keys: &[String]) -> Vec<u8> {
-    match trusted_keys.first() {
-        Some(key) => key.trim().to_lowercase().into_bytes(),
-        None => b"licet".to_vec(),
+/// What release 0.1.0 keyed its hashes with: the vendor's secret when set, else the first
+/// trusted key as configured, lower-cased (or `licet` without one).
+pub fn key_of_0_1_0(trusted_keys: &[String], secret: Option<&[u8]>) -> Vec<u8> {
+    match (secret, trusted_keys.first()) {
+        (Some(secret), _) => secret.to_vec(),
+        (None, Some(key)) => key.trim().to_lowercase().into_bytes(),
+        (None, None) => b"licet".to_vec(),
     }
+}
+
+/// This machine's raw values as release 0.1.0 read them, for its hashes only: the same, but the
+/// host name from where 0.1.0 took it — `/proc`, then the `COMPUTERNAME` and `HOSTNAME`
+/// variables (Windows sets `COMPUTERNAME`: upper-case, at most 15 characters), then the
+/// `hostname` command. A variable can change only the legacy hash's host name, which serves
+/// only to find a binding 0.1.0 made (and one component of two is never enough for that).
+pub fn measure_raw_as_0_1_0() -> BTreeMap<String, String> {
+    let mut raw = measure_raw();
+    let hostname = read_trimmed("/proc/sys/kernel/hostname")
+        .or_else(|| std::env::var("COMPUTERNAME").ok())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .or_else(|| command_output("hostname", &[]))
+        .unwrap_or_else(|| "unknown".to_owned());
+    raw.insert("hostname".to_owned(), hostname);
+    raw
 }
 
 #[cfg(test)]

@@ -234,9 +234,9 @@ fn a_clock_once_in_the_future_is_forgiven_by_the_server() {
 
 #[test]
 fn usage_errors_exit_2_and_missing_keys_are_refused() {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_licet-agent")).args(["check"]).output().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_licet-agent-testing")).args(["check"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_licet-agent"))
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_licet-agent-testing"))
         .args(["--json", "status"])
         .env_remove("LICET_TRUSTED_KEYS")
         .env("LICET_DATA_DIR", tempfile::tempdir().unwrap().path())
@@ -246,7 +246,7 @@ fn usage_errors_exit_2_and_missing_keys_are_refused() {
     assert_eq!(out.status.code(), Some(0));
     let body: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!((body["ok"].as_bool(), &body["registration_number"]), (Some(true), &serde_json::Value::Null));
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_licet-agent"))
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_licet-agent-testing"))
         .args(["--json", "--trusted-key", "not-hex", "status"])
         .output()
         .unwrap();

@@ -93,7 +93,8 @@ fn a_machine_a_0_1_0_agent_bound_keeps_its_seat_after_the_upgrade() {
     let facts = facts();
     let tmp = tempfile::tempdir().unwrap();
     let server = fixture_server(tmp.path());
-    let later = fixture_time(30);
+    // Past half the 0.1.0 token's lease, so that the upgraded agent asks the server.
+    let later = fixture_time(90);
     server.set_clock(&later);
     // The upgraded program on the machine that registered with a 0.1.0 agent: the same raw
     // machine values (recorded in the fixture), now hashed the new way, and its old cache.
@@ -105,13 +106,13 @@ fn a_machine_a_0_1_0_agent_bound_keeps_its_seat_after_the_upgrade() {
         .iter()
         .map(|(k, v)| format!("{k}={}", v.as_str().unwrap().replace(',', ";")))
         .collect();
-    let run = |args: &[&str]| {
+    let run_at = |now: &str, server_url: &str, args: &[&str]| {
         let host = Host {
             data_dir: data.clone(),
             fingerprint: String::new(),
-            server: server.url.clone(),
+            server: server_url.to_owned(),
             key: server.public_key.clone(),
-            now: Some(later.clone()),
+            now: Some(now.to_owned()),
         };
         let out = host
             .command(args)
@@ -121,6 +122,11 @@ fn a_machine_a_0_1_0_agent_bound_keeps_its_seat_after_the_upgrade() {
             .unwrap();
         serde_json::from_slice::<Value>(&out.stdout).unwrap()
     };
+    let run = |args: &[&str]| run_at(&later, &server.url, args);
+    // Offline first: the token 0.1.0 cached here is for the machine as 0.1.0 hashed it, and the
+    // upgraded agent still reads it.
+    let offline = run_at(&fixture_time(2), "http://127.0.0.1:9", &["check", "--product", PRODUCT]);
+    assert_eq!((offline["ok"].as_bool(), offline["source"].as_str()), (Some(true), Some("cache")), "{offline}");
     let fingerprint = run(&["fingerprint"]);
     assert_ne!(fingerprint["components"], facts["fingerprints"]["legacy"], "hashed the new way");
     let check = run(&["check", "--product", PRODUCT]);
@@ -257,9 +263,14 @@ fn a_machine_bound_by_a_0_1_0_agent_keeps_its_seat_when_its_program_is_upgraded(
         ok(run_0_1_0(&old, &machine, &["register", "--email", "m@example.com", "--org", "O", "--product", PRODUCT]));
     let number = reg["registration_number"].as_str().unwrap().to_owned();
     let upgraded = |args: &[&str]| {
-        let out = machine.at(&hours_from_now(30)).command(args).env_remove("LICET_FINGERPRINT").output().unwrap();
+        // Past half the 0.1.0 token's lease, so that the upgraded agent asks the server.
+        let out = machine.at(&hours_from_now(90)).command(args).env_remove("LICET_FINGERPRINT").output().unwrap();
         serde_json::from_slice::<Value>(&out.stdout).unwrap()
     };
+    // Before that, the token the 0.1.0 program cached answers the upgraded one from the cache.
+    let cached = machine.command(&["check", "--product", PRODUCT]).env_remove("LICET_FINGERPRINT").output().unwrap();
+    let cached: Value = serde_json::from_slice(&cached.stdout).unwrap();
+    assert_eq!(cached["source"], "cache", "{cached}");
     let status = upgraded(&["status"]);
     assert!(status["registration_number"].as_str().unwrap().ends_with(&number[number.len() - 5..]), "{status}");
     let check = upgraded(&["check", "--product", PRODUCT]);

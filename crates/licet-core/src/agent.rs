@@ -12,7 +12,6 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use chrono::DateTime;
 use serde::{Deserialize, Serialize};
 
 use crate::credential::Secret;
@@ -20,7 +19,7 @@ use crate::entropy::Entropy;
 use crate::error::{Code, Error};
 use crate::host::HostDigest;
 use crate::model::Time;
-use crate::token::{Entitlement, TrustedKeys, VerifiedToken};
+use crate::token::{Entitlement, Judgement, TrustedKeys, VerifiedToken};
 
 /// The clock mark is written to disk once it has moved this far (a restart loses at most this
 /// much of it, well inside any clock tolerance); in memory it is exact.
@@ -33,8 +32,10 @@ pub const MAX_SERVERS: usize = 16;
 
 /// What an agent keeps on disk, in its data directory: it belongs to the directory, not to a
 /// server address, so a changed server list or set of trusted keys keeps it. Fields a later
-/// release adds carry `#[serde(default)]`.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// release adds carry `#[serde(default)]`; fields this release does not know are kept as they
+/// are ([`Memory::newer`]), so a program of this release sharing the directory with a newer one
+/// never erases what the newer one wrote.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Memory {
     /// The registration number entered on this host.
     #[serde(default)]
@@ -49,6 +50,13 @@ pub struct Memory {
     /// replaying an old token cannot pull the clock back.
     #[serde(default)]
     pub floor: Option<i64>,
+    /// The vendor name that keys this machine's fingerprint, recorded by the first program that
+    /// set one, so that a program (or the CLI) that does not say uses the same.
+    #[serde(default)]
+    pub vendor: Option<String>,
+    /// Fields of a newer release, kept unread.
+    #[serde(flatten)]
+    pub newer: BTreeMap<String, rmpv::Value>,
 }
 
 /// Where an answer came from.
@@ -128,6 +136,8 @@ pub struct Ask {
     tried: Vec<usize>,
     /// A refusal an earlier server gave, for when nothing else answers.
     refused: Option<(Code, String)>,
+    /// The policy's generation when the check began.
+    generation: u64,
 }
 
 /// A server's reply to an [`Ask`].
@@ -162,25 +172,24 @@ pub struct Persist {
     pub number: Option<Option<String>>,
     /// Tokens to store (`Some`) or delete (`None`), by product.
     pub tokens: BTreeMap<String, Option<String>>,
-    /// The clock mark, if it must be written.
-    pub mark: Option<MarkUpdate>,
+    /// A server's fresh answer (its token carried this agent's nonce): the server's time is
+    /// trusted time, so the floor rises to the token's issue time and the mark becomes the mark
+    /// judged with it — even if lower than before (a clock once wrongly in the future locks
+    /// nobody out), never below the floor.
+    pub reset: Option<MarkReset>,
+    /// Raise the mark to at least this (Unix seconds); never lower.
+    pub raise: Option<i64>,
+    /// Record this vendor name if none is recorded.
+    pub vendor: Option<String>,
 }
 
-/// How the stored clock mark changes.
+/// See [`Persist::reset`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum MarkUpdate {
-    /// Raise it to at least this (Unix seconds); never lower.
-    Raise(i64),
-    /// A server answered with a token issued at `issued_at`: the server's time is trusted time,
-    /// so the floor rises to it and the mark becomes `mark` (the later of that time and the
-    /// clock seen now) even if that is lower than before — a clock once wrongly in the future
-    /// locks nobody out — but never lower than the floor.
-    Reset {
-        /// The new token's issue time, Unix seconds.
-        issued_at: i64,
-        /// The mark after judging the new token, Unix seconds.
-        mark: i64,
-    },
+pub struct MarkReset {
+    /// The fresh token's issue time, Unix seconds.
+    pub issued_at: i64,
+    /// The mark after judging it, Unix seconds.
+    pub mark: i64,
 }
 
 impl Persist {
@@ -198,27 +207,55 @@ impl Persist {
                 None => memory.tokens.remove(product),
             };
         }
-        match self.mark {
-            Some(MarkUpdate::Raise(mark)) => memory.mark = Some(memory.mark.map_or(mark, |m| m.max(mark))),
-            Some(MarkUpdate::Reset { issued_at, mark }) => {
-                let floor = memory.floor.map_or(issued_at, |f| f.max(issued_at));
-                memory.floor = Some(floor);
-                memory.mark = Some(mark.max(floor));
-            }
-            None => {}
+        if let Some(reset) = self.reset {
+            let floor = memory.floor.map_or(reset.issued_at, |f| f.max(reset.issued_at));
+            memory.floor = Some(floor);
+            memory.mark = Some(reset.mark.max(floor));
+        }
+        if let Some(mark) = self.raise {
+            memory.mark = Some(memory.mark.map_or(mark, |m| m.max(mark)));
+        }
+        if memory.vendor.is_none() {
+            memory.vendor.clone_from(&self.vendor);
         }
     }
 
-    fn is_empty(&self) -> bool {
-        self.number.is_none() && self.tokens.is_empty() && self.mark.is_none()
+    /// Whether it changes nothing.
+    pub fn is_empty(&self) -> bool {
+        *self == Persist::default()
+    }
+
+    /// Folds a newer change into this older one: the newer wins where both say something.
+    fn then(mut self, newer: Persist) -> Persist {
+        if newer.number.is_some() {
+            self.number = newer.number;
+        }
+        self.tokens.extend(newer.tokens);
+        self.reset = match (self.reset, newer.reset) {
+            (Some(a), Some(b)) => Some(if b.issued_at >= a.issued_at { b } else { a }),
+            (a, b) => b.or(a),
+        };
+        self.raise = self.raise.max(newer.raise);
+        self.vendor = newer.vendor.or(self.vendor);
+        self
     }
 }
 
-/// A cached token, verified once.
+/// A cached token, verified once, when first judged.
 #[derive(Clone, Debug)]
 struct Cached {
     text: String,
-    verified: Result<VerifiedToken, Error>,
+    verified: std::cell::OnceCell<Result<VerifiedToken, Error>>,
+}
+
+impl Cached {
+    fn new(text: String) -> Cached {
+        Cached { text, verified: std::cell::OnceCell::new() }
+    }
+
+    fn verified(&self, keys: &TrustedKeys) -> &Result<VerifiedToken, Error> {
+        self.verified.get_or_init(|| keys.verify(&self.text))
+    }
 }
 
 /// The license-check policy of one agent: its trusted keys, its host, its server list, and
@@ -227,6 +264,9 @@ struct Cached {
 pub struct Policy {
     keys: TrustedKeys,
     host: HostDigest,
+    /// This machine as release 0.1.0 fingerprinted it: the tokens a 0.1.0 agent cached here
+    /// are for that digest.
+    host_0_1_0: Option<HostDigest>,
     servers: usize,
     number: Option<String>,
     tokens: BTreeMap<String, Cached>,
@@ -236,20 +276,26 @@ pub struct Policy {
     pending: Persist,
     /// Per server: until when (on the monotonic clock) it is left alone.
     backoff: Vec<Option<Duration>>,
+    /// Changes when the number is entered or forgotten or a token dropped, so that the reply to
+    /// a request sent before cannot bring an old token back.
+    generation: u64,
+    /// Per product, the issue time of a token the server sent when asked for features, and the
+    /// features asked: a missing feature is asked for once per token, not at every check.
+    refreshed_for_features: BTreeMap<String, (i64, Vec<String>)>,
 }
 
-fn at(secs: i64) -> Option<Time> {
-    DateTime::from_timestamp(secs, 0)
-}
+use crate::model::from_unix as at;
 
 impl Policy {
-    /// A policy trusting `keys`, for the host whose digest is `host`, with `servers` servers
-    /// (1–16) tried in order. It knows nothing until [`Policy::load`].
-    pub fn new(keys: TrustedKeys, host: HostDigest, servers: usize) -> Policy {
+    /// A policy trusting `keys`, for the host whose digest is `host` (and, as release 0.1.0
+    /// fingerprinted it, `host_0_1_0`), with `servers` servers (1–16) tried in order. It knows
+    /// nothing until [`Policy::load`].
+    pub fn new(keys: TrustedKeys, host: HostDigest, host_0_1_0: Option<HostDigest>, servers: usize) -> Policy {
         let servers = servers.clamp(1, MAX_SERVERS);
         Policy {
             keys,
             host,
+            host_0_1_0,
             servers,
             number: None,
             tokens: BTreeMap::new(),
@@ -258,6 +304,8 @@ impl Policy {
             persisted_mark: None,
             pending: Persist::default(),
             backoff: vec![None; servers],
+            generation: 0,
+            refreshed_for_features: BTreeMap::new(),
         }
     }
 
@@ -269,7 +317,7 @@ impl Policy {
         for (product, text) in &memory.tokens {
             let cached = match self.tokens.remove(product) {
                 Some(c) if c.text == *text => c,
-                _ => Cached { text: text.clone(), verified: self.keys.verify(text) },
+                _ => Cached::new(text.clone()),
             };
             tokens.insert(product.clone(), cached);
         }
@@ -307,27 +355,42 @@ impl Policy {
                 self.pending.tokens.insert(product, None);
             }
         }
+        self.generation += 1;
         self.number.clone_from(&number);
         self.pending.number = Some(number);
     }
 
     /// Forgets the token of `product` (after a deactivation, say).
     pub fn forget(&mut self, product: &str) {
+        self.generation += 1;
         self.tokens.remove(product);
         self.pending.tokens.insert(product.to_owned(), None);
+    }
+
+    /// Records the vendor name that keys this machine's fingerprint, if the directory has none.
+    pub fn record_vendor(&mut self, vendor: &str) {
+        self.pending.vendor = Some(vendor.to_owned());
+    }
+
+    /// `token` judged for `product` on this machine: by its fingerprint, or — for a token a
+    /// release-0.1.0 agent cached here — by the fingerprint 0.1.0 made of it.
+    fn judge_token(&self, token: &VerifiedToken, product: &str, now: Time, mark: Option<Time>) -> Judgement {
+        let judgement = token.judge(product, &self.host, now, mark);
+        match (&judgement.result, &self.host_0_1_0) {
+            (Err(e), Some(old)) if e.code() == Code::HostMismatch => token.judge(product, old, now, mark),
+            _ => judgement,
+        }
     }
 
     /// The offline verdict on the cached token of `product`, moving the mark.
     fn judge_cached(&mut self, product: &str, now: Time) -> Option<Result<Entitlement, Error>> {
         let cached = self.tokens.get(product)?;
-        Some(match &cached.verified {
-            Ok(token) => {
-                let judgement = token.judge(product, &self.host, now, self.mark);
-                self.mark = judgement.high_water;
-                judgement.result
-            }
-            Err(e) => Err(e.clone()),
-        })
+        let judgement = match cached.verified(&self.keys) {
+            Ok(token) => self.judge_token(token, product, now, self.mark),
+            Err(e) => return Some(Err(e.clone())),
+        };
+        self.mark = judgement.high_water;
+        Some(judgement.result)
     }
 
     /// The offline verdict on the cached token of `product`, as `status` shows it (3005 when
@@ -340,16 +403,15 @@ impl Policy {
 
     /// The offline verdict on any token for `product` on this host, without touching the cache.
     pub fn verify(&self, token: &str, product: &str, now: Time) -> Result<Entitlement, Error> {
-        self.keys.verify(token)?.judge(product, &self.host, now, self.mark).result
+        self.judge_token(&self.keys.verify(token)?, product, now, self.mark).result
     }
 
     /// Notes the mark for persisting once it has moved [`PERSIST_STEP`] since the last write.
     fn note_mark(&mut self) {
         if let Some(mark) = self.mark
             && self.persisted_mark.is_none_or(|p| mark - p >= PERSIST_STEP)
-            && self.pending.mark.is_none()
         {
-            self.pending.mark = Some(MarkUpdate::Raise(mark.timestamp()));
+            self.pending.raise = Some(mark.timestamp());
             self.persisted_mark = Some(mark);
         }
     }
@@ -369,9 +431,17 @@ impl Policy {
         let effective = self.mark.map_or(now, |m| m.max(now));
         if let Some(Ok(e)) = &local
             && effective < e.refresh_due
-            && has_all(e, features)
         {
-            return Step::Answer(Ok(Verdict { entitlement: e.clone(), source: Source::Cache }));
+            if has_all(e, features) {
+                return Step::Answer(Ok(Verdict { entitlement: e.clone(), source: Source::Cache }));
+            }
+            // The server was asked for these features when it issued this token: it said no.
+            if let Some((issued, asked)) = self.refreshed_for_features.get(product)
+                && *issued == e.issued_at.timestamp()
+                && features.iter().all(|f| e.has_feature(f) || asked.contains(f))
+            {
+                return Step::Answer(Err(Failure::Local(Error::Token(Code::FeatureNotLicensed))));
+            }
         }
         let Some(number) = self.number.clone() else {
             return Step::Answer(from_cache(local, features, Failure::Local(Error::Token(Code::NotActivated))));
@@ -386,6 +456,7 @@ impl Policy {
             features: features.to_vec(),
             tried: Vec::new(),
             refused: None,
+            generation: self.generation,
         };
         match self.next_server(&ask, mono) {
             Some(server) => Step::Ask(Ask { server, ..ask }),
@@ -409,20 +480,28 @@ impl Policy {
     pub fn handle_reply(&mut self, now: Time, mono: Duration, mut ask: Ask, reply: Reply) -> Step {
         ask.tried.push(ask.server);
         let fault = match reply {
-            Reply::Granted { token } => match self.accept(&ask.product, &token, now) {
-                Ok(result) => {
-                    self.backoff[ask.server] = None;
-                    return Step::Answer(result.and_then(|e| match has_all(&e, &ask.features) {
-                        true => Ok(Verdict { entitlement: e, source: Source::Server }),
-                        false => Err(Failure::Local(Error::Token(Code::FeatureNotLicensed))),
-                    }));
+            Reply::Granted { token } => {
+                let fresh_context = Fresh { nonce: ask.nonce, generation: ask.generation };
+                match self.accept(&ask.product, &token, now, Some(fresh_context)) {
+                    Ok(result) => {
+                        self.backoff[ask.server] = None;
+                        if let (Ok(e), false) = (&result, ask.features.is_empty()) {
+                            let asked = (e.issued_at.timestamp(), ask.features.clone());
+                            self.refreshed_for_features.insert(ask.product.clone(), asked);
+                        }
+                        return Step::Answer(result.and_then(|e| match has_all(&e, &ask.features) {
+                            true => Ok(Verdict { entitlement: e, source: Source::Server }),
+                            false => Err(Failure::Local(Error::Token(Code::FeatureNotLicensed))),
+                        }));
+                    }
+                    Err(why) => why,
                 }
-                Err(why) => why,
-            },
+            }
             Reply::Refused { code, message, proof } => {
+                let number = ask.number.expose();
                 let proven = code.is_definitive()
                     && proof.as_deref().is_some_and(|p| {
-                        self.keys.verify_refusal(p, code, &ask.product, &self.host, &ask.nonce).is_ok()
+                        self.keys.verify_refusal(p, code, &ask.product, &self.host, number, &ask.nonce).is_ok()
                     });
                 if proven {
                     self.backoff[ask.server] = None;
@@ -447,35 +526,68 @@ impl Policy {
         Step::Answer(from_cache(local, &ask.features, last))
     }
 
-    /// Takes a token a server just issued for `product`. `Err` (a string for the fault's
-    /// description) when it does not verify or is not for this product and host: a server fault.
-    /// Otherwise it is cached and the server's time becomes trusted time; its offline verdict
-    /// is the answer (a clock far off still gives 3004 against a fresh token).
-    fn accept(&mut self, product: &str, token: &str, now: Time) -> Result<Result<Entitlement, Failure>, String> {
+    /// Takes a token a server just issued for `product`, in answer to a request that carried
+    /// `fresh`'s nonce (if any). `Err` (the fault's description) when it does not verify, is not
+    /// for this product and host, or is a replay: a token without this request's nonce that is
+    /// older than what was already accepted. Otherwise it is cached — unless the number was
+    /// changed or the token dropped while the request was out — and its offline verdict is the
+    /// answer (a clock far off still gives 3004 against a fresh token). Only a token carrying
+    /// this request's nonce makes the server's time trusted time, which may lower the mark.
+    fn accept(
+        &mut self,
+        product: &str,
+        token: &str,
+        now: Time,
+        fresh: Option<Fresh>,
+    ) -> Result<Result<Entitlement, Failure>, String> {
         let verified = self.keys.verify(token).map_err(|_| "the server's token does not verify".to_owned())?;
-        let probe = verified.judge(product, &self.host, now, None);
+        let probe = self.judge_token(&verified, product, now, None);
         if let Err(e) = &probe.result
             && matches!(e.code(), Code::TokenInvalid | Code::HostMismatch)
         {
             return Err(format!("the server's token is not for this product and host ({})", e.code()));
         }
         let issued = verified.claims().issued_at;
-        let floor = self.floor.map_or(issued, |f| f.timestamp().max(issued));
-        self.floor = at(floor);
-        let judgement = verified.judge(product, &self.host, now, at(floor));
-        self.mark = judgement.high_water;
-        self.persisted_mark = self.mark;
-        let mark = self.mark.map_or(floor, |m| m.timestamp());
-        self.pending.mark = Some(MarkUpdate::Reset { issued_at: issued, mark });
-        self.pending.tokens.insert(product.to_owned(), Some(token.to_owned()));
-        self.tokens.insert(product.to_owned(), Cached { text: token.to_owned(), verified: Ok(verified) });
+        let answers_this_request = fresh.is_some_and(|f| verified.claims().nonce == Some(f.nonce));
+        if !answers_this_request && self.floor.is_some_and(|floor| issued < floor.timestamp()) {
+            return Err("the server's token is older than one already accepted".to_owned());
+        }
+        let judgement = if answers_this_request {
+            let floor = self.floor.map_or(issued, |f| f.timestamp().max(issued));
+            self.floor = at(floor);
+            let judgement = self.judge_token(&verified, product, now, at(floor));
+            self.mark = judgement.high_water;
+            self.persisted_mark = self.mark;
+            let mark = self.mark.map_or(floor, |m| m.timestamp());
+            self.pending.reset = Some(MarkReset { issued_at: issued, mark });
+            judgement
+        } else {
+            let judgement = self.judge_token(&verified, product, now, self.mark);
+            self.mark = judgement.high_water;
+            self.note_mark();
+            judgement
+        };
+        if fresh.is_none_or(|f| f.generation == self.generation) {
+            self.pending.tokens.insert(product.to_owned(), Some(token.to_owned()));
+            let cached = Cached::new(token.to_owned());
+            let _ = cached.verified.set(Ok(verified));
+            self.tokens.insert(product.to_owned(), cached);
+        }
         Ok(judgement.result.map_err(Failure::Local))
     }
 
-    /// Takes a token that came with a command's answer (register, trial): cached like a check's,
-    /// its verdict returned. A token that does not verify is an error (3001) and is not kept.
-    pub fn handle_token(&mut self, now: Time, product: &str, token: &str) -> Result<Entitlement, Failure> {
-        match self.accept(product, token, now) {
+    /// Takes a token that came with a command's answer (register, trial) to a request that
+    /// carried `nonce`: cached like a check's, its verdict returned. A token that does not
+    /// verify is an error (3001) and is not kept.
+    pub fn handle_token(
+        &mut self,
+        now: Time,
+        product: &str,
+        token: &str,
+        nonce: [u8; 16],
+    ) -> Result<Entitlement, Failure> {
+        let fresh = Fresh { nonce, generation: self.generation };
+        match self.accept(product, token, now, Some(fresh)) {
             Ok(result) => result,
             Err(_) => Err(Failure::Local(Error::Token(Code::TokenInvalid))),
         }
@@ -490,20 +602,16 @@ impl Policy {
     /// Takes back a change the driver could not write (the disk refused, or another process
     /// held the cache too long), to be written with the next one. Newer pending changes win.
     pub fn requeue(&mut self, unwritten: Persist) {
-        let newer = std::mem::replace(&mut self.pending, unwritten);
-        if newer.number.is_some() {
-            self.pending.number = newer.number;
-        }
-        self.pending.tokens.extend(newer.tokens);
-        if newer.mark.is_some() {
-            self.pending.mark = newer.mark;
-        }
-        if let Some(MarkUpdate::Raise(_)) = self.pending.mark {
-            // Not on disk: the next move of the mark must write it.
-            self.persisted_mark = None;
-            self.pending.mark = None;
-        }
+        let newer = std::mem::take(&mut self.pending);
+        self.pending = unwritten.then(newer);
     }
+}
+
+/// What a fresh answer must match: the request's nonce, and the policy's generation then.
+#[derive(Clone, Copy, Debug)]
+struct Fresh {
+    nonce: [u8; 16],
+    generation: u64,
 }
 
 fn has_all(e: &Entitlement, features: &[String]) -> bool {

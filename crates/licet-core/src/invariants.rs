@@ -15,7 +15,8 @@ use crate::txn::RecordKey;
 ///   one entry per account;
 /// * no license has more bindings than seats;
 /// * every binding points at a license of its account, for its product;
-/// * a binding's host as last seen still matches the fingerprint it was first bound with;
+/// * a binding's host as last seen still matches the fingerprint it was first bound with (or, for
+///   one moved from release 0.1.0's hashing, the fingerprint 0.1.0 bound it with);
 /// * a license belongs to one account only;
 /// * a redeemed coupon's license is in the account that redeemed it.
 pub fn check_invariants<K: Borrow<RecordKey>, R: Borrow<Record>>(
@@ -58,7 +59,8 @@ pub fn check_invariants<K: Borrow<RecordKey>, R: Borrow<Record>>(
                 Some(l) if l.product == binding.product => {}
                 _ => return Err(format!("binding {} points at no license of its product", binding.id)),
             }
-            if !binding.anchor.matches(&binding.host.fingerprint) {
+            let host = &binding.host.fingerprint;
+            if !binding.anchor.matches(host) && !binding.anchor_0_1_0.as_ref().is_some_and(|a| a.matches(host)) {
                 return Err(format!("binding {} drifted beyond the fingerprint it was bound with", binding.id));
             }
         }

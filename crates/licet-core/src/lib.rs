@@ -30,7 +30,7 @@ pub use error::{Code, Error};
 pub use host::{Fingerprint, HostDigest};
 pub use invariants::check_invariants;
 pub use ledger::{
-    AccountFound, Command, CouponBatch, HostRequest, Ledger, Mail, Outcome, Redeemed, Registered, Registration, Seat,
+    AccountFound, Command, CouponBatch, HostCommand, Ledger, Mail, Outcome, Redeemed, Registered, Registration, Seat,
     TrialStarted,
 };
 pub use model::{Account, Binding, Coupon, Host, HostMatch, License, LicenseKind, Product, ProductSettings, Time};

@@ -12,6 +12,11 @@ use crate::host::Fingerprint;
 /// A point in time as stored: whole seconds since the Unix epoch, UTC.
 pub type Time = DateTime<Utc>;
 
+/// The time `secs` seconds after the Unix epoch, if it can be represented.
+pub(crate) fn from_unix(secs: i64) -> Option<Time> {
+    DateTime::from_timestamp(secs, 0)
+}
+
 /// A licensable module and its settings (SPEC §1).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Product {
@@ -200,15 +205,23 @@ impl Host {
         self
     }
 
-    /// Whether this presented host is the one whose fingerprint was stored as `stored`: by its
-    /// own fingerprint, or by the fingerprint release 0.1.0 made of it.
-    pub fn is(&self, stored: &Fingerprint) -> HostMatch {
-        if stored.matches(&self.fingerprint) {
-            HostMatch::Current
-        } else if self.legacy.as_ref().is_some_and(|legacy| stored.matches(legacy)) {
-            HostMatch::Legacy
-        } else {
-            HostMatch::Other
+    /// Whether this presented host is the machine a record identifies by `stored` — and, for a
+    /// record that moved from release 0.1.0's hashing to this release's, by `stored_0_1_0`, the
+    /// fingerprint it had before (which 0.1.0 agents on the same machine still present).
+    pub fn is(&self, stored: &Fingerprint, stored_0_1_0: Option<&Fingerprint>) -> HostMatch {
+        let by = |stored: &Fingerprint| {
+            if stored.matches(&self.fingerprint) {
+                Some(true)
+            } else if self.legacy.as_ref().is_some_and(|legacy| stored.matches(legacy)) {
+                Some(false)
+            } else {
+                None
+            }
+        };
+        match (by(stored), stored_0_1_0.and_then(by)) {
+            (Some(true), _) | (_, Some(_)) => HostMatch::Current,
+            (Some(false), None) => HostMatch::Legacy,
+            (None, None) => HostMatch::Other,
         }
     }
 
@@ -223,8 +236,8 @@ impl Host {
 pub enum HostMatch {
     /// The same host, by its current fingerprint.
     Current,
-    /// The same host, by the fingerprint release 0.1.0 made of it: the record should move to the
-    /// current fingerprint.
+    /// The same host, by the fingerprint release 0.1.0 made of it, presented by a newer agent:
+    /// the record should move to the current fingerprint (keeping the old one for 0.1.0 agents).
     Legacy,
     /// Another host.
     Other,
@@ -252,6 +265,11 @@ pub struct Binding {
     /// matches the anchor (SPEC §1's two-thirds rule), so a binding never drifts further than the
     /// rule from where it began, however often its components change one at a time.
     pub anchor: Fingerprint,
+    /// For a binding a release-0.1.0 agent made and a newer agent on the same machine then moved
+    /// to this release's hashing: the anchor as 0.1.0 hashed it, which 0.1.0 programs still
+    /// running on the machine present.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anchor_0_1_0: Option<Fingerprint>,
     /// When the seat was taken.
     #[serde(with = "chrono::serde::ts_seconds")]
     pub bound_at: Time,
@@ -281,6 +299,10 @@ pub struct Account {
     pub created_at: Time,
     /// The host that registered the account.
     pub registration_host: Fingerprint,
+    /// The registering host as release 0.1.0 hashed it, once the registration moved to this
+    /// release's hashing (see [`Binding::anchor_0_1_0`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registration_host_0_1_0: Option<Fingerprint>,
     /// Licenses, oldest first.
     pub licenses: Vec<License>,
     /// Seats held by hosts.
@@ -289,7 +311,19 @@ pub struct Account {
     pub trials_used: BTreeSet<String>,
 }
 
+impl Binding {
+    /// Whether `host` is the machine holding this seat.
+    pub fn held_by(&self, host: &Host) -> HostMatch {
+        host.is(&self.anchor, self.anchor_0_1_0.as_ref())
+    }
+}
+
 impl Account {
+    /// Whether `host` is the machine that registered this account.
+    pub fn registered_by(&self, host: &Host) -> HostMatch {
+        host.is(&self.registration_host, self.registration_host_0_1_0.as_ref())
+    }
+
     /// Hosts bound to license `license_id`.
     pub fn seats_used(&self, license_id: &str) -> u32 {
         self.bindings.iter().filter(|b| b.license_id == license_id).count() as u32

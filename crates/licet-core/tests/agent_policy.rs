@@ -240,3 +240,103 @@ fn what_reaches_the_disk_is_enough_for_a_restarted_program() {
     m.set_number("MIKO-00000-00000-00000-00000");
     assert!(m.disk.tokens.is_empty() && m.policy.token(PRODUCT).is_none());
 }
+
+#[test]
+fn a_replayed_token_never_moves_the_clock_back() {
+    let mut sim = Sim::new();
+    let (mut m, _) = registered(&mut sim, "a", 1);
+    // Online a day later, then three days offline: the mark follows the clock.
+    m.wait(&mut sim, Duration::hours(25));
+    assert_eq!(m.check(&mut sim, &Net::new(&[Mode::Up])).unwrap().source, Source::Server);
+    m.wait(&mut sim, Duration::days(3));
+    m.check(&mut sim, &Net::new(&[Mode::Down])).unwrap();
+    // The customer sets the clock back and answers the agent with recorded tokens of its own:
+    // accepted as tokens, but not as trusted time, so the clock stays caught.
+    let latest = m.policy.token(PRODUCT).unwrap().to_owned();
+    m.skew = -Duration::days(3) + Duration::hours(1);
+    for mode in [Mode::NoNonce, Mode::Recorded(latest)] {
+        m.mono += std::time::Duration::from_secs(61);
+        refused(m.check(&mut sim, &Net::new(std::slice::from_ref(&mode))), Code::ClockTampered);
+    }
+    // The real server's fresh answer is trusted time — and says the clock is wrong too.
+    m.mono += std::time::Duration::from_secs(61);
+    refused(m.check(&mut sim, &Net::new(&[Mode::Up])), Code::ClockTampered);
+}
+
+#[test]
+fn a_token_older_than_one_already_accepted_is_a_fault() {
+    let mut sim = Sim::new();
+    let (mut m, _) = registered(&mut sim, "a", 2);
+    let registration_token = m.policy.token(PRODUCT).unwrap().to_owned();
+    m.wait(&mut sim, Duration::hours(25));
+    assert_eq!(m.check(&mut sim, &Net::new(&[Mode::Up])).unwrap().source, Source::Server);
+    // A day later the first server answers with the registration's token, a recording older
+    // than what was accepted since: a fault, and the next server answers.
+    m.wait(&mut sim, Duration::hours(25));
+    let replay = Net::new(&[Mode::Recorded(registration_token.clone()), Mode::Up]);
+    assert_eq!(m.check(&mut sim, &replay).unwrap().source, Source::Server);
+    assert_eq!(m.asked, [0, 1]);
+    assert_ne!(m.policy.token(PRODUCT).unwrap(), registration_token);
+}
+
+#[test]
+fn a_refusal_of_an_altered_request_does_not_delete_the_token() {
+    let mut sim = Sim::new();
+    let (mut m, _) = registered(&mut sim, "a", 1);
+    m.wait(&mut sim, Duration::hours(25));
+    // Someone in the path swaps the number: the server's genuine, signed 1002 is for that one.
+    assert_eq!(m.check(&mut sim, &Net::new(&[Mode::AlteredNumber])).unwrap().source, Source::Cache);
+    assert!(m.policy.token(PRODUCT).is_some());
+}
+
+#[test]
+fn a_token_release_0_1_0_cached_on_this_machine_answers_after_the_upgrade() {
+    let mut sim = Sim::new();
+    // The machine as 0.1.0 hashed it, and as this release does.
+    let old = pc("a");
+    let new = licet_core::Host { fingerprint: pc("a-new").fingerprint, ..old.clone() }
+        .with_legacy(Some(old.fingerprint.clone()));
+    let reg = sim.register("a@example.com", &old).unwrap();
+    let token_0_1_0 = sim.signer.issue_as(&reg.seat, sim.now, licet_core::TokenFormat::V1, None);
+    let mut m = Machine::new(new, &sim.keys, 1);
+    m.set_number(&reg.number.to_string());
+    m.take_token(&sim, &token_0_1_0);
+    m.wait(&mut sim, Duration::hours(2));
+    assert_eq!(m.check(&mut sim, &Net::new(&[Mode::Down])).unwrap().source, Source::Cache);
+    // Online, the binding moves to the new fingerprint and the token with it.
+    m.wait(&mut sim, Duration::hours(90));
+    assert_eq!(m.check(&mut sim, &Net::new(&[Mode::Up])).unwrap().source, Source::Server);
+    assert_eq!(sim.account(&reg.number.to_string()).bindings.len(), 1);
+}
+
+#[test]
+fn a_reply_to_a_check_begun_before_the_number_was_forgotten_is_not_kept() {
+    let mut sim = Sim::new();
+    let (mut m, _) = registered(&mut sim, "a", 1);
+    m.wait(&mut sim, Duration::hours(25));
+    let step = m.policy.handle_check(sim.now, m.mono, PRODUCT, &[], &mut licet_core::SeededEntropy::new(3));
+    let licet_core::agent::Step::Ask(ask) = step else { panic!("a due token asks the server") };
+    let reply = Net::new(&[Mode::Up]).serve(&mut sim, &ask, &m.host);
+    // Meanwhile the customer forgets the number on this host.
+    m.policy.set_number(None);
+    let step = m.policy.handle_reply(sim.now, m.mono, ask, reply);
+    assert!(matches!(step, licet_core::agent::Step::Answer(Ok(_))));
+    assert_eq!(m.policy.token(PRODUCT), None, "the late token is not cached");
+    let persisted = m.policy.poll_persist().unwrap();
+    assert!(persisted.tokens.values().all(Option::is_none));
+}
+
+#[test]
+fn a_feature_the_license_lacks_is_asked_for_once_per_token() {
+    let mut sim = Sim::new();
+    let (mut m, _) = registered(&mut sim, "a", 1);
+    let net = Net::new(&[Mode::Features(vec!["recording".into()])]);
+    refused(m.check_features(&mut sim, &net, PRODUCT, &["export"]), Code::FeatureNotLicensed);
+    assert_eq!(m.asked, [0]);
+    refused(m.check_features(&mut sim, &net, PRODUCT, &["export"]), Code::FeatureNotLicensed);
+    assert!(m.asked.is_empty(), "the server already said no for this token");
+    // The next refresh asks again.
+    m.wait(&mut sim, Duration::hours(25));
+    refused(m.check_features(&mut sim, &net, PRODUCT, &["export"]), Code::FeatureNotLicensed);
+    assert_eq!(m.asked, [0]);
+}

@@ -402,7 +402,16 @@ fn a_host_bound_by_a_0_1_0_agent_keeps_its_seat_and_moves_to_its_new_fingerprint
     // From now on the new fingerprint alone is the host, for seats and for the 1059 guard.
     assert_eq!(sim.activate(&number, &new).unwrap().0.binding.id, seat.binding.id);
     check(sim.register("b@example.com", &new), Code::HostAlreadyRegistered);
-    // The old index entries are gone: the old fingerprint alone no longer finds the account.
-    sim.register("c@example.com", &old).unwrap();
+    // A 0.1.0 program still running on the machine presents only the old fingerprint: it still
+    // holds the same seat (a token for the fingerprint it knows), and cannot register again.
+    let (seat_0_1_0, token) = sim.activate(&number, &old).unwrap();
+    assert_eq!(seat_0_1_0.binding.id, seat.binding.id);
+    assert_eq!(sim.account(&number).bindings.len(), 1);
+    let mut old_agent = AgentSim::new(old.clone());
+    old_agent.token = Some(token);
+    old_agent.check_offline(&sim.keys, PRODUCT, sim.now).unwrap();
+    check(sim.register("c@example.com", &old), Code::HostAlreadyRegistered);
+    // And the upgraded one again.
+    assert_eq!(sim.activate(&number, &upgraded).unwrap().0.binding.id, seat.binding.id);
     licet_core::check_invariants(sim.state.records()).unwrap();
 }

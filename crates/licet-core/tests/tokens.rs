@@ -18,7 +18,7 @@ fn issued(host: &Host) -> (Sim, String) {
 fn issued_v1(host: &Host) -> (Sim, String) {
     let mut sim = Sim::new();
     let reg = sim.register("a@example.com", host).unwrap();
-    let token = sim.signer.issue_as(&reg.seat, sim.now, TokenFormat::V1);
+    let token = sim.signer.issue_as(&reg.seat, sim.now, TokenFormat::V1, None);
     (sim, token)
 }
 
@@ -184,35 +184,36 @@ fn a_refusal_is_proven_only_for_its_code_product_host_and_request() {
     let (sim, _) = issued(&host);
     let digest = host.fingerprint.digest();
     let nonce = [7u8; 16];
-    let proof = sim.signer.sign_refusal(Code::NoFreeLicense, PRODUCT, &digest, sim.now, nonce);
-    let refusal = sim.keys.verify_refusal(&proof, Code::NoFreeLicense, PRODUCT, &digest, &nonce).unwrap();
+    let number = "MIKO-50YDY-RF28Y-E8CAH-RXWTG";
+    let proof = sim.signer.sign_refusal(Code::NoFreeLicense, PRODUCT, &digest, number, sim.now, nonce);
+    let refusal = sim.keys.verify_refusal(&proof, Code::NoFreeLicense, PRODUCT, &digest, number, &nonce).unwrap();
     assert_eq!(refusal.server_time, sim.now.timestamp());
     let other = pc("b").fingerprint.digest();
-    for (code, product, host, nonce) in [
-        (Code::LicenseExpired, PRODUCT, &digest, nonce),
-        (Code::NoFreeLicense, "recorder", &digest, nonce),
-        (Code::NoFreeLicense, PRODUCT, &other, nonce),
-        (Code::NoFreeLicense, PRODUCT, &digest, [8u8; 16]),
+    for (code, product, host, number, nonce) in [
+        (Code::LicenseExpired, PRODUCT, &digest, number, nonce),
+        (Code::NoFreeLicense, "recorder", &digest, number, nonce),
+        (Code::NoFreeLicense, PRODUCT, &other, number, nonce),
+        (Code::NoFreeLicense, PRODUCT, &digest, "MIKO-00000-00000-00000-00000", nonce),
+        (Code::NoFreeLicense, PRODUCT, &digest, number, [8u8; 16]),
     ] {
-        assert_eq!(
-            sim.keys.verify_refusal(&proof, code, product, host, &nonce).unwrap_err().code(),
-            Code::TokenInvalid
-        );
+        let refused = sim.keys.verify_refusal(&proof, code, product, host, number, &nonce);
+        assert_eq!(refused.unwrap_err().code(), Code::TokenInvalid);
     }
     // Signed by a key the agent does not trust, or tampered with: refused.
     let stranger = TokenSigner::from_secret(&[9u8; 32]);
-    let forged = stranger.sign_refusal(Code::NoFreeLicense, PRODUCT, &digest, sim.now, nonce);
-    assert!(sim.keys.verify_refusal(&forged, Code::NoFreeLicense, PRODUCT, &digest, &nonce).is_err());
+    let forged = stranger.sign_refusal(Code::NoFreeLicense, PRODUCT, &digest, number, sim.now, nonce);
+    assert!(sim.keys.verify_refusal(&forged, Code::NoFreeLicense, PRODUCT, &digest, number, &nonce).is_err());
     let bytes = URL_SAFE_NO_PAD.decode(&proof).unwrap();
     for i in 0..bytes.len() {
         let mut flipped = bytes.clone();
         flipped[i] ^= 0x10;
         let text = URL_SAFE_NO_PAD.encode(&flipped);
-        assert!(sim.keys.verify_refusal(&text, Code::NoFreeLicense, PRODUCT, &digest, &nonce).is_err(), "byte {i}");
+        let refused = sim.keys.verify_refusal(&text, Code::NoFreeLicense, PRODUCT, &digest, number, &nonce);
+        assert!(refused.is_err(), "byte {i}");
     }
     // A token is not a refusal, nor a refusal a token.
     let token = sim.signer.issue(&sim_seat(&host), sim.now);
-    assert!(sim.keys.verify_refusal(&token, Code::NoFreeLicense, PRODUCT, &digest, &nonce).is_err());
+    assert!(sim.keys.verify_refusal(&token, Code::NoFreeLicense, PRODUCT, &digest, number, &nonce).is_err());
     assert!(sim.keys.verify(&proof).is_err());
 }
 
@@ -245,8 +246,9 @@ fn a_newer_key_endorsed_by_a_trusted_one_signs_tokens_agents_accept() {
     trusts_old.verify(&newest_token).unwrap();
     // Refusals carry the chain too.
     let nonce = [1u8; 16];
-    let proof = endorsed.sign_refusal(Code::LicenseExpired, PRODUCT, &host.fingerprint.digest(), now, nonce);
-    trusts_old.verify_refusal(&proof, Code::LicenseExpired, PRODUCT, &host.fingerprint.digest(), &nonce).unwrap();
+    let digest = host.fingerprint.digest();
+    let proof = endorsed.sign_refusal(Code::LicenseExpired, PRODUCT, &digest, "n", now, nonce);
+    trusts_old.verify_refusal(&proof, Code::LicenseExpired, PRODUCT, &digest, "n", &nonce).unwrap();
 
     // An endorsement by a key nobody trusts, or one not yet in force, vouches for nothing.
     let stranger = TokenSigner::from_secret(&[4u8; 32]);

@@ -16,11 +16,11 @@ use licet_core::{
     AccountFound, Code, Command, CouponBatch, CouponCode, Entropy, Error, Ledger, Mail, Outcome, Product, Redeemed,
     Registered, Registration, Seat, Secret, TokenFormat, TokenSigner, TrialStarted,
 };
-use licet_store::{Store, StoreExt};
+use licet_store::{OsEntropy, Store, StoreExt};
 use licet_wire::{
     AccountObject, ClockRequest, CouponsAnswer, CouponsRequest, EmailQuery, Empty, GrantAnswer, HealthAnswer,
-    HostRequest, KeyObject, KeysAnswer, LicenseAnswer, LicenseObject, ProductObject, ProductRequest, RecoverRequest,
-    RedeemRequest, RegisterAnswer, RegisterRequest,
+    HostRequest, KeyObject, KeysAnswer, LicenseAnswer, LicenseObject, Nonce, ProductObject, ProductRequest,
+    RecoverRequest, RedeemRequest, RegisterAnswer, RegisterRequest,
 };
 use subtle::ConstantTimeEq;
 
@@ -30,16 +30,6 @@ use crate::error::{AnsweredCode, ApiError};
 use crate::extract::{Bearer, JsonBody, MAX_BODY};
 use crate::outbox::Outbox;
 use crate::ratelimit::RateLimiter;
-
-/// The operating system's random source.
-pub(crate) struct OsEntropy;
-
-impl Entropy for OsEntropy {
-    fn fill(&mut self, buf: &mut [u8]) {
-        // Without a working OS random source no key may be minted at all; there is no fallback.
-        getrandom::fill(buf).expect("the operating system's random source must work");
-    }
-}
 
 /// Everything a request handler needs.
 pub(crate) struct App {
@@ -167,10 +157,11 @@ impl App {
         }
     }
 
-    /// A signed token for `seat`, in the format the request asked for: release 0.1.0's unless the
-    /// request carries the newer agents' marker.
-    fn token(&self, seat: &Seat, now: DateTime<Utc>, marker: Option<u8>) -> String {
-        self.signer.issue_as(seat, now, TokenFormat::for_marker(marker))
+    /// A signed token for `seat`, in the format the request asked for — release 0.1.0's unless
+    /// the request carries the newer agents' marker — naming the request's nonce, if it sent one,
+    /// so that the agent knows the answer is fresh.
+    fn token(&self, seat: &Seat, now: DateTime<Utc>, marker: Option<u8>, nonce: Option<Nonce>) -> String {
+        self.signer.issue_as(seat, now, TokenFormat::for_marker(marker), nonce.map(|n| n.0))
     }
 
     /// A definitive refusal of a license check carries the server's signed statement of it, when
@@ -181,7 +172,9 @@ impl App {
             && let Ok(host) = request.host.to_host()
         {
             let digest = host.fingerprint.digest();
-            refusal.proof = Some(self.signer.sign_refusal(refusal.code, &request.product, &digest, now, nonce.0));
+            let number = &request.registration_number;
+            let proof = self.signer.sign_refusal(refusal.code, &request.product, &digest, number, now, nonce.0);
+            refusal.proof = Some(proof);
         }
         refusal
     }
@@ -285,7 +278,7 @@ async fn register(
             registration_number: registered.number.to_string(),
             license: LicenseObject::of(&seat.license, seat.seats_used),
             binding_id: seat.binding.id.clone(),
-            token: app.token(seat, now, req.token_format),
+            token: app.token(seat, now, req.token_format, req.nonce),
         },
     ))
 }
@@ -303,7 +296,7 @@ async fn activate(
         GrantAnswer {
             license: LicenseObject::of(&seat.license, seat.seats_used),
             binding_id: seat.binding.id.clone(),
-            token: app.token(&seat, now, req.token_format),
+            token: app.token(&seat, now, req.token_format, req.nonce),
         },
     ))
 }
@@ -323,7 +316,7 @@ async fn trial(
         GrantAnswer {
             license: LicenseObject::of(&trial, seats_used),
             binding_id: seat.binding.id.clone(),
-            token: app.token(&seat, now, req.token_format),
+            token: app.token(&seat, now, req.token_format, req.nonce),
         },
     ))
 }

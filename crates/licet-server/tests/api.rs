@@ -327,8 +327,14 @@ fn tokens_come_in_the_format_the_agent_reads_and_definitive_refusals_are_signed(
     .unwrap()
     .fingerprint
     .digest();
-    trusted.verify_refusal(&proof, licet_core::Code::NoFreeLicense, PRODUCT, &digest, &nonce).unwrap();
-    assert!(trusted.verify_refusal(&proof, licet_core::Code::NoFreeLicense, PRODUCT, &digest, &[0; 16]).is_err());
+    let code = licet_core::Code::NoFreeLicense;
+    trusted.verify_refusal(&proof, code, PRODUCT, &digest, &number, &nonce).unwrap();
+    assert!(trusted.verify_refusal(&proof, code, PRODUCT, &digest, &number, &[0; 16]).is_err());
+    assert!(trusted.verify_refusal(&proof, code, PRODUCT, &digest, "LICET-00000-00000-00000-00000", &nonce).is_err());
+    // A granted check with a nonce names it in its token, so the agent knows the answer is fresh.
+    let (_, fresh) = check("a", json!({"token_format": 2, "nonce": hex::encode(nonce)}));
+    let verified = trusted.verify(fresh["token"].as_str().unwrap()).unwrap();
+    assert_eq!(verified.claims().nonce, Some(nonce));
     // Without a nonce there is nothing to bind a proof to; a code that is not definitive has none.
     assert!(check("b", json!({"token_format": 2})).1["error"].get("proof").is_none());
     let unknown = json!({"registration_number": number, "product": "no-such", "host": host("b"),

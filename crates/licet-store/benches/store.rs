@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group};
 use licet_core::{
-    Account, Binding, Command, Fingerprint, Host, HostRequest, Ledger, License, LicenseKind, Product, ProductSettings,
+    Account, Binding, Command, Fingerprint, Host, HostCommand, Ledger, License, LicenseKind, Product, ProductSettings,
     Record, RecordKey, RegistrationNumber, Seat, SeededEntropy,
 };
 use licet_store::{SledStore, StoreExt};
@@ -31,7 +31,7 @@ fn host(i: u64) -> Host {
 
 /// A host's license check.
 fn activate(number: &str, host: Host) -> Command {
-    Command::Activate(HostRequest { number: number.into(), product: "call-journal".into(), host })
+    Command::Activate(HostCommand { number: number.into(), product: "call-journal".into(), host })
 }
 
 /// Writes `n` accounts (with their e-mail and number indexes) straight into the store and
@@ -63,11 +63,13 @@ fn populate(store: &SledStore, ledger: &Ledger, n: u64) -> Vec<String> {
             number: number.body(),
             created_at: now(),
             registration_host: h.fingerprint.clone(),
+            registration_host_0_1_0: None,
             bindings: vec![Binding {
                 id: format!("bnd_{i:016}"),
                 license_id: license.id.clone(),
                 product: "call-journal".into(),
                 anchor: h.fingerprint.clone(),
+                anchor_0_1_0: None,
                 host: h,
                 bound_at: now(),
                 last_seen: now(),

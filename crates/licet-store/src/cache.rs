@@ -29,6 +29,9 @@ use crate::legacy_cache;
 
 const FILE: &str = "agent-cache";
 const LOCK: &str = "agent-cache.lock";
+/// Made once release 0.1.0's cache was imported, so that it is never imported again — not even
+/// after the cache file was set aside as damaged.
+const IMPORTED: &str = "agent-cache.imported-0.1.0";
 const MAGIC: &[u8] = b"licet-agent-cache\n";
 /// The cache format this build writes (release 0.1.0's sled cache was format 1).
 pub const CACHE_FORMAT: u8 = 2;
@@ -170,40 +173,39 @@ impl AgentCache {
                 self.remember(Some(stamp));
                 Ok(memory)
             }
-            Read::Missing => match legacy_cache::read(&self.dir, servers)? {
-                None => {
-                    self.remember(None);
-                    Ok(Memory::default())
-                }
-                Some(imported) => {
-                    self.update(&Persist::default(), legacy_cache::PATIENCE, |stored| {
-                        // Another process may have imported it (or written) meanwhile.
-                        if stored.is_none() {
-                            *stored = Some(imported);
-                        }
-                    })
-                }
-            },
-            Read::Unreadable(why) => {
-                self.set_aside(&why)?;
+            Read::Missing if self.dir.join(IMPORTED).exists() || !legacy_cache::present(&self.dir) => {
                 self.remember(None);
                 Ok(Memory::default())
             }
+            // Under the lock, looking again: another program may have imported it meanwhile.
+            Read::Missing => self.update(&Persist::default(), legacy_cache::PATIENCE, |stored| {
+                if stored.is_none() && !self.dir.join(IMPORTED).exists() {
+                    *stored = legacy_cache::read(&self.dir, servers)?;
+                    std::fs::write(self.dir.join(IMPORTED), b"").map_err(|e| io(&self.dir.join(IMPORTED), e))?;
+                    return Ok(true);
+                }
+                Ok(false)
+            }),
+            // Under the lock, looking again: another writer may have just replaced it.
+            Read::Unreadable(_) => self.update(&Persist::default(), legacy_cache::PATIENCE, |_| Ok(false)),
         }
     }
 
     /// Applies `change` to the stored cache under the write lock, durably, and returns what is
     /// stored now. Waits up to `patience` for the lock, then gives up with [`CacheError::Busy`].
     pub fn apply(&self, change: &Persist, patience: Duration) -> Result<Memory, CacheError> {
-        self.update(change, patience, |_| {})
+        self.update(change, patience, |_| Ok(false))
     }
 
-    /// Read–modify–write under the lock: `first` may fill a missing cache, then `change` applies.
+    /// Read–modify–write under the lock: an unreadable file is set aside (only here, so no
+    /// reader can move away a good file another writer just put in place), `first` may fill a
+    /// missing cache (saying whether it did), then `change` applies. Nothing is written when
+    /// nothing changed.
     fn update(
         &self,
         change: &Persist,
         patience: Duration,
-        first: impl FnOnce(&mut Option<Memory>),
+        first: impl FnOnce(&mut Option<Memory>) -> Result<bool, CacheError>,
     ) -> Result<Memory, CacheError> {
         std::fs::create_dir_all(&self.dir).map_err(|e| io(&self.dir, e))?;
         let _lock = self.lock(patience)?;
@@ -215,7 +217,12 @@ impl AgentCache {
                 None
             }
         };
-        first(&mut stored);
+        let filled = first(&mut stored)?;
+        if let (Some(memory), false, true) = (&stored, filled, change.is_empty()) {
+            let stamp = std::fs::metadata(self.path()).map(|m| Stamp::of(&m)).ok();
+            self.remember(stamp);
+            return Ok(memory.clone());
+        }
         let mut memory = stored.unwrap_or_default();
         change.apply(&mut memory);
         let stamp = self.write(&memory)?;
@@ -275,12 +282,7 @@ impl AgentCache {
             .map(|n| self.dir.join(format!("{FILE}.corrupt-{n}")))
             .find(|p| !p.exists())
             .expect("an unused name exists");
-        match std::fs::rename(&path, &aside) {
-            Ok(()) => {}
-            // Another process set it aside first.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(io(&path, e)),
-        }
+        std::fs::rename(&path, &aside).map_err(|e| io(&path, e))?;
         self.warn(format!(
             "the license cache at {} could not be read ({why}); it was moved to {} and licenses will be fetched again",
             path.display(),

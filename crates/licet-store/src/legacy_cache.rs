@@ -16,12 +16,17 @@ use crate::sled_store::open_db;
 pub(crate) const PATIENCE: Duration = Duration::from_secs(5);
 const SCHEMA: &[u8] = b"licet-cache-1";
 
+/// Whether `data_dir` holds a cache of release 0.1.0.
+pub(crate) fn present(data_dir: &Path) -> bool {
+    data_dir.join("cache/conf").exists()
+}
+
 /// What release 0.1.0 kept in `data_dir`, as this release's [`Memory`]: the number and tokens
 /// of the first of `servers` that has a number there (else of any server that has one, in
 /// order), and the clock marks. `None` when there is no readable 0.1.0 cache.
 pub(crate) fn read(data_dir: &Path, servers: &[String]) -> Result<Option<Memory>, CacheError> {
     let path = data_dir.join("cache");
-    if !path.join("conf").exists() {
+    if !present(data_dir) {
         return Ok(None);
     }
     let db = match open_db(&path, 1 << 20, PATIENCE) {
@@ -64,5 +69,6 @@ pub(crate) fn read(data_dir: &Path, servers: &[String]) -> Result<Option<Memory>
         tokens: chosen.and_then(|s| tokens.remove(&s)).unwrap_or_default(),
         mark: seconds(b"clock"),
         floor: seconds(b"server-clock"),
+        ..Memory::default()
     }))
 }

@@ -14,11 +14,13 @@ mod error;
 mod group_commit;
 mod legacy_cache;
 mod mem;
+mod os;
 mod sled_store;
 mod store;
 
 pub use cache::{AgentCache, CACHE_FORMAT, CacheError};
 pub use error::Error;
 pub use mem::MemStore;
+pub use os::OsEntropy;
 pub use sled_store::{SCHEMA_VERSION, SledOptions, SledStore};
 pub use store::{Store, StoreExt};

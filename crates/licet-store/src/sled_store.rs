@@ -15,6 +15,9 @@ use crate::store::Store;
 pub const SCHEMA_VERSION: &str = "licet-ledger-2";
 /// Release 0.1.0's layout: records in positional bincode. Migrated in place when opened.
 const SCHEMA_0_1_0: &str = "licet-ledger-1";
+/// A migration from release 0.1.0 in progress: a name release 0.1.0 refuses, so that it never
+/// opens a half-migrated store.
+const SCHEMA_MIGRATING: &str = "licet-ledger-2-migrating";
 /// What every ledger schema's name starts with; the number after it orders releases.
 const SCHEMA_PREFIX: &str = "licet-ledger-";
 const SCHEMA_KEY: &[u8] = b"licet/schema";
@@ -163,10 +166,11 @@ fn schema_number(schema: &str) -> Option<u32> {
 /// Brings the ledger to [`SCHEMA_VERSION`]: writes it in a new database, migrates a store of
 /// release 0.1.0 in place, refuses one of a newer release or anything that is not a ledger.
 ///
-/// The migration rewrites records in atomic batches, each also recording the last key it
-/// rewrote ([`MIGRATED_THROUGH`]) and each flushed, and changes the schema name only after the
-/// last batch is durable. Killed at any moment, it leaves a 0.1.0 store whose records up to the
-/// mark are rewritten and the rest not: the next open carries on from the mark.
+/// The migration first renames the schema to [`SCHEMA_MIGRATING`] (which release 0.1.0
+/// refuses), then rewrites records in atomic batches, each also recording the last key it
+/// rewrote ([`MIGRATED_THROUGH`]) and each flushed, and names the new schema only after the last
+/// batch is durable. Killed at any moment, it leaves a store whose records up to the mark are
+/// rewritten and the rest not: the next open carries on from the mark.
 /// Returns how many records a migration rewrote at this open, if one ran.
 fn bring_up_to_date(db: &sled::Db, ledger: &sled::Tree, path: &Path) -> Result<Option<usize>, Error> {
     let found = match db.get(SCHEMA_KEY).map_err(|e| sled_error(path, e))? {
@@ -175,7 +179,10 @@ fn bring_up_to_date(db: &sled::Db, ledger: &sled::Tree, path: &Path) -> Result<O
         None => return write_schema(db, path, SCHEMA_VERSION).map(|()| None),
     };
     let mut migrated = None;
-    if found == SCHEMA_0_1_0 {
+    if found == SCHEMA_0_1_0 || found == SCHEMA_MIGRATING {
+        if found == SCHEMA_0_1_0 {
+            write_schema(db, path, SCHEMA_MIGRATING)?;
+        }
         migrated = Some(migrate_0_1_0(db, ledger, path)?);
         write_schema(db, path, SCHEMA_VERSION)?;
     } else if found != SCHEMA_VERSION {

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use licet_core::agent::{MarkUpdate, Memory, Persist};
+use licet_core::agent::{MarkReset, Memory, Persist};
 use licet_store::{AgentCache, CacheError};
 
 const PATIENCE: Duration = Duration::from_secs(5);
@@ -13,8 +13,12 @@ fn put(product: &str, token: &str) -> Persist {
     Persist { tokens: BTreeMap::from([(product.to_owned(), Some(token.to_owned()))]), ..Persist::default() }
 }
 
-fn mark(update: MarkUpdate) -> Persist {
-    Persist { mark: Some(update), ..Persist::default() }
+fn raise(mark: i64) -> Persist {
+    Persist { raise: Some(mark), ..Persist::default() }
+}
+
+fn reset(issued_at: i64, mark: i64) -> Persist {
+    Persist { reset: Some(MarkReset { issued_at, mark }), ..Persist::default() }
 }
 
 #[test]
@@ -26,19 +30,19 @@ fn numbers_tokens_and_marks_persist_and_writers_merge() {
     cache.apply(&put("p1", "token-1"), PATIENCE).unwrap();
     // A second handle (another program) writes too: nothing of the first is lost.
     AgentCache::new(dir.path()).apply(&put("p2", "token-2"), PATIENCE).unwrap();
-    cache.apply(&mark(MarkUpdate::Raise(100)), PATIENCE).unwrap();
-    cache.apply(&mark(MarkUpdate::Raise(50)), PATIENCE).unwrap();
+    cache.apply(&raise(100), PATIENCE).unwrap();
+    cache.apply(&raise(50), PATIENCE).unwrap();
 
     let again = AgentCache::new(dir.path()).load(&[]).unwrap();
     assert_eq!(again.number.as_deref(), Some("LICET-1"));
     assert_eq!(again.tokens.len(), 2);
     assert_eq!(again.mark, Some(100), "raising never moves the mark back");
     // The server's time is trusted: a reset may lower the mark, never below an earlier reset.
-    let after = cache.apply(&mark(MarkUpdate::Reset { issued_at: 70, mark: 70 }), PATIENCE).unwrap();
+    let after = cache.apply(&reset(70, 70), PATIENCE).unwrap();
     assert_eq!((after.mark, after.floor), (Some(70), Some(70)));
-    let after = cache.apply(&mark(MarkUpdate::Reset { issued_at: 60, mark: 65 }), PATIENCE).unwrap();
+    let after = cache.apply(&reset(60, 65), PATIENCE).unwrap();
     assert_eq!((after.mark, after.floor), (Some(70), Some(70)), "an old token cannot pull the clock back");
-    let after = cache.apply(&mark(MarkUpdate::Reset { issued_at: 80, mark: 90 }), PATIENCE).unwrap();
+    let after = cache.apply(&reset(80, 90), PATIENCE).unwrap();
     assert_eq!((after.mark, after.floor), (Some(90), Some(80)), "the clock seen with the answer counts");
     // Another number drops the tokens of the previous one; the same number keeps them.
     let same = cache.apply(&Persist { number: Some(Some("LICET-1".into())), ..Persist::default() }, PATIENCE).unwrap();
@@ -52,6 +56,35 @@ fn numbers_tokens_and_marks_persist_and_writers_merge() {
         let mode = std::fs::metadata(cache.path()).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600, "the file holds a registration number");
     }
+}
+
+#[test]
+fn fields_of_a_newer_release_survive_a_write_by_this_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = AgentCache::new(dir.path());
+    cache.apply(&put("p", "tok"), PATIENCE).unwrap();
+    // A newer release adds a field of its own (say, floating sessions).
+    #[derive(serde::Serialize, serde::Deserialize)]
+    struct Newer {
+        number: Option<String>,
+        tokens: BTreeMap<String, String>,
+        sessions: Vec<String>,
+    }
+    let newer = Newer { number: None, tokens: [("p".into(), "tok".into())].into(), sessions: vec!["s1".into()] };
+    let mut bytes = b"licet-agent-cache\n\x02".to_vec();
+    bytes.extend(licet_core::codec::pack(&newer));
+    std::fs::write(cache.path(), bytes).unwrap();
+    // This release writes: the newer field is still there afterwards.
+    cache.apply(&put("q", "tok2"), PATIENCE).unwrap();
+    let raw = std::fs::read(cache.path()).unwrap();
+    let read: Newer = licet_core::codec::unpack(&raw[b"licet-agent-cache\n\x02".len()..]).unwrap();
+    assert_eq!(read.sessions, ["s1"]);
+    assert_eq!(read.tokens.len(), 2);
+    // A vendor name is recorded once.
+    let first = Persist { vendor: Some("MIKO".into()), ..Persist::default() };
+    assert_eq!(cache.apply(&first, PATIENCE).unwrap().vendor.as_deref(), Some("MIKO"));
+    let second = Persist { vendor: Some("ACME".into()), ..Persist::default() };
+    assert_eq!(cache.apply(&second, PATIENCE).unwrap().vendor.as_deref(), Some("MIKO"));
 }
 
 #[test]
@@ -126,7 +159,7 @@ fn many_writers_in_parallel_all_land() {
                 let cache = AgentCache::new(dir);
                 for i in 0..25 {
                     cache.apply(&put(&format!("p{t}"), &format!("tok-{i}")), PATIENCE).unwrap();
-                    cache.apply(&mark(MarkUpdate::Raise(i)), PATIENCE).unwrap();
+                    cache.apply(&raise(i), PATIENCE).unwrap();
                     assert_eq!(cache.load(&[]).unwrap().tokens[&format!("p{t}")], format!("tok-{i}"));
                 }
             });
@@ -177,5 +210,28 @@ fn the_cache_release_0_1_0_wrote_is_imported_once_and_left_in_place() {
     assert!(before.iter().all(|f| after.contains(f)));
     // Imported once: later changes to the new cache stand.
     cache.apply(&Persist { number: Some(None), ..Persist::default() }, PATIENCE).unwrap();
+    assert_eq!(AgentCache::new(dir.path()).load(&[]).unwrap().number, None);
+}
+
+#[test]
+fn many_programs_importing_at_once_all_get_it_and_a_damaged_cache_does_not_bring_it_back() {
+    let facts: serde_json::Value = serde_json::from_slice(&std::fs::read(fixture("facts.json")).unwrap()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&fixture("agent-b"), dir.path());
+    std::thread::scope(|s| {
+        for _ in 0..16 {
+            let dir = dir.path();
+            let facts = &facts;
+            s.spawn(move || {
+                let memory = AgentCache::new(dir).load(&[]).unwrap();
+                assert_eq!(memory.number.as_deref(), facts["numbers"]["a"].as_str());
+            });
+        }
+    });
+    // The new cache is damaged and set aside: it is not replaced by the stale 0.1.0 one.
+    let cache = AgentCache::new(dir.path());
+    std::fs::write(cache.path(), b"garbage").unwrap();
+    assert_eq!(cache.load(&[]).unwrap().number, None);
+    assert!(cache.take_warning().is_some());
     assert_eq!(AgentCache::new(dir.path()).load(&[]).unwrap().number, None);
 }

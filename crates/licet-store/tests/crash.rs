@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{Env, pc};
-use licet_core::agent::{MarkUpdate, Persist};
+use licet_core::agent::Persist;
 use licet_core::record::legacy;
 use licet_core::{Code, Record, RecordKey, SeededEntropy};
 use licet_store::{AgentCache, SledStore};
@@ -132,7 +132,7 @@ fn child_caches_forever() {
         let product = format!("p{}", n % 5);
         let change = Persist {
             tokens: [(product.clone(), Some(n.to_string()))].into(),
-            mark: Some(MarkUpdate::Raise(n as i64)),
+            raise: Some(n as i64),
             ..Persist::default()
         };
         cache.apply(&change, Duration::from_secs(5)).unwrap();
@@ -163,6 +163,7 @@ fn write_0_1_0_store(path: &std::path::Path) -> Vec<(RecordKey, Record)> {
             number: format!("{i:020}"),
             created_at: now,
             registration_host: host.fingerprint.clone(),
+            registration_host_0_1_0: None,
             licenses: vec![licet_core::License {
                 id: license.clone(),
                 product: common::PRODUCT.into(),
@@ -176,6 +177,7 @@ fn write_0_1_0_store(path: &std::path::Path) -> Vec<(RecordKey, Record)> {
                 license_id: license,
                 product: common::PRODUCT.into(),
                 anchor: host.fingerprint.clone(),
+                anchor_0_1_0: None,
                 host,
                 bound_at: now,
                 last_seen: now,
@@ -233,8 +235,9 @@ fn a_migration_killed_at_any_moment_finishes_at_the_next_open() {
             break;
         }
         let (schema, marked) = migration_state(&path);
-        if schema == "licet-ledger-1" && marked {
+        if marked {
             killed_midway += 1;
+            assert_eq!(schema, "licet-ledger-2-migrating", "release 0.1.0 must refuse a half-migrated store");
         }
     }
     eprintln!("{killed_midway} kills in the middle of the migration, {cycles} opens (seed {seed})");

@@ -87,6 +87,9 @@ pub struct RegisterRequest {
     /// Newer agents' marker: the token format they read (absent: release 0.1.0's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_format: Option<u8>,
+    /// A fresh nonce: the token in the answer names it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<Nonce>,
 }
 
 /// `POST /v1/activate`, `/v1/trial`, `/v1/deactivate`.
@@ -101,15 +104,16 @@ pub struct HostRequest {
     /// Newer agents' marker: the token format they read (absent: release 0.1.0's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_format: Option<u8>,
-    /// A fresh nonce: a definitive refusal of this request then carries a signed proof.
+    /// A fresh nonce: the token in the answer names it, and a definitive refusal of this
+    /// request carries a signed proof naming it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nonce: Option<Nonce>,
 }
 
 impl HostRequest {
     /// The ledger's request: number, product and the validated host (1001 on a bad host).
-    pub fn to_command(&self) -> Result<licet_core::HostRequest, Error> {
-        Ok(licet_core::HostRequest {
+    pub fn to_command(&self) -> Result<licet_core::HostCommand, Error> {
+        Ok(licet_core::HostCommand {
             number: self.registration_number.as_str().into(),
             product: self.product.clone(),
             host: self.host.to_host()?,

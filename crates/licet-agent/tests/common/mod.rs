@@ -196,7 +196,7 @@ impl Host {
 
     /// `licet-agent --json ARGS` for this host, not yet run.
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_licet-agent"));
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_licet-agent-testing"));
         cmd.arg("--json")
             .args(args)
             .env("LICET_SERVER", &self.server)

@@ -127,21 +127,14 @@ fn index_registration_host(tx: &mut Tx<'_>, account_id: &str, host: &Fingerprint
 }
 
 /// When `host` is the account's registration host by the fingerprint release 0.1.0 made of it,
-/// moves the registration (and its index entries) to the host's current fingerprint, so that
-/// the 1059 guard keeps working once agents stop presenting the old one.
+/// moves the registration to the host's current fingerprint (indexed too), so that the 1059
+/// guard keeps working once agents stop presenting the old one; the old fingerprint and its
+/// index entries stay, for 0.1.0 agents still running on the machine.
 pub(super) fn adopt_registration_host(tx: &mut Tx<'_>, account: &mut Account, host: &Host) -> Result<(), Error> {
-    if host.is(&account.registration_host) != HostMatch::Legacy {
+    if account.registered_by(host) != HostMatch::Legacy {
         return Ok(());
     }
-    for component in indexed_components(&account.registration_host) {
-        let mut ids = tx.host_accounts(component)?;
-        let before = ids.len();
-        ids.retain(|id| *id != account.id);
-        if ids.len() != before {
-            tx.put_host_accounts(component, &ids);
-        }
-    }
-    account.registration_host = host.fingerprint.clone();
+    account.registration_host_0_1_0 = Some(std::mem::replace(&mut account.registration_host, host.fingerprint.clone()));
     index_registration_host(tx, &account.id, &host.fingerprint)
 }
 
@@ -169,7 +162,7 @@ impl Ledger {
             for account_id in tx.host_accounts(component)? {
                 if seen.insert(account_id.clone())
                     && let Some(other) = tx.account(&account_id)?
-                    && reg.host.is(&other.registration_host).is_same()
+                    && other.registered_by(&reg.host).is_same()
                 {
                     return Err(Error::Refused(Code::HostAlreadyRegistered));
                 }
@@ -202,6 +195,7 @@ impl Ledger {
             product: product.id.clone(),
             host: reg.host.stored(),
             anchor: reg.host.fingerprint.clone(),
+            anchor_0_1_0: None,
             bound_at: now,
             last_seen: now,
         };
@@ -214,6 +208,7 @@ impl Ledger {
             number: number.body(),
             created_at: now,
             registration_host: reg.host.fingerprint.clone(),
+            registration_host_0_1_0: None,
             licenses: vec![license.clone()],
             bindings: vec![binding.clone()],
             trials_used: BTreeSet::from([product.id.clone()]),

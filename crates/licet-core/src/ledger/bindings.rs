@@ -58,12 +58,14 @@ fn bind(
     if !account.licenses.iter().any(|l| l.product == product.id) {
         return Err(Error::Refused(Code::NoLicenseForProduct));
     }
-    let existing = account.bindings.iter().position(|b| b.product == product.id && host.is(&b.anchor).is_same());
+    let existing = account.bindings.iter().position(|b| b.product == product.id && b.held_by(host).is_same());
     if let Some(i) = existing {
         // A binding a 0.1.0 agent made moves to the host's current fingerprint: the same machine,
-        // hashed the new way, so its anchor is translated rather than drifted.
-        if host.is(&account.bindings[i].anchor) == HostMatch::Legacy {
-            account.bindings[i].anchor = host.fingerprint.clone();
+        // hashed the new way, so its anchor is translated rather than drifted. The old anchor
+        // stays, for 0.1.0 programs still running on the machine.
+        let binding = &mut account.bindings[i];
+        if binding.held_by(host) == HostMatch::Legacy {
+            binding.anchor_0_1_0 = Some(std::mem::replace(&mut binding.anchor, host.fingerprint.clone()));
         }
         let current = account.license(&account.bindings[i].license_id).filter(|l| l.is_current(now)).cloned();
         match current {
@@ -98,6 +100,7 @@ fn bind(
         product: product.id.clone(),
         host: host.stored(),
         anchor: host.fingerprint.clone(),
+        anchor_0_1_0: None,
         bound_at: now,
         last_seen: now,
     };
@@ -174,7 +177,7 @@ impl Ledger {
         let i = account
             .bindings
             .iter()
-            .position(|b| b.product == product.id && host.is(&b.anchor).is_same())
+            .position(|b| b.product == product.id && b.held_by(host).is_same())
             .ok_or(Error::Refused(Code::BindingNotFound))?;
         account.bindings.remove(i);
         tx.put_account(&account);

@@ -18,7 +18,7 @@ use crate::txn::Tx;
 
 /// What a host asks about a product with the account's registration number.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct HostRequest {
+pub struct HostCommand {
     /// The registration number as given.
     pub number: Secret,
     /// The product's slug.
@@ -44,11 +44,11 @@ pub enum Command {
     /// Registers an account with a trial bound to the registering host → [`Outcome::Registered`].
     Register(Registration),
     /// Binds the host to a license of the product, or refreshes its binding → [`Outcome::Seat`].
-    Activate(HostRequest),
+    Activate(HostCommand),
     /// Starts the account's trial of the product on the host → [`Outcome::Trial`].
-    Trial(HostRequest),
+    Trial(HostCommand),
     /// Frees the seat the host holds → [`Outcome::Done`].
-    Deactivate(HostRequest),
+    Deactivate(HostCommand),
     /// Redeems a coupon for the account of `number` → [`Outcome::Redeemed`].
     Redeem {
         /// The account's number; a coupon without one is refused (1003).
@@ -257,7 +257,7 @@ mod tests {
         let host = Host::new(Fingerprint::new([("machine-id", "m"), ("mac", "a")])?, "pc", "Linux")?;
         let number = "MIKO-50YDY-RF28Y-E8CAH-RXWTG";
         let commands = [
-            Command::Activate(HostRequest { number: number.into(), product: "call-journal".into(), host }),
+            Command::Activate(HostCommand { number: number.into(), product: "call-journal".into(), host }),
             Command::Redeem { number: Some(number.into()), coupon: "MIKOUPD-A650G-F1WCF-CFM4D-A0435".into() },
             Command::Recover { email: "a@example.com".into() },
         ];

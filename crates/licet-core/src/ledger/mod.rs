@@ -11,7 +11,7 @@ mod bindings;
 mod command;
 mod coupons;
 
-pub use command::{AccountFound, Command, HostRequest, Outcome, Redeemed, TrialStarted};
+pub use command::{AccountFound, Command, HostCommand, Outcome, Redeemed, TrialStarted};
 pub use coupons::{CouponBatch, MAX_BATCH};
 
 use crate::credential::{self, CouponCode, RegistrationNumber};

@@ -33,6 +33,8 @@ mod tag {
     pub(super) const REFRESH_AFTER: u16 = 4;
     /// The features the license grants (absent: none).
     pub(super) const FEATURES: u16 = 6;
+    /// The nonce of the request the token answers (absent: none was sent).
+    pub(super) const NONCE: u16 = 8;
 }
 
 /// Version 1's claims, exactly as release 0.1.0 lays them out. `LicenseKind`'s variant order is
@@ -101,6 +103,9 @@ pub(crate) fn encode(claims: &Claims, version: u8) -> Vec<u8> {
     if !c.features.is_empty() {
         extensions.push(Extension { tag: tag::FEATURES, value: codec::encode(&c.features) });
     }
+    if let Some(nonce) = c.nonce {
+        extensions.push(Extension { tag: tag::NONCE, value: nonce.to_vec() });
+    }
     bytes.extend_from_slice(&codec::encode(&ClaimsV2 {
         kid: c.kid,
         license_id: c.license_id.clone(),
@@ -136,6 +141,7 @@ pub(crate) fn decode(signed: &[u8]) -> Result<(Claims, u8), String> {
                 grace_until: None,
                 refresh_after: None,
                 features: Vec::new(),
+                nonce: None,
             };
             Ok((claims, V1))
         }
@@ -154,6 +160,7 @@ pub(crate) fn decode(signed: &[u8]) -> Result<(Claims, u8), String> {
                 grace_until: None,
                 refresh_after: None,
                 features: Vec::new(),
+                nonce: None,
             };
             let mut previous = None;
             for ext in c.extensions {
@@ -166,6 +173,10 @@ pub(crate) fn decode(signed: &[u8]) -> Result<(Claims, u8), String> {
                     tag::GRACE_UNTIL => claims.grace_until = Some(codec::decode(&ext.value).map_err(bad)?),
                     tag::REFRESH_AFTER => claims.refresh_after = Some(codec::decode(&ext.value).map_err(bad)?),
                     tag::FEATURES => claims.features = codec::decode(&ext.value).map_err(bad)?,
+                    tag::NONCE => {
+                        let nonce = <[u8; 16]>::try_from(ext.value.as_slice());
+                        claims.nonce = Some(nonce.map_err(|_| format!("extension {}: not 16 bytes", ext.tag))?);
+                    }
                     unknown if unknown % 2 == 1 => return Err(format!("unknown critical extension {unknown}")),
                     _ => {}
                 }
@@ -194,6 +205,7 @@ mod tests {
             grace_until: Some(400),
             refresh_after: Some(50),
             features: vec!["a".into(), "b".into()],
+            nonce: Some([9; 16]),
         }
     }
 
@@ -203,7 +215,7 @@ mod tests {
         assert_eq!(decode(&encode(&c, V2)), Ok((c.clone(), V2)));
         let (v1, version) = decode(&encode(&c, V1)).unwrap();
         assert_eq!(version, V1);
-        assert_eq!((v1.expires_at, v1.grace_until, v1.features.len()), (Some(400), None, 0));
+        assert_eq!((v1.expires_at, v1.grace_until, v1.features.len(), v1.nonce), (Some(400), None, 0, None));
     }
 
     fn with_extensions(extensions: Vec<Extension>) -> Vec<u8> {
@@ -237,6 +249,7 @@ mod tests {
         assert!(decode(&with_extensions(vec![features(), features()])).is_err(), "twice");
         let broken = Extension { tag: tag::REFRESH_AFTER, value: vec![0xff] };
         assert!(decode(&with_extensions(vec![broken])).is_err());
+        assert!(decode(&with_extensions(vec![Extension { tag: tag::NONCE, value: vec![1; 15] }])).is_err());
         assert!(decode(&[3, 0, 0]).is_err());
         assert!(decode(&[]).is_err());
     }

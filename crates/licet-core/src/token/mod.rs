@@ -118,6 +118,9 @@ pub struct Claims {
     pub refresh_after: Option<u32>,
     /// The features the license grants.
     pub features: Vec<String>,
+    /// The nonce of the request this token answers, so the agent that sent it knows it is not
+    /// a replay (only a fresh answer may move its clock mark back to the server's time).
+    pub nonce: Option<[u8; 16]>,
 }
 
 impl Claims {
@@ -139,6 +142,7 @@ impl Claims {
             grace_until: None,
             refresh_after: Some(seat.product.refresh_hours.saturating_mul(3600)),
             features: Vec::new(),
+            nonce: None,
         }
     }
 
@@ -196,34 +200,51 @@ impl TokenSigner {
     }
 
     /// Signs claims in `format` and returns the token's text form. The claims' `kid` is set to
-    /// this key's.
+    /// this key's. A version-1 token carries no endorsement links: release 0.1.0 cannot read
+    /// them (its agents must be given tokens of a key they trust directly).
     pub fn sign(&self, claims: &Claims, format: TokenFormat) -> String {
         let mut claims = claims.clone();
         claims.kid = self.kid;
         let mut bytes = encoding::encode(&claims, format.version());
         let signature = self.key.sign(&bytes);
         bytes.extend_from_slice(&signature.to_bytes());
-        self.with_links(URL_SAFE_NO_PAD.encode(bytes))
+        let text = URL_SAFE_NO_PAD.encode(bytes);
+        match format {
+            TokenFormat::V1 => text,
+            TokenFormat::V2 => self.with_links(text),
+        }
     }
 
     /// Signs the claims for a seat issued now, in this release's format.
     pub fn issue(&self, seat: &Seat, now: Time) -> String {
-        self.issue_as(seat, now, TokenFormat::V2)
+        self.issue_as(seat, now, TokenFormat::V2, None)
     }
 
-    /// Signs the claims for a seat issued now, in `format`.
-    pub fn issue_as(&self, seat: &Seat, now: Time, format: TokenFormat) -> String {
-        self.sign(&Claims::for_seat(seat, self.kid, now), format)
+    /// Signs the claims for a seat issued now, in `format`, answering the request that carried
+    /// `nonce` (version 2 only).
+    pub fn issue_as(&self, seat: &Seat, now: Time, format: TokenFormat, nonce: Option<[u8; 16]>) -> String {
+        let mut claims = Claims::for_seat(seat, self.kid, now);
+        claims.nonce = nonce;
+        self.sign(&claims, format)
     }
 
     /// Signs a definitive refusal of a license check: `code` for `product` on `host`, answering
-    /// the request that carried `nonce`.
-    pub fn sign_refusal(&self, code: Code, product: &str, host: &HostDigest, now: Time, nonce: [u8; 16]) -> String {
+    /// the request that carried `nonce` and the registration number `number` (as sent).
+    pub fn sign_refusal(
+        &self,
+        code: Code,
+        product: &str,
+        host: &HostDigest,
+        number: &str,
+        now: Time,
+        nonce: [u8; 16],
+    ) -> String {
         let statement = codec::encode(&Refusal {
             kid: self.kid,
             code: code.number(),
             product: product.to_owned(),
             host: host.clone(),
+            number: Refusal::number_digest(number),
             server_time: now.timestamp(),
             nonce,
         });
@@ -336,13 +357,15 @@ impl TrustedKeys {
     }
 
     /// Checks that `proof` is the server's signed refusal with `code` of `product` for `host`,
-    /// answering the request that carried `nonce`. Anything else is 3001.
+    /// answering the request that carried `nonce` and the registration number `number`.
+    /// Anything else is 3001.
     pub fn verify_refusal(
         &self,
         proof: &str,
         code: Code,
         product: &str,
         host: &HostDigest,
+        number: &str,
         nonce: &[u8; 16],
     ) -> Result<Refusal, Error> {
         let invalid = || Error::Token(Code::TokenInvalid);
@@ -352,6 +375,7 @@ impl TrustedKeys {
         let matches = refusal.code == code.number()
             && refusal.product == product
             && refusal.host == *host
+            && refusal.number == Refusal::number_digest(number)
             && refusal.nonce == *nonce;
         if !matches {
             return Err(invalid());
@@ -416,7 +440,7 @@ pub struct Judgement {
 }
 
 fn at(secs: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp(secs, 0).unwrap_or(DateTime::<Utc>::MIN_UTC)
+    crate::model::from_unix(secs).unwrap_or(DateTime::<Utc>::MIN_UTC)
 }
 
 impl VerifiedToken {

@@ -15,6 +15,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ed25519_dalek::{Signature, VerifyingKey};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use super::KeyId;
 use super::encoding::SIGNATURE_LEN;
@@ -37,10 +38,23 @@ pub struct Refusal {
     pub product: String,
     /// The asking host.
     pub host: HostDigest,
+    /// The registration number the request carried, as [`Refusal::number_digest`]: a request
+    /// altered on its way (another number, to get a genuine 1002) is not this agent's.
+    pub number: [u8; 8],
     /// The server's time, Unix seconds.
     pub server_time: i64,
     /// The request's nonce, so a refusal cannot be replayed to another request.
     pub nonce: [u8; 16],
+}
+
+impl Refusal {
+    /// What a refusal holds of a registration number: 8 bytes of SHA-256 of the text as sent.
+    pub fn number_digest(number: &str) -> [u8; 8] {
+        let digest = Sha256::new().chain_update(b"licet-refusal-number\0").chain_update(number.as_bytes()).finalize();
+        let mut out = [0u8; 8];
+        out.copy_from_slice(&digest[..8]);
+        out
+    }
 }
 
 /// What an endorsement states: `endorser` vouches for `public_key` from `not_before` on.

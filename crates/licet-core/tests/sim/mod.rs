@@ -6,7 +6,7 @@ pub mod net;
 
 use chrono::{DateTime, Duration, Utc};
 use licet_core::{
-    Command, Entitlement, Error, Fingerprint, Host, HostRequest, Ledger, License, MemState, Outcome, ProductSettings,
+    Command, Entitlement, Error, Fingerprint, Host, HostCommand, Ledger, License, MemState, Outcome, ProductSettings,
     Registered, Registration, Seat, Secret, SeededEntropy, TokenSigner, TrialStarted, TrustedKeys,
 };
 
@@ -130,8 +130,8 @@ impl Sim {
     }
 }
 
-pub fn request(number: &str, product: &str, host: &Host) -> HostRequest {
-    HostRequest { number: number.into(), product: product.into(), host: host.clone() }
+pub fn request(number: &str, product: &str, host: &Host) -> HostCommand {
+    HostCommand { number: number.into(), product: product.into(), host: host.clone() }
 }
 
 /// The agent side of one host: its cached token and persisted clock high-water mark.

@@ -6,7 +6,7 @@ use std::time::Duration as Mono;
 
 use chrono::Duration;
 use licet_core::agent::{Ask, Failure, Memory, Policy, Reply, Step, Verdict};
-use licet_core::{Command, Host, HostRequest, Seat, SeededEntropy, TokenFormat, TrustedKeys};
+use licet_core::{Command, Host, HostCommand, Seat, SeededEntropy, TokenFormat, TrustedKeys};
 
 use super::Sim;
 
@@ -27,6 +27,14 @@ pub enum Mode {
     Features(Vec<String>),
     /// Answers as `Up` in release 0.1.0's token format.
     Legacy,
+    /// Answers with a valid token of this host that does not carry the request's nonce: an older
+    /// server, or someone replaying the latest token the server issued.
+    NoNonce,
+    /// Answers with this token, whatever was asked (a recorded answer replayed).
+    Recorded(String),
+    /// Forwards the request with another registration number (someone in the network path
+    /// fishing for a genuine signed refusal).
+    AlteredNumber,
 }
 
 /// The servers of an agent's list, in order, all in front of one ledger.
@@ -45,9 +53,14 @@ impl Net {
         if *mode == Mode::Down {
             return Reply::Fault { reason: "connection refused".into() };
         }
-        let request = HostRequest { number: ask.number.clone(), product: ask.product.clone(), host: host.clone() };
+        let number = match mode {
+            Mode::AlteredNumber => "MIKO-00000-00000-00000-00000".to_owned(),
+            _ => ask.number.expose().to_owned(),
+        };
+        let request = HostCommand { number: number.as_str().into(), product: ask.product.clone(), host: host.clone() };
         match sim.exec::<Seat>(Command::Activate(request)) {
             Ok(seat) => {
+                let fresh = Some(ask.nonce);
                 let token = match mode {
                     Mode::BrokenToken => "not-a-token".to_owned(),
                     Mode::OtherHost => {
@@ -59,17 +72,23 @@ impl Net {
                     Mode::Features(features) => {
                         let mut claims = licet_core::Claims::for_seat(&seat, sim.signer.kid(), sim.now);
                         claims.features.clone_from(features);
+                        claims.nonce = fresh;
                         sim.signer.sign(&claims, TokenFormat::V2)
                     }
-                    Mode::Legacy => sim.signer.issue_as(&seat, sim.now, TokenFormat::V1),
-                    _ => sim.signer.issue(&seat, sim.now),
+                    Mode::Legacy => sim.signer.issue_as(&seat, sim.now, TokenFormat::V1, None),
+                    Mode::NoNonce => sim.signer.issue_as(&seat, sim.now, TokenFormat::V2, None),
+                    _ => sim.signer.issue_as(&seat, sim.now, TokenFormat::V2, fresh),
+                };
+                let token = match mode {
+                    Mode::Recorded(recorded) => recorded.clone(),
+                    _ => token,
                 };
                 Reply::Granted { token }
             }
             Err(e) => {
                 let code = e.code();
                 let proof = (code.is_definitive() && *mode != Mode::Unsigned).then(|| {
-                    sim.signer.sign_refusal(code, &ask.product, &host.fingerprint.digest(), sim.now, ask.nonce)
+                    sim.signer.sign_refusal(code, &ask.product, &host.fingerprint.digest(), &number, sim.now, ask.nonce)
                 });
                 Reply::Refused { code, message: e.to_string(), proof }
             }
@@ -93,7 +112,8 @@ pub struct Machine {
 
 impl Machine {
     pub fn new(host: Host, keys: &TrustedKeys, servers: usize) -> Machine {
-        let policy = Policy::new(keys.clone(), host.fingerprint.digest(), servers);
+        let old = host.legacy.as_ref().map(licet_core::Fingerprint::digest);
+        let policy = Policy::new(keys.clone(), host.fingerprint.digest(), old, servers);
         Machine {
             host,
             policy,
@@ -120,7 +140,8 @@ impl Machine {
 
     /// A restart of the program: a new policy that knows only the disk.
     pub fn restart(&mut self, keys: &TrustedKeys, servers: usize) {
-        self.policy = Policy::new(keys.clone(), self.host.fingerprint.digest(), servers);
+        let old = self.host.legacy.as_ref().map(licet_core::Fingerprint::digest);
+        self.policy = Policy::new(keys.clone(), self.host.fingerprint.digest(), old, servers);
         self.policy.load(&self.disk);
     }
 
@@ -133,7 +154,7 @@ impl Machine {
     /// Caches the token a registration or trial answered with.
     pub fn take_token(&mut self, sim: &Sim, token: &str) {
         let now = sim.now + self.skew;
-        self.policy.handle_token(now, super::PRODUCT, token).unwrap();
+        self.policy.handle_token(now, super::PRODUCT, token, [0; 16]).unwrap();
         self.persist();
     }
 

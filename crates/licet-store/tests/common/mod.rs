@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use licet_core::{
-    AccountFound, Command, CouponBatch, Error, Fingerprint, Host, HostRequest, Ledger, License, ProductSettings,
+    AccountFound, Command, CouponBatch, Error, Fingerprint, Host, HostCommand, Ledger, License, ProductSettings,
     Redeemed, Registered, Registration, Seat, SeededEntropy,
 };
 use licet_store::{Store, StoreExt};
@@ -53,7 +53,7 @@ impl<S: Store> Env<S> {
 
     pub fn activate(&self, number: &str, host: &Host, seed: u64) -> Result<Seat, Error> {
         let mut rng = SeededEntropy::new(seed);
-        let request = HostRequest { number: number.into(), product: PRODUCT.into(), host: host.clone() };
+        let request = HostCommand { number: number.into(), product: PRODUCT.into(), host: host.clone() };
         self.store.execute(&self.ledger, now(), &mut rng, &Command::Activate(request))
     }
 
