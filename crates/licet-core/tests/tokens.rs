@@ -167,8 +167,9 @@ fn a_token_with_three_components_and_three_features_stays_under_300_characters()
     let mut claims = verified.claims().clone();
     claims.features = vec!["recording".into(), "analytics".into(), "export".into()];
     claims.grace_until = claims.expires_at.map(|e| e + 14 * 86_400);
+    claims.nonce = Some([0xa5; 16]);
     let rich = sim.signer.sign(&claims, TokenFormat::V2);
-    eprintln!("a token with three components, three features and grace: {} characters", rich.len());
+    eprintln!("a token with three components, three features, grace and a nonce: {} characters", rich.len());
     assert!(rich.len() <= 300, "{} chars", rich.len());
     let again = sim.keys.verify(&rich).unwrap();
     assert_eq!(again.claims(), &claims);
