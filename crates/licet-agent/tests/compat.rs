@@ -3,6 +3,10 @@
 //! this repository's history, commit 03f0722 — checking against this release's server.
 
 mod common;
+#[path = "../../../tests/fixtures/support.rs"]
+mod fixtures;
+
+use fixtures::{copy_dir, facts, fixture};
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -16,26 +20,6 @@ const RELEASE_0_1_0: &str = "03f072266cde41153fdcfdf04f4d0912c6f1a5a6";
 
 fn top() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
-}
-
-fn fixture(path: &str) -> PathBuf {
-    top().join("tests/fixtures/0.1.0").join(path)
-}
-
-fn facts() -> Value {
-    serde_json::from_slice(&std::fs::read(fixture("facts.json")).unwrap()).unwrap()
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &to.join(entry.file_name()));
-        } else {
-            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
-        }
-    }
 }
 
 /// A server of this release on a copy of the data directory 0.1.0 left.

@@ -1,5 +1,7 @@
 //! Token encoding: compact, canonical, and every tampering refused.
 
+#[path = "../../../tests/fixtures/support.rs"]
+mod fixtures;
 mod sim;
 
 use base64::Engine;
@@ -107,15 +109,8 @@ fn trusted_keys_parse_hex() {
     }
 }
 
-/// The committed facts of release 0.1.0's golden fixtures.
-fn facts() -> serde_json::Value {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/0.1.0/facts.json");
-    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
-}
-
 fn fixture_signer() -> TokenSigner {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/0.1.0/server/signing.key");
-    let text = std::fs::read_to_string(path).unwrap();
+    let text = std::fs::read_to_string(fixtures::fixture("server/signing.key")).unwrap();
     let mut secret = [0u8; 32];
     hex::decode_to_slice(text.trim(), &mut secret).unwrap();
     TokenSigner::from_secret(&secret)
@@ -123,7 +118,7 @@ fn fixture_signer() -> TokenSigner {
 
 #[test]
 fn tokens_release_0_1_0_issued_verify_judge_and_are_reissued_byte_for_byte() {
-    let facts = facts();
+    let facts = fixtures::facts();
     let mut keys = TrustedKeys::new();
     keys.add_hex(facts["public_key"].as_str().unwrap()).unwrap();
     let now = chrono::DateTime::parse_from_rfc3339(facts["now"].as_str().unwrap()).unwrap().to_utc();

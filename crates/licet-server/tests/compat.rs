@@ -2,27 +2,15 @@
 //! golden fixture): it migrates the ledger in place and serves every account as before.
 
 mod common;
+#[path = "../../../tests/fixtures/support.rs"]
+mod fixtures;
+
+use fixtures::{copy_dir, fixture};
 
 use std::path::{Path, PathBuf};
 
 use common::{assert_error, serve};
 use serde_json::{Value, json};
-
-fn fixture(path: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/0.1.0").join(path)
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &to.join(entry.file_name()));
-        } else {
-            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
-        }
-    }
-}
 
 /// The fixture's data directory, copied (git keeps no file modes: the key is made 0600 again).
 fn data_dir(tmp: &Path) -> (PathBuf, Value) {
@@ -35,7 +23,7 @@ fn data_dir(tmp: &Path) -> (PathBuf, Value) {
             std::fs::set_permissions(dir.join(file), std::fs::Permissions::from_mode(0o600)).unwrap();
         }
     }
-    let facts = serde_json::from_slice(&std::fs::read(fixture("facts.json")).unwrap()).unwrap();
+    let facts = fixtures::facts();
     (dir, facts)
 }
 

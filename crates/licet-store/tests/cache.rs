@@ -1,6 +1,10 @@
 //! The agent's cache: contents, merging writers, the clock marks, damage, newer formats,
 //! many readers, and the import of release 0.1.0's cache.
 
+#[path = "../../../tests/fixtures/support.rs"]
+mod fixtures;
+
+use fixtures::{copy_dir, fixture};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -170,25 +174,9 @@ fn many_writers_in_parallel_all_land() {
     assert_eq!(all.mark, Some(24));
 }
 
-fn fixture(path: &str) -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/0.1.0").join(path)
-}
-
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &to.join(entry.file_name()));
-        } else {
-            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
-        }
-    }
-}
-
 #[test]
 fn the_cache_release_0_1_0_wrote_is_imported_once_and_left_in_place() {
-    let facts: serde_json::Value = serde_json::from_slice(&std::fs::read(fixture("facts.json")).unwrap()).unwrap();
+    let facts: serde_json::Value = fixtures::facts();
     let dir = tempfile::tempdir().unwrap();
     copy_dir(&fixture("agent-a"), dir.path());
     let before: Vec<_> =
@@ -215,7 +203,7 @@ fn the_cache_release_0_1_0_wrote_is_imported_once_and_left_in_place() {
 
 #[test]
 fn many_programs_importing_at_once_all_get_it_and_a_damaged_cache_does_not_bring_it_back() {
-    let facts: serde_json::Value = serde_json::from_slice(&std::fs::read(fixture("facts.json")).unwrap()).unwrap();
+    let facts: serde_json::Value = fixtures::facts();
     let dir = tempfile::tempdir().unwrap();
     copy_dir(&fixture("agent-b"), dir.path());
     std::thread::scope(|s| {

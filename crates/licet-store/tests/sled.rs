@@ -1,6 +1,10 @@
 //! What only the sled store has: reopening, schema versions, the directory lock.
 
 mod common;
+#[path = "../../../tests/fixtures/support.rs"]
+mod fixtures;
+
+use fixtures::{copy_dir, fixture};
 
 use common::{Env, pc};
 use licet_core::RecordKey;
@@ -62,27 +66,9 @@ fn an_unknown_schema_version_is_refused() {
     }
 }
 
-/// Copies a directory tree (the committed fixtures are never opened in place).
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
-}
-
-fn fixture(path: &str) -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/0.1.0").join(path)
-}
-
 #[test]
 fn the_ledger_release_0_1_0_wrote_is_migrated_in_place_and_serves() {
-    let facts: serde_json::Value = serde_json::from_slice(&std::fs::read(fixture("facts.json")).unwrap()).unwrap();
+    let facts: serde_json::Value = fixtures::facts();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ledger");
     copy_dir(&fixture("server/ledger"), &path);

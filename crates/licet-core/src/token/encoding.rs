@@ -37,10 +37,10 @@ mod tag {
     pub(super) const NONCE: u16 = 8;
 }
 
-/// Version 1's claims, exactly as release 0.1.0 lays them out. `LicenseKind`'s variant order is
-/// part of this layout and must never change.
+/// Version 1's claims, exactly as release 0.1.0 lays them out — and the first part of version 2's.
+/// `LicenseKind`'s variant order is part of this layout and must never change.
 #[derive(Serialize, Deserialize)]
-struct ClaimsV1 {
+struct CoreClaims {
     kid: KeyId,
     license_id: String,
     product: String,
@@ -59,19 +59,47 @@ struct Extension {
     value: Vec<u8>,
 }
 
-/// Version 2's claims: version 1's, then the extension area.
+/// Version 2's claims: version 1's, then the extension area (a nested struct adds no bytes).
 #[derive(Serialize, Deserialize)]
 struct ClaimsV2 {
-    kid: KeyId,
-    license_id: String,
-    product: String,
-    kind: LicenseKind,
-    host: HostDigest,
-    issued_at: i64,
-    lease_until: i64,
-    expires_at: Option<i64>,
-    clock_tolerance_minutes: u32,
+    core: CoreClaims,
     extensions: Vec<Extension>,
+}
+
+impl CoreClaims {
+    /// The core of `c`, with the term ending at `expires_at`.
+    fn of(c: &Claims, expires_at: Option<i64>) -> CoreClaims {
+        CoreClaims {
+            kid: c.kid,
+            license_id: c.license_id.clone(),
+            product: c.product.clone(),
+            kind: c.kind,
+            host: c.host.clone(),
+            issued_at: c.issued_at,
+            lease_until: c.lease_until,
+            expires_at,
+            clock_tolerance_minutes: c.clock_tolerance_minutes,
+        }
+    }
+
+    /// Claims with these core fields and no extension.
+    fn into_claims(self) -> Claims {
+        Claims {
+            kid: self.kid,
+            license_id: self.license_id,
+            product: self.product,
+            kind: self.kind,
+            host: self.host,
+            issued_at: self.issued_at,
+            lease_until: self.lease_until,
+            expires_at: self.expires_at,
+            clock_tolerance_minutes: self.clock_tolerance_minutes,
+            grace_until: None,
+            refresh_after: None,
+            features: Vec::new(),
+            nonce: None,
+        }
+    }
 }
 
 /// The signed part of a token (everything but the signature) in `version`.
@@ -80,17 +108,7 @@ pub(crate) fn encode(claims: &Claims, version: u8) -> Vec<u8> {
     let mut bytes = vec![version];
     if version == V1 {
         // 0.1.0 agents know no grace: the term ends when the grace does.
-        bytes.extend_from_slice(&codec::encode(&ClaimsV1 {
-            kid: c.kid,
-            license_id: c.license_id.clone(),
-            product: c.product.clone(),
-            kind: c.kind,
-            host: c.host.clone(),
-            issued_at: c.issued_at,
-            lease_until: c.lease_until,
-            expires_at: c.grace_until.or(c.expires_at),
-            clock_tolerance_minutes: c.clock_tolerance_minutes,
-        }));
+        bytes.extend_from_slice(&codec::encode(&CoreClaims::of(c, c.grace_until.or(c.expires_at))));
         return bytes;
     }
     let mut extensions = Vec::new();
@@ -106,18 +124,7 @@ pub(crate) fn encode(claims: &Claims, version: u8) -> Vec<u8> {
     if let Some(nonce) = c.nonce {
         extensions.push(Extension { tag: tag::NONCE, value: nonce.to_vec() });
     }
-    bytes.extend_from_slice(&codec::encode(&ClaimsV2 {
-        kid: c.kid,
-        license_id: c.license_id.clone(),
-        product: c.product.clone(),
-        kind: c.kind,
-        host: c.host.clone(),
-        issued_at: c.issued_at,
-        lease_until: c.lease_until,
-        expires_at: c.expires_at,
-        clock_tolerance_minutes: c.clock_tolerance_minutes,
-        extensions,
-    }));
+    bytes.extend_from_slice(&codec::encode(&ClaimsV2 { core: CoreClaims::of(c, c.expires_at), extensions }));
     bytes
 }
 
@@ -127,41 +134,12 @@ pub(crate) fn decode(signed: &[u8]) -> Result<(Claims, u8), String> {
     let (&version, body) = signed.split_first().ok_or("empty")?;
     match version {
         V1 => {
-            let c: ClaimsV1 = codec::decode_limited::<_, MAX_TOKEN_BYTES>(body).map_err(|e| e.to_string())?;
-            let claims = Claims {
-                kid: c.kid,
-                license_id: c.license_id,
-                product: c.product,
-                kind: c.kind,
-                host: c.host,
-                issued_at: c.issued_at,
-                lease_until: c.lease_until,
-                expires_at: c.expires_at,
-                clock_tolerance_minutes: c.clock_tolerance_minutes,
-                grace_until: None,
-                refresh_after: None,
-                features: Vec::new(),
-                nonce: None,
-            };
-            Ok((claims, V1))
+            let core: CoreClaims = codec::decode_limited::<_, MAX_TOKEN_BYTES>(body).map_err(|e| e.to_string())?;
+            Ok((core.into_claims(), V1))
         }
         V2 => {
             let c: ClaimsV2 = codec::decode_limited::<_, MAX_TOKEN_BYTES>(body).map_err(|e| e.to_string())?;
-            let mut claims = Claims {
-                kid: c.kid,
-                license_id: c.license_id,
-                product: c.product,
-                kind: c.kind,
-                host: c.host,
-                issued_at: c.issued_at,
-                lease_until: c.lease_until,
-                expires_at: c.expires_at,
-                clock_tolerance_minutes: c.clock_tolerance_minutes,
-                grace_until: None,
-                refresh_after: None,
-                features: Vec::new(),
-                nonce: None,
-            };
+            let mut claims = c.core.into_claims();
             let mut previous = None;
             for ext in c.extensions {
                 if previous.is_some_and(|p| ext.tag <= p) {
@@ -221,18 +199,7 @@ mod tests {
     fn with_extensions(extensions: Vec<Extension>) -> Vec<u8> {
         let c = claims();
         let mut bytes = vec![V2];
-        bytes.extend_from_slice(&codec::encode(&ClaimsV2 {
-            kid: c.kid,
-            license_id: c.license_id,
-            product: c.product,
-            kind: c.kind,
-            host: c.host,
-            issued_at: c.issued_at,
-            lease_until: c.lease_until,
-            expires_at: c.expires_at,
-            clock_tolerance_minutes: c.clock_tolerance_minutes,
-            extensions,
-        }));
+        bytes.extend_from_slice(&codec::encode(&ClaimsV2 { core: CoreClaims::of(&c, c.expires_at), extensions }));
         bytes
     }
 
