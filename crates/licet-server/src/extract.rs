@@ -3,7 +3,7 @@
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
-use axum::http::header::AUTHORIZATION;
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
 use axum::http::request::Parts;
 use licet_core::Code;
 use serde::de::DeserializeOwned;
@@ -13,14 +13,30 @@ use crate::error::ApiError;
 /// Largest request body (SPEC §4: larger is 413 with code 1001).
 pub(crate) const MAX_BODY: usize = 64 * 1024;
 
-/// A JSON body: malformed JSON, wrong types, missing fields or invalid UTF-8 are 1001; a body
-/// over 64 KiB is 413 with 1001. Unknown fields are ignored.
+/// A JSON body: a body not declared `application/json` is 415 with 1001 (so that no web page can
+/// post to the API cross-site without a CORS preflight); malformed JSON, wrong types, missing
+/// fields or invalid UTF-8 are 1001; a body over 64 KiB is 413 with 1001. Unknown fields are
+/// ignored.
 pub(crate) struct JsonBody<T>(pub(crate) T);
+
+/// Whether a `Content-Type` names JSON (`application/json`, or `application/…+json`), whatever
+/// its parameters.
+fn is_json(content_type: &str) -> bool {
+    let media = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    media == "application/json" || (media.starts_with("application/") && media.ends_with("+json"))
+}
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let declared = req.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+        if !is_json(declared) {
+            return Err(ApiError {
+                status: Some(StatusCode::UNSUPPORTED_MEDIA_TYPE),
+                ..ApiError::invalid("the body must be sent as Content-Type: application/json")
+            });
+        }
         let bytes = Bytes::from_request(req, state).await.map_err(|e| {
             if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError {
@@ -47,6 +63,21 @@ impl<S: Send + Sync> FromRequestParts<S> for Bearer {
         match token {
             Some(t) if !t.is_empty() && t.len() <= 256 => Ok(Bearer(t.to_owned())),
             _ => Err(ApiError::with_message(Code::Unauthorized, "an Authorization: Bearer credential is required")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_is_recognised_with_parameters_and_suffixes_and_nothing_else() {
+        for yes in ["application/json", "Application/JSON; charset=utf-8", "application/problem+json"] {
+            assert!(is_json(yes), "{yes}");
+        }
+        for no in ["", "text/plain", "application/x-www-form-urlencoded", "text/json", "application/jsonx"] {
+            assert!(!is_json(no), "{no}");
         }
     }
 }

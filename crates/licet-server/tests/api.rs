@@ -373,3 +373,33 @@ fn a_host_known_by_its_0_1_0_fingerprint_keeps_its_binding() {
         1001,
     );
 }
+
+#[test]
+fn a_json_endpoint_refuses_a_body_that_is_not_declared_json() {
+    // A web page can post text/plain (or a form) cross-site without a preflight; a licet client
+    // always says application/json, so nothing else is accepted.
+    let s = start(&["--rate-limit", "0"]);
+    let body = json!({"email": "a@example.com", "organization": "O", "product": PRODUCT, "host": host("a")}).to_string();
+    for content_type in ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", ""] {
+        let mut req = s.http.post(format!("{}/v1/register", s.url));
+        if !content_type.is_empty() {
+            req = req.header("Content-Type", content_type);
+        }
+        let resp = req.send(body.as_bytes()).unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.into_body().read_to_string().unwrap();
+        assert_eq!(status, 415, "{content_type}: {text}");
+        assert!(text.contains("1001"), "{text}");
+    }
+    // Nothing was registered: the e-mail is still free.
+    for content_type in ["application/json", "application/json; charset=utf-8"] {
+        let resp = s
+            .http
+            .post(format!("{}/v1/recover", s.url))
+            .header("Content-Type", content_type)
+            .send(br#"{"email":"a@example.com"}"#.as_slice())
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 202, "{content_type}");
+    }
+    assert_eq!(s.register("a@example.com", "a").0, 201);
+}
