@@ -377,3 +377,40 @@ fn the_fingerprint_does_not_depend_on_the_trusted_keys_or_their_order() {
     let acme: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_ne!(acme["components"], one);
 }
+
+/// A server that answers every request with HTTP 200 and `body`, on 127.0.0.1.
+fn lying_server(body: &'static str) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            std::thread::spawn(move || {
+                use std::io::{Read, Write};
+                let mut buf = [0u8; 8192];
+                let _ = stream.read(&mut buf);
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(answer.as_bytes());
+            });
+        }
+    });
+    url
+}
+
+#[test]
+fn a_server_answering_200_without_a_valid_token_is_a_fault_and_the_cache_answers() {
+    let (tmp, server) = setup();
+    let a = Host::new(tmp.path().join("a"), "a", &server);
+    register(&a, "a@example.com");
+    let token = ok(a.run(&["token", "--product", PRODUCT]))["token"].clone();
+    for body in [r#"{}"#, r#"{"license":{},"binding_id":"x","token":"not-a-token"}"#] {
+        let mut liar = a.at(&hours_from_now(30));
+        liar.server = lying_server(body);
+        let check = ok(liar.check());
+        assert_eq!(check["source"], "cache", "{body}");
+        assert_eq!(ok(a.run(&["token", "--product", PRODUCT]))["token"], token, "the cached token stays");
+    }
+}

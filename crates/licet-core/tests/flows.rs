@@ -51,6 +51,9 @@ fn register_guards_email_host_product_and_input() {
     sim.register("boss@example.com", &pc("a")).unwrap();
     check(sim.register("BOSS@example.COM", &pc("b")), Code::EmailAlreadyRegistered);
     check(sim.register("other@example.com", &pc("a")), Code::HostAlreadyRegistered);
+    // A registered host learns nothing about e-mails: 1059 comes first (SPEC §2.1), whether or not
+    // the e-mail is taken.
+    check(sim.register("boss@example.com", &pc("a")), Code::HostAlreadyRegistered);
     // The same host with a new network card is still the same host.
     let a_new_nic = host("a", &[("machine-id", "m-a"), ("mac", "new"), ("disk", "d-a")]);
     check(sim.register("other@example.com", &a_new_nic), Code::HostAlreadyRegistered);

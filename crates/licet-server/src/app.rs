@@ -348,10 +348,13 @@ async fn recover(
 ) -> Result<Response, ApiError> {
     let now = app.clock.now();
     let mail: Option<Mail> = app.execute_limited(peer.ip(), now, Command::Recover { email: req.email }).await?;
+    // The same answer, after the same work, whether or not the e-mail is known: the mail is
+    // written after the answer (recovery changes nothing; asking again is always safe), so its
+    // fsync cannot tell anyone which e-mails have accounts.
     if let Some(mail) = mail {
-        app.write_mail(mail, now).await;
+        let app = app.clone();
+        tokio::spawn(async move { app.write_mail(mail, now).await });
     }
-    // The same answer whether or not the e-mail is known.
     Ok(json(StatusCode::ACCEPTED, Empty {}))
 }
 

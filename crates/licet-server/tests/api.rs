@@ -62,11 +62,24 @@ fn register_activate_trial_redeem_deactivate_recover() {
     assert_eq!((status, body), (200, json!({})));
     assert_error(s.post("/v1/deactivate", deact), 404, 1053);
 
-    // Recover: 202 for known and unknown e-mails alike.
-    let (status, body) = s.post("/v1/recover", json!({"email": "boss@example.com"}));
-    assert_eq!((status, body), (202, json!({})));
+    // Recover: 202 for known and unknown e-mails alike; the mail follows the answer.
+    let mails = || {
+        std::fs::read_dir(s.dir.join("outbox"))
+            .unwrap()
+            .flatten()
+            .filter(|m| m.path().extension().is_some_and(|e| e == "eml"))
+            .count()
+    };
+    let before = mails();
     let (status, body) = s.post("/v1/recover", json!({"email": "nobody@example.com"}));
     assert_eq!((status, body), (202, json!({})));
+    let (status, body) = s.post("/v1/recover", json!({"email": "boss@example.com"}));
+    assert_eq!((status, body), (202, json!({})));
+    let waited = std::time::Instant::now();
+    while mails() == before && waited.elapsed() < std::time::Duration::from_secs(10) {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(mails(), before + 1, "one recovery mail, for the known e-mail");
     assert_error(s.post("/v1/recover", json!({"email": "nonsense"})), 400, 1001);
 }
 
@@ -379,7 +392,8 @@ fn a_json_endpoint_refuses_a_body_that_is_not_declared_json() {
     // A web page can post text/plain (or a form) cross-site without a preflight; a licet client
     // always says application/json, so nothing else is accepted.
     let s = start(&["--rate-limit", "0"]);
-    let body = json!({"email": "a@example.com", "organization": "O", "product": PRODUCT, "host": host("a")}).to_string();
+    let body =
+        json!({"email": "a@example.com", "organization": "O", "product": PRODUCT, "host": host("a")}).to_string();
     for content_type in ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", ""] {
         let mut req = s.http.post(format!("{}/v1/register", s.url));
         if !content_type.is_empty() {

@@ -140,7 +140,7 @@ pub(super) fn adopt_registration_host(tx: &mut Tx<'_>, account: &mut Account, ho
 
 impl Ledger {
     /// Creates an account with a new registration number and a trial of `product` bound to the
-    /// registering host (1001, 1007, 1058, 1059).
+    /// registering host (1001, 1007, 1059, 1058 — the host checked before the e-mail).
     pub(crate) fn register(
         &self,
         tx: &mut Tx<'_>,
@@ -153,9 +153,7 @@ impl Ledger {
         let contact = optional_text("contact", &reg.contact)?;
         let phone = optional_text("phone", &reg.phone)?;
         let product = self.product(tx, &reg.product)?;
-        if tx.exists(&email_key(&email))? {
-            return Err(Error::Refused(Code::EmailAlreadyRegistered));
-        }
+        // The host first (SPEC §2.1): a registered host learns nothing about which e-mails exist.
         let mut seen = BTreeSet::new();
         let presented = std::iter::once(&reg.host.fingerprint).chain(reg.host.legacy.as_ref());
         for component in presented.flat_map(Fingerprint::component_hashes).map(short) {
@@ -169,6 +167,9 @@ impl Ledger {
             }
         }
 
+        if tx.exists(&email_key(&email))? {
+            return Err(Error::Refused(Code::EmailAlreadyRegistered));
+        }
         let number = loop {
             let candidate = RegistrationNumber::generate(&self.vendor, entropy);
             if !tx.exists(&RecordKey::Number(candidate.body()))? {
