@@ -156,8 +156,8 @@ async fn login(
     let credential = form.credential.trim().to_owned();
     let result = app.execute_limited::<AccountFound>(peer.ip(), app.clock.now(), account_of(&credential)).await;
     match result {
-        Ok(_) => {
-            let id = app.sessions.open(credential);
+        Ok(found) => {
+            let id = app.sessions.open(&found.account.id, credential);
             let jar = jar.add(app.cookie(SESSION_COOKIE, id, None)).add(app.expired(LOGIN_COOKIE));
             (jar, redirect_home()).into_response()
         }

@@ -11,6 +11,11 @@ use subtle::ConstantTimeEq;
 
 /// A session ends after this long without a request.
 pub(crate) const IDLE: Duration = Duration::from_secs(30 * 60);
+/// Most open sessions of one account: a login beyond closes its least recently used one.
+pub(crate) const MAX_PER_ACCOUNT: usize = 16;
+/// Most open sessions in all: a login beyond closes the least recently used one, so that logins
+/// in a loop (with one valid number) cannot grow the server's memory without bound.
+pub(crate) const MAX_SESSIONS: usize = 10_000;
 /// The session cookie's name.
 pub(crate) const COOKIE: &str = "licet_session";
 /// The login form's double-submit cookie.
@@ -31,6 +36,8 @@ pub(crate) fn same(a: &str, b: &str) -> bool {
 
 #[derive(Clone, Debug)]
 pub(crate) struct Session {
+    /// The account logged in to.
+    account: String,
     /// The registration number or redeemed coupon the customer logged in with.
     pub(crate) credential: String,
     /// The token the next form must carry.
@@ -51,14 +58,42 @@ impl Sessions {
         self.map.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Opens a session; returns its id.
-    pub(crate) fn open(&self, credential: String) -> String {
+    /// Opens a session of `account`; returns its id. Expired sessions go first; then, over a cap
+    /// ([`MAX_PER_ACCOUNT`], [`MAX_SESSIONS`]), the least recently used.
+    pub(crate) fn open(&self, account: &str, credential: String) -> String {
         let id = random_token();
         let mut map = self.lock();
         let now = Instant::now();
         map.retain(|_, s| s.expires > now);
-        map.insert(id.clone(), Session { credential, csrf: random_token(), flash: None, expires: now + IDLE });
+        let least_recent = |map: &HashMap<String, Session>, of: Option<&str>| {
+            map.iter()
+                .filter(|(_, s)| of.is_none_or(|a| s.account == a))
+                .min_by_key(|(_, s)| s.expires)
+                .map(|(id, _)| id.clone())
+        };
+        while map.values().filter(|s| s.account == account).count() >= MAX_PER_ACCOUNT {
+            let Some(oldest) = least_recent(&map, Some(account)) else { break };
+            map.remove(&oldest);
+        }
+        while map.len() >= MAX_SESSIONS {
+            let Some(oldest) = least_recent(&map, None) else { break };
+            map.remove(&oldest);
+        }
+        let session = Session {
+            account: account.to_owned(),
+            credential,
+            csrf: random_token(),
+            flash: None,
+            expires: now + IDLE,
+        };
+        map.insert(id.clone(), session);
         id
+    }
+
+    /// Open sessions.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.lock().len()
     }
 
     /// The live session `id`, its idle timer restarted.
@@ -105,7 +140,7 @@ mod tests {
     #[test]
     fn csrf_tokens_are_single_use() {
         let sessions = Sessions::default();
-        let id = sessions.open("LICET-…".into());
+        let id = sessions.open("acc_1", "LICET-…".into());
         let csrf = sessions.get(&id).map(|s| s.csrf).unwrap_or_default();
         assert_eq!(csrf.len(), 64);
         assert!(sessions.accept(&id, "forged").is_none());
@@ -116,5 +151,19 @@ mod tests {
         assert!(sessions.get(&id).is_none());
         assert_eq!(random_token().len(), 64);
         assert_ne!(random_token(), random_token());
+    }
+
+    #[test]
+    fn sessions_are_capped_per_account_and_in_all() {
+        let sessions = Sessions::default();
+        // Logins in a loop with one valid number keep only the newest few.
+        let ids: Vec<String> = (0..40).map(|_| sessions.open("acc_1", "N".into())).collect();
+        assert_eq!(sessions.len(), MAX_PER_ACCOUNT);
+        assert!(ids[..40 - MAX_PER_ACCOUNT].iter().all(|id| sessions.get(id).is_none()));
+        assert!(ids[40 - MAX_PER_ACCOUNT..].iter().all(|id| sessions.get(id).is_some()));
+        // Many accounts: never more than the cap in all, and the newest stay.
+        let last = (0..MAX_SESSIONS + 50).map(|i| sessions.open(&format!("acc_{i}"), "N".into())).last();
+        assert_eq!(sessions.len(), MAX_SESSIONS);
+        assert!(sessions.get(&last.unwrap_or_default()).is_some());
     }
 }
