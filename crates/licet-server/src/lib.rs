@@ -10,6 +10,7 @@
 mod app;
 pub mod cli;
 mod clock;
+mod connections;
 mod data_dir;
 mod error;
 mod extract;

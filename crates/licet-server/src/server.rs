@@ -13,6 +13,7 @@ use licet_store::{SledStore, Store};
 
 use crate::app::{App, router};
 use crate::clock::Clock;
+use crate::connections::{self, Connections, CountingAcceptor, HEADER_READ_TIMEOUT};
 use crate::data_dir::{self, InitFacts};
 use crate::outbox::Outbox;
 use crate::ratelimit::RateLimiter;
@@ -112,9 +113,15 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
     let local_addr = listener.local_addr()?;
     let handle = Handle::new();
     let service = router(app).into_make_service_with_connect_info::<SocketAddr>();
+    // Connections are counted (before any TLS handshake) and idle ones time out: see connections.rs.
+    let counting = CountingAcceptor::new(Connections::new(connections::capacity()));
     let (scheme, task) = match &config.tls {
         None => {
-            let server = axum_server::from_tcp(listener)?.handle(handle.clone());
+            let mut server = axum_server::from_tcp(listener)?
+                .acceptor(counting)
+                .first_request_timeout(HEADER_READ_TIMEOUT)
+                .handle(handle.clone());
+            server.http_builder().http1().header_read_timeout(HEADER_READ_TIMEOUT);
             ("http", tokio::spawn(server.serve(service)))
         }
         Some(files) => {
@@ -123,7 +130,12 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
             let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(&files.cert, &files.key)
                 .await
                 .context("loading the TLS certificate and key")?;
-            let server = axum_server::tls_rustls::from_tcp_rustls(listener, tls)?.handle(handle.clone());
+            let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(tls).acceptor(counting);
+            let mut server = axum_server::from_tcp(listener)?
+                .acceptor(acceptor)
+                .first_request_timeout(HEADER_READ_TIMEOUT)
+                .handle(handle.clone());
+            server.http_builder().http1().header_read_timeout(HEADER_READ_TIMEOUT);
             ("https", tokio::spawn(server.serve(service)))
         }
     };

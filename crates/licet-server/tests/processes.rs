@@ -150,3 +150,35 @@ fn https_with_a_certificate_made_here() {
     // Without trusting the certificate, the connection is refused.
     assert!(agent().get(format!("{}/v1/health", s.url)).call().is_err());
 }
+
+#[test]
+fn an_idle_flood_does_not_keep_others_out() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let facts = init(&dir);
+    // A host with the common limit on open files, and more idle connections than it allows,
+    // none of them ever sending a byte, all held open for the whole test.
+    let s = common::serve_with_open_files(&dir, facts["admin_token"].as_str().unwrap(), 256, &[]);
+    let addr = s.url.trim_start_matches("http://").to_owned();
+    let flood: Vec<std::net::TcpStream> =
+        (0..300).filter_map(|_| std::net::TcpStream::connect(&addr).ok()).collect();
+    assert!(flood.len() > 256, "the flood holds {} connections", flood.len());
+    // Everybody else still gets served, while the flood is held open.
+    let http: ureq::Agent = ureq::Agent::config_builder().timeout_global(Some(Duration::from_secs(2))).build().into();
+    let started = std::time::Instant::now();
+    let mut served = false;
+    while started.elapsed() < Duration::from_secs(20) {
+        if let Ok(mut resp) = http.get(format!("{}/v1/health", s.url)).call() {
+            assert_eq!(resp.body_mut().read_to_string().unwrap(), r#"{"status":"ok"}"#);
+            served = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(served, "health never answered during an idle flood");
+    // And keep-alive clients are served again and again.
+    for _ in 0..20 {
+        assert_eq!(s.get("/v1/health", None).0, 200);
+    }
+    drop(flood);
+}

@@ -41,15 +41,26 @@ pub fn init(dir: &Path) -> Value {
 
 /// Starts `serve` on an initialised `dir` and waits for its first stdout line.
 pub fn serve(dir: &Path, admin: &str, extra: &[&str]) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_licet-server"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_licet-server"));
+    command.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"]).arg(dir).args(extra);
+    serve_command(command, dir, admin)
+}
+
+/// [`serve`] with at most `files` open files (soft and hard limit), as on many hosts.
+pub fn serve_with_open_files(dir: &Path, admin: &str, files: u32, extra: &[&str]) -> Server {
+    let mut command = Command::new("sh");
+    command
+        .arg("-c")
+        .arg(format!("ulimit -n {files} && exec \"$0\" \"$@\""))
+        .arg(env!("CARGO_BIN_EXE_licet-server"))
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir)
-        .args(extra)
-        .env("LICET_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
+        .args(extra);
+    serve_command(command, dir, admin)
+}
+
+fn serve_command(mut command: Command, dir: &Path, admin: &str) -> Server {
+    let mut child = command.env("LICET_LOG", "warn").stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().unwrap();
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
     let url = line.trim().strip_prefix("listening on ").unwrap_or_else(|| panic!("first line: {line:?}")).to_owned();
