@@ -168,6 +168,10 @@ pub enum Error {
     /// The store failed or holds a record the core cannot read (1099). Never caused by input.
     #[error("internal error: {0}")]
     Internal(String),
+    /// The store cannot be used just now — its disk is full or refuses, its database is gone —
+    /// and is being reopened: retry in a moment (1099, HTTP 503 with `Retry-After`).
+    #[error("the store is unavailable: {0}")]
+    Unavailable(String),
 }
 
 impl Error {
@@ -176,7 +180,7 @@ impl Error {
         match self {
             Error::InvalidInput { .. } => Code::InvalidRequest,
             Error::Credential(c) | Error::Refused(c) | Error::Token(c) => *c,
-            Error::Internal(_) => Code::InternalError,
+            Error::Internal(_) | Error::Unavailable(_) => Code::InternalError,
         }
     }
 

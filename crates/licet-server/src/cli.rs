@@ -54,6 +54,31 @@ enum Command {
         #[arg(long, default_value = "LICET")]
         vendor_prefix: String,
     },
+    /// Write a consistent copy of the ledger to a file, while the server runs or not.
+    Backup {
+        /// The data directory.
+        #[arg(long, env = "LICET_DATA_DIR", default_value = "licet-data")]
+        data_dir: PathBuf,
+        /// The backup file to write (mode 0600: it holds registration numbers).
+        #[arg(long)]
+        out: PathBuf,
+        /// Print `{"ok","path","commits","records"}`.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Replace the ledger with a backup (the server must be stopped; the ledger it replaces is
+    /// kept beside it).
+    Restore {
+        /// The data directory the backup came from.
+        #[arg(long, env = "LICET_DATA_DIR", default_value = "licet-data")]
+        data_dir: PathBuf,
+        /// The backup file.
+        #[arg(long)]
+        from: PathBuf,
+        /// Print `{"ok","path","commits","records","replaced"}`.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn print_facts(out: &mut dyn Write, facts: &crate::InitFacts) -> std::io::Result<()> {
@@ -99,7 +124,29 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             runtime.block_on(serve(config))
         }
+        Command::Backup { data_dir, out, json } => {
+            let report = crate::backup::backup(&data_dir, &out)?;
+            print_report(&report, json, "backup written to")
+        }
+        Command::Restore { data_dir, from, json } => {
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_secs();
+            let report = crate::backup::restore(&data_dir, &from, now)?;
+            print_report(&report, json, "restored from")
+        }
     }
+}
+
+fn print_report(report: &crate::backup::Report, json: bool, done: &str) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    if json {
+        writeln!(out, "{}", serde_json::to_string(report)?)?;
+    } else {
+        writeln!(out, "{done} {}: {} records, {} commits", report.path.display(), report.records, report.commits)?;
+        if let Some(replaced) = &report.replaced {
+            writeln!(out, "the ledger it replaced is kept in {}", replaced.display())?;
+        }
+    }
+    Ok(())
 }
 
 async fn serve(config: ServerConfig) -> anyhow::Result<()> {

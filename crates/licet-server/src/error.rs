@@ -43,13 +43,26 @@ impl ApiError {
     }
 }
 
+/// Seconds a client is asked to wait while the store is unavailable.
+const UNAVAILABLE_RETRY_AFTER: u64 = 2;
+
 impl From<licet_core::Error> for ApiError {
     fn from(e: licet_core::Error) -> ApiError {
-        if let licet_core::Error::Internal(detail) = &e {
-            tracing::error!(%detail, "internal error");
-            return ApiError::new(Code::InternalError);
+        match &e {
+            licet_core::Error::Internal(detail) => {
+                tracing::error!(%detail, "internal error");
+                ApiError::new(Code::InternalError)
+            }
+            licet_core::Error::Unavailable(detail) => {
+                tracing::error!(%detail, "the store is unavailable");
+                ApiError {
+                    status: Some(StatusCode::SERVICE_UNAVAILABLE),
+                    retry_after: Some(UNAVAILABLE_RETRY_AFTER),
+                    ..ApiError::with_message(Code::InternalError, "the store is unavailable; try again shortly")
+                }
+            }
+            _ => ApiError::with_message(e.code(), e.to_string()),
         }
-        ApiError::with_message(e.code(), e.to_string())
     }
 }
 

@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 mod app;
+mod backup;
 pub mod cli;
 mod clock;
 mod connections;

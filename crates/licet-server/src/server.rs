@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use axum_server::Handle;
 use licet_core::Ledger;
-use licet_store::{SledStore, Store};
+use licet_store::{SledOptions, SledStore, Store};
 
 use crate::app::{App, router};
 use crate::clock::Clock;
@@ -71,6 +71,9 @@ pub struct Running {
     handle: Handle<SocketAddr>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
     store: Arc<SledStore>,
+    /// Answers `licet-server backup` on the data directory's control socket.
+    control: Option<tokio::task::JoinHandle<()>>,
+    data_dir: PathBuf,
 }
 
 impl std::fmt::Debug for Running {
@@ -91,10 +94,22 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
     let initialised =
         if data_dir::is_initialised(dir) { None } else { Some(data_dir::init(dir, &config.vendor_prefix)?) };
     let loaded = data_dir::load(dir)?;
-    let store = Arc::new(SledStore::open(dir.join("ledger")).context("opening the ledger")?);
+    // The directory is initialised, so its ledger must be there: never start afresh in its place.
+    let options = SledOptions { must_exist: true, ..SledOptions::default() };
+    let store = Arc::new(SledStore::open_with(dir.join("ledger"), options).context("opening the ledger")?);
     if let Some(records) = store.migrated() {
         tracing::info!(records, "migrated the ledger of release 0.1.0 to this release's format");
     }
+    #[cfg(unix)]
+    let control = match crate::backup::listen(dir, store.clone()) {
+        Ok(task) => Some(task),
+        Err(e) => {
+            tracing::warn!(error = %e, "no control socket: `licet-server backup` works only while the server is stopped");
+            None
+        }
+    };
+    #[cfg(not(unix))]
+    let control = None;
     let public_key = loaded.signer.public_key_hex();
     let app = Arc::new(App {
         store: store.clone(),
@@ -139,7 +154,17 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
             ("https", tokio::spawn(server.serve(service)))
         }
     };
-    Ok(Running { local_addr, url: format!("{scheme}://{local_addr}"), public_key, initialised, handle, task, store })
+    Ok(Running {
+        local_addr,
+        url: format!("{scheme}://{local_addr}"),
+        public_key,
+        initialised,
+        handle,
+        task,
+        store,
+        control,
+        data_dir: dir.clone(),
+    })
 }
 
 impl Running {
@@ -150,7 +175,12 @@ impl Running {
 
     /// Waits for the server to stop, then flushes the store.
     pub async fn wait(self) -> anyhow::Result<()> {
-        self.task.await.context("the server task failed")??;
+        let served = self.task.await.context("the server task failed");
+        if let Some(control) = self.control {
+            control.abort();
+            crate::backup::stop_listening(&self.data_dir);
+        }
+        served??;
         self.store.flush()?;
         Ok(())
     }

@@ -160,8 +160,7 @@ fn an_idle_flood_does_not_keep_others_out() {
     // none of them ever sending a byte, all held open for the whole test.
     let s = common::serve_with_open_files(&dir, facts["admin_token"].as_str().unwrap(), 256, &[]);
     let addr = s.url.trim_start_matches("http://").to_owned();
-    let flood: Vec<std::net::TcpStream> =
-        (0..300).filter_map(|_| std::net::TcpStream::connect(&addr).ok()).collect();
+    let flood: Vec<std::net::TcpStream> = (0..300).filter_map(|_| std::net::TcpStream::connect(&addr).ok()).collect();
     assert!(flood.len() > 256, "the flood holds {} connections", flood.len());
     // Everybody else still gets served, while the flood is held open.
     let http: ureq::Agent = ureq::Agent::config_builder().timeout_global(Some(Duration::from_secs(2))).build().into();

@@ -218,6 +218,25 @@ fn open(c: &mut Criterion) {
                 total
             })
         });
+        // A consistent backup beside the baseline of copying the ledger's files as they lie.
+        let store = SledStore::open(&path).unwrap();
+        let out = dir.path().join("backup");
+        g.bench_function(BenchmarkId::new("backup", n), |b| {
+            b.iter(|| store.backup(&mut std::fs::File::create(&out).unwrap()).unwrap())
+        });
+        eprintln!("{n} accounts: backup of {} MiB", std::fs::metadata(&out).unwrap().len() >> 20);
+        let copy = dir.path().join("copy");
+        std::fs::create_dir_all(&copy).unwrap();
+        g.bench_function(BenchmarkId::new("copy_files_baseline", n), |b| {
+            b.iter(|| {
+                for entry in std::fs::read_dir(&path).unwrap() {
+                    let entry = entry.unwrap();
+                    if entry.file_type().unwrap().is_file() {
+                        std::fs::copy(entry.path(), copy.join(entry.file_name())).unwrap();
+                    }
+                }
+            })
+        });
     }
     g.finish();
 }

@@ -33,6 +33,23 @@ pub enum Error {
         /// The version this build reads.
         expected: String,
     },
+    /// The ledger is missing, or holds fewer commits than were acknowledged: it must not be
+    /// served (restore it from a backup).
+    #[error("the ledger at {path} is damaged: {message}; restore it from a backup (see docs/operations.md)")]
+    Damaged {
+        /// The store's directory.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// A backup file that cannot be restored.
+    #[error("backup {path} cannot be restored: {message}")]
+    BadBackup {
+        /// The backup file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
     /// The store was written by a newer release of licet: this one must not touch it.
     #[error(
         "store at {path} was written by a newer release of licet (schema {found}); run that release or a newer one"

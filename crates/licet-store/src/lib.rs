@@ -7,8 +7,11 @@
 //! * [`AgentCache`]: the agent's cache of tokens, registration number and clock marks in one
 //!   file, read without a lock by any number of processes, never trusted (tokens are verified
 //!   on every load); it imports release 0.1.0's cache once.
+//! * [`backup`]: a consistent copy of a running [`SledStore`] in one checked file, and its
+//!   restore.
 #![forbid(unsafe_code)]
 
+pub mod backup;
 mod cache;
 mod error;
 mod group_commit;
@@ -18,6 +21,7 @@ mod os;
 mod sled_store;
 mod store;
 
+pub use backup::BackupFacts;
 pub use cache::{AgentCache, CACHE_FORMAT, CacheError};
 pub use error::Error;
 pub use mem::MemStore;

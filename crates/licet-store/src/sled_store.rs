@@ -1,7 +1,8 @@
 //! The server's ledger on sled.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, PoisonError};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use licet_core::record::legacy;
@@ -27,6 +28,11 @@ const LEDGER_TREE: &[u8] = b"ledger";
 const MIGRATED_THROUGH: &[u8] = b"!migrated-through";
 /// Records rewritten per atomic batch of a migration.
 const MIGRATION_BATCH: usize = 1_000;
+/// How many commits the ledger holds, written in every commit's own batch (and, like the
+/// migration mark, sorting before every record).
+pub(crate) const COMMITS: &[u8] = b"!commits";
+/// After the store failed, how long it waits before trying to open its database again.
+const REOPEN_PAUSE: Duration = Duration::from_secs(1);
 
 /// How a sled store is opened.
 #[derive(Clone, Debug)]
@@ -37,11 +43,14 @@ pub struct SledOptions {
     /// How long to wait for a store another holder is releasing before giving up with
     /// [`Error::Locked`].
     pub lock_patience: Duration,
+    /// The store must already exist (a server's initialised data directory): a missing or empty
+    /// one is refused with [`Error::Damaged`] instead of being created afresh.
+    pub must_exist: bool,
 }
 
 impl Default for SledOptions {
     fn default() -> SledOptions {
-        SledOptions { cache_bytes: 64 << 20, lock_patience: Duration::from_secs(2) }
+        SledOptions { cache_bytes: 64 << 20, lock_patience: Duration::from_secs(2), must_exist: false }
     }
 }
 
@@ -51,13 +60,36 @@ impl Default for SledOptions {
 /// microseconds), then wait outside the lock for a flush they share with every other committer
 /// ([`GroupCommit`]). So transactions are serializable, and `transact` returns only once its
 /// change is fsynced.
+///
+/// **When the disk refuses** (full, failing), sled keeps failing even after the cause is gone.
+/// So the store closes its database on the first such error and answers
+/// [`CoreError::Unavailable`] (HTTP 503) until it has opened it again — tried at the next
+/// command, at most once a second — and carries on by itself once the disk is back.
+///
+/// **Damage does not go unnoticed.** Every commit also counts itself in the ledger (`!commits`),
+/// and after every flush the count of commits known durable is written beside the ledger, to
+/// `<ledger>.seal`. A ledger that holds fewer commits than its seal — damaged files, deleted
+/// snapshots, an old copy — is refused at open ([`Error::Damaged`]), as is a missing ledger
+/// when [`SledOptions::must_exist`] says there must be one; sled alone would start with what it
+/// could recover, and say so only in a warning.
 pub struct SledStore {
     path: PathBuf,
-    ledger: sled::Tree,
-    db: LockedDb,
+    options: SledOptions,
+    opened: std::sync::RwLock<Option<Arc<Opened>>>,
+    last_open: Mutex<Instant>,
     write: Mutex<()>,
     group: GroupCommit,
+    /// Commits in the ledger (applied, not necessarily flushed).
+    commits: AtomicU64,
+    /// The count the seal last recorded.
+    sealed: Mutex<u64>,
     migrated: Option<usize>,
+}
+
+/// The database while it is open.
+struct Opened {
+    ledger: sled::Tree,
+    db: LockedDb,
 }
 
 impl std::fmt::Debug for SledStore {
@@ -250,13 +282,64 @@ impl SledStore {
     /// Opens (or creates) the store in `path`. Nothing is loaded up front: records are read
     /// when a command touches them. A store of release 0.1.0 is migrated in place first (see
     /// [`SledStore::migrated`]); one of a newer release is refused with [`Error::NewerSchema`],
-    /// anything else that is not a ledger with [`Error::UnknownSchema`].
+    /// anything else that is not a ledger with [`Error::UnknownSchema`], a damaged one with
+    /// [`Error::Damaged`].
     pub fn open_with(path: impl AsRef<Path>, options: SledOptions) -> Result<SledStore, Error> {
         let path = path.as_ref().to_owned();
-        let db = open_db(&path, options.cache_bytes, options.lock_patience)?;
-        let ledger = db.db.open_tree(LEDGER_TREE).map_err(|e| Error::storage(&path, e))?;
-        let migrated = bring_up_to_date(&db.db, &ledger, &path)?;
-        Ok(SledStore { path, db, ledger, write: Mutex::new(()), group: GroupCommit::default(), migrated })
+        let (opened, commits, migrated) = open_checked(&path, &options)?;
+        Ok(SledStore {
+            path,
+            options,
+            opened: std::sync::RwLock::new(Some(Arc::new(opened))),
+            last_open: Mutex::new(Instant::now()),
+            write: Mutex::new(()),
+            group: GroupCommit::default(),
+            commits: AtomicU64::new(commits),
+            sealed: Mutex::new(commits),
+            migrated,
+        })
+    }
+
+    /// The open database, opening it again after a failure (at most once per
+    /// [`REOPEN_PAUSE`]); the caller holds the write lock.
+    fn current(&self) -> Result<Arc<Opened>, CoreError> {
+        if let Some(opened) = self.opened.read().unwrap_or_else(PoisonError::into_inner).clone() {
+            return Ok(opened);
+        }
+        let unavailable = |why: String| CoreError::Unavailable(format!("storage at {}: {why}", self.path.display()));
+        let mut last = self.last_open.lock().unwrap_or_else(PoisonError::into_inner);
+        if last.elapsed() < REOPEN_PAUSE {
+            return Err(unavailable("waiting to open it again".into()));
+        }
+        *last = Instant::now();
+        // One try: a lock still held is just another reason to come back later.
+        let options = SledOptions { must_exist: true, lock_patience: Duration::ZERO, ..self.options.clone() };
+        let (opened, commits, _) = open_checked(&self.path, &options).map_err(|e| unavailable(e.to_string()))?;
+        self.commits.store(commits, Ordering::SeqCst);
+        *self.sealed.lock().unwrap_or_else(PoisonError::into_inner) = commits;
+        let opened = Arc::new(opened);
+        *self.opened.write().unwrap_or_else(PoisonError::into_inner) = Some(opened.clone());
+        Ok(opened)
+    }
+
+    /// Closes the database after the disk refused: commands answer `Unavailable` until it is
+    /// open again. Changes applied but not flushed were never acknowledged.
+    fn fail(&self, e: impl std::fmt::Display) -> CoreError {
+        *self.opened.write().unwrap_or_else(PoisonError::into_inner) = None;
+        *self.last_open.lock().unwrap_or_else(PoisonError::into_inner) = Instant::now();
+        CoreError::Unavailable(format!("storage at {}: {e}", self.path.display()))
+    }
+
+    /// Flushes `opened`, then records in the seal how many commits are durable. A seal that
+    /// cannot be written stays behind, which is safe: the flush decides the answer.
+    fn flush_and_seal(&self, opened: &Opened) -> Result<(), CoreError> {
+        let commits = self.commits.load(Ordering::SeqCst);
+        opened.db.db.flush().map_err(|e| self.fail(e))?;
+        let mut sealed = self.sealed.lock().unwrap_or_else(PoisonError::into_inner);
+        if commits > *sealed && write_seal(&self.path, commits).is_ok() {
+            *sealed = commits;
+        }
+        Ok(())
     }
 
     /// How many records of release 0.1.0 this open migrated, if it migrated any.
@@ -267,13 +350,18 @@ impl SledStore {
     /// Every record, decoded (walks the whole tree: for tests, tools and migrations, not for
     /// requests).
     pub fn records(&self) -> impl Iterator<Item = Result<(RecordKey, Record), CoreError>> + '_ {
-        self.ledger.iter().map(|item| {
-            let (k, v) = item.map_err(|e| CoreError::Internal(format!("storage read: {e}")))?;
-            let key = RecordKey::from_bytes(&k)
-                .ok_or_else(|| CoreError::Internal(format!("unknown key {:?}", String::from_utf8_lossy(&k))))?;
-            let record = Record::decode(&key, &v)?;
-            Ok((key, record))
-        })
+        let ledger = self.opened.read().unwrap_or_else(PoisonError::into_inner).as_ref().map(|o| o.ledger.clone());
+        ledger
+            .into_iter()
+            .flat_map(|tree| tree.iter())
+            .filter(|item| !matches!(item, Ok((k, _)) if k.starts_with(b"!")))
+            .map(|item| {
+                let (k, v) = item.map_err(|e| CoreError::Internal(format!("storage read: {e}")))?;
+                let key = RecordKey::from_bytes(&k)
+                    .ok_or_else(|| CoreError::Internal(format!("unknown key {:?}", String::from_utf8_lossy(&k))))?;
+                let record = Record::decode(&key, &v)?;
+                Ok((key, record))
+            })
     }
 
     /// The store's directory.
@@ -283,29 +371,136 @@ impl SledStore {
 
     /// Number of records (walks the whole tree: for tests and tools, not for requests).
     pub fn record_count(&self) -> usize {
-        self.ledger.len()
+        self.records().count()
+    }
+
+    /// How many commits the ledger holds.
+    pub fn commits(&self) -> u64 {
+        self.commits.load(Ordering::SeqCst)
     }
 
     /// Space used on disk, in bytes.
     pub fn size_on_disk(&self) -> Result<u64, Error> {
-        self.db.db.size_on_disk().map_err(|e| Error::storage(&self.path, e))
+        let opened = self.current().map_err(|e| Error::storage(&self.path, e))?;
+        opened.db.db.size_on_disk().map_err(|e| Error::storage(&self.path, e))
+    }
+
+    /// Writes a consistent copy of the ledger to `out` (see [`crate::backup`]). Commands wait
+    /// while it is written.
+    pub fn backup(&self, out: &mut dyn std::io::Write) -> Result<crate::BackupFacts, Error> {
+        let _writer = self.write.lock().unwrap_or_else(PoisonError::into_inner);
+        let opened = self.current().map_err(|e| Error::storage(&self.path, e))?;
+        crate::backup::write(out, opened.ledger.iter()).map_err(|e| Error::storage(&self.path, e))
+    }
+
+    /// Writes the entries of a checked backup into this (new) store, with its count of commits.
+    pub(crate) fn load_entries(&self, entries: Vec<(Vec<u8>, Vec<u8>)>) -> Result<(), Error> {
+        let _writer = self.write.lock().unwrap_or_else(PoisonError::into_inner);
+        let opened = self.current().map_err(|e| Error::storage(&self.path, e))?;
+        let mut batch = sled::Batch::default();
+        let mut commits = 0;
+        for (key, value) in entries {
+            if key == COMMITS {
+                commits = crate::backup::commits_of(&value).unwrap_or_default();
+            }
+            batch.insert(key, value);
+        }
+        opened.ledger.apply_batch(batch).map_err(|e| Error::storage(&self.path, e))?;
+        self.commits.store(commits, Ordering::SeqCst);
+        self.flush_and_seal(&opened).map_err(|e| Error::storage(&self.path, e))
     }
 
     /// Writes records without running the ledger: bulk loading for benchmarks and tools. Not
-    /// atomic across calls; flushes before returning.
+    /// atomic across calls; flushes (and seals) before returning.
     pub fn load_raw(&self, records: impl IntoIterator<Item = (RecordKey, Record)>) -> Result<(), Error> {
+        let _writer = self.write.lock().unwrap_or_else(PoisonError::into_inner);
+        let opened = self.current().map_err(|e| Error::storage(&self.path, e))?;
         let mut batch = sled::Batch::default();
         for (key, record) in records {
             batch.insert(key.to_bytes(), record.encode());
         }
-        self.ledger.apply_batch(batch).map_err(|e| Error::storage(&self.path, e))?;
-        self.db.db.flush().map_err(|e| Error::storage(&self.path, e))?;
-        Ok(())
+        let commits = self.commits.load(Ordering::SeqCst) + 1;
+        batch.insert(COMMITS, &commits.to_be_bytes());
+        opened.ledger.apply_batch(batch).map_err(|e| Error::storage(&self.path, e))?;
+        self.commits.store(commits, Ordering::SeqCst);
+        self.flush_and_seal(&opened).map_err(|e| Error::storage(&self.path, e))
     }
+}
 
-    fn internal(&self, e: impl std::fmt::Display) -> CoreError {
-        CoreError::Internal(format!("storage at {}: {e}", self.path.display()))
+/// The seal of the ledger in `path`: a file beside it holding the count of durable commits.
+pub(crate) fn seal_path(path: &Path) -> PathBuf {
+    crate::backup::sibling(path, ".seal")
+}
+
+/// Whether a process holds the store in `path` open.
+pub(crate) fn is_held(path: &Path) -> bool {
+    match std::fs::File::open(path.join("licet.lock")) {
+        Ok(file) => matches!(file.try_lock_shared(), Err(std::fs::TryLockError::WouldBlock)),
+        Err(_) => false,
     }
+}
+
+/// The count of commits the seal says are durable, if there is a seal.
+fn read_seal(path: &Path) -> Result<Option<u64>, Error> {
+    match std::fs::read_to_string(seal_path(path)) {
+        // Only a crash of the machine between creating and filling a file leaves it empty.
+        Ok(text) if text.is_empty() => Ok(None),
+        Ok(text) => text
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|_| Error::Damaged { path: path.to_owned(), message: format!("its seal holds {text:?}") }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::storage(&seal_path(path), e)),
+    }
+}
+
+/// Records that `commits` commits are durable: written after each flush, replaced whole
+/// (rename), without an fsync of its own — a seal lost with the machine is only behind, which
+/// never refuses a good ledger.
+fn write_seal(path: &Path, commits: u64) -> std::io::Result<()> {
+    let seal = seal_path(path);
+    let mut next = seal.clone().into_os_string();
+    next.push(".next");
+    std::fs::write(&next, format!("{commits}\n"))?;
+    std::fs::rename(&next, &seal)
+}
+
+/// Opens the ledger in `path` and checks it: present when it must be, up to date (migrating
+/// release 0.1.0's), and holding at least the commits its seal says are durable. Returns it
+/// with its count of commits and, if a migration ran, how many records it rewrote.
+fn open_checked(path: &Path, options: &SledOptions) -> Result<(Opened, u64, Option<usize>), Error> {
+    let damaged = |message: String| Error::Damaged { path: path.to_owned(), message };
+    let seal = read_seal(path)?;
+    let expected = options.must_exist || seal.is_some();
+    // Checked before sled runs, which would create a fresh database in place of a missing one.
+    let has_data = std::fs::metadata(path.join("db")).map(|m| m.len() > 0).unwrap_or(false);
+    if expected && !has_data {
+        return Err(damaged("the ledger is missing or empty".into()));
+    }
+    let db = open_db(path, options.cache_bytes, options.lock_patience)?;
+    if expected && db.db.get(SCHEMA_KEY).map_err(|e| sled_error(path, e))?.is_none() {
+        return Err(damaged("the ledger holds no schema: sled could recover nothing from its files".into()));
+    }
+    let ledger = db.db.open_tree(LEDGER_TREE).map_err(|e| Error::storage(path, e))?;
+    let migrated = bring_up_to_date(&db.db, &ledger, path)?;
+    let commits = match ledger.get(COMMITS).map_err(|e| sled_error(path, e))? {
+        None => 0,
+        Some(bytes) => {
+            crate::backup::commits_of(&bytes).ok_or_else(|| damaged("its count of commits is unreadable".into()))?
+        }
+    };
+    match seal {
+        Some(sealed) if sealed > commits => {
+            return Err(damaged(format!(
+                "it holds {commits} commits but {sealed} were acknowledged: its files are damaged or an older copy"
+            )));
+        }
+        // A new ledger, or one of release 0.1.0: sealed from now on.
+        None => write_seal(path, commits).map_err(|e| Error::storage(&seal_path(path), e))?,
+        Some(_) => {}
+    }
+    Ok((Opened { ledger, db }, commits, migrated))
 }
 
 struct SledSnapshot<'a> {
@@ -323,18 +518,19 @@ impl Snapshot for SledSnapshot<'_> {
 
 impl Store for SledStore {
     fn transact_dyn(&self, command: &mut dyn FnMut(&mut Tx<'_>) -> Result<(), CoreError>) -> Result<(), CoreError> {
-        let (seq, outcome) = {
+        let (opened, seq, outcome) = {
             // The lock guards no data of its own, so a poisoned lock is still a valid lock.
             let _writer = self.write.lock().unwrap_or_else(PoisonError::into_inner);
-            let snapshot = SledSnapshot { tree: &self.ledger };
+            let opened = self.current()?;
+            let snapshot = SledSnapshot { tree: &opened.ledger };
             let mut tx = Tx::new(&snapshot);
             match command(&mut tx) {
                 // A refusal writes nothing, but what it read must be durable before we answer.
-                Err(e) => (self.group.last_applied(), Err(e)),
+                Err(e) => (opened.clone(), self.group.last_applied(), Err(e)),
                 Ok(()) => {
                     let changes = tx.into_changes();
                     if changes.is_empty() {
-                        (self.group.last_applied(), Ok(()))
+                        (opened.clone(), self.group.last_applied(), Ok(()))
                     } else {
                         let mut batch = sled::Batch::default();
                         for (key, value) in changes.iter() {
@@ -343,17 +539,21 @@ impl Store for SledStore {
                                 None => batch.remove(key.to_bytes()),
                             }
                         }
-                        self.ledger.apply_batch(batch).map_err(|e| self.internal(e))?;
-                        (self.group.applied(), Ok(()))
+                        let commits = self.commits.load(Ordering::SeqCst) + 1;
+                        batch.insert(COMMITS, &commits.to_be_bytes());
+                        opened.ledger.apply_batch(batch).map_err(|e| self.fail(e))?;
+                        self.commits.store(commits, Ordering::SeqCst);
+                        (opened.clone(), self.group.applied(), Ok(()))
                     }
                 }
             }
         };
-        self.group.wait_durable(seq, || self.db.db.flush().map(|_| ()).map_err(|e| self.internal(e)))?;
+        self.group.wait_durable(seq, || self.flush_and_seal(&opened))?;
         outcome
     }
 
     fn flush(&self) -> Result<(), CoreError> {
-        self.db.db.flush().map(|_| ()).map_err(|e| self.internal(e))
+        let opened = self.current()?;
+        self.flush_and_seal(&opened)
     }
 }

@@ -25,6 +25,37 @@ fn everything_committed_is_there_after_reopening() {
 }
 
 #[test]
+fn an_older_copy_of_the_ledger_is_refused_as_damaged_and_a_seal_left_behind_never_refuses() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger");
+    let old = dir.path().join("old-copy");
+    {
+        let env = Env::new(SledStore::open(&path).unwrap());
+        env.register("a@example.com", &pc("a"), 1).unwrap();
+    }
+    copy_dir(&path, &old);
+    let commits = {
+        let env = Env::new(SledStore::open(&path).unwrap());
+        env.register("b@example.com", &pc("b"), 1).unwrap();
+        env.store.commits()
+    };
+    // The seal beside the ledger remembers what was acknowledged.
+    std::fs::remove_dir_all(&path).unwrap();
+    std::fs::rename(&old, &path).unwrap();
+    match SledStore::open(&path) {
+        Err(e @ Error::Damaged { .. }) => {
+            let message = e.to_string();
+            assert!(message.contains(&format!("{commits} were acknowledged")), "{message}");
+        }
+        other => panic!("expected Damaged, got {other:?}"),
+    }
+    // The seal being behind (written without an fsync) is normal after a crash.
+    std::fs::write(dir.path().join("ledger.seal"), "1\n").unwrap();
+    let store = SledStore::open(&path).unwrap();
+    assert!((1..commits).contains(&store.commits()), "{} of {commits}", store.commits());
+}
+
+#[test]
 fn an_unknown_schema_version_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("ledger");

@@ -79,13 +79,8 @@ impl Sessions {
             let Some(oldest) = least_recent(&map, None) else { break };
             map.remove(&oldest);
         }
-        let session = Session {
-            account: account.to_owned(),
-            credential,
-            csrf: random_token(),
-            flash: None,
-            expires: now + IDLE,
-        };
+        let session =
+            Session { account: account.to_owned(), credential, csrf: random_token(), flash: None, expires: now + IDLE };
         map.insert(id.clone(), session);
         id
     }

@@ -17,7 +17,7 @@ pub struct Server {
     pub admin: String,
     pub dir: PathBuf,
     pub http: ureq::Agent,
-    _tmp: Option<tempfile::TempDir>,
+    pub _tmp: Option<tempfile::TempDir>,
 }
 
 pub fn agent() -> ureq::Agent {
