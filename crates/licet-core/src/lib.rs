@@ -14,6 +14,7 @@
 pub mod agent;
 pub mod codec;
 pub mod credential;
+pub mod email;
 pub mod entropy;
 pub mod error;
 pub mod host;

@@ -75,7 +75,7 @@ pub(crate) fn token_hash(token: &str) -> [u8; 32] {
 }
 
 /// Writes a new file durably, failing if it exists; `mode` applies on Unix.
-fn write_new(path: &Path, contents: &[u8], mode: u32) -> Result<(), DataDirError> {
+pub(crate) fn write_new(path: &Path, contents: &[u8], mode: u32) -> Result<(), DataDirError> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]

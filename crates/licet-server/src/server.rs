@@ -82,6 +82,27 @@ impl std::fmt::Debug for Running {
     }
 }
 
+/// Tells the operator what moving the e-mail index found (docs/accounts.md): collisions and
+/// refused addresses go to `email-report-<unix seconds>.json` (mode 0600) in the data directory.
+fn report_emails(dir: &std::path::Path, report: &licet_core::email::EmailReport) {
+    tracing::info!(accounts = report.reindexed, "e-mail index moved to NFC, case-insensitive identities");
+    if report.collisions.is_empty() && report.invalid.is_empty() {
+        return;
+    }
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let path = dir.join(format!("email-report-{now}.json"));
+    let written = serde_json::to_vec_pretty(report)
+        .map_err(anyhow::Error::from)
+        .and_then(|json| data_dir::write_new(&path, &json, 0o600).map_err(anyhow::Error::from));
+    tracing::warn!(
+        collisions = report.collisions.len(),
+        refused = report.invalid.len(),
+        report = %path.display(),
+        written = written.is_ok(),
+        "some stored e-mail addresses collide or break the e-mail rule; nothing was merged: see docs/accounts.md"
+    );
+}
+
 /// Initialises a data directory (SPEC §6 `init`). Refuses an initialised one.
 pub fn init(data_dir: &std::path::Path, vendor_prefix: &str) -> anyhow::Result<InitFacts> {
     data_dir::init(data_dir, vendor_prefix)
@@ -99,6 +120,9 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
     let store = Arc::new(SledStore::open_with(dir.join("ledger"), options).context("opening the ledger")?);
     if let Some(records) = store.migrated() {
         tracing::info!(records, "migrated the ledger of release 0.1.0 to this release's format");
+    }
+    if let Some(report) = store.email_report() {
+        report_emails(dir, report);
     }
     #[cfg(unix)]
     let control = match crate::backup::listen(dir, store.clone()) {

@@ -417,3 +417,21 @@ fn a_json_endpoint_refuses_a_body_that_is_not_declared_json() {
     }
     assert_eq!(s.register("a@example.com", "a").0, 201);
 }
+
+#[test]
+fn one_address_in_any_unicode_form_is_one_account_and_header_syntax_is_refused() {
+    let s = start(&["--rate-limit", "0"]);
+    assert_eq!(s.register("a\u{301}lvaro@example.com", "nfd").0, 201);
+    assert_error(s.register("álvaro@example.com", "nfc"), 409, 1058);
+    assert_error(s.register("ÁLVARO@EXAMPLE.COM", "upper"), 409, 1058);
+    assert_error(s.register("\u{200b}álvaro@example.com", "zero-width"), 400, 1001);
+    assert_error(s.register("álva\u{ad}ro@example.com", "soft-hyphen"), 400, 1001);
+    for header_syntax in ["a,b@example.com", "a<b@example.com", "a>b@example.com", "\"ab\"@example.com"] {
+        assert_error(s.register(header_syntax, header_syntax), 400, 1001);
+    }
+    // Stored composed, and found by the admin under any form.
+    let (status, account) = s.get("/v1/admin/accounts?email=a%CC%81lvaro%40example.com", Some(&s.admin));
+    assert_eq!(status, 200, "{account}");
+    assert_eq!(account["email"], "álvaro@example.com");
+    assert_eq!(s.register("иван@пример.рф", "cyrillic").0, 201);
+}

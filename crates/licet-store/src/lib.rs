@@ -13,6 +13,7 @@
 
 pub mod backup;
 mod cache;
+mod email_index;
 mod error;
 mod group_commit;
 mod legacy_cache;

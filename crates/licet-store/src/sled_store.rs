@@ -84,6 +84,7 @@ pub struct SledStore {
     /// The count the seal last recorded.
     sealed: Mutex<u64>,
     migrated: Option<usize>,
+    emails: Option<licet_core::email::EmailReport>,
 }
 
 /// The database while it is open.
@@ -287,6 +288,7 @@ impl SledStore {
     pub fn open_with(path: impl AsRef<Path>, options: SledOptions) -> Result<SledStore, Error> {
         let path = path.as_ref().to_owned();
         let (opened, commits, migrated) = open_checked(&path, &options)?;
+        let emails = crate::email_index::bring_up_to_date(&opened.db.db, &opened.ledger, &path)?;
         Ok(SledStore {
             path,
             options,
@@ -297,6 +299,7 @@ impl SledStore {
             commits: AtomicU64::new(commits),
             sealed: Mutex::new(commits),
             migrated,
+            emails,
         })
     }
 
@@ -340,6 +343,13 @@ impl SledStore {
             *sealed = commits;
         }
         Ok(())
+    }
+
+    /// What moving the e-mail index to this release's identity of an address found, if this
+    /// open did it (it runs once, on a ledger written before it). Collisions and addresses the
+    /// rule refuses are the vendor's to resolve; nothing was merged.
+    pub fn email_report(&self) -> Option<&licet_core::email::EmailReport> {
+        self.emails.as_ref()
     }
 
     /// How many records of release 0.1.0 this open migrated, if it migrated any.

@@ -158,3 +158,84 @@ fn a_second_opener_is_told_the_store_is_locked() {
     let _first = SledStore::open(&path).unwrap();
     assert!(matches!(SledStore::open(&path), Err(Error::Locked { .. })));
 }
+
+/// Rewrites an account's e-mail and its index entry as release 0.1.0 would have stored them
+/// (trimmed and lower-cased only), bypassing this release's rule.
+fn store_as_0_1_0(path: &std::path::Path, old_email: &str, email: &str) {
+    use licet_core::Record;
+    let db = sled::open(path).unwrap();
+    let ledger = db.open_tree("ledger").unwrap();
+    let old_key = RecordKey::Email(old_email.to_owned()).to_bytes();
+    let id_bytes = ledger.get(&old_key).unwrap().unwrap();
+    let Record::AccountId(id) = Record::decode(&RecordKey::Email(old_email.into()), &id_bytes).unwrap() else {
+        panic!()
+    };
+    let key = RecordKey::Account(id.clone());
+    let Record::Account(mut account) = Record::decode(&key, &ledger.get(key.to_bytes()).unwrap().unwrap()).unwrap()
+    else {
+        panic!()
+    };
+    account.email = email.to_owned();
+    ledger.insert(key.to_bytes(), Record::Account(account).encode()).unwrap();
+    ledger.remove(old_key).unwrap();
+    let new_key = RecordKey::Email(licet_core::email::identity_0_1_0(email));
+    ledger.insert(new_key.to_bytes(), Record::AccountId(id).encode()).unwrap();
+    ledger.remove(b"!email-identity-1").unwrap();
+    db.flush().unwrap();
+}
+
+#[test]
+fn e_mails_of_an_older_release_are_reindexed_once_and_collisions_reported_never_merged() {
+    use licet_core::{Code, Command, Mail, SeededEntropy};
+    use licet_store::StoreExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger");
+    {
+        let env = Env::new(SledStore::open(&path).unwrap());
+        for (i, tag) in ["a", "b", "c", "d"].iter().enumerate() {
+            env.register(&format!("{tag}@example.com"), &pc(tag), i as u64 + 1).unwrap();
+        }
+        assert_eq!(env.store.email_report(), None);
+    }
+    store_as_0_1_0(&path, "a@example.com", "a\u{301}@example.com"); // decomposed á…
+    store_as_0_1_0(&path, "b@example.com", "á@example.com"); // …and composed: one address now
+    store_as_0_1_0(&path, "c@example.com", "c<x>@example.com"); // refused by the rule now
+    store_as_0_1_0(&path, "d@example.com", "o\u{308}@example.com"); // decomposed ö, alone
+    let env = Env { store: SledStore::open(&path).unwrap(), ledger: licet_core::Ledger::new("LICET").unwrap() };
+    let report = env.store.email_report().expect("the index was moved at this open").clone();
+    assert_eq!(report.reindexed, 1);
+    assert_eq!(report.collisions.len(), 1);
+    let mut colliding: Vec<&str> = report.collisions[0].iter().map(|s| s.email.as_str()).collect();
+    colliding.sort();
+    assert_eq!(colliding, ["a\u{301}@example.com", "á@example.com"]);
+    assert_eq!(report.invalid.iter().map(|s| s.email.as_str()).collect::<Vec<_>>(), ["c<x>@example.com"]);
+
+    // Nothing merged: both colliding accounts are still there, each with its own number.
+    let both: Vec<_> = env
+        .store
+        .records()
+        .filter_map(|r| match r.unwrap().1 {
+            licet_core::Record::Account(a) if a.email.contains('@') && a.email.starts_with(['a', 'á']) => Some(a.id),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(both.len(), 2);
+    // Every form of a registered address is taken, and the moved one is found by its composed form.
+    for taken in ["ö@example.com", "O\u{308}@EXAMPLE.COM", "á@example.com", "A\u{301}@example.com"] {
+        assert_eq!(
+            env.register(taken, &pc(taken), 9).unwrap_err(),
+            licet_core::Error::Refused(Code::EmailAlreadyRegistered),
+            "{taken}"
+        );
+    }
+    assert_eq!(env.account("ö@example.com").unwrap().email, "o\u{308}@example.com");
+    // The refused address is found by the admin under its old key, but gets no mail.
+    assert!(env.account("c<x>@example.com").is_some());
+    let recover = Command::Recover { email: "c<x>@example.com".into() };
+    let mail: Result<Option<Mail>, _> =
+        env.store.execute(&env.ledger, common::now(), &mut SeededEntropy::new(0), &recover);
+    assert!(matches!(mail, Err(licet_core::Error::InvalidInput { .. })), "{mail:?}");
+    drop(env);
+    // Once only.
+    assert_eq!(SledStore::open(&path).unwrap().email_report(), None);
+}
