@@ -42,7 +42,9 @@ fn run() -> Result<()> {
         [_, op, n] => (op.as_str(), n.parse::<u32>()?),
         _ => return Err("usage: instructions OPERATION COUNT".into()),
     };
-    let now: DateTime<Utc> = "2026-06-01T12:00:00Z".parse()?;
+    // Issued an hour ago by the real clock: the agent runs on the system's clock and looks at
+    // the system's files for evidence of the time, as a deployed agent does.
+    let now = DateTime::<Utc>::from_timestamp(chrono::Utc::now().timestamp() - 3600, 0).ok_or("clock")?;
     let signer = TokenSigner::from_secret(&[5; 32]);
     let ledger = Ledger::new("LICET")?;
     let mut state = MemState::new();
@@ -71,7 +73,6 @@ fn run() -> Result<()> {
         let mut config = AgentConfig::new("http://127.0.0.1:9", dir.path()).trust(signer.public_key_hex());
         config.fingerprint = Some(fingerprint.clone());
         config.hostname = Some("bench".into());
-        config.now = Some(now + chrono::Duration::hours(1));
         Ok(Agent::new(config)?)
     };
     let bytes = URL_SAFE_NO_PAD.decode(&token)?;

@@ -18,7 +18,9 @@ const SERVER: &str = "http://127.0.0.1:9";
 const SECRET: [u8; 32] = [5; 32];
 
 fn setup(dir: &std::path::Path) -> (String, String, Fingerprint, DateTime<Utc>) {
-    let now: DateTime<Utc> = "2026-06-01T12:00:00Z".parse().unwrap();
+    // Issued an hour ago by the real clock: the agent runs on the system's clock and looks at
+    // the system's files for evidence of the time, as a deployed agent does.
+    let now = DateTime::<Utc>::from_timestamp(Utc::now().timestamp() - 3600, 0).unwrap();
     let signer = TokenSigner::from_secret(&SECRET);
     let ledger = Ledger::new("LICET").unwrap();
     let mut state = MemState::new();
@@ -49,7 +51,7 @@ fn agent(dir: &std::path::Path, key: &str, fingerprint: &Fingerprint, now: DateT
     let mut config = AgentConfig::new(SERVER, dir).trust(key);
     config.fingerprint = Some(fingerprint.clone());
     config.hostname = Some("bench".into());
-    config.now = Some(now + chrono::Duration::hours(1));
+    assert!(now < Utc::now());
     Agent::new(config).unwrap()
 }
 

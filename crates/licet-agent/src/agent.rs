@@ -148,6 +148,16 @@ impl Agent {
         let legacy_digest = host.legacy.as_ref().map(Fingerprint::digest);
         let mut policy = Policy::new(keys, host.fingerprint.digest(), legacy_digest, config.servers.len().max(1));
         policy.load(&memory);
+        let time_evidence = match (&config.time_evidence, config.now) {
+            (Some(paths), _) => paths.clone(),
+            (None, None) => crate::evidence::system_places(),
+            (None, Some(_)) => Vec::new(),
+        };
+        // Only a new agent needs it: a running one's mark already follows its clock, and a
+        // cache restored under it cannot lower the mark it holds.
+        if let Some(newest) = crate::evidence::newest(&time_evidence) {
+            policy.observe_time(newest);
+        }
         if memory.vendor.is_none()
             && let Some(named) = &config.vendor
         {

@@ -161,6 +161,8 @@ pub struct Overrides {
     pub hostname: Option<String>,
     /// Replaces the clock.
     pub now: Option<chrono::DateTime<chrono::Utc>>,
+    /// Replaces the files that show how late it is at least.
+    pub time_evidence: Option<Vec<crate::evidence::Place>>,
 }
 
 fn execute(cli: Cli, overrides: Overrides) -> Result<Said, Error> {
@@ -172,6 +174,7 @@ fn execute(cli: Cli, overrides: Overrides) -> Result<Said, Error> {
     config.raw_components = overrides.raw_components;
     config.hostname = overrides.hostname;
     config.now = overrides.now;
+    config.time_evidence = overrides.time_evidence;
     let agent = Agent::new(config)?;
     let said = match cli.command {
         Command::Register { email, org, contact, phone, product } => {

@@ -42,6 +42,11 @@ pub struct AgentConfig {
     /// Replaces the clock. Setting it has the same power as setting the system clock, so it
     /// opens nothing.
     pub now: Option<DateTime<Utc>>,
+    /// Files whose modification times show how late it is at least (docs/agent.md, "Clock").
+    /// `None`: the system's own ([`crate::evidence::system_places`]) — or none when
+    /// [`AgentConfig::now`] replaces the clock, as the system's file times then say nothing
+    /// about it. `Some(vec![])`: none.
+    pub time_evidence: Option<Vec<crate::evidence::Place>>,
 }
 
 impl AgentConfig {
@@ -66,6 +71,7 @@ impl AgentConfig {
             fingerprint: None,
             hostname: None,
             now: None,
+            time_evidence: None,
         }
     }
 

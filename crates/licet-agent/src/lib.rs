@@ -30,6 +30,7 @@ mod client;
 mod commands;
 mod config;
 mod error;
+pub mod evidence;
 pub mod fingerprint;
 
 pub use agent::{Agent, Grant, ProductVerdict, Source};

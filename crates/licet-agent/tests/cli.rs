@@ -414,3 +414,78 @@ fn a_server_answering_200_without_a_valid_token_is_a_fault_and_the_cache_answers
         assert_eq!(ok(a.run(&["token", "--product", PRODUCT]))["token"], token, "the cached token stays");
     }
 }
+
+/// Sets the modification time of `path` (created if missing) to `rfc3339`.
+fn stamp(path: &std::path::Path, rfc3339: &str) {
+    let time: chrono::DateTime<chrono::Utc> = rfc3339.parse().unwrap();
+    let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(path).unwrap();
+    file.set_modified(time.into()).unwrap();
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &to.join(entry.file_name()));
+        } else {
+            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+        }
+    }
+}
+
+fn restore(saved: &std::path::Path, data_dir: &std::path::Path) {
+    std::fs::remove_dir_all(data_dir).unwrap();
+    copy_dir(saved, data_dir);
+}
+
+#[test]
+fn a_cache_restored_with_the_clock_set_back_meets_the_times_of_the_systems_files() {
+    let (tmp, mut server) = setup();
+    let logs = tmp.path().join("var-log");
+    std::fs::create_dir_all(&logs).unwrap();
+    let syslog = logs.join("syslog");
+    stamp(&syslog, &hours_from_now(0));
+    let a = Host { evidence: Some(logs.clone()), ..Host::new(tmp.path().join("a"), "a", &server) };
+    register(&a, "a@example.com");
+    ok(a.check());
+    // The customer saves the cache while it is fresh.
+    let saved = tmp.path().join("saved");
+    copy_dir(&a.data_dir, &saved);
+    server.kill();
+
+    // Ten days offline: the system keeps logging; past the week's lease the checks stop.
+    stamp(&syslog, &hours_from_now(100));
+    assert_eq!(ok(a.at(&hours_from_now(100)).check())["source"], "cache");
+    stamp(&syslog, &hours_from_now(240));
+    refused(a.at(&hours_from_now(240)).check(), 3003);
+
+    // The saved cache put back and the clock set back to when it was fresh: the system's files
+    // still show day ten, so the clock is known to be set back.
+    restore(&saved, &a.data_dir);
+    refused(a.at(&hours_from_now(1)).check(), 3004);
+    refused(a.at(&hours_from_now(1)).check(), 3004);
+    // The bound, written down in docs/agent.md: with no such evidence (or with every file's time
+    // set back too), nothing local can tell, and the restored cache passes until its lease ends.
+    restore(&saved, &a.data_dir);
+    let blind = Host { evidence: Some(tmp.path().join("no-such-dir")), ..a.clone() };
+    assert_eq!(ok(blind.at(&hours_from_now(1)).check())["source"], "cache");
+}
+
+#[test]
+fn a_system_file_stamped_in_the_future_is_settled_by_the_server_once() {
+    let (tmp, mut server) = setup();
+    let logs = tmp.path().join("var-log");
+    std::fs::create_dir_all(&logs).unwrap();
+    // A clock once a year ahead left a file stamped then.
+    stamp(&logs.join("wtmp"), &hours_from_now(24 * 365));
+    let b = Host { evidence: Some(logs.clone()), ..Host::new(tmp.path().join("b"), "b", &server) };
+    register(&b, "b@example.com");
+    assert_eq!(ok(b.check())["source"], "cache");
+    // The server's time was trusted with that file already there: offline, it moves nothing.
+    server.kill();
+    assert_eq!(ok(b.at(&hours_from_now(2)).check())["source"], "cache");
+    // A file written later than that would (the clock really is a year on by then).
+    stamp(&logs.join("syslog"), &hours_from_now(24 * 366));
+    refused(b.at(&hours_from_now(3)).check(), 3004);
+}

@@ -57,6 +57,7 @@ fn the_cache_a_0_1_0_agent_left_answers_offline() {
         server: "http://127.0.0.1:9".into(),
         key: facts["public_key"].as_str().unwrap().to_owned(),
         now: Some(fixture_time(1)),
+        evidence: None,
     };
     let status = ok(a.run(&["status"]));
     let number = facts["numbers"]["a"].as_str().unwrap();
@@ -97,6 +98,7 @@ fn a_machine_a_0_1_0_agent_bound_keeps_its_seat_after_the_upgrade() {
             server: server_url.to_owned(),
             key: server.public_key.clone(),
             now: Some(now.to_owned()),
+            evidence: None,
         };
         let out = host
             .command(args)

@@ -54,6 +54,10 @@ pub struct Memory {
     /// set one, so that a program (or the CLI) that does not say uses the same.
     #[serde(default)]
     pub vendor: Option<String>,
+    /// The newest time the system's own files showed when a server's time was last trusted
+    /// (see [`Policy::observe_time`]), Unix seconds: newer evidence moves the mark, older does not.
+    #[serde(default)]
+    pub evidence: Option<i64>,
     /// Fields of a newer release, kept unread.
     #[serde(flatten)]
     pub newer: BTreeMap<String, rmpv::Value>,
@@ -190,6 +194,8 @@ pub struct MarkReset {
     pub issued_at: i64,
     /// The mark after judging it, Unix seconds.
     pub mark: i64,
+    /// The newest time the system's files showed then, if they were looked at.
+    pub evidence: Option<i64>,
 }
 
 impl Persist {
@@ -211,6 +217,9 @@ impl Persist {
             let floor = memory.floor.map_or(reset.issued_at, |f| f.max(reset.issued_at));
             memory.floor = Some(floor);
             memory.mark = Some(reset.mark.max(floor));
+            if reset.evidence.is_some() {
+                memory.evidence = reset.evidence;
+            }
         }
         if let Some(mark) = self.raise {
             memory.mark = Some(memory.mark.map_or(mark, |m| m.max(mark)));
@@ -273,6 +282,10 @@ pub struct Policy {
     mark: Option<Time>,
     floor: Option<Time>,
     persisted_mark: Option<Time>,
+    /// The newest time the system's files showed, when last looked at.
+    evidence: Option<Time>,
+    /// What they showed when a server's time was last trusted.
+    evidence_baseline: Option<Time>,
     pending: Persist,
     /// Per server: until when (on the monotonic clock) it is left alone.
     backoff: Vec<Option<Duration>>,
@@ -302,6 +315,8 @@ impl Policy {
             mark: None,
             floor: None,
             persisted_mark: None,
+            evidence: None,
+            evidence_baseline: None,
             pending: Persist::default(),
             backoff: vec![None; servers],
             generation: 0,
@@ -326,6 +341,25 @@ impl Policy {
         self.mark = self.mark.max(stored);
         self.persisted_mark = self.persisted_mark.max(stored);
         self.floor = self.floor.max(memory.floor.and_then(at));
+        self.evidence_baseline = self.evidence_baseline.max(memory.evidence.and_then(at));
+    }
+
+    /// Takes `newest`, the newest modification time among files the system keeps writing (logs,
+    /// the time-sync clock file): it is at least that late. When it is newer than what those
+    /// files showed at the last trusted server time, the mark rises to it — so a cache copied
+    /// while fresh and restored later, with the clock set back, meets a mark the restore did not
+    /// bring back (3004). Evidence that was already there when the server's time was trusted (a
+    /// file once stamped in the future) moves nothing: the server settled it. docs/agent.md
+    /// states the bound.
+    pub fn observe_time(&mut self, newest: Time) {
+        self.evidence = Some(newest);
+        if self.evidence_baseline.is_some_and(|seen| newest <= seen) {
+            return;
+        }
+        if self.mark.is_none_or(|mark| newest > mark) {
+            self.mark = Some(newest);
+            self.note_mark();
+        }
     }
 
     /// The registration number entered on this host.
@@ -559,7 +593,9 @@ impl Policy {
             self.mark = judgement.high_water;
             self.persisted_mark = self.mark;
             let mark = self.mark.map_or(floor, |m| m.timestamp());
-            self.pending.reset = Some(MarkReset { issued_at: issued, mark });
+            self.evidence_baseline = self.evidence;
+            let evidence = self.evidence.map(|t| t.timestamp());
+            self.pending.reset = Some(MarkReset { issued_at: issued, mark, evidence });
             judgement
         } else {
             let judgement = self.judge_token(&verified, product, now, self.mark);

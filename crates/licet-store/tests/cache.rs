@@ -22,7 +22,7 @@ fn raise(mark: i64) -> Persist {
 }
 
 fn reset(issued_at: i64, mark: i64) -> Persist {
-    Persist { reset: Some(MarkReset { issued_at, mark }), ..Persist::default() }
+    Persist { reset: Some(MarkReset { issued_at, mark, evidence: None }), ..Persist::default() }
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! `licet-agent-testing`: the `licet-agent` command line that also takes the test overrides of
 //! SPEC §6 from the environment — `LICET_FINGERPRINT`, `LICET_RAW_FINGERPRINT`, `LICET_HOSTNAME`,
-//! `LICET_NOW` — for the project's tests. Built only with the cargo feature `test-overrides`;
+//! `LICET_NOW` — for the project's tests, and `LICET_TIME_EVIDENCE` (paths separated as in
+//! `PATH`, each looked at one level deep) for the files whose times show how late it is. Built only with the cargo feature `test-overrides`;
 //! `licet-agent` itself never reads them.
 #![forbid(unsafe_code)]
 
@@ -27,6 +28,10 @@ fn overrides() -> Result<Overrides, String> {
     if let Some(text) = var("LICET_NOW") {
         let now = chrono::DateTime::parse_from_rfc3339(&text).map_err(|e| format!("LICET_NOW: {e}"))?;
         overrides.now = Some(now.to_utc());
+    }
+    if let Some(paths) = std::env::var_os("LICET_TIME_EVIDENCE") {
+        overrides.time_evidence =
+            Some(std::env::split_paths(&paths).map(|p| licet_agent::evidence::Place::new(p, 1)).collect());
     }
     Ok(overrides)
 }

@@ -181,6 +181,8 @@ pub struct Host {
     pub server: String,
     pub key: String,
     pub now: Option<String>,
+    /// `LICET_TIME_EVIDENCE`: the files whose times show how late it is.
+    pub evidence: Option<PathBuf>,
 }
 
 impl Host {
@@ -191,6 +193,7 @@ impl Host {
             server: server.url.clone(),
             key: server.public_key.clone(),
             now: None,
+            evidence: None,
         }
     }
 
@@ -206,9 +209,13 @@ impl Host {
             .env("LICET_HOSTNAME", "test-host")
             .env_remove("LICET_RAW_FINGERPRINT")
             .env_remove("LICET_VENDOR")
-            .env_remove("LICET_NOW");
+            .env_remove("LICET_NOW")
+            .env_remove("LICET_TIME_EVIDENCE");
         if let Some(now) = &self.now {
             cmd.env("LICET_NOW", now);
+        }
+        if let Some(evidence) = &self.evidence {
+            cmd.env("LICET_TIME_EVIDENCE", evidence);
         }
         cmd
     }

@@ -1,0 +1,116 @@
+//! Evidence of how late it is: the newest modification time among files the operating system
+//! keeps writing. A customer who restores the agent's cache and sets the clock back does not
+//! set these back with it (docs/agent.md, "Clock"); see `Policy::observe_time`.
+
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use chrono::{DateTime, Utc};
+
+/// At most this many entries are looked at per observation.
+const MAX_ENTRIES: usize = 256;
+
+/// A file or directory whose modification time is evidence; a directory counts with its
+/// entries `depth` levels deep.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Place {
+    /// The file or directory.
+    pub path: PathBuf,
+    /// How many levels of a directory's entries count (0: only its own time, which changes
+    /// whenever an entry is created or removed).
+    pub depth: u32,
+}
+
+impl Place {
+    /// `path`, `depth` levels deep.
+    pub fn new(path: impl Into<PathBuf>, depth: u32) -> Place {
+        Place { path: path.into(), depth }
+    }
+}
+
+/// Places the system writes as it runs: logs, the time-sync daemon's clock file, timer stamps,
+/// leases, event logs. Missing ones are skipped. Looking at all of them takes tens of
+/// microseconds (BENCHMARKS.md).
+pub fn system_places() -> Vec<Place> {
+    if cfg!(windows) {
+        vec![
+            Place::new(r"C:\Windows\System32\winevt\Logs", 1),
+            Place::new(r"C:\Windows\Prefetch", 0),
+            Place::new(r"C:\Windows\Temp", 0),
+        ]
+    } else if cfg!(target_os = "macos") {
+        vec![
+            Place::new("/private/var/log", 1),
+            Place::new("/private/var/db/diagnostics/Persist", 1),
+            Place::new("/private/tmp", 0),
+        ]
+    } else {
+        vec![
+            // systemd-timesyncd stamps this at every synchronisation and at shutdown, for the
+            // very purpose of keeping the clock from going back across boots.
+            Place::new("/var/lib/systemd/timesync/clock", 0),
+            // journald writes <machine-id>/system.journal as it logs.
+            Place::new("/var/log/journal", 2),
+            Place::new("/var/log", 1),
+            Place::new("/var/lib/systemd/timers", 1),
+            Place::new("/var/lib/dhcp", 1),
+            Place::new("/var/tmp", 0),
+            Place::new("/tmp", 0),
+        ]
+    }
+}
+
+/// The newest modification time among `places`; `None` if none could be read.
+pub fn newest(places: &[Place]) -> Option<DateTime<Utc>> {
+    let mut budget = MAX_ENTRIES;
+    places.iter().filter_map(|p| newest_in(&p.path, p.depth, &mut budget)).max().map(DateTime::<Utc>::from)
+}
+
+fn newest_in(path: &Path, depth: u32, budget: &mut usize) -> Option<SystemTime> {
+    if *budget == 0 {
+        return None;
+    }
+    *budget -= 1;
+    // Links are not followed: their targets are not the system's own writing.
+    let meta = std::fs::symlink_metadata(path).ok()?;
+    let mut newest = meta.modified().ok();
+    if meta.is_dir() && depth > 0 {
+        for entry in std::fs::read_dir(path).ok()?.flatten() {
+            if *budget == 0 {
+                break;
+            }
+            newest = newest.max(newest_in(&entry.path(), depth - 1, budget));
+        }
+    }
+    newest
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn touch(path: &Path, unix: i64) {
+        std::fs::write(path, b"x").unwrap();
+        let time = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(unix as u64);
+        std::fs::File::options().write(true).open(path).unwrap().set_modified(time).unwrap();
+    }
+
+    #[test]
+    fn the_newest_file_two_levels_deep_counts_and_missing_paths_do_not() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("a/b/c")).unwrap();
+        touch(&dir.path().join("a/old"), 1_000_000_000);
+        touch(&dir.path().join("a/b/newer"), 2_000_000_000);
+        touch(&dir.path().join("a/b/c/too-deep"), 3_000_000_000);
+        let dirs = [dir.path().join("a/b"), dir.path().join("a/b/c")];
+        for d in dirs {
+            std::fs::File::open(&d).unwrap().set_modified(SystemTime::UNIX_EPOCH).unwrap();
+        }
+        std::fs::File::open(dir.path().join("a")).unwrap().set_modified(SystemTime::UNIX_EPOCH).unwrap();
+        let found = newest(&[Place::new(dir.path().join("a"), 2), Place::new(dir.path().join("missing"), 2)]).unwrap();
+        assert_eq!(found.timestamp(), 2_000_000_000);
+        assert_eq!(newest(&[Place::new(dir.path().join("a"), 1)]).unwrap().timestamp(), 1_000_000_000);
+        assert_eq!(newest(&[Place::new(dir.path().join("missing"), 0)]), None);
+        assert_eq!(newest(&[]), None);
+    }
+}
