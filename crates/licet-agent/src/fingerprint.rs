@@ -1,5 +1,5 @@
 //! What identifies this machine: components read from the machine itself, each reduced to a
-//! keyed hash ([`Fingerprint::keyed`]) before it goes anywhere.
+//! keyed hash ([`licet_core::Fingerprint::keyed`]) before it goes anywhere.
 //!
 //! * `machine-id`: `/etc/machine-id` (Linux), `MachineGuid` (Windows), `IOPlatformUUID` (macOS);
 //! * `mac`: the MAC addresses of physical network interfaces (no loopback, bridges, veth, docker);

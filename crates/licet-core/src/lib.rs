@@ -8,7 +8,7 @@
 //!
 //! **No I/O, no clock, no global randomness**: every function that depends on time takes `now`,
 //! every function that mints ids takes an [`Entropy`], and storage sits behind
-//! [`Snapshot`](txn::Snapshot) / [`Changes`](txn::Changes).
+//! [`Snapshot`] / [`Changes`].
 #![forbid(unsafe_code)]
 
 pub mod agent;

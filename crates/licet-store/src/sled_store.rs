@@ -58,7 +58,7 @@ impl Default for SledOptions {
 ///
 /// Commands run one at a time under a write lock (read, decide, apply one atomic batch — a few
 /// microseconds), then wait outside the lock for a flush they share with every other committer
-/// ([`GroupCommit`]). So transactions are serializable, and `transact` returns only once its
+/// (group commit). So transactions are serializable, and `transact` returns only once its
 /// change is fsynced.
 ///
 /// **When the disk refuses** (full, failing), sled keeps failing even after the cause is gone.

@@ -2,7 +2,7 @@
 //!
 //! Text form: unpadded base64url of `version ‖ claims ‖ ed25519 signature`, optionally followed
 //! by `.ENDORSEMENT` links when the signing key is newer than the keys an agent trusts (SPEC §9).
-//! The byte layout and how it evolves are in [`encoding`]: version 1 is release 0.1.0's, issued
+//! The byte layout and how it evolves are in the private module `encoding` (and docs/formats.md): version 1 is release 0.1.0's, issued
 //! to 0.1.0 agents; version 2 adds a tagged extension area (grace, refresh interval, features).
 //!
 //! Verification checks the signature with `verify_strict` against a trusted key — directly, or
