@@ -151,6 +151,7 @@ fn print_report(report: &crate::backup::Report, json: bool, done: &str) -> anyho
 
 async fn serve(config: ServerConfig) -> anyhow::Result<()> {
     let data_dir = config.data_dir.clone();
+    let signals = ShutdownSignals::listen()?;
     let running = start(config).await?;
     if let Some(facts) = &running.initialised {
         let mut err = std::io::stderr().lock();
@@ -163,7 +164,7 @@ async fn serve(config: ServerConfig) -> anyhow::Result<()> {
         out.flush()?;
     }
     tracing::info!(url = %running.url, public_key = %running.public_key, "serving");
-    shutdown_signal().await;
+    signals.received().await;
     tracing::info!("shutting down: finishing in-flight requests");
     running.shutdown();
     running.wait().await?;
@@ -171,25 +172,41 @@ async fn serve(config: ServerConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
+/// SIGTERM and Ctrl-C, listened for from before the server says it is listening, so that a
+/// signal sent the moment it does is a graceful shutdown rather than the default's kill.
+struct ShutdownSignals {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+    terminate: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    interrupt: tokio::signal::unix::Signal,
+}
+
+impl ShutdownSignals {
+    fn listen() -> std::io::Result<ShutdownSignals> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(ShutdownSignals {
+                terminate: signal(SignalKind::terminate())?,
+                interrupt: signal(SignalKind::interrupt())?,
+            })
         }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
+        #[cfg(not(unix))]
+        Ok(ShutdownSignals {})
+    }
+
+    async fn received(mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.terminate.recv() => {},
+            _ = self.interrupt.recv() => {},
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = &mut self;
+            if tokio::signal::ctrl_c().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
     }
 }

@@ -113,8 +113,8 @@ fn bare_serve_initialises_licet_data_and_tells_the_operator() {
     assert!(line.starts_with("listening on http://127.0.0.1:"), "{line}");
     std::process::Command::new("kill").args(["-15", &child.id().to_string()]).status().unwrap();
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
     assert!(err.contains("admin token") && err.contains("public key"), "{err}");
     assert!(tmp.path().join("licet-data/server.json").exists());
     // init refuses the initialised directory.
