@@ -155,8 +155,16 @@ impl Agent {
         };
         // Only a new agent needs it: a running one's mark already follows its clock, and a
         // cache restored under it cannot lower the mark it holds.
-        if let Some(newest) = crate::evidence::newest(&time_evidence) {
-            policy.observe_time(newest);
+        let mut warning = None;
+        if let Some((newest, path)) = crate::evidence::newest(&time_evidence)
+            && policy.observe_time(newest)
+            && config.now.unwrap_or_else(Utc::now) + chrono::Duration::minutes(10) < newest
+        {
+            warning = Some(format!(
+                "{} was modified at {newest}, later than this machine's clock: if the clock is right, that \
+                 file's time is wrong (offline checks fail until the server is reached or that time comes)",
+                path.display()
+            ));
         }
         if memory.vendor.is_none()
             && let Some(named) = &config.vendor
@@ -172,7 +180,7 @@ impl Agent {
             fixed_now: config.now,
             started: Instant::now(),
             state: Mutex::new(State { policy }),
-            warning: Mutex::new(None),
+            warning: Mutex::new(warning),
         })
     }
 

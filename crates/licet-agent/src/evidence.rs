@@ -7,8 +7,8 @@ use std::time::SystemTime;
 
 use chrono::{DateTime, Utc};
 
-/// At most this many entries are looked at per observation.
-const MAX_ENTRIES: usize = 256;
+/// At most this many entries are looked at per place.
+const MAX_ENTRIES: usize = 64;
 
 /// A file or directory whose modification time is evidence; a directory counts with its
 /// entries `depth` levels deep.
@@ -29,8 +29,9 @@ impl Place {
 }
 
 /// Places the system writes as it runs: logs, the time-sync daemon's clock file, timer stamps,
-/// leases, event logs. Missing ones are skipped. Looking at all of them takes tens of
-/// microseconds (BENCHMARKS.md).
+/// leases, event logs. Missing or unreadable ones are skipped (a directory that cannot be
+/// listed still counts with its own time). Looking at all of them takes tens of microseconds
+/// (BENCHMARKS.md).
 pub fn system_places() -> Vec<Place> {
     if cfg!(windows) {
         vec![
@@ -49,6 +50,8 @@ pub fn system_places() -> Vec<Place> {
             // systemd-timesyncd stamps this at every synchronisation and at shutdown, for the
             // very purpose of keeping the clock from going back across boots.
             Place::new("/var/lib/systemd/timesync/clock", 0),
+            // chrony's drift file, rewritten hourly while it runs.
+            Place::new("/var/lib/chrony", 1),
             // journald writes <machine-id>/system.journal as it logs.
             Place::new("/var/log/journal", 2),
             Place::new("/var/log", 1),
@@ -60,26 +63,35 @@ pub fn system_places() -> Vec<Place> {
     }
 }
 
-/// The newest modification time among `places`; `None` if none could be read.
-pub fn newest(places: &[Place]) -> Option<DateTime<Utc>> {
-    let mut budget = MAX_ENTRIES;
-    places.iter().filter_map(|p| newest_in(&p.path, p.depth, &mut budget)).max().map(DateTime::<Utc>::from)
+/// The newest modification time among `places`, and the file that has it; `None` if none
+/// could be read. Each place looks at [`MAX_ENTRIES`] entries at most.
+pub fn newest(places: &[Place]) -> Option<(DateTime<Utc>, PathBuf)> {
+    places
+        .iter()
+        .filter_map(|p| newest_in(&p.path, p.depth, &mut { MAX_ENTRIES }))
+        .max_by_key(|(time, _)| *time)
+        .map(|(time, path)| (DateTime::<Utc>::from(time), path))
 }
 
-fn newest_in(path: &Path, depth: u32, budget: &mut usize) -> Option<SystemTime> {
+fn newest_in(path: &Path, depth: u32, budget: &mut usize) -> Option<(SystemTime, PathBuf)> {
     if *budget == 0 {
         return None;
     }
     *budget -= 1;
     // Links are not followed: their targets are not the system's own writing.
     let meta = std::fs::symlink_metadata(path).ok()?;
-    let mut newest = meta.modified().ok();
+    let mut newest = meta.modified().ok().map(|t| (t, path.to_owned()));
     if meta.is_dir() && depth > 0 {
-        for entry in std::fs::read_dir(path).ok()?.flatten() {
+        // One we may not list (the journal, for most users) still counts with its own time.
+        for entry in std::fs::read_dir(path).into_iter().flatten().flatten() {
             if *budget == 0 {
                 break;
             }
-            newest = newest.max(newest_in(&entry.path(), depth - 1, budget));
+            if let Some(found) = newest_in(&entry.path(), depth - 1, budget)
+                && newest.as_ref().is_none_or(|(t, _)| found.0 > *t)
+            {
+                newest = Some(found);
+            }
         }
     }
     newest
@@ -107,9 +119,10 @@ mod tests {
             std::fs::File::open(&d).unwrap().set_modified(SystemTime::UNIX_EPOCH).unwrap();
         }
         std::fs::File::open(dir.path().join("a")).unwrap().set_modified(SystemTime::UNIX_EPOCH).unwrap();
-        let found = newest(&[Place::new(dir.path().join("a"), 2), Place::new(dir.path().join("missing"), 2)]).unwrap();
-        assert_eq!(found.timestamp(), 2_000_000_000);
-        assert_eq!(newest(&[Place::new(dir.path().join("a"), 1)]).unwrap().timestamp(), 1_000_000_000);
+        let (found, path) =
+            newest(&[Place::new(dir.path().join("a"), 2), Place::new(dir.path().join("missing"), 2)]).unwrap();
+        assert_eq!((found.timestamp(), path), (2_000_000_000, dir.path().join("a/b/newer")));
+        assert_eq!(newest(&[Place::new(dir.path().join("a"), 1)]).unwrap().0.timestamp(), 1_000_000_000);
         assert_eq!(newest(&[Place::new(dir.path().join("missing"), 0)]), None);
         assert_eq!(newest(&[]), None);
     }

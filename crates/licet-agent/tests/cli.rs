@@ -473,19 +473,32 @@ fn a_cache_restored_with_the_clock_set_back_meets_the_times_of_the_systems_files
 }
 
 #[test]
-fn a_system_file_stamped_in_the_future_is_settled_by_the_server_once() {
+fn a_system_file_stamped_ahead_is_settled_by_the_server_up_to_a_day_and_named_beyond() {
     let (tmp, mut server) = setup();
     let logs = tmp.path().join("var-log");
     std::fs::create_dir_all(&logs).unwrap();
-    // A clock once a year ahead left a file stamped then.
-    stamp(&logs.join("wtmp"), &hours_from_now(24 * 365));
+    // A clock a few hours ahead for a while left a file stamped then.
+    stamp(&logs.join("wtmp"), &hours_from_now(12));
     let b = Host { evidence: Some(logs.clone()), ..Host::new(tmp.path().join("b"), "b", &server) };
     register(&b, "b@example.com");
     assert_eq!(ok(b.check())["source"], "cache");
     // The server's time was trusted with that file already there: offline, it moves nothing.
     server.kill();
     assert_eq!(ok(b.at(&hours_from_now(2)).check())["source"], "cache");
-    // A file written later than that would (the clock really is a year on by then).
-    stamp(&logs.join("syslog"), &hours_from_now(24 * 366));
+    // A file written later than that does.
+    stamp(&logs.join("syslog"), &hours_from_now(20));
     refused(b.at(&hours_from_now(3)).check(), 3004);
+
+    // A file stamped far ahead (more than a day past the server's time) is never settled: else
+    // stamping one and checking once online would blind the evidence. Online checks pass;
+    // offline ones fail, and the agent names the file.
+    let server = Server::start(&tmp.path().join("server"), "127.0.0.1:0", &[]);
+    let c = Host { evidence: Some(logs.clone()), ..Host::new(tmp.path().join("c"), "c", &server) };
+    stamp(&logs.join("lastlog"), &hours_from_now(24 * 365));
+    register(&c, "c@example.com");
+    assert_eq!(ok(c.check())["source"], "server");
+    let out = c.command(&["check", "--product", PRODUCT]).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("lastlog"), "{}", String::from_utf8_lossy(&out.stderr));
+    drop(server);
+    refused(c.check(), 3004);
 }

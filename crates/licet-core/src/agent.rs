@@ -27,6 +27,9 @@ pub const PERSIST_STEP: chrono::Duration = chrono::Duration::minutes(5);
 /// After a server failed, it is left alone this long: checks answer from the cache meanwhile,
 /// so a dead server never slows every check.
 pub const RETRY_AFTER: Duration = Duration::from_secs(60);
+/// How far ahead of a trusted server time evidence of the time can be settled by it, seconds.
+const EVIDENCE_AHEAD_OF_SERVER: i64 = 24 * 3600;
+
 /// Most servers in an agent's list.
 pub const MAX_SERVERS: usize = 16;
 
@@ -217,9 +220,7 @@ impl Persist {
             let floor = memory.floor.map_or(reset.issued_at, |f| f.max(reset.issued_at));
             memory.floor = Some(floor);
             memory.mark = Some(reset.mark.max(floor));
-            if reset.evidence.is_some() {
-                memory.evidence = reset.evidence;
-            }
+            memory.evidence = memory.evidence.max(reset.evidence);
         }
         if let Some(mark) = self.raise {
             memory.mark = Some(memory.mark.map_or(mark, |m| m.max(mark)));
@@ -348,18 +349,19 @@ impl Policy {
     /// the time-sync clock file): it is at least that late. When it is newer than what those
     /// files showed at the last trusted server time, the mark rises to it — so a cache copied
     /// while fresh and restored later, with the clock set back, meets a mark the restore did not
-    /// bring back (3004). Evidence that was already there when the server's time was trusted (a
-    /// file once stamped in the future) moves nothing: the server settled it. docs/agent.md
-    /// states the bound.
-    pub fn observe_time(&mut self, newest: Time) {
+    /// bring back (3004). Evidence that was already there when the server's time was trusted
+    /// moves nothing — up to a day ahead of the server's time: a file stamped further ahead (by
+    /// a clock once far wrong, or on purpose) keeps offline checks failing until its time comes
+    /// or it is rewritten. docs/agent.md states the bound.
+    /// Returns whether it raised the mark.
+    pub fn observe_time(&mut self, newest: Time) -> bool {
         self.evidence = Some(newest);
-        if self.evidence_baseline.is_some_and(|seen| newest <= seen) {
-            return;
+        if self.evidence_baseline.is_some_and(|seen| newest <= seen) || self.mark.is_some_and(|mark| newest <= mark) {
+            return false;
         }
-        if self.mark.is_none_or(|mark| newest > mark) {
-            self.mark = Some(newest);
-            self.note_mark();
-        }
+        self.mark = Some(newest);
+        self.note_mark();
+        true
     }
 
     /// The registration number entered on this host.
@@ -593,8 +595,11 @@ impl Policy {
             self.mark = judgement.high_water;
             self.persisted_mark = self.mark;
             let mark = self.mark.map_or(floor, |m| m.timestamp());
-            self.evidence_baseline = self.evidence;
-            let evidence = self.evidence.map(|t| t.timestamp());
+            // Evidence ahead of the server's time by more than a day is not settled by it: else
+            // one file stamped far ahead, then one online check, would blind the evidence.
+            let cap = issued.saturating_add(EVIDENCE_AHEAD_OF_SERVER);
+            let evidence = self.evidence.map(|t| t.timestamp().min(cap));
+            self.evidence_baseline = self.evidence_baseline.max(evidence.and_then(at));
             self.pending.reset = Some(MarkReset { issued_at: issued, mark, evidence });
             judgement
         } else {

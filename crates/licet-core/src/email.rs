@@ -7,7 +7,8 @@
 //! 2. At most 254 bytes in all and 64 before the `@`; exactly one `@`.
 //! 3. Nothing invisible or structural anywhere: no control or format character (general category
 //!    `C*`: zero-width spaces and joiners, the soft hyphen, bidirectional controls, byte order
-//!    marks, unassigned code points) and no space or separator (`Z*`).
+//!    marks, unassigned code points), no space or separator (`Z*`), and no other default-ignorable
+//!    code point (variation selectors, the combining grapheme joiner, Hangul fillers…).
 //! 4. The local part is one or more atoms joined by single dots. An atom holds ASCII letters and
 //!    digits, ``! # $ % & ' * + - / = ? ^ _ ` { | } ~`` (RFC 5322 `atext`), and non-ASCII letters,
 //!    digits and marks (RFC 6531), a mark never first. Quoted local parts and the characters
@@ -16,8 +17,10 @@
 //!    hyphens (non-ASCII letters, digits and marks too: internationalised domains), not starting
 //!    or ending with a hyphen; the last label is not all digits. Address literals are refused.
 //!
-//! **Identity**: two accepted addresses are the same customer when they are equal after full
-//! lower-casing and NFC ([`identity`]) — case-insensitive as SPEC §1 says, across scripts.
+//! **Identity**: two accepted addresses are the same customer when their local parts are equal
+//! after Unicode lower-casing and NFC, and their domains after UTS #46 processing to ASCII
+//! (case, full-width forms, Punycode: `ｅｘａｍｐｌｅ.com` is `example.com`) — [`identity`];
+//! case-insensitive as SPEC §1 says, across scripts.
 
 use unicode_normalization::UnicodeNormalization;
 use unicode_properties::{GeneralCategoryGroup, UnicodeGeneralCategory};
@@ -40,9 +43,17 @@ pub fn is_valid(email: &str) -> bool {
     normalize(email).is_ok()
 }
 
-/// The identity of an accepted address: lower case, NFC. The e-mail index's key.
+/// The identity of an accepted address (the e-mail index's key): the local part in lower case
+/// and NFC, the domain as UTS #46 maps it to ASCII.
 pub fn identity(email: &str) -> String {
-    email.nfc().collect::<String>().to_lowercase().nfc().collect()
+    let lower = |text: &str| -> String { text.nfc().collect::<String>().to_lowercase().nfc().collect() };
+    match email.rsplit_once('@') {
+        Some((local, domain)) => {
+            let domain = idna::domain_to_ascii(domain).unwrap_or_else(|_| lower(domain));
+            format!("{}@{domain}", lower(local))
+        }
+        None => lower(email),
+    }
 }
 
 /// The index key release 0.1.0 used (trimmed, lower case): for stored addresses the rule refuses.
@@ -51,7 +62,7 @@ pub fn identity_0_1_0(email: &str) -> String {
 }
 
 /// An account as the e-mail index knows it.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct StoredEmail {
     /// The account.
     pub account_id: String,
@@ -64,14 +75,15 @@ pub struct StoredEmail {
 pub struct IndexMove {
     /// The account.
     pub account_id: String,
-    /// Its key under release 0.1.0's rule.
-    pub from: String,
+    /// Its key under release 0.1.0's rule, removed; `None` keeps it (an account in a collision,
+    /// which keeps its old key and gets the new one that nobody held).
+    pub from: Option<String>,
     /// Its key under this release's rule.
     pub to: String,
 }
 
 /// What re-indexing the accounts of an older release found.
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct EmailReport {
     /// Accounts now found under their new identity (composed forms, other scripts' case).
     pub reindexed: usize,
@@ -83,9 +95,27 @@ pub struct EmailReport {
     pub invalid: Vec<StoredEmail>,
 }
 
+impl EmailReport {
+    /// Whether there is anything for the vendor to look at.
+    pub fn needs_attention(&self) -> bool {
+        !self.collisions.is_empty() || !self.invalid.is_empty()
+    }
+
+    /// As kept in a ledger until it is handed to the vendor.
+    pub fn encode(&self) -> Vec<u8> {
+        rmp_serde::to_vec_named(self).unwrap_or_default()
+    }
+
+    /// What [`EmailReport::encode`] wrote; `None` for anything else.
+    pub fn decode(bytes: &[u8]) -> Option<EmailReport> {
+        rmp_serde::from_slice(bytes).ok()
+    }
+}
+
 /// Plans moving the e-mail index of `accounts` (id, stored e-mail) from release 0.1.0's keys to
 /// [`identity`]. `indexed(key)` is the account the index holds under a key today. Never merges:
-/// accounts that would share a key are reported and left as they are.
+/// accounts that would share a key are reported and left as they are — except that a new key
+/// none of them holds goes to the first of them, so that it is taken.
 pub fn plan_reindex(
     accounts: &[StoredEmail],
     indexed: impl Fn(&str) -> Option<String>,
@@ -105,15 +135,19 @@ pub fn plan_reindex(
         let held_by_another = indexed(&to).is_some_and(|id| id != group[0].account_id);
         if group.len() > 1 || (from != to && held_by_another) {
             let mut members: Vec<StoredEmail> = group.into_iter().cloned().collect();
-            if let Some(holder) = indexed(&to).filter(|id| !members.iter().any(|m| &m.account_id == id)) {
-                members.push(StoredEmail { account_id: holder, email: to.clone() });
+            match indexed(&to) {
+                Some(holder) if !members.iter().any(|m| m.account_id == holder) => {
+                    members.push(StoredEmail { account_id: holder, email: to.clone() });
+                }
+                Some(_) => {}
+                None => moves.push(IndexMove { account_id: members[0].account_id.clone(), from: None, to }),
             }
             report.collisions.push(members);
         } else if from != to {
-            moves.push(IndexMove { account_id: group[0].account_id.clone(), from, to });
+            moves.push(IndexMove { account_id: group[0].account_id.clone(), from: Some(from), to });
+            report.reindexed += 1;
         }
     }
-    report.reindexed = moves.len();
     (moves, report)
 }
 
@@ -121,10 +155,10 @@ fn check(email: &str) -> Result<(), &'static str> {
     if email.len() > 254 {
         return Err("longer than 254 bytes");
     }
-    if email
-        .chars()
-        .any(|c| matches!(c.general_category_group(), GeneralCategoryGroup::Other | GeneralCategoryGroup::Separator))
-    {
+    if email.chars().any(|c| {
+        default_ignorable(c)
+            || matches!(c.general_category_group(), GeneralCategoryGroup::Other | GeneralCategoryGroup::Separator)
+    }) {
         return Err("it holds a space, a control or an invisible formatting character");
     }
     let (local, domain) = email.split_once('@').ok_or("no @")?;
@@ -152,7 +186,35 @@ fn check(email: &str) -> Result<(), &'static str> {
     if labels.last().is_some_and(|tld| tld.chars().all(|c| c.is_ascii_digit())) {
         return Err("the domain must be a name, not an address");
     }
+    if idna::domain_to_ascii(domain).is_err() {
+        return Err("the domain is not a valid internationalised domain name");
+    }
     Ok(())
+}
+
+/// Unicode's Default_Ignorable_Code_Point (DerivedCoreProperties.txt, Unicode 15): characters
+/// that render as nothing. The general-category crate has no such table; it is short and fixed.
+fn default_ignorable(c: char) -> bool {
+    matches!(
+        c as u32,
+        0x00AD
+            | 0x034F
+            | 0x061C
+            | 0x115F..=0x1160
+            | 0x17B4..=0x17B5
+            | 0x180B..=0x180F
+            | 0x200B..=0x200F
+            | 0x202A..=0x202E
+            | 0x2060..=0x206F
+            | 0x3164
+            | 0xFE00..=0xFE0F
+            | 0xFEFF
+            | 0xFFA0
+            | 0xFFF0..=0xFFF8
+            | 0x1BCA0..=0x1BCA3
+            | 0x1D173..=0x1D17A
+            | 0xE0000..=0xE0FFF
+    )
 }
 
 /// A non-empty run of characters that `ascii` allows or that are non-ASCII letters, digits and
@@ -190,7 +252,8 @@ mod tests {
         let nfc = normalize("álvaro@example.com").unwrap();
         assert_eq!(nfd, nfc);
         assert_eq!(identity(&nfd), identity("ÁLVARO@EXAMPLE.COM"));
-        assert_eq!(identity("Иван@Пример.РФ"), "иван@пример.рф");
+        assert_eq!(identity("Иван@Пример.РФ"), "иван@xn--e1afmkfd.xn--p1ai");
+        assert_eq!(identity("anna@ｅｘａｍｐｌｅ.com"), identity("Anna@Example.COM"));
     }
 
     #[test]
@@ -205,6 +268,10 @@ mod tests {
             "a\u{a0}b@example.com",
             "ab@exam\u{2028}ple.com",
             "a\nb@example.com",
+            "ab\u{fe0f}@example.com", // variation selector
+            "a\u{34f}b@example.com",  // combining grapheme joiner
+            "ab\u{3164}@example.com", // Hangul filler
+            "a\u{17b4}b@example.com", // Khmer inherent vowel
         ] {
             assert!(normalize(bad).is_err(), "{bad:?}");
         }
@@ -271,18 +338,29 @@ mod tests {
         let index: std::collections::BTreeMap<String, String> =
             accounts.iter().map(|a| (identity_0_1_0(&a.email), a.account_id.clone())).collect();
         let (moves, report) = plan_reindex(&accounts, |key| index.get(key).cloned());
-        // Rust's lower-casing of Cyrillic equals the new identity, so only the NFD address moves
-        // — and it collides with the composed one.
-        assert_eq!(moves, vec![]);
+        // The Cyrillic domain moves to its ASCII form; the decomposed address collides with the
+        // composed one, which holds the key.
+        let cyrillic = IndexMove {
+            account_id: "acc_3".into(),
+            from: Some("иван@пример.рф".into()),
+            to: "иван@xn--e1afmkfd.xn--p1ai".into(),
+        };
+        assert_eq!(moves, vec![cyrillic]);
+        assert_eq!(report.reindexed, 1);
         assert_eq!(report.collisions, vec![vec![accounts[0].clone(), accounts[1].clone()]]);
         assert_eq!(report.invalid, vec![accounts[3].clone(), accounts[5].clone()]);
+        // Two spellings of one address whose new key nobody holds: the first account gets it.
+        let unheld = [stored("acc_7", "a\u{301}x@example.com"), stored("acc_8", "ÁX@example.com")];
+        let (moves, report) = plan_reindex(&unheld, |_| None);
+        assert_eq!(report.collisions, vec![unheld.to_vec()]);
+        assert_eq!(moves, vec![IndexMove { account_id: "acc_7".into(), from: None, to: "áx@example.com".into() }]);
         // Alone, the decomposed address moves to its composed key.
         let (moves, report) = plan_reindex(&accounts[..1], |key| index.get(key).filter(|id| *id == "acc_1").cloned());
         assert_eq!(
             moves,
             vec![IndexMove {
                 account_id: "acc_1".into(),
-                from: identity_0_1_0(&accounts[0].email),
+                from: Some(identity_0_1_0(&accounts[0].email)),
                 to: "á@example.com".into()
             }]
         );

@@ -1,9 +1,10 @@
 //! `licet-server backup` and `restore` (docs/operations.md).
 //!
 //! A running server holds its ledger locked, so a backup of a running server is taken by the
-//! server itself: it listens on `control.sock` in its data directory (mode 0600: whoever may
-//! read the data directory may ask) for one JSON line `{"backup":"/absolute/path"}`, writes a
-//! consistent copy there ([`SledStore::backup`]) and answers one JSON line. With no server
+//! server itself: it listens on `control/backup.sock` in its data directory (the directory mode
+//! 0700, and only the data directory's owner or root are answered) for one JSON line
+//! `{"backup":"/absolute/path"}`, writes a consistent copy there ([`SledStore::backup`]) and
+//! answers one JSON line. With no server
 //! running, the command opens the ledger itself. Either way the command then reads the file
 //! back whole and checks it before it reports success.
 
@@ -15,8 +16,9 @@ use anyhow::Context;
 use licet_store::{BackupFacts, Error as StoreError, SledOptions, SledStore};
 use serde::{Deserialize, Serialize};
 
-/// The control socket's name in the data directory.
-const CONTROL_SOCKET: &str = "control.sock";
+/// The control socket, in a directory of its own in the data directory.
+const CONTROL_DIR: &str = "control";
+const CONTROL_SOCKET: &str = "backup.sock";
 
 /// A request on the control socket.
 #[derive(Debug, Serialize, Deserialize)]
@@ -51,12 +53,18 @@ pub(crate) struct Report {
 /// Writes a backup of `store` to `path`: to a `.partial` file first (mode 0600: it holds
 /// registration numbers), fsynced, then renamed into place.
 fn write_file(store: &SledStore, path: &Path) -> anyhow::Result<BackupFacts> {
-    let partial = path.with_extension("partial");
+    let mut partial = path.as_os_str().to_owned();
+    partial.push(".partial");
+    let partial = PathBuf::from(partial);
+    // One left by an interrupted backup (or a link planted there) is replaced, never followed.
+    let _ = std::fs::remove_file(&partial);
     let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
+    options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     let mut file = options.open(&partial).with_context(|| format!("creating {}", partial.display()))?;
+    #[cfg(unix)]
+    std::fs::set_permissions(&partial, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
     let facts = store.backup(&mut file)?;
     file.sync_all()?;
     std::fs::rename(&partial, path).with_context(|| format!("renaming to {}", path.display()))?;
@@ -75,7 +83,7 @@ pub(crate) fn backup(data_dir: &Path, out: &Path) -> anyhow::Result<Report> {
             let options = SledOptions { must_exist: true, ..SledOptions::default() };
             let store = match SledStore::open_with(data_dir.join("ledger"), options) {
                 Err(StoreError::Locked { .. }) => anyhow::bail!(
-                    "the ledger in {} is held by a process that does not answer on {CONTROL_SOCKET}",
+                    "the ledger in {} is held by a process that does not answer on {CONTROL_DIR}/{CONTROL_SOCKET}",
                     data_dir.display()
                 ),
                 other => other.context("opening the ledger")?,
@@ -108,7 +116,8 @@ pub(crate) fn restore(data_dir: &Path, from: &Path, now_unix: u64) -> anyhow::Re
 #[cfg(unix)]
 fn ask_running_server(data_dir: &Path, out: &Path) -> anyhow::Result<Option<BackupFacts>> {
     use std::io::{BufRead, BufReader};
-    let Ok(mut stream) = std::os::unix::net::UnixStream::connect(data_dir.join(CONTROL_SOCKET)) else {
+    let Ok(mut stream) = std::os::unix::net::UnixStream::connect(data_dir.join(CONTROL_DIR).join(CONTROL_SOCKET))
+    else {
         return Ok(None);
     };
     let mut line = serde_json::to_vec(&Request { backup: out.to_owned() })?;
@@ -128,18 +137,34 @@ fn ask_running_server(_: &Path, _: &Path) -> anyhow::Result<Option<BackupFacts>>
     Ok(None)
 }
 
-/// Answers backup requests on `control.sock` in `data_dir` until aborted.
+/// Answers backup requests on `control/backup.sock` in `data_dir` until aborted.
 #[cfg(unix)]
 pub(crate) fn listen(data_dir: &Path, store: Arc<SledStore>) -> std::io::Result<tokio::task::JoinHandle<()>> {
-    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
     use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-    let path = data_dir.join(CONTROL_SOCKET);
+    let dir = data_dir.join(CONTROL_DIR);
+    std::fs::create_dir_all(&dir)?;
+    // Private before the socket exists, so nobody else ever reaches it.
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
+    let owner = std::fs::metadata(data_dir)?.uid();
+    let path = dir.join(CONTROL_SOCKET);
     // Left behind by a server that was killed; we hold the ledger, so it is not another's.
     let _ = std::fs::remove_file(&path);
     let listener = tokio::net::UnixListener::bind(&path)?;
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
     Ok(tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
+        loop {
+            let stream = match listener.accept().await {
+                Ok((stream, _)) => stream,
+                // Out of file descriptors, say: keep listening once some are back.
+                Err(e) => {
+                    tracing::warn!(error = %e, "control socket: accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            if !stream.peer_cred().is_ok_and(|c| c.uid() == owner || c.uid() == 0) {
+                continue;
+            }
             let store = store.clone();
             tokio::spawn(async move {
                 let (read, mut write) = stream.into_split();
@@ -177,5 +202,5 @@ pub(crate) fn listen(data_dir: &Path, store: Arc<SledStore>) -> std::io::Result<
 
 /// Removes the control socket of a server that stops.
 pub(crate) fn stop_listening(data_dir: &Path) {
-    let _ = std::fs::remove_file(data_dir.join(CONTROL_SOCKET));
+    let _ = std::fs::remove_file(data_dir.join(CONTROL_DIR).join(CONTROL_SOCKET));
 }

@@ -83,24 +83,31 @@ impl std::fmt::Debug for Running {
 }
 
 /// Tells the operator what moving the e-mail index found (docs/accounts.md): collisions and
-/// refused addresses go to `email-report-<unix seconds>.json` (mode 0600) in the data directory.
-fn report_emails(dir: &std::path::Path, report: &licet_core::email::EmailReport) {
+/// refused addresses go to `email-report-<unix seconds>.json` (mode 0600) in the data directory. The ledger
+/// keeps the report until that file is written, so a crash or a full disk loses nothing.
+fn report_emails(dir: &std::path::Path, report: &licet_core::email::EmailReport, store: &SledStore) {
     tracing::info!(accounts = report.reindexed, "e-mail index moved to NFC, case-insensitive identities");
-    if report.collisions.is_empty() && report.invalid.is_empty() {
-        return;
+    if report.needs_attention() {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let path = dir.join(format!("email-report-{now}.json"));
+        let written = match serde_json::to_vec_pretty(report) {
+            Ok(json) => data_dir::write_new(&path, &json, 0o600).map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        if let Err(e) = written {
+            tracing::error!(report = %path.display(), error = %e, "could not write the e-mail report; kept for the next start");
+            return;
+        }
+        tracing::warn!(
+            collisions = report.collisions.len(),
+            refused = report.invalid.len(),
+            report = %path.display(),
+            "some stored e-mail addresses collide or break the e-mail rule; nothing was merged: see docs/accounts.md"
+        );
     }
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-    let path = dir.join(format!("email-report-{now}.json"));
-    let written = serde_json::to_vec_pretty(report)
-        .map_err(anyhow::Error::from)
-        .and_then(|json| data_dir::write_new(&path, &json, 0o600).map_err(anyhow::Error::from));
-    tracing::warn!(
-        collisions = report.collisions.len(),
-        refused = report.invalid.len(),
-        report = %path.display(),
-        written = written.is_ok(),
-        "some stored e-mail addresses collide or break the e-mail rule; nothing was merged: see docs/accounts.md"
-    );
+    if let Err(e) = store.forget_email_report() {
+        tracing::error!(error = %e, "could not drop the e-mail report from the ledger; it is written again at the next start");
+    }
 }
 
 /// Initialises a data directory (SPEC §6 `init`). Refuses an initialised one.
@@ -121,8 +128,8 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
     if let Some(records) = store.migrated() {
         tracing::info!(records, "migrated the ledger of release 0.1.0 to this release's format");
     }
-    if let Some(report) = store.email_report() {
-        report_emails(dir, report);
+    if let Some(report) = store.email_report()? {
+        report_emails(dir, &report, &store);
     }
     #[cfg(unix)]
     let control = match crate::backup::listen(dir, store.clone()) {

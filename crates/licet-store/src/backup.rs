@@ -4,7 +4,8 @@
 //! The file is `MAGIC`, the schema, then every entry of the ledger tree as length-prefixed key
 //! and value (the count of commits among them), an end mark, the count of entries, and a
 //! SHA-256 of everything before it. A copy is taken under the store's write lock, so it holds
-//! exactly the commits acknowledged before it began and none after: commands wait meanwhile
+//! every commit acknowledged before it began and none begun after it (commits applied but still
+//! waiting for their flush are in it too, though their requests may yet fail): commands wait meanwhile
 //! (about 0.75 s per 100,000 accounts: BENCHMARKS.md).
 
 use std::io::{BufWriter, Read, Write};
@@ -161,9 +162,8 @@ impl<'a> Reader<'a> {
 /// restored one takes its name. Killed midway, the restore can simply be run again.
 pub fn restore(backup: &Path, ledger: &Path, now_unix: u64) -> Result<(BackupFacts, Option<PathBuf>), Error> {
     let Backup { facts, entries } = read(backup)?;
-    if crate::sled_store::is_held(ledger) {
-        return Err(Error::Locked { path: ledger.to_owned() });
-    }
+    // Held until the restored ledger is in place: a server starting meanwhile waits for it.
+    let _held = crate::sled_store::hold(ledger)?;
     // What an interrupted restore left behind.
     let restoring = sibling(ledger, ".restoring");
     if restoring.exists() {
@@ -186,6 +186,10 @@ pub fn restore(backup: &Path, ledger: &Path, now_unix: u64) -> Result<(BackupFac
     }
     std::fs::rename(&restoring, ledger).map_err(|e| Error::storage(ledger, e))?;
     std::fs::rename(seal_path(&restoring), &seal).map_err(|e| Error::storage(&seal, e))?;
+    // The renames are durable before success is reported.
+    if let Some(parent) = ledger.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::File::open(parent).and_then(|d| d.sync_all()).map_err(|e| Error::storage(parent, e))?;
+    }
     Ok((facts, replaced))
 }
 

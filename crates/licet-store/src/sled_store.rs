@@ -84,7 +84,6 @@ pub struct SledStore {
     /// The count the seal last recorded.
     sealed: Mutex<u64>,
     migrated: Option<usize>,
-    emails: Option<licet_core::email::EmailReport>,
 }
 
 /// The database while it is open.
@@ -168,6 +167,16 @@ fn try_open_db(path: &Path, cache_bytes: u64) -> Result<LockedDb, Error> {
         }
         Ok(())
     };
+    // sled's own lock on `db` is held until the last background thread of a handle is gone:
+    // while one of a handle this process just dropped runs, its snapshot is being written, not
+    // half-written. Only a free `db` makes a `.generating` file garbage.
+    if let Ok(db_file) = std::fs::OpenOptions::new().read(true).write(true).open(path.join("db")) {
+        match db_file.try_lock() {
+            Ok(()) => drop(db_file),
+            Err(std::fs::TryLockError::WouldBlock) => return Err(Error::Locked { path: path.to_owned() }),
+            Err(std::fs::TryLockError::Error(e)) => return Err(Error::storage(path, e)),
+        }
+    }
     remove_half_written().map_err(|e| Error::storage(path, e))?;
     let opened = sled::Config::new()
         .path(path)
@@ -288,7 +297,7 @@ impl SledStore {
     pub fn open_with(path: impl AsRef<Path>, options: SledOptions) -> Result<SledStore, Error> {
         let path = path.as_ref().to_owned();
         let (opened, commits, migrated) = open_checked(&path, &options)?;
-        let emails = crate::email_index::bring_up_to_date(&opened.db.db, &opened.ledger, &path)?;
+        crate::email_index::bring_up_to_date(&opened.db.db, &opened.ledger, &path)?;
         Ok(SledStore {
             path,
             options,
@@ -299,7 +308,6 @@ impl SledStore {
             commits: AtomicU64::new(commits),
             sealed: Mutex::new(commits),
             migrated,
-            emails,
         })
     }
 
@@ -345,11 +353,22 @@ impl SledStore {
         Ok(())
     }
 
-    /// What moving the e-mail index to this release's identity of an address found, if this
-    /// open did it (it runs once, on a ledger written before it). Collisions and addresses the
-    /// rule refuses are the vendor's to resolve; nothing was merged.
-    pub fn email_report(&self) -> Option<&licet_core::email::EmailReport> {
-        self.emails.as_ref()
+    /// What moving the e-mail index to this release's identity of an address found (it runs
+    /// once, when a ledger written before is first opened), until [`SledStore::forget_email_report`].
+    /// Collisions and addresses the rule refuses are the vendor's to resolve; nothing was merged.
+    pub fn email_report(&self) -> Result<Option<licet_core::email::EmailReport>, Error> {
+        let opened = self.current().map_err(|e| Error::storage(&self.path, e))?;
+        let bytes = opened.ledger.get(crate::email_index::EMAIL_REPORT).map_err(|e| sled_error(&self.path, e))?;
+        Ok(bytes.and_then(|b| licet_core::email::EmailReport::decode(&b)))
+    }
+
+    /// Drops the e-mail report once the vendor has it (durably).
+    pub fn forget_email_report(&self) -> Result<(), Error> {
+        let _writer = self.write.lock().unwrap_or_else(PoisonError::into_inner);
+        let opened = self.current().map_err(|e| Error::storage(&self.path, e))?;
+        opened.ledger.remove(crate::email_index::EMAIL_REPORT).map_err(|e| sled_error(&self.path, e))?;
+        opened.db.db.flush().map_err(|e| sled_error(&self.path, e))?;
+        Ok(())
     }
 
     /// How many records of release 0.1.0 this open migrated, if it migrated any.
@@ -442,11 +461,22 @@ pub(crate) fn seal_path(path: &Path) -> PathBuf {
     crate::backup::sibling(path, ".seal")
 }
 
-/// Whether a process holds the store in `path` open.
-pub(crate) fn is_held(path: &Path) -> bool {
-    match std::fs::File::open(path.join("licet.lock")) {
-        Ok(file) => matches!(file.try_lock_shared(), Err(std::fs::TryLockError::WouldBlock)),
-        Err(_) => false,
+/// Takes licet's lock of the store in `path`, if there is a store there ([`Error::Locked`] when
+/// a process holds it): nobody opens it while the returned file is open.
+pub(crate) fn hold(path: &Path) -> Result<Option<std::fs::File>, Error> {
+    if !path.is_dir() {
+        return Ok(None);
+    }
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path.join("licet.lock"))
+        .map_err(|e| Error::storage(path, e))?;
+    match lock.try_lock() {
+        Ok(()) => Ok(Some(lock)),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::Locked { path: path.to_owned() }),
+        Err(std::fs::TryLockError::Error(e)) => Err(Error::storage(path, e)),
     }
 }
 
