@@ -64,7 +64,7 @@ pub fn system_places() -> Vec<Place> {
 }
 
 /// The newest modification time among `places`, and the file that has it; `None` if none
-/// could be read. Each place looks at [`MAX_ENTRIES`] entries at most.
+/// could be read. Each place looks at 64 entries at most.
 pub fn newest(places: &[Place]) -> Option<(DateTime<Utc>, PathBuf)> {
     places
         .iter()
