@@ -1,8 +1,11 @@
 //! The agent against a real `licet-server` process: online, offline, outages, clocks, hosts.
 
 mod common;
+#[path = "../../../tests/fixtures/support.rs"]
+mod fixtures;
 
 use common::{Host, PRODUCT, Server, hours_from_now, ok, refused};
+use fixtures::copy_dir;
 use serde_json::json;
 
 fn setup() -> (tempfile::TempDir, Server) {
@@ -420,18 +423,6 @@ fn stamp(path: &std::path::Path, rfc3339: &str) {
     let time: chrono::DateTime<chrono::Utc> = rfc3339.parse().unwrap();
     let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(path).unwrap();
     file.set_modified(time.into()).unwrap();
-}
-
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &to.join(entry.file_name()));
-        } else {
-            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
-        }
-    }
 }
 
 fn restore(saved: &std::path::Path, data_dir: &std::path::Path) {

@@ -145,17 +145,7 @@ pub(crate) fn open_db(path: &Path, cache_bytes: u64, patience: Duration) -> Resu
 
 fn try_open_db(path: &Path, cache_bytes: u64) -> Result<LockedDb, Error> {
     std::fs::create_dir_all(path).map_err(|e| Error::storage(path, e))?;
-    let lock = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(path.join("licet.lock"))
-        .map_err(|e| Error::storage(path, e))?;
-    match lock.try_lock() {
-        Ok(()) => {}
-        Err(std::fs::TryLockError::WouldBlock) => return Err(Error::Locked { path: path.to_owned() }),
-        Err(std::fs::TryLockError::Error(e)) => return Err(Error::storage(path, e)),
-    }
+    let lock = take_lock(path)?;
     let remove_half_written = || -> std::io::Result<()> {
         for entry in std::fs::read_dir(path)? {
             let entry = entry?;
@@ -467,6 +457,11 @@ pub(crate) fn hold(path: &Path) -> Result<Option<std::fs::File>, Error> {
     if !path.is_dir() {
         return Ok(None);
     }
+    take_lock(path).map(Some)
+}
+
+/// Licet's own exclusive lock of the store in the directory `path` ([`Error::Locked`] when held).
+fn take_lock(path: &Path) -> Result<std::fs::File, Error> {
     let lock = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)
@@ -474,7 +469,7 @@ pub(crate) fn hold(path: &Path) -> Result<Option<std::fs::File>, Error> {
         .open(path.join("licet.lock"))
         .map_err(|e| Error::storage(path, e))?;
     match lock.try_lock() {
-        Ok(()) => Ok(Some(lock)),
+        Ok(()) => Ok(lock),
         Err(std::fs::TryLockError::WouldBlock) => Err(Error::Locked { path: path.to_owned() }),
         Err(std::fs::TryLockError::Error(e)) => Err(Error::storage(path, e)),
     }
