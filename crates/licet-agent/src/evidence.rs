@@ -101,29 +101,28 @@ fn newest_in(path: &Path, depth: u32, budget: &mut usize) -> Option<(SystemTime,
 mod tests {
     use super::*;
 
-    fn touch(path: &Path, unix: i64) {
-        std::fs::write(path, b"x").unwrap();
-        let time = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(unix as u64);
-        std::fs::File::options().write(true).open(path).unwrap().set_modified(time).unwrap();
+    fn touch(path: &Path, unix: u64) -> std::io::Result<()> {
+        std::fs::write(path, b"x")?;
+        let time = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(unix);
+        std::fs::File::options().write(true).open(path)?.set_modified(time)
     }
 
     #[test]
-    fn the_newest_file_two_levels_deep_counts_and_missing_paths_do_not() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(dir.path().join("a/b/c")).unwrap();
-        touch(&dir.path().join("a/old"), 1_000_000_000);
-        touch(&dir.path().join("a/b/newer"), 2_000_000_000);
-        touch(&dir.path().join("a/b/c/too-deep"), 3_000_000_000);
-        let dirs = [dir.path().join("a/b"), dir.path().join("a/b/c")];
-        for d in dirs {
-            std::fs::File::open(&d).unwrap().set_modified(SystemTime::UNIX_EPOCH).unwrap();
+    fn the_newest_file_two_levels_deep_counts_and_missing_paths_do_not() -> std::io::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let a = dir.path().join("a");
+        std::fs::create_dir_all(a.join("b/c"))?;
+        touch(&a.join("old"), 1_000_000_000)?;
+        touch(&a.join("b/newer"), 2_000_000_000)?;
+        touch(&a.join("b/c/too-deep"), 3_000_000_000)?;
+        for d in [a.join("b"), a.join("b/c"), a.clone()] {
+            std::fs::File::open(&d)?.set_modified(SystemTime::UNIX_EPOCH)?;
         }
-        std::fs::File::open(dir.path().join("a")).unwrap().set_modified(SystemTime::UNIX_EPOCH).unwrap();
-        let (found, path) =
-            newest(&[Place::new(dir.path().join("a"), 2), Place::new(dir.path().join("missing"), 2)]).unwrap();
-        assert_eq!((found.timestamp(), path), (2_000_000_000, dir.path().join("a/b/newer")));
-        assert_eq!(newest(&[Place::new(dir.path().join("a"), 1)]).unwrap().0.timestamp(), 1_000_000_000);
+        let found = newest(&[Place::new(&a, 2), Place::new(dir.path().join("missing"), 2)]);
+        assert_eq!(found.map(|(t, p)| (t.timestamp(), p)), Some((2_000_000_000, a.join("b/newer"))));
+        assert_eq!(newest(&[Place::new(&a, 1)]).map(|(t, _)| t.timestamp()), Some(1_000_000_000));
         assert_eq!(newest(&[Place::new(dir.path().join("missing"), 0)]), None);
         assert_eq!(newest(&[]), None);
+        Ok(())
     }
 }

@@ -181,7 +181,7 @@ pub struct Host {
     pub server: String,
     pub key: String,
     pub now: Option<String>,
-    /// `LICET_TIME_EVIDENCE`: the files whose times show how late it is.
+    /// `--time-evidence`: the files whose times show how late it is.
     pub evidence: Option<PathBuf>,
 }
 
@@ -209,13 +209,12 @@ impl Host {
             .env("LICET_HOSTNAME", "test-host")
             .env_remove("LICET_RAW_FINGERPRINT")
             .env_remove("LICET_VENDOR")
-            .env_remove("LICET_NOW")
-            .env_remove("LICET_TIME_EVIDENCE");
+            .env_remove("LICET_NOW");
         if let Some(now) = &self.now {
             cmd.env("LICET_NOW", now);
         }
         if let Some(evidence) = &self.evidence {
-            cmd.env("LICET_TIME_EVIDENCE", evidence);
+            cmd.arg("--time-evidence").arg(evidence);
         }
         cmd
     }
