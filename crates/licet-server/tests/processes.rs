@@ -100,14 +100,7 @@ fn sigterm_finishes_and_exits_zero() {
 fn bare_serve_initialises_licet_data_and_tells_the_operator() {
     use std::io::{BufRead, BufReader};
     let tmp = tempfile::tempdir().unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_licet-server"))
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .current_dir(tmp.path())
-        .env("LICET_LOG", "warn")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = common::spawn_serve(&[], tmp.path());
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
     assert!(line.starts_with("listening on http://127.0.0.1:"), "{line}");

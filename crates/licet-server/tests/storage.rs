@@ -176,14 +176,7 @@ fn run(args: &[&str], dir: &Path) -> (bool, String) {
 
 /// Starts `serve` and tells whether it refused to start (with its output) or started.
 fn refuses_to_start(dir: &Path, admin: &str) -> Result<String, Box<Server>> {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_licet-server"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--rate-limit", "0", "--data-dir"])
-        .arg(dir)
-        .env("LICET_LOG", "warn")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = common::spawn_serve(&["--rate-limit", "0", "--data-dir", dir.to_str().unwrap()], Path::new("."));
     let mut line = String::new();
     std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line).unwrap();
     if let Some(url) = line.trim().strip_prefix("listening on ") {

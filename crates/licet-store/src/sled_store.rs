@@ -369,7 +369,7 @@ impl SledStore {
     /// Every record, decoded (walks the whole tree: for tests, tools and migrations, not for
     /// requests).
     pub fn records(&self) -> impl Iterator<Item = Result<(RecordKey, Record), CoreError>> + '_ {
-        let ledger = self.opened.read().unwrap_or_else(PoisonError::into_inner).as_ref().map(|o| o.ledger.clone());
+        let ledger = self.open_tree();
         ledger
             .into_iter()
             .flat_map(|tree| tree.iter())
@@ -390,7 +390,13 @@ impl SledStore {
 
     /// Number of records (walks the whole tree: for tests and tools, not for requests).
     pub fn record_count(&self) -> usize {
-        self.records().count()
+        let ledger = self.open_tree();
+        ledger.map_or(0, |tree| tree.iter().keys().filter(|k| k.as_ref().is_ok_and(|k| !k.starts_with(b"!"))).count())
+    }
+
+    /// The ledger's tree, if the database is open (it is not after a failure until reopened).
+    fn open_tree(&self) -> Option<sled::Tree> {
+        self.opened.read().unwrap_or_else(PoisonError::into_inner).as_ref().map(|o| o.ledger.clone())
     }
 
     /// How many commits the ledger holds.
@@ -414,31 +420,36 @@ impl SledStore {
 
     /// Writes the entries of a checked backup into this (new) store, with its count of commits.
     pub(crate) fn load_entries(&self, entries: Vec<(Vec<u8>, Vec<u8>)>) -> Result<(), Error> {
-        let _writer = self.write.lock().unwrap_or_else(PoisonError::into_inner);
-        let opened = self.current().map_err(|e| Error::storage(&self.path, e))?;
-        let mut batch = sled::Batch::default();
-        let mut commits = 0;
-        for (key, value) in entries {
-            if key == COMMITS {
-                commits = crate::backup::commits_of(&value).unwrap_or_default();
+        self.apply_raw(|batch, _| {
+            let mut commits = 0;
+            for (key, value) in entries {
+                match key.as_slice() {
+                    COMMITS => commits = crate::backup::commits_of(&value).unwrap_or_default(),
+                    _ => batch.insert(key, value),
+                }
             }
-            batch.insert(key, value);
-        }
-        opened.ledger.apply_batch(batch).map_err(|e| Error::storage(&self.path, e))?;
-        self.commits.store(commits, Ordering::SeqCst);
-        self.flush_and_seal(&opened).map_err(|e| Error::storage(&self.path, e))
+            commits
+        })
     }
 
     /// Writes records without running the ledger: bulk loading for benchmarks and tools. Not
     /// atomic across calls; flushes (and seals) before returning.
     pub fn load_raw(&self, records: impl IntoIterator<Item = (RecordKey, Record)>) -> Result<(), Error> {
+        self.apply_raw(|batch, commits| {
+            for (key, record) in records {
+                batch.insert(key.to_bytes(), record.encode());
+            }
+            commits + 1
+        })
+    }
+
+    /// Applies one batch outside the ledger's commands and makes it durable: `fill` adds the
+    /// entries, given the count of commits so far, and returns the count the ledger then holds.
+    fn apply_raw(&self, fill: impl FnOnce(&mut sled::Batch, u64) -> u64) -> Result<(), Error> {
         let _writer = self.write.lock().unwrap_or_else(PoisonError::into_inner);
         let opened = self.current().map_err(|e| Error::storage(&self.path, e))?;
         let mut batch = sled::Batch::default();
-        for (key, record) in records {
-            batch.insert(key.to_bytes(), record.encode());
-        }
-        let commits = self.commits.load(Ordering::SeqCst) + 1;
+        let commits = fill(&mut batch, self.commits.load(Ordering::SeqCst));
         batch.insert(COMMITS, &commits.to_be_bytes());
         opened.ledger.apply_batch(batch).map_err(|e| Error::storage(&self.path, e))?;
         self.commits.store(commits, Ordering::SeqCst);

@@ -39,6 +39,20 @@ pub fn init(dir: &Path) -> Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
+/// `licet-server serve --listen 127.0.0.1:0 ARGS` in `cwd`, its stdout and stderr piped, not
+/// waited for (for tests that read what it says, or that it refuses to start).
+pub fn spawn_serve(args: &[&str], cwd: &Path) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_licet-server"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(args)
+        .current_dir(cwd)
+        .env("LICET_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 /// Starts `serve` on an initialised `dir` and waits for its first stdout line.
 pub fn serve(dir: &Path, admin: &str, extra: &[&str]) -> Server {
     let mut command = Command::new(env!("CARGO_BIN_EXE_licet-server"));
