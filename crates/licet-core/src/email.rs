@@ -103,12 +103,12 @@ impl EmailReport {
 
     /// As kept in a ledger until it is handed to the vendor.
     pub fn encode(&self) -> Vec<u8> {
-        rmp_serde::to_vec_named(self).unwrap_or_default()
+        crate::codec::pack(self)
     }
 
     /// What [`EmailReport::encode`] wrote; `None` for anything else.
     pub fn decode(bytes: &[u8]) -> Option<EmailReport> {
-        rmp_serde::from_slice(bytes).ok()
+        crate::codec::unpack(bytes).ok()
     }
 }
 
