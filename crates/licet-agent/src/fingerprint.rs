@@ -150,15 +150,14 @@ pub fn key_of_0_1_0(trusted_keys: &[String], secret: Option<&[u8]>) -> Vec<u8> {
 }
 
 /// This machine's raw values as release 0.1.0 read them, for its hashes only: the same, but the
-/// host name from where 0.1.0 took it — `/proc`, then the `COMPUTERNAME` and `HOSTNAME`
-/// variables (Windows sets `COMPUTERNAME`: upper-case, at most 15 characters), then the
-/// `hostname` command. A variable can change only the legacy hash's host name, which serves
-/// only to find a binding 0.1.0 made (and one component of two is never enough for that).
+/// host name as 0.1.0 took it — `/proc`, else the `hostname` command. (0.1.0 read the
+/// `COMPUTERNAME` and `HOSTNAME` variables before the command; the library reads no
+/// environment, so where those differ from the command — Windows' upper-case NetBIOS name — the
+/// legacy hash's host name does not match, and the two-thirds rule finds the binding 0.1.0 made
+/// by its other components.)
 pub fn measure_raw_as_0_1_0() -> BTreeMap<String, String> {
     let mut raw = measure_raw();
     let hostname = read_trimmed("/proc/sys/kernel/hostname")
-        .or_else(|| std::env::var("COMPUTERNAME").ok())
-        .or_else(|| std::env::var("HOSTNAME").ok())
         .or_else(|| command_output("hostname", &[]))
         .unwrap_or_else(|| "unknown".to_owned());
     raw.insert("hostname".to_owned(), hostname);
