@@ -60,6 +60,14 @@ pub enum Error {
         /// The schema found.
         found: String,
     },
+    /// The PostgreSQL database cannot be used.
+    #[error("database {database}: {message}")]
+    Database {
+        /// The database, without its password.
+        database: String,
+        /// What failed.
+        message: String,
+    },
     /// Another process holds the store and did not let go in time.
     #[error("store at {path} is locked by another process")]
     Locked {

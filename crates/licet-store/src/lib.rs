@@ -7,6 +7,8 @@
 //! * [`AgentCache`]: the agent's cache of tokens, registration number and clock marks in one
 //!   file, read without a lock by any number of processes, never trusted (tokens are verified
 //!   on every load); it imports release 0.1.0's cache once.
+//! * [`PgStore`]: the ledger and the servers' shared state in PostgreSQL, for a cluster of
+//!   servers on one database.
 //! * [`backup`]: a consistent copy of a running [`SledStore`] in one checked file, and its
 //!   restore.
 #![forbid(unsafe_code)]
@@ -19,6 +21,7 @@ mod group_commit;
 mod legacy_cache;
 mod mem;
 mod os;
+pub mod pg;
 mod sled_store;
 mod store;
 
@@ -27,5 +30,6 @@ pub use cache::{AgentCache, CACHE_FORMAT, CacheError};
 pub use error::Error;
 pub use mem::MemStore;
 pub use os::OsEntropy;
+pub use pg::{PgOptions, PgStore};
 pub use sled_store::{SCHEMA_VERSION, SledOptions, SledStore};
 pub use store::{Store, StoreExt};

@@ -1,4 +1,5 @@
-//! The same suite against the in-memory reference store and the sled store.
+//! The same suite against the in-memory reference store, the sled store and the PostgreSQL
+//! store (on a private server the test starts).
 
 mod common;
 
@@ -6,29 +7,47 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use common::{Env, pc};
 use licet_core::Code;
-use licet_store::{MemStore, SledStore, Store, StoreExt};
+use licet_store::pg::test_instance::TestInstance;
+use licet_store::{MemStore, PgStore, SledStore, Store, StoreExt};
 
-/// A fresh store of each kind; the sled one lives in a temporary directory.
+/// Fresh stores of each kind, made in a place a test owns (a directory, a database server).
 trait Fresh: Store + Sized {
-    fn fresh() -> (Self, Option<tempfile::TempDir>);
+    type Place;
+    fn place() -> Self::Place;
+    fn fresh(place: &Self::Place) -> Self;
 }
 
 impl Fresh for MemStore {
-    fn fresh() -> (MemStore, Option<tempfile::TempDir>) {
-        (MemStore::new(), None)
+    type Place = ();
+    fn place() {}
+    fn fresh(_: &()) -> MemStore {
+        MemStore::new()
     }
 }
 
 impl Fresh for SledStore {
-    fn fresh() -> (SledStore, Option<tempfile::TempDir>) {
-        let dir = tempfile::tempdir().unwrap();
-        (SledStore::open(dir.path().join("ledger")).unwrap(), Some(dir))
+    type Place = tempfile::TempDir;
+    fn place() -> tempfile::TempDir {
+        tempfile::tempdir().unwrap()
+    }
+    fn fresh(dir: &tempfile::TempDir) -> SledStore {
+        SledStore::open(tempfile::tempdir_in(dir.path()).unwrap().keep().join("ledger")).unwrap()
+    }
+}
+
+impl Fresh for PgStore {
+    type Place = TestInstance;
+    fn place() -> TestInstance {
+        TestInstance::start().unwrap()
+    }
+    fn fresh(server: &TestInstance) -> PgStore {
+        PgStore::connect(&server.create_database().unwrap()).unwrap()
     }
 }
 
 fn refused_commands_write_nothing<S: Fresh>() {
-    let (store, _dir) = S::fresh();
-    let env = Env::new(store);
+    let place = S::place();
+    let env = Env::new(S::fresh(&place));
     let reg = env.register("a@example.com", &pc("a"), 1).unwrap();
     assert_eq!(env.register("A@example.com", &pc("b"), 2).unwrap_err().code(), Code::EmailAlreadyRegistered);
     assert_eq!(env.register("b@example.com", &pc("a"), 3).unwrap_err().code(), Code::HostAlreadyRegistered);
@@ -49,9 +68,9 @@ fn refused_commands_write_nothing<S: Fresh>() {
 }
 
 fn seats_hold_under_concurrency<S: Fresh>() {
+    let place = S::place();
     for round in 0..10u64 {
-        let (store, _dir) = S::fresh();
-        let env = Env::new(store);
+        let env = Env::new(S::fresh(&place));
         let number = env.register("a@example.com", &pc("owner"), round).unwrap().number.to_string();
         let coupon = env.coupons(1, 5, round).remove(0);
         env.redeem(&number, &coupon, round).unwrap();
@@ -77,8 +96,8 @@ fn seats_hold_under_concurrency<S: Fresh>() {
 }
 
 fn a_coupon_is_redeemed_once_under_concurrency<S: Fresh>() {
-    let (store, _dir) = S::fresh();
-    let env = Env::new(store);
+    let place = S::place();
+    let env = Env::new(S::fresh(&place));
     let numbers: Vec<String> = (0..8)
         .map(|i| env.register(&format!("u{i}@example.com"), &pc(&format!("u{i}")), i).unwrap().number.to_string())
         .collect();
@@ -102,8 +121,8 @@ fn a_coupon_is_redeemed_once_under_concurrency<S: Fresh>() {
 }
 
 fn one_email_one_account_under_concurrency<S: Fresh>() {
-    let (store, _dir) = S::fresh();
-    let env = Env::new(store);
+    let place = S::place();
+    let env = Env::new(S::fresh(&place));
     let ok = AtomicUsize::new(0);
     std::thread::scope(|s| {
         for i in 0..16u64 {
@@ -136,6 +155,13 @@ suite!(
 );
 suite!(
     sled: SledStore,
+    refused_commands_write_nothing,
+    seats_hold_under_concurrency,
+    a_coupon_is_redeemed_once_under_concurrency,
+    one_email_one_account_under_concurrency,
+);
+suite!(
+    pg: PgStore,
     refused_commands_write_nothing,
     seats_hold_under_concurrency,
     a_coupon_is_redeemed_once_under_concurrency,

@@ -1,0 +1,410 @@
+//! The ledger on PostgreSQL (SPEC §7): one database shared by any number of servers.
+//!
+//! Every command runs in one `SERIALIZABLE` transaction that reads the records it names by key
+//! and writes its changes before committing; a serialization failure or deadlock (40001,
+//! 40P01) runs the command again, a bounded number of times — the [`Store`] contract already
+//! asks commands to be pure functions of what they read. The commit returns only once the
+//! database has made it durable, so nothing acknowledged depends on this process.
+//!
+//! The store owns a small Tokio runtime of its own for its connections, so it works the same
+//! from the server's blocking threads, from a command line and from plain tests. Blocking calls
+//! ([`Store::transact_dyn`] and the other non-`async` methods) must not be made on an async
+//! worker thread; the `async` methods of [`shared`] may be awaited on any runtime.
+//!
+//! A lost database never hangs a caller: every step has a deadline ([`PgOptions::timeout`]) and
+//! the pool's connection attempts are bounded; meanwhile commands fail with
+//! [`CoreError::Unavailable`] (HTTP 503) and the pool reconnects by itself when the database is
+//! back.
+
+mod schema;
+pub mod shared;
+#[cfg(feature = "test-postgres")]
+pub mod test_instance;
+
+use std::cell::RefCell;
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use futures_util::future::try_join_all;
+use licet_core::{Entropy, Error as CoreError, Record, RecordKey, Snapshot, Tx};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::{IsolationLevel, NoTls};
+
+pub use schema::PG_SCHEMA_VERSION;
+
+use crate::error::Error;
+use crate::os::OsEntropy;
+use crate::store::Store;
+
+/// How a [`PgStore`] connects.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct PgOptions {
+    /// Connections kept open at most.
+    pub pool_size: usize,
+    /// The deadline of each step (connecting, a query, the commit): past it the database counts
+    /// as lost and the command fails with [`CoreError::Unavailable`].
+    pub timeout: Duration,
+    /// How many times a command that lost a serialization race is run again.
+    pub retries: u32,
+}
+
+impl Default for PgOptions {
+    fn default() -> PgOptions {
+        PgOptions { pool_size: 16, timeout: Duration::from_secs(3), retries: 30 }
+    }
+}
+
+/// The ledger in a PostgreSQL database; see the [module](self).
+pub struct PgStore {
+    pool: Pool,
+    /// Taken only when the store is dropped.
+    runtime: Option<tokio::runtime::Runtime>,
+    handle: tokio::runtime::Handle,
+    options: PgOptions,
+    /// The database's address without its password, for messages.
+    name: String,
+    /// The schema versions before and after opening, when it was migrated.
+    migrated: Option<(i32, i32)>,
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgStore").field("database", &self.name).finish_non_exhaustive()
+    }
+}
+
+/// Why one attempt at a transaction failed.
+enum Failure {
+    /// Lost a race with another transaction: run the command again.
+    Retry,
+    /// The command refused, or the database failed.
+    Fail(CoreError),
+}
+
+/// The database's name for messages: host, port and database, never the password.
+fn describe(config: &tokio_postgres::Config) -> String {
+    let host = match config.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+        #[cfg(unix)]
+        Some(tokio_postgres::config::Host::Unix(p)) => p.display().to_string(),
+        None => "localhost".into(),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    format!("postgres://{host}:{port}/{}", config.get_dbname().unwrap_or(""))
+}
+
+/// Whether the database refused because of a concurrent transaction (worth running again).
+fn is_race(e: &tokio_postgres::Error) -> bool {
+    matches!(
+        e.code(),
+        Some(c) if *c == SqlState::T_R_SERIALIZATION_FAILURE
+            || *c == SqlState::T_R_DEADLOCK_DETECTED
+            || *c == SqlState::UNIQUE_VIOLATION
+    )
+}
+
+impl PgStore {
+    /// Connects with default [`PgOptions`] and brings the schema up to date.
+    pub fn connect(url: &str) -> Result<PgStore, Error> {
+        PgStore::connect_with(url, PgOptions::default())
+    }
+
+    /// Connects to the database at `url` (`postgres://user:password@host:port/db`), brings the
+    /// schema up to date (safe with other nodes starting at once) and refuses a database
+    /// written by a newer release.
+    pub fn connect_with(url: &str, options: PgOptions) -> Result<PgStore, Error> {
+        let config: tokio_postgres::Config = url
+            .parse()
+            .map_err(|e| Error::Database { database: "the database URL".into(), message: format!("{e}") })?;
+        let name = describe(&config);
+        let db_error = |message: String| Error::Database { database: name.clone(), message };
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("licet-pg")
+            .enable_all()
+            .build()
+            .map_err(|e| db_error(e.to_string()))?;
+        let mut pg_config = config;
+        pg_config.connect_timeout(options.timeout);
+        let manager = Manager::from_config(
+            pg_config,
+            NoTls,
+            ManagerConfig { recycling_method: RecyclingMethod::Fast },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(options.pool_size.max(1))
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .wait_timeout(Some(options.timeout))
+            .create_timeout(Some(options.timeout))
+            .recycle_timeout(Some(options.timeout))
+            .build()
+            .map_err(|e| db_error(e.to_string()))?;
+        let handle = runtime.handle().clone();
+        let mut store = PgStore { pool, runtime: Some(runtime), handle, options, name: name.clone(), migrated: None };
+        let migrated = store.block_on(async {
+            let mut client = store.pool.get().await.map_err(|e| db_error(e.to_string()))?;
+            schema::migrate(&mut client).await.map_err(|e| match e {
+                schema::SchemaError::Newer(found) => Error::NewerSchema {
+                    path: store.name.clone().into(),
+                    found: found.to_string(),
+                },
+                schema::SchemaError::Database(e) => db_error(e.to_string()),
+            })
+        })?;
+        if migrated.from != migrated.to {
+            store.migrated = Some((migrated.from, migrated.to));
+        }
+        Ok(store)
+    }
+
+    /// The database's address, without its password.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The schema versions before and after opening, when opening migrated the schema.
+    pub fn migrated(&self) -> Option<(i32, i32)> {
+        self.migrated
+    }
+
+    fn handle(&self) -> &tokio::runtime::Handle {
+        &self.handle
+    }
+
+    /// Runs `future` on the store's runtime from a thread that may block.
+    fn block_on<F: Future>(&self, future: F) -> F::Output {
+        self.handle().block_on(future)
+    }
+
+    /// Runs `future` on the store's runtime and awaits it from any runtime.
+    pub(crate) async fn spawn<T: Send + 'static>(
+        &self,
+        future: impl Future<Output = Result<T, CoreError>> + Send + 'static,
+    ) -> Result<T, CoreError> {
+        match self.handle().spawn(future).await {
+            Ok(result) => result,
+            Err(e) => Err(CoreError::Internal(format!("a database task did not finish: {e}"))),
+        }
+    }
+
+    pub(crate) fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    pub(crate) fn timeout(&self) -> Duration {
+        self.options.timeout
+    }
+
+    /// The [`CoreError`] for a database that failed: unavailable unless it answered with an
+    /// error of its own.
+    pub(crate) fn failed(&self, e: &tokio_postgres::Error) -> CoreError {
+        if e.as_db_error().is_some() {
+            CoreError::Internal(format!("database {}: {e}", self.name))
+        } else {
+            self.unavailable(e)
+        }
+    }
+
+    pub(crate) fn unavailable(&self, e: impl std::fmt::Display) -> CoreError {
+        CoreError::Unavailable(format!("database {}: {e}", self.name))
+    }
+
+    /// How many records the ledger holds.
+    pub fn record_count(&self) -> Result<u64, CoreError> {
+        self.block_on(async {
+            let client = self.pool.get().await.map_err(|e| self.unavailable(e))?;
+            let row = client.query_one("SELECT count(*) FROM records", &[]).await.map_err(|e| self.failed(&e))?;
+            Ok(row.get::<_, i64>(0).max(0) as u64)
+        })
+    }
+
+    /// Copies records (an embedded store's, for `licet-server migrate`) into this database in
+    /// one transaction; refuses a database that already holds a record.
+    pub fn copy_records(&self, records: &[(RecordKey, Record)]) -> Result<usize, CoreError> {
+        self.block_on(async {
+            let mut client = self.pool.get().await.map_err(|e| self.unavailable(e))?;
+            let tx = client
+                .build_transaction()
+                .isolation_level(IsolationLevel::Serializable)
+                .start()
+                .await
+                .map_err(|e| self.failed(&e))?;
+            tx.execute("LOCK TABLE records IN EXCLUSIVE MODE", &[]).await.map_err(|e| self.failed(&e))?;
+            let row = tx.query_one("SELECT count(*) FROM records", &[]).await.map_err(|e| self.failed(&e))?;
+            if row.get::<_, i64>(0) != 0 {
+                return Err(CoreError::Internal(format!(
+                    "database {} already holds a ledger; migrate only into an empty one",
+                    self.name
+                )));
+            }
+            let upsert = tx.prepare_cached(UPSERT).await.map_err(|e| self.failed(&e))?;
+            for chunk in records.chunks(256) {
+                let writes = chunk.iter().map(|(key, record)| write_one(&tx, &upsert, key, record));
+                try_join_all(writes).await.map_err(|e| self.failed(&e))?;
+            }
+            tx.commit().await.map_err(|e| self.failed(&e))?;
+            Ok(records.len())
+        })
+    }
+
+    /// One attempt at running `command` in a serializable transaction.
+    fn attempt(&self, command: &mut dyn FnMut(&mut Tx<'_>) -> Result<(), CoreError>) -> Result<(), Failure> {
+        let deadline = Instant::now() + self.options.timeout;
+        let mut client = step_pool(self, deadline)?;
+        let outcome = (|| {
+            let tx = self.step(
+                deadline,
+                client.build_transaction().isolation_level(IsolationLevel::Serializable).start(),
+            )?;
+            let snapshot = PgSnapshot { store: self, tx: &tx, deadline, race: RefCell::new(false) };
+            let mut view = Tx::new(&snapshot);
+            let result = command(&mut view);
+            if *snapshot.race.borrow() {
+                return Err(Failure::Retry);
+            }
+            result.map_err(Failure::Fail)?;
+            let changes = view.into_changes();
+            if !changes.is_empty() {
+                let upsert = self.step(deadline, tx.prepare_cached(UPSERT))?;
+                let delete = self.step(deadline, tx.prepare_cached(DELETE))?;
+                let writes = changes.iter().map(|(key, value)| {
+                    let (tx, upsert, delete) = (&tx, &upsert, &delete);
+                    async move {
+                        match value {
+                            Some(record) => write_one(tx, upsert, key, record).await,
+                            None => tx.execute(delete, &[&key.to_bytes()]).await,
+                        }
+                    }
+                });
+                self.step(deadline, try_join_all(writes))?;
+            }
+            self.step(deadline, tx.commit())
+        })();
+        if let Err(Failure::Fail(CoreError::Unavailable(_))) = &outcome {
+            // The connection may be mid-message: never hand it to another command.
+            drop(deadpool_postgres::Object::take(client));
+        }
+        outcome
+    }
+
+    /// Runs one database step before `deadline`, classifying its failure.
+    fn step<T>(
+        &self,
+        deadline: Instant,
+        future: impl Future<Output = Result<T, tokio_postgres::Error>>,
+    ) -> Result<T, Failure> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match self.block_on(async { tokio::time::timeout(left, future).await }) {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) if is_race(&e) => Err(Failure::Retry),
+            Ok(Err(e)) => Err(Failure::Fail(self.failed(&e))),
+            Err(_) => Err(Failure::Fail(self.unavailable("no answer in time"))),
+        }
+    }
+}
+
+fn step_pool(store: &PgStore, deadline: Instant) -> Result<deadpool_postgres::Object, Failure> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    match store.block_on(async { tokio::time::timeout(left, store.pool.get()).await }) {
+        Ok(Ok(client)) => Ok(client),
+        Ok(Err(e)) => Err(Failure::Fail(store.unavailable(e))),
+        Err(_) => Err(Failure::Fail(store.unavailable("no connection in time"))),
+    }
+}
+
+const UPSERT: &str = "INSERT INTO records (key, kind, body, doc) VALUES ($1, $2, $3, $4) \
+     ON CONFLICT (key) DO UPDATE SET kind = EXCLUDED.kind, body = EXCLUDED.body, doc = EXCLUDED.doc";
+const DELETE: &str = "DELETE FROM records WHERE key = $1";
+const SELECT: &str = "SELECT body FROM records WHERE key = $1";
+
+/// A record as readable JSON, for the SQL views; licet never reads it back.
+fn doc(record: &Record) -> serde_json::Value {
+    let value = match record {
+        Record::Product(p) => serde_json::to_value(p),
+        Record::Account(a) => serde_json::to_value(a),
+        Record::AccountId(id) => serde_json::to_value(id),
+        Record::Coupon(c) => serde_json::to_value(c),
+        Record::HostAccounts(ids) => serde_json::to_value(ids),
+        _ => Ok(serde_json::Value::Null),
+    };
+    value.unwrap_or(serde_json::Value::Null)
+}
+
+async fn write_one(
+    client: &tokio_postgres::Transaction<'_>,
+    upsert: &tokio_postgres::Statement,
+    key: &RecordKey,
+    record: &Record,
+) -> Result<u64, tokio_postgres::Error> {
+    client.execute(upsert, &[&key.to_bytes(), &key.table(), &record.encode(), &doc(record)]).await
+}
+
+/// A command's reads inside its transaction.
+struct PgSnapshot<'a> {
+    store: &'a PgStore,
+    tx: &'a deadpool_postgres::Transaction<'a>,
+    deadline: Instant,
+    /// Set when a read lost a serialization race: the attempt is run again whatever the
+    /// command made of the error.
+    race: RefCell<bool>,
+}
+
+impl Snapshot for PgSnapshot<'_> {
+    fn get(&self, key: &RecordKey) -> Result<Option<Record>, CoreError> {
+        let read = async {
+            let select = self.tx.prepare_cached(SELECT).await?;
+            self.tx.query_opt(&select, &[&key.to_bytes()]).await
+        };
+        match self.store.step(self.deadline, read) {
+            Ok(None) => Ok(None),
+            Ok(Some(row)) => {
+                let bytes: Vec<u8> = row.get(0);
+                Ok(Some(Record::decode(key, &bytes)?))
+            }
+            Err(Failure::Retry) => {
+                *self.race.borrow_mut() = true;
+                Err(CoreError::Unavailable("a concurrent transaction won; running the command again".into()))
+            }
+            Err(Failure::Fail(e)) => Err(e),
+        }
+    }
+}
+
+impl Store for PgStore {
+    fn transact_dyn(&self, command: &mut dyn FnMut(&mut Tx<'_>) -> Result<(), CoreError>) -> Result<(), CoreError> {
+        let mut attempt = 0;
+        loop {
+            match self.attempt(command) {
+                Ok(()) => return Ok(()),
+                Err(Failure::Fail(e)) => return Err(e),
+                Err(Failure::Retry) if attempt >= self.options.retries => {
+                    return Err(self.unavailable("too many concurrent transactions on the same records"));
+                }
+                Err(Failure::Retry) => {
+                    attempt += 1;
+                    // A short random pause, growing with each lost race, so racers spread out.
+                    let mut jitter = [0u8; 1];
+                    OsEntropy.fill(&mut jitter);
+                    let cap = 1u64 << attempt.min(5);
+                    std::thread::sleep(Duration::from_micros(200 * (1 + u64::from(jitter[0]) % cap)));
+                }
+            }
+        }
+    }
+
+    fn flush(&self) -> Result<(), CoreError> {
+        // Every commit is durable when it returns.
+        Ok(())
+    }
+}
+
+impl Drop for PgStore {
+    fn drop(&mut self) {
+        // Dropping a runtime blocks; inside an async caller that would panic.
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}

@@ -1,0 +1,347 @@
+//! What the servers of a cluster share besides the ledger (SPEC §7): their signing keys and
+//! settings, portal sessions, rate-limit windows and the mail queue. A node keeps none of it in
+//! its process, so any request may land on any node.
+//!
+//! Times are the database's (`now()`), one clock for every node.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use licet_core::Error as CoreError;
+
+use super::PgStore;
+use crate::error::Error;
+
+/// What `init` wrote and every node checks its data directory against.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ServerFacts {
+    /// `(kid, public key hex)` of every signing key the cluster knows.
+    pub keys: Vec<(String, String)>,
+    /// The SHA-256 of the admin token, hex.
+    pub admin_hash: Option<String>,
+    /// The vendor prefix of registration numbers.
+    pub vendor_prefix: Option<String>,
+}
+
+/// A portal session as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SharedSession {
+    /// The account it was opened for.
+    pub account: String,
+    /// The credential it was opened with.
+    pub credential: String,
+    /// The form token the next form must carry.
+    pub csrf: String,
+    /// A message for the next page.
+    pub flash: Option<String>,
+}
+
+/// A message waiting in the mail queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct QueuedMail {
+    /// Its id in the queue.
+    pub id: i64,
+    /// When it was queued (Unix seconds).
+    pub queued_at: i64,
+    /// The recipient.
+    pub to: String,
+    /// The subject.
+    pub subject: String,
+    /// The text.
+    pub body: String,
+}
+
+fn session_of(row: &tokio_postgres::Row) -> SharedSession {
+    SharedSession { account: row.get(0), credential: row.get(1), csrf: row.get(2), flash: row.get(3) }
+}
+
+impl PgStore {
+    /// Records this cluster's first signing key, admin token hash and vendor prefix (`init`).
+    /// Refuses a database that already knows another key: a second node copies the first
+    /// node's data directory instead of running `init`.
+    pub fn register_server(
+        &self,
+        kid: &str,
+        public_key: &str,
+        admin_hash: &str,
+        vendor_prefix: &str,
+    ) -> Result<(), Error> {
+        let (kid, public_key, admin_hash, vendor_prefix) =
+            (kid.to_owned(), public_key.to_owned(), admin_hash.to_owned(), vendor_prefix.to_owned());
+        let name = self.name.clone();
+        self.block_on(async {
+            let fail = |e: tokio_postgres::Error| Error::Database { database: name.clone(), message: e.to_string() };
+            let mut client =
+                self.pool().get().await.map_err(|e| Error::Database { database: name.clone(), message: e.to_string() })?;
+            let tx = client.transaction().await.map_err(fail)?;
+            tx.execute("LOCK TABLE signing_keys IN EXCLUSIVE MODE", &[]).await.map_err(fail)?;
+            let known = tx.query_one("SELECT count(*) FROM signing_keys", &[]).await.map_err(fail)?;
+            if known.get::<_, i64>(0) != 0 {
+                return Err(Error::Database {
+                    database: name.clone(),
+                    message: "is already initialised: copy the data directory of a node of this cluster instead".into(),
+                });
+            }
+            tx.execute("INSERT INTO signing_keys (kid, public_key) VALUES ($1, $2)", &[&kid, &public_key])
+                .await
+                .map_err(fail)?;
+            for (setting, value) in [("admin_token_sha256", &admin_hash), ("vendor_prefix", &vendor_prefix)] {
+                tx.execute(
+                    "INSERT INTO settings (name, value) VALUES ($1, $2) \
+                     ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value",
+                    &[&setting, value],
+                )
+                .await
+                .map_err(fail)?;
+            }
+            tx.commit().await.map_err(fail)
+        })
+    }
+
+    /// The keys and settings `init` recorded.
+    pub fn server_facts(&self) -> Result<ServerFacts, Error> {
+        let name = self.name.clone();
+        self.block_on(async {
+            let fail = |e: String| Error::Database { database: name.clone(), message: e };
+            let client = self.pool().get().await.map_err(|e| fail(e.to_string()))?;
+            let rows = client
+                .query("SELECT kid, public_key FROM signing_keys ORDER BY added_at, kid", &[])
+                .await
+                .map_err(|e| fail(e.to_string()))?;
+            let keys = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+            let setting = async |setting: &str| -> Result<Option<String>, Error> {
+                let row = client
+                    .query_opt("SELECT value FROM settings WHERE name = $1", &[&setting])
+                    .await
+                    .map_err(|e| fail(e.to_string()))?;
+                Ok(row.map(|r| r.get(0)))
+            };
+            let admin_hash = setting("admin_token_sha256").await?;
+            let vendor_prefix = setting("vendor_prefix").await?;
+            Ok(ServerFacts { keys, admin_hash, vendor_prefix })
+        })
+    }
+
+    /// Runs a statement of the shared state on the store's runtime, from any runtime.
+    async fn shared<T: Send + 'static>(
+        &self,
+        sql: &'static str,
+        params: Vec<Box<dyn tokio_postgres::types::ToSql + Send + Sync>>,
+        read: impl FnOnce(Vec<tokio_postgres::Row>) -> T + Send + 'static,
+    ) -> Result<T, CoreError> {
+        let pool = self.pool().clone();
+        let timeout = self.timeout();
+        let name = self.name.clone();
+        self.spawn(async move {
+            let unavailable = |e: String| CoreError::Unavailable(format!("database {name}: {e}"));
+            let work = async {
+                let client = pool.get().await.map_err(|e| unavailable(e.to_string()))?;
+                let statement = client.prepare_cached(sql).await.map_err(|e| unavailable(e.to_string()))?;
+                let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
+                    params.iter().map(|p| p.as_ref() as &(dyn tokio_postgres::types::ToSql + Sync)).collect();
+                let rows = client.query(&statement, &refs).await.map_err(|e| {
+                    if e.as_db_error().is_some() {
+                        CoreError::Internal(format!("database {name}: {e}"))
+                    } else {
+                        unavailable(e.to_string())
+                    }
+                })?;
+                Ok(read(rows))
+            };
+            match tokio::time::timeout(timeout, work).await {
+                Ok(result) => result,
+                Err(_) => Err(unavailable("no answer in time".into())),
+            }
+        })
+        .await
+    }
+
+    /// Opens a portal session under the SHA-256 of its id, for `idle`; an account keeps at most
+    /// `per_account` sessions (the least recently used go).
+    pub async fn open_session(
+        &self,
+        id_hash: [u8; 32],
+        session: SharedSession,
+        idle: Duration,
+        per_account: i64,
+    ) -> Result<(), CoreError> {
+        let seconds = idle.as_secs_f64();
+        self.shared(
+            "WITH opened AS (INSERT INTO portal_sessions (id_hash, account_id, credential, csrf, flash, expires_at) \
+               VALUES ($1, $2, $3, $4, NULL, now() + make_interval(secs => $5)) RETURNING account_id) \
+             DELETE FROM portal_sessions WHERE id_hash IN ( \
+               SELECT id_hash FROM portal_sessions WHERE account_id = (SELECT account_id FROM opened) \
+               ORDER BY expires_at DESC OFFSET $6)",
+            vec![
+                Box::new(id_hash.to_vec()),
+                Box::new(session.account),
+                Box::new(session.credential),
+                Box::new(session.csrf),
+                Box::new(seconds),
+                Box::new(per_account - 1),
+            ],
+            |_| (),
+        )
+        .await
+    }
+
+    /// The live session under `id_hash`, its idle time started again.
+    pub async fn session(&self, id_hash: [u8; 32], idle: Duration) -> Result<Option<SharedSession>, CoreError> {
+        self.shared(
+            "UPDATE portal_sessions SET expires_at = now() + make_interval(secs => $2) \
+             WHERE id_hash = $1 AND expires_at > now() RETURNING account_id, credential, csrf, flash",
+            vec![Box::new(id_hash.to_vec()), Box::new(idle.as_secs_f64())],
+            |rows| rows.first().map(session_of),
+        )
+        .await
+    }
+
+    /// Accepts a form of the session under `id_hash` if it carries the session's form token,
+    /// and replaces the token with `next` (single use). Tokens are compared by their digests, so
+    /// the comparison's timing tells nothing about the token.
+    pub async fn accept_form(
+        &self,
+        id_hash: [u8; 32],
+        csrf: String,
+        next: String,
+    ) -> Result<Option<SharedSession>, CoreError> {
+        self.shared(
+            "UPDATE portal_sessions SET csrf = $3 \
+             WHERE id_hash = $1 AND expires_at > now() \
+               AND sha256(convert_to(csrf, 'UTF8')) = sha256(convert_to($2, 'UTF8')) \
+             RETURNING account_id, credential, csrf, flash",
+            vec![Box::new(id_hash.to_vec()), Box::new(csrf), Box::new(next)],
+            |rows| rows.first().map(session_of),
+        )
+        .await
+    }
+
+    /// Replaces the session's message for its next page, returning the one it had.
+    pub async fn swap_flash(&self, id_hash: [u8; 32], message: Option<String>) -> Result<Option<String>, CoreError> {
+        self.shared(
+            "UPDATE portal_sessions p SET flash = $2 FROM portal_sessions old \
+             WHERE p.id_hash = $1 AND old.id_hash = p.id_hash RETURNING old.flash",
+            vec![Box::new(id_hash.to_vec()), Box::new(message)],
+            |rows| rows.first().and_then(|r| r.get::<_, Option<String>>(0)),
+        )
+        .await
+    }
+
+    /// Closes a session.
+    pub async fn close_session(&self, id_hash: [u8; 32]) -> Result<(), CoreError> {
+        self.shared("DELETE FROM portal_sessions WHERE id_hash = $1", vec![Box::new(id_hash.to_vec())], |_| ()).await
+    }
+
+    /// `Err(seconds to wait)` when `client` has used up its `per_minute` events in its window.
+    pub async fn rate_check(&self, client: IpAddr, per_minute: u32) -> Result<Result<(), u64>, CoreError> {
+        self.shared(
+            "SELECT count, ceil(extract(epoch FROM window_start + interval '60 seconds' - now()))::bigint \
+             FROM rate_limits WHERE client = $1 AND window_start > now() - interval '60 seconds'",
+            vec![Box::new(client)],
+            move |rows| match rows.first() {
+                Some(row) if row.get::<_, i32>(0) >= per_minute as i32 => Err(row.get::<_, i64>(1).clamp(1, 60) as u64),
+                _ => Ok(()),
+            },
+        )
+        .await
+    }
+
+    /// Counts one event for `client` in its one-minute window.
+    pub async fn rate_count(&self, client: IpAddr) -> Result<(), CoreError> {
+        self.shared(
+            "INSERT INTO rate_limits AS r (client, window_start, count) VALUES ($1, now(), 1) \
+             ON CONFLICT (client) DO UPDATE SET \
+               window_start = CASE WHEN r.window_start <= now() - interval '60 seconds' THEN now() ELSE r.window_start END, \
+               count = CASE WHEN r.window_start <= now() - interval '60 seconds' THEN 1 ELSE r.count + 1 END",
+            vec![Box::new(client)],
+            |_| (),
+        )
+        .await
+    }
+
+    /// Drops expired sessions and rate-limit windows; any node may run it at any time.
+    pub async fn sweep(&self) -> Result<(), CoreError> {
+        self.shared(
+            "WITH s AS (DELETE FROM portal_sessions WHERE expires_at <= now()) \
+             DELETE FROM rate_limits WHERE window_start <= now() - interval '60 seconds'",
+            vec![],
+            |_| (),
+        )
+        .await
+    }
+
+    /// Queues a message; it is committed when this returns.
+    pub async fn queue_mail(&self, to: String, subject: String, body: String) -> Result<i64, CoreError> {
+        self.shared(
+            "INSERT INTO mail_queue (recipient, subject, body) VALUES ($1, $2, $3) RETURNING id",
+            vec![Box::new(to), Box::new(subject), Box::new(body)],
+            |rows| rows.first().map(|r| r.get::<_, i64>(0)).unwrap_or(0),
+        )
+        .await
+    }
+
+    /// Delivers queued messages, oldest first, at most `limit`: each is locked (`FOR UPDATE SKIP
+    /// LOCKED`, so two nodes never take the same one), handed to `deliver`, and deleted in the
+    /// same transaction once `deliver` succeeded — so a message is delivered once, and kept
+    /// (with its error) when delivery failed. Blocking: call it from a thread that may block.
+    pub fn deliver_mail(
+        &self,
+        limit: i64,
+        deliver: &mut dyn FnMut(&QueuedMail) -> Result<(), String>,
+    ) -> Result<usize, CoreError> {
+        self.block_on(async {
+            let mut client = self.pool().get().await.map_err(|e| self.unavailable(e))?;
+            let mut delivered = 0;
+            for _ in 0..limit.max(0) {
+                let tx = client.transaction().await.map_err(|e| self.failed(&e))?;
+                let row = tx
+                    .query_opt(
+                        "SELECT id, extract(epoch FROM queued_at)::bigint, recipient, subject, body FROM mail_queue \
+                         ORDER BY attempts, id LIMIT 1 FOR UPDATE SKIP LOCKED",
+                        &[],
+                    )
+                    .await
+                    .map_err(|e| self.failed(&e))?;
+                let Some(row) = row else { break };
+                let mail =
+                    QueuedMail { id: row.get(0), queued_at: row.get(1), to: row.get(2), subject: row.get(3), body: row.get(4) };
+                match deliver(&mail) {
+                    Ok(()) => {
+                        tx.execute("DELETE FROM mail_queue WHERE id = $1", &[&mail.id])
+                            .await
+                            .map_err(|e| self.failed(&e))?;
+                        tx.commit().await.map_err(|e| self.failed(&e))?;
+                        delivered += 1;
+                    }
+                    Err(why) => {
+                        tx.execute(
+                            "UPDATE mail_queue SET attempts = attempts + 1, last_error = $2 WHERE id = $1",
+                            &[&mail.id, &why],
+                        )
+                        .await
+                        .map_err(|e| self.failed(&e))?;
+                        tx.commit().await.map_err(|e| self.failed(&e))?;
+                        break;
+                    }
+                }
+            }
+            Ok(delivered)
+        })
+    }
+
+    /// Messages waiting in the queue.
+    pub async fn mail_queued(&self) -> Result<i64, CoreError> {
+        self.shared("SELECT count(*) FROM mail_queue", vec![], |rows| {
+            rows.first().map(|r| r.get::<_, i64>(0)).unwrap_or(0)
+        })
+        .await
+    }
+
+    /// Whether the database answers (for `/v1/health`).
+    pub async fn ping(&self) -> Result<(), CoreError> {
+        self.shared("SELECT 1", vec![], |_| ()).await
+    }
+}

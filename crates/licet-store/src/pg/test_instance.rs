@@ -1,0 +1,249 @@
+//! A private PostgreSQL server for tests (feature `test-postgres`): `initdb` in a temporary
+//! directory, its own port on 127.0.0.1, run as the `postgres` user when the tests run as root
+//! (PostgreSQL refuses root). `LICET_TEST_DATABASE_URL` points the tests at a server of your
+//! own instead (they then create a database of their own on it; stopping it is not possible).
+//!
+//! The binaries are found on `PATH` or in `/usr/lib/postgresql/<version>/bin` (Debian's
+//! `postgresql` package, which `.ci/run` installs when absent).
+
+use std::io;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A PostgreSQL server the test owns; stopped and deleted when dropped.
+#[derive(Debug)]
+pub struct TestInstance {
+    /// `postgres://postgres@127.0.0.1:PORT` (no database), or the URL of the outside server.
+    base: String,
+    port: u16,
+    server: Option<Server>,
+    /// Databases made so far, for unique names.
+    made: std::sync::atomic::AtomicUsize,
+}
+
+#[derive(Debug)]
+struct Server {
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+    user: Option<(u32, u32)>,
+    child: Option<Child>,
+}
+
+fn other(message: impl Into<String>) -> io::Error {
+    io::Error::other(message.into())
+}
+
+/// The directory holding `initdb` and `postgres`.
+fn find_bin() -> io::Result<PathBuf> {
+    if let Some(path) = std::env::var_os("PATH") {
+        for dir in std::env::split_paths(&path) {
+            if dir.join("initdb").is_file() && dir.join("postgres").is_file() {
+                return Ok(dir);
+            }
+        }
+    }
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter_map(|e| Some((e.file_name().to_str()?.parse().ok()?, e.path().join("bin"))))
+                .filter(|(_, bin): &(u32, PathBuf)| bin.join("initdb").is_file())
+                .collect()
+        })
+        .unwrap_or_default();
+    versions.sort();
+    versions.pop().map(|(_, bin)| bin).ok_or_else(|| {
+        other("PostgreSQL is not installed (no initdb on PATH or in /usr/lib/postgresql); `apt-get install postgresql`")
+    })
+}
+
+/// The uid and gid to run PostgreSQL as: the `postgres` user when this process is root.
+#[cfg(unix)]
+fn server_user() -> io::Result<Option<(u32, u32)>> {
+    use std::os::unix::fs::MetadataExt;
+    if std::fs::metadata("/proc/self")?.uid() != 0 {
+        return Ok(None);
+    }
+    let passwd = std::fs::read_to_string("/etc/passwd")?;
+    let line = passwd
+        .lines()
+        .find(|l| l.starts_with("postgres:"))
+        .ok_or_else(|| other("running as root and there is no `postgres` user to run PostgreSQL as"))?;
+    let fields: Vec<&str> = line.split(':').collect();
+    let id = |i: usize| fields.get(i).and_then(|f| f.parse().ok()).ok_or_else(|| other("unreadable /etc/passwd"));
+    Ok(Some((id(2)?, id(3)?)))
+}
+
+fn free_port() -> io::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+impl Server {
+    fn command(&self, program: &str) -> Command {
+        let mut command = Command::new(self.bin.join(program));
+        #[cfg(unix)]
+        if let Some((uid, gid)) = self.user {
+            use std::os::unix::process::CommandExt;
+            command.uid(uid).gid(gid);
+        }
+        command
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+}
+
+impl TestInstance {
+    /// Starts a private server (or uses `LICET_TEST_DATABASE_URL`).
+    pub fn start() -> io::Result<TestInstance> {
+        if let Ok(url) = std::env::var("LICET_TEST_DATABASE_URL") {
+            return Ok(TestInstance { base: url, port: 0, server: None, made: Default::default() });
+        }
+        let bin = find_bin()?;
+        let user = server_user()?;
+        let dir = tempfile::Builder::new().prefix("licet-pg-").tempdir()?;
+        #[cfg(unix)]
+        if let Some((uid, gid)) = user {
+            std::os::unix::fs::chown(dir.path(), Some(uid), Some(gid))?;
+        }
+        let mut server = Server { dir, bin, user, child: None };
+        let log = std::fs::File::create(server.dir.path().join("initdb.log"))?;
+        #[cfg(unix)]
+        if let Some((uid, gid)) = user {
+            std::os::unix::fs::chown(server.dir.path().join("initdb.log"), Some(uid), Some(gid))?;
+        }
+        let status = server
+            .command("initdb")
+            .arg("-D")
+            .arg(server.data())
+            .args(["-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-locale", "--no-sync"])
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .status()?;
+        if !status.success() {
+            let log = std::fs::read_to_string(server.dir.path().join("initdb.log")).unwrap_or_default();
+            return Err(other(format!("initdb failed: {log}")));
+        }
+        let port = free_port()?;
+        let mut instance = TestInstance {
+            base: format!("postgres://postgres@127.0.0.1:{port}"),
+            port,
+            server: None,
+            made: Default::default(),
+        };
+        spawn(&mut server, port)?;
+        instance.server = Some(server);
+        instance.wait_ready()?;
+        Ok(instance)
+    }
+
+    /// The port it listens on (0 for an outside server).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The URL of database `name` on this server.
+    pub fn url(&self, name: &str) -> String {
+        let (main, query) = self.base.split_once('?').map_or((self.base.as_str(), None), |(m, q)| (m, Some(q)));
+        let host_start = main.find("://").map_or(0, |i| i + 3);
+        let host_end = main[host_start..].find('/').map_or(main.len(), |i| host_start + i);
+        let query = query.map(|q| format!("?{q}")).unwrap_or_default();
+        format!("{}/{name}{query}", &main[..host_end])
+    }
+
+    /// Creates an empty database of its own and returns its URL.
+    pub fn create_database(&self) -> io::Result<String> {
+        let n = self.made.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let mut suffix = [0u8; 6];
+        getrandom::fill(&mut suffix).map_err(|e| other(e.to_string()))?;
+        let name = format!("licet_test_{n}_{}", suffix.iter().map(|b| format!("{b:02x}")).collect::<String>());
+        let url = self.url(&name);
+        let admin = self.url("postgres");
+        run(async move {
+            let (client, connection) =
+                tokio_postgres::connect(&admin, tokio_postgres::NoTls).await.map_err(|e| other(e.to_string()))?;
+            tokio::spawn(connection);
+            client.batch_execute(&format!("CREATE DATABASE {name}")).await.map_err(|e| other(e.to_string()))?;
+            Ok::<(), io::Error>(())
+        })?;
+        Ok(url)
+    }
+
+    /// Stops the server (a fast shutdown: connections are cut, as when a database is lost).
+    pub fn stop(&mut self) -> io::Result<()> {
+        let server = self.server.as_mut().ok_or_else(|| other("an outside database cannot be stopped by the tests"))?;
+        if let Some(mut child) = server.child.take() {
+            // SIGINT: PostgreSQL's fast shutdown.
+            let _ = Command::new("kill").args(["-INT", &child.id().to_string()]).status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while child.try_wait()?.is_none() {
+                if Instant::now() > deadline {
+                    child.kill()?;
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            child.wait()?;
+        }
+        Ok(())
+    }
+
+    /// Starts a stopped server again on the same port and data.
+    pub fn restart(&mut self) -> io::Result<()> {
+        let port = self.port;
+        let server = self.server.as_mut().ok_or_else(|| other("an outside database cannot be started by the tests"))?;
+        if server.child.is_none() {
+            spawn(server, port)?;
+        }
+        self.wait_ready()
+    }
+
+    fn wait_ready(&self) -> io::Result<()> {
+        let url = self.url("postgres");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let url = url.clone();
+            let ready = run(async move { tokio_postgres::connect(&url, tokio_postgres::NoTls).await.map(|_| ()) });
+            match ready {
+                Ok(()) => return Ok(()),
+                Err(e) if Instant::now() > deadline => return Err(other(format!("PostgreSQL did not start: {e}"))),
+                Err(_) => std::thread::sleep(Duration::from_millis(50)),
+            }
+        }
+    }
+}
+
+fn spawn(server: &mut Server, port: u16) -> io::Result<()> {
+    let log_path = server.dir.path().join("postgres.log");
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path)?;
+    #[cfg(unix)]
+    if let Some((uid, gid)) = server.user {
+        std::os::unix::fs::chown(&log_path, Some(uid), Some(gid))?;
+    }
+    let child = server
+        .command("postgres")
+        .arg("-D")
+        .arg(server.data())
+        .args(["-p", &port.to_string(), "-c", "listen_addresses=127.0.0.1", "-c", "shared_buffers=16MB"])
+        .args(["-c", "max_connections=200", "-c", &format!("unix_socket_directories={}", server.dir.path().display())])
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()?;
+    server.child = Some(child);
+    Ok(())
+}
+
+/// Runs a future on a runtime of its own (the tests that call this are not async).
+fn run<T, E: std::fmt::Display>(future: impl std::future::Future<Output = Result<T, E>>) -> io::Result<T> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(future).map_err(|e| other(e.to_string()))
+}
+
+impl Drop for TestInstance {
+    fn drop(&mut self) {
+        let _ = self.stop();
+    }
+}
