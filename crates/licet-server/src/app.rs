@@ -1,19 +1,19 @@
 //! The server's state and its HTTP API (SPEC §5): each handler turns a request into a ledger
 //! [`Command`], runs it durably through [`App::execute`], and turns the outcome into an answer.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
 use axum::extract::rejection::PathRejection;
-use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, Query, State};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use chrono::{DateTime, Utc};
 use licet_core::{
-    AccountFound, Code, Command, CouponBatch, CouponCode, Entropy, Error, Ledger, Mail, Outcome, Product, Redeemed,
+    AccountFound, Code, Command, CouponBatch, CouponCode, Error, Ledger, Mail, Outcome, Product, Redeemed,
     Registered, Registration, Seat, Secret, TokenFormat, TokenSigner, TrialStarted,
 };
 use licet_store::{OsEntropy, Store, StoreExt};
@@ -27,9 +27,9 @@ use subtle::ConstantTimeEq;
 use crate::clock::Clock;
 use crate::data_dir::token_hash;
 use crate::error::{AnsweredCode, ApiError};
-use crate::extract::{Bearer, JsonBody, MAX_BODY};
-use crate::outbox::Outbox;
-use crate::ratelimit::RateLimiter;
+use crate::extract::{Bearer, ClientIp, JsonBody, MAX_BODY};
+use crate::outbox::Mailer;
+use crate::ratelimit::Limiter;
 
 /// Everything a request handler needs.
 pub(crate) struct App {
@@ -38,8 +38,8 @@ pub(crate) struct App {
     pub(crate) signer: TokenSigner,
     pub(crate) admin_hash: [u8; 32],
     pub(crate) clock: Clock,
-    pub(crate) limiter: RateLimiter,
-    pub(crate) outbox: Outbox,
+    pub(crate) limiter: Limiter,
+    pub(crate) mail: Mailer,
     /// Bounds the commands in flight: the store runs them one at a time anyway, and a few
     /// dozen threads contending for its lock cost more than they gain in shared flushes.
     pub(crate) in_flight: tokio::sync::Semaphore,
@@ -47,6 +47,10 @@ pub(crate) struct App {
     pub(crate) sessions: crate::portal::Sessions,
     /// Whether the server speaks TLS (portal cookies are then `Secure`).
     pub(crate) tls: bool,
+    /// The cluster's database, when this node is one (for `/v1/health`).
+    pub(crate) database: Option<Arc<licet_store::PgStore>>,
+    /// Peers whose `X-Forwarded-For` names the client.
+    pub(crate) trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// Commands in flight at once (see [`App::in_flight`]).
@@ -74,10 +78,6 @@ fn limit_of(command: &Command) -> Limit {
         Command::Activate(_) => Limit::Check,
         _ => Limit::Guard,
     }
-}
-
-fn rate_limited(wait: u64) -> ApiError {
-    ApiError { retry_after: Some(wait), ..ApiError::new(Code::RateLimited) }
 }
 
 impl App {
@@ -116,43 +116,44 @@ impl App {
         let limit = limit_of(&command);
         match limit {
             Limit::Spend => {
-                self.limiter.check(ip).map_err(rate_limited)?;
-                self.limiter.count(ip);
+                self.limiter.check(ip).await?;
+                self.limiter.count(ip).await?;
             }
-            Limit::Guard => self.limiter.check(ip).map_err(rate_limited)?,
+            Limit::Guard => self.limiter.check(ip).await?,
             Limit::Check => {}
         }
         let result = self.execute(now, command).await;
         match result {
-            Err(e) if limit != Limit::Spend && e.code.is_failed_credential() => self.count_failure(ip, e),
+            Err(e) if limit != Limit::Spend && e.code.is_failed_credential() => self.count_failure(ip, e).await,
             other => other,
         }
     }
 
     /// Counts a failed credential; past the limit the answer becomes 429.
-    fn count_failure<T>(&self, ip: IpAddr, failure: ApiError) -> Result<T, ApiError> {
-        self.limiter.check(ip).map_err(rate_limited)?;
-        self.limiter.count(ip);
+    async fn count_failure<T>(&self, ip: IpAddr, failure: ApiError) -> Result<T, ApiError> {
+        self.limiter.check(ip).await?;
+        self.limiter.count(ip).await?;
         Err(failure)
     }
 
     /// The customer credential of `Authorization: Bearer …`; a missing or malformed one counts as
     /// a failed credential.
-    fn bearer_credential(&self, ip: IpAddr, bearer: Result<Bearer, ApiError>) -> Result<Secret, ApiError> {
+    async fn bearer_credential(&self, ip: IpAddr, bearer: Result<Bearer, ApiError>) -> Result<Secret, ApiError> {
         match bearer {
             Ok(Bearer(credential)) => Ok(credential.into()),
-            Err(e) => self.count_failure(ip, e),
+            Err(e) => self.count_failure(ip, e).await,
         }
     }
 
     /// Checks the admin bearer token in constant time, under the rate limit.
-    fn admin(&self, ip: IpAddr, bearer: Result<Bearer, ApiError>) -> Result<(), ApiError> {
-        self.limiter.check(ip).map_err(rate_limited)?;
+    async fn admin(&self, ip: IpAddr, bearer: Result<Bearer, ApiError>) -> Result<(), ApiError> {
+        self.limiter.check(ip).await?;
         let ok = bearer.map(|Bearer(token)| bool::from(token_hash(&token).ct_eq(&self.admin_hash)));
         match ok {
             Ok(true) => Ok(()),
             Ok(false) | Err(_) => {
-                self.count_failure(ip, ApiError::with_message(Code::Unauthorized, "a valid admin token is required"))
+                let failure = ApiError::with_message(Code::Unauthorized, "a valid admin token is required");
+                self.count_failure(ip, failure).await
             }
         }
     }
@@ -179,22 +180,9 @@ impl App {
         refusal
     }
 
-    /// Writes a mail to the outbox durably before the request is answered. The account is
-    /// already committed, so a failed write is logged for the operator (the customer can use
-    /// `recover`), not turned into a failed request.
+    /// Hands a mail over durably before the request is answered (see [`Mailer::send`]).
     async fn write_mail(self: &Arc<Self>, mail: Mail, now: DateTime<Utc>) {
-        let app = self.clone();
-        let written = tokio::task::spawn_blocking(move || {
-            let mut id = [0u8; 8];
-            OsEntropy.fill(&mut id);
-            app.outbox.write(&mail, &hex::encode(id), now)
-        })
-        .await;
-        match written {
-            Ok(Ok(path)) => tracing::info!(path = %path.display(), "mail written to the outbox"),
-            Ok(Err(e)) => tracing::error!(error = %e, "could not write mail to the outbox"),
-            Err(e) => tracing::error!(error = %e, "the outbox writer did not finish"),
-        }
+        self.mail.send(mail, now).await;
     }
 }
 
@@ -257,7 +245,7 @@ fn json<T: serde::Serialize>(status: StatusCode, body: T) -> Response {
 
 async fn register(
     State(app): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientIp(ip): ClientIp,
     JsonBody(req): JsonBody<RegisterRequest>,
 ) -> Result<Response, ApiError> {
     let registration = Registration {
@@ -269,7 +257,7 @@ async fn register(
         host: req.host.to_host()?,
     };
     let now = app.clock.now();
-    let registered: Registered = app.execute_limited(peer.ip(), now, Command::Register(registration)).await?;
+    let registered: Registered = app.execute_limited(ip, now, Command::Register(registration)).await?;
     app.write_mail(registered.mail, now).await;
     let seat = &registered.seat;
     Ok(json(
@@ -285,12 +273,12 @@ async fn register(
 
 async fn activate(
     State(app): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientIp(ip): ClientIp,
     JsonBody(req): JsonBody<HostRequest>,
 ) -> Result<Response, ApiError> {
     let now = app.clock.now();
     let command = Command::Activate(req.to_command()?);
-    let seat: Seat = app.execute_limited(peer.ip(), now, command).await.map_err(|e| app.prove(e, &req, now))?;
+    let seat: Seat = app.execute_limited(ip, now, command).await.map_err(|e| app.prove(e, &req, now))?;
     Ok(json(
         StatusCode::OK,
         GrantAnswer {
@@ -303,13 +291,13 @@ async fn activate(
 
 async fn trial(
     State(app): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientIp(ip): ClientIp,
     JsonBody(req): JsonBody<HostRequest>,
 ) -> Result<Response, ApiError> {
     let now = app.clock.now();
     let command = Command::Trial(req.to_command()?);
     let TrialStarted { trial, seat } =
-        app.execute_limited(peer.ip(), now, command).await.map_err(|e| app.prove(e, &req, now))?;
+        app.execute_limited(ip, now, command).await.map_err(|e| app.prove(e, &req, now))?;
     let seats_used = if seat.license.id == trial.id { seat.seats_used } else { 0 };
     Ok(json(
         StatusCode::CREATED,
@@ -323,31 +311,31 @@ async fn trial(
 
 async fn redeem(
     State(app): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientIp(ip): ClientIp,
     JsonBody(req): JsonBody<RedeemRequest>,
 ) -> Result<Response, ApiError> {
     let redeem = Command::Redeem { number: req.registration_number.map(Secret::from), coupon: req.coupon.into() };
-    let Redeemed { license, seats_used } = app.execute_limited(peer.ip(), app.clock.now(), redeem).await?;
+    let Redeemed { license, seats_used } = app.execute_limited(ip, app.clock.now(), redeem).await?;
     Ok(json(StatusCode::OK, LicenseAnswer { license: LicenseObject::of(&license, seats_used) }))
 }
 
 async fn deactivate(
     State(app): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientIp(ip): ClientIp,
     JsonBody(req): JsonBody<HostRequest>,
 ) -> Result<Response, ApiError> {
     let command = Command::Deactivate(req.to_command()?);
-    app.execute_limited::<()>(peer.ip(), app.clock.now(), command).await?;
+    app.execute_limited::<()>(ip, app.clock.now(), command).await?;
     Ok(json(StatusCode::OK, Empty {}))
 }
 
 async fn recover(
     State(app): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientIp(ip): ClientIp,
     JsonBody(req): JsonBody<RecoverRequest>,
 ) -> Result<Response, ApiError> {
     let now = app.clock.now();
-    let mail: Option<Mail> = app.execute_limited(peer.ip(), now, Command::Recover { email: req.email }).await?;
+    let mail: Option<Mail> = app.execute_limited(ip, now, Command::Recover { email: req.email }).await?;
     // The same answer, after the same work, whether or not the e-mail is known: the mail is
     // written after the answer (recovery changes nothing; asking again is always safe), so its
     // fsync cannot tell anyone which e-mails have accounts.
@@ -360,23 +348,23 @@ async fn recover(
 
 async fn account(
     State(app): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientIp(ip): ClientIp,
     bearer: Result<Bearer, ApiError>,
 ) -> Result<Response, ApiError> {
-    let credential = app.bearer_credential(peer.ip(), bearer)?;
-    let found: AccountFound = app.execute_limited(peer.ip(), app.clock.now(), Command::Account { credential }).await?;
+    let credential = app.bearer_credential(ip, bearer).await?;
+    let found: AccountFound = app.execute_limited(ip, app.clock.now(), Command::Account { credential }).await?;
     Ok(json(StatusCode::OK, AccountObject::of(&found.account, &found.number, false)))
 }
 
 async fn reset(
     State(app): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientIp(ip): ClientIp,
     id: Result<Path<String>, PathRejection>,
     bearer: Result<Bearer, ApiError>,
 ) -> Result<Response, ApiError> {
     let Path(binding_id) = id.map_err(|_| ApiError::invalid("malformed binding id"))?;
-    let credential = app.bearer_credential(peer.ip(), bearer)?;
-    app.execute_limited::<()>(peer.ip(), app.clock.now(), Command::Reset { credential, binding_id }).await?;
+    let credential = app.bearer_credential(ip, bearer).await?;
+    app.execute_limited::<()>(ip, app.clock.now(), Command::Reset { credential, binding_id }).await?;
     Ok(json(StatusCode::OK, Empty {}))
 }
 
@@ -393,18 +381,22 @@ async fn keys(State(app): State<AppState>) -> Response {
     )
 }
 
-async fn health() -> Response {
-    json(StatusCode::OK, HealthAnswer { status: "ok".into() })
+/// `ok` — or, on a node of a cluster whose database does not answer, 503 with 1099.
+async fn health(State(app): State<AppState>) -> Result<Response, ApiError> {
+    if let Some(db) = &app.database {
+        db.ping().await?;
+    }
+    Ok(json(StatusCode::OK, HealthAnswer { status: "ok".into() }))
 }
 
 async fn put_product(
     State(app): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientIp(ip): ClientIp,
     id: Result<Path<String>, PathRejection>,
     bearer: Result<Bearer, ApiError>,
     JsonBody(req): JsonBody<ProductRequest>,
 ) -> Result<Response, ApiError> {
-    app.admin(peer.ip(), bearer)?;
+    app.admin(ip, bearer).await?;
     let Path(id) = id.map_err(|_| ApiError::invalid("malformed product id"))?;
     let command = Command::PutProduct { id, settings: req.to_settings() };
     let product: Product = app.execute(app.clock.now(), command).await?;
@@ -413,11 +405,11 @@ async fn put_product(
 
 async fn issue_coupons(
     State(app): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientIp(ip): ClientIp,
     bearer: Result<Bearer, ApiError>,
     JsonBody(req): JsonBody<CouponsRequest>,
 ) -> Result<Response, ApiError> {
-    app.admin(peer.ip(), bearer)?;
+    app.admin(ip, bearer).await?;
     let batch = CouponBatch { product: req.product, count: req.count, seats: req.seats, term_days: req.term_days };
     let codes: Vec<CouponCode> = app.execute(app.clock.now(), Command::IssueCoupons(batch)).await?;
     Ok(json(StatusCode::CREATED, CouponsAnswer { coupons: codes.iter().map(ToString::to_string).collect() }))
@@ -425,11 +417,11 @@ async fn issue_coupons(
 
 async fn admin_account(
     State(app): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientIp(ip): ClientIp,
     bearer: Result<Bearer, ApiError>,
     query: Result<Query<EmailQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
-    app.admin(peer.ip(), bearer)?;
+    app.admin(ip, bearer).await?;
     let Query(query) = query.map_err(|_| ApiError::invalid("the email query parameter is required"))?;
     let found: Option<AccountFound> =
         app.execute(app.clock.now(), Command::AccountByEmail { email: query.email }).await?;
@@ -444,11 +436,11 @@ async fn admin_account(
 
 async fn set_clock(
     State(app): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientIp(ip): ClientIp,
     bearer: Result<Bearer, ApiError>,
     JsonBody(req): JsonBody<ClockRequest>,
 ) -> Result<Response, ApiError> {
-    app.admin(peer.ip(), bearer)?;
+    app.admin(ip, bearer).await?;
     app.clock.set(req.now);
     Ok(json(StatusCode::OK, ClockRequest { now: app.clock.now() }))
 }

@@ -29,6 +29,10 @@ enum Command {
         /// Print `{"public_key","kid","admin_token"}`.
         #[arg(long)]
         json: bool,
+        /// A cluster's PostgreSQL database (`postgres://…`): the ledger and the admin token go
+        /// there, the data directory keeps the signing key; copy it to every node.
+        #[arg(long, env = "LICET_DATABASE_URL")]
+        database: Option<String>,
     },
     /// Serve the HTTP API (initialising an empty data directory first).
     Serve {
@@ -53,6 +57,26 @@ enum Command {
         /// The vendor prefix used if the data directory is initialised now.
         #[arg(long, default_value = "LICET")]
         vendor_prefix: String,
+        /// Serve as a node of the cluster on this PostgreSQL database (`postgres://…`); the data
+        /// directory must come from `init --database` (it is never initialised then).
+        #[arg(long, env = "LICET_DATABASE_URL")]
+        database: Option<String>,
+        /// A load balancer's address range (CIDR, repeatable): from these peers the client's
+        /// address is taken from `X-Forwarded-For`.
+        #[arg(long = "trusted-proxy", value_name = "CIDR")]
+        trusted_proxies: Vec<ipnet::IpNet>,
+    },
+    /// Copy a stopped server's embedded store into an empty PostgreSQL database.
+    Migrate {
+        /// The data directory of the embedded store.
+        #[arg(long, env = "LICET_DATA_DIR", default_value = "licet-data")]
+        data_dir: PathBuf,
+        /// The empty database (`postgres://…`).
+        #[arg(long, env = "LICET_DATABASE_URL")]
+        database: String,
+        /// Print `{"database","records","kid"}`.
+        #[arg(long)]
+        json: bool,
     },
     /// Write a consistent copy of the ledger to a file, while the server runs or not.
     Backup {
@@ -104,8 +128,11 @@ pub fn run(cli: Cli) -> ExitCode {
 
 fn execute(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Init { data_dir, vendor_prefix, json } => {
-            let facts = init(&data_dir, &vendor_prefix)?;
+        Command::Init { data_dir, vendor_prefix, json, database } => {
+            let facts = match database {
+                None => init(&data_dir, &vendor_prefix)?,
+                Some(url) => crate::init_cluster(&data_dir, &vendor_prefix, &url)?,
+            };
             let mut out = std::io::stdout().lock();
             if json {
                 writeln!(out, "{}", serde_json::to_string(&facts)?)?;
@@ -115,14 +142,49 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Serve { data_dir, listen, dev_clock, rate_limit, tls_cert, tls_key, vendor_prefix } => {
+        Command::Serve {
+            data_dir,
+            listen,
+            dev_clock,
+            rate_limit,
+            tls_cert,
+            tls_key,
+            vendor_prefix,
+            database,
+            trusted_proxies,
+        } => {
             let tls = match (tls_cert, tls_key) {
                 (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
                 _ => None,
             };
-            let config = ServerConfig { data_dir, listen, dev_clock, rate_limit, tls, vendor_prefix };
+            let config = ServerConfig {
+                data_dir,
+                listen,
+                dev_clock,
+                rate_limit,
+                tls,
+                vendor_prefix,
+                database,
+                trusted_proxies,
+            };
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             runtime.block_on(serve(config))
+        }
+        Command::Migrate { data_dir, database, json } => {
+            let migration = crate::migrate(&data_dir, &database)?;
+            let mut out = std::io::stdout().lock();
+            if json {
+                writeln!(out, "{}", serde_json::to_string(&migration)?)?;
+            } else {
+                writeln!(
+                    out,
+                    "copied {} records of {} into {}; serve with --database on a copy of this data directory",
+                    migration.records,
+                    data_dir.display(),
+                    migration.database
+                )?;
+            }
+            Ok(())
         }
         Command::Backup { data_dir, out, json } => {
             let report = crate::backup::backup(&data_dir, &out)?;

@@ -31,7 +31,8 @@ struct ServerFile {
 pub(crate) struct Loaded {
     pub(crate) vendor_prefix: String,
     pub(crate) signer: TokenSigner,
-    pub(crate) admin_hash: [u8; 32],
+    /// The admin token's hash; a node of a cluster keeps it in the database instead.
+    pub(crate) admin_hash: Option<[u8; 32]>,
 }
 
 /// Errors of the data directory.
@@ -97,22 +98,53 @@ pub(crate) fn is_initialised(dir: &Path) -> bool {
 
 /// Creates the store, a signing key and an admin token in `dir`. Refuses an initialised dir.
 pub(crate) fn init(dir: &Path, vendor_prefix: &str) -> Result<InitFacts, anyhow::Error> {
+    let (facts, _) = init_with(dir, vendor_prefix, None)?;
+    Ok(facts)
+}
+
+/// Initialises `dir`: a signing key and `server.json`; the admin token's hash and the ledger
+/// go to `database` when there is one (which must not know another key yet), else into `dir`.
+pub(crate) fn init_with(
+    dir: &Path,
+    vendor_prefix: &str,
+    database: Option<&licet_store::PgStore>,
+) -> Result<(InitFacts, [u8; 32]), anyhow::Error> {
     licet_core::credential::validate_prefix(vendor_prefix)?;
     if is_initialised(dir) || dir.join("signing.key").exists() {
         return Err(DataDirError::AlreadyInitialised(dir.to_owned()).into());
+    }
+    if let Some(db) = database
+        && !db.server_facts()?.keys.is_empty()
+    {
+        anyhow::bail!(
+            "database {} already belongs to a cluster: copy the data directory of one of its nodes instead of running init",
+            db.name()
+        );
     }
     std::fs::create_dir_all(dir.join("outbox")).map_err(|e| bad(dir, e))?;
     let secret = random_bytes::<32>()?;
     let signer = TokenSigner::from_secret(&secret);
     write_new(&dir.join("signing.key"), format!("{}\n", hex::encode(secret)).as_bytes(), 0o600)?;
     let admin_token = format!("lat_{}", hex::encode(random_bytes::<24>()?));
-    write_new(
-        &dir.join("admin-token.sha256"),
-        format!("{}\n", hex::encode(token_hash(&admin_token))).as_bytes(),
-        0o600,
-    )?;
-    drop(licet_store::SledStore::open(dir.join("ledger"))?);
+    let admin_hash = token_hash(&admin_token);
     let facts = InitFacts { public_key: signer.public_key_hex(), kid: signer.kid().to_string(), admin_token };
+    match database {
+        None => {
+            write_new(
+                &dir.join("admin-token.sha256"),
+                format!("{}\n", hex::encode(admin_hash)).as_bytes(),
+                0o600,
+            )?;
+            drop(licet_store::SledStore::open(dir.join("ledger"))?);
+        }
+        Some(db) => {
+            if let Err(e) = db.register_server(&facts.kid, &facts.public_key, &hex::encode(admin_hash), vendor_prefix) {
+                // Leave the directory as it was, so that init can run again.
+                let _ = std::fs::remove_file(dir.join("signing.key"));
+                return Err(e.into());
+            }
+        }
+    }
     let file = ServerFile {
         vendor_prefix: vendor_prefix.to_owned(),
         kid: facts.kid.clone(),
@@ -121,10 +153,14 @@ pub(crate) fn init(dir: &Path, vendor_prefix: &str) -> Result<InitFacts, anyhow:
     let json = serde_json::to_vec_pretty(&file)?;
     write_new(&dir.join("server.json"), &json, 0o644)?;
     std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| bad(dir, e))?;
-    Ok(facts)
+    Ok((facts, admin_hash))
 }
 
-/// Loads an initialised directory; the signing key must not be readable by others.
+/// The admin token's hash of a hex text.
+pub(crate) fn admin_hash_of(text: &str) -> Option<[u8; 32]> {
+    unhex::<32>(text)
+}
+
 pub(crate) fn load(dir: &Path) -> Result<Loaded, DataDirError> {
     let server_path = dir.join("server.json");
     let server: ServerFile = serde_json::from_slice(&std::fs::read(&server_path).map_err(|e| bad(&server_path, e))?)
@@ -142,8 +178,11 @@ pub(crate) fn load(dir: &Path) -> Result<Loaded, DataDirError> {
     let secret = unhex::<32>(&secret).ok_or_else(|| bad(&key_path, "not 64 hex characters"))?;
     let signer = TokenSigner::from_secret(&secret);
     let hash_path = dir.join("admin-token.sha256");
-    let hash = std::fs::read_to_string(&hash_path).map_err(|e| bad(&hash_path, e))?;
-    let admin_hash = unhex::<32>(&hash).ok_or_else(|| bad(&hash_path, "not 64 hex characters"))?;
+    let admin_hash = match std::fs::read_to_string(&hash_path) {
+        Ok(hash) => Some(unhex::<32>(&hash).ok_or_else(|| bad(&hash_path, "not 64 hex characters"))?),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(bad(&hash_path, e)),
+    };
     Ok(Loaded { vendor_prefix: server.vendor_prefix, signer, admin_hash })
 }
 
@@ -160,7 +199,7 @@ mod tests {
         let loaded = load(dir.path())?;
         assert_eq!(loaded.vendor_prefix, "MIKO");
         assert_eq!(loaded.signer.public_key_hex(), facts.public_key);
-        assert_eq!(loaded.admin_hash, token_hash(&facts.admin_token));
+        assert_eq!(loaded.admin_hash, Some(token_hash(&facts.admin_token)));
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;

@@ -67,9 +67,60 @@ impl<S: Send + Sync> FromRequestParts<S> for Bearer {
     }
 }
 
+/// The client's address: the peer's, or — when the peer is one of the trusted proxies (`serve
+/// --trusted-proxy`) — the nearest address in `X-Forwarded-For` that is not a trusted proxy.
+/// Rate limits count this address.
+pub(crate) struct ClientIp(pub(crate) std::net::IpAddr);
+
+impl FromRequestParts<std::sync::Arc<crate::app::App>> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        app: &std::sync::Arc<crate::app::App>,
+    ) -> Result<ClientIp, Self::Rejection> {
+        let peer = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |c| c.0.ip());
+        Ok(ClientIp(client_ip(peer, &parts.headers, &app.trusted_proxies)))
+    }
+}
+
+/// See [`ClientIp`]: `X-Forwarded-For` is read from the right (each proxy appends the address
+/// it received from), skipping trusted proxies; the first other address is the client. A
+/// malformed entry stops the walk at the last trusted hop, so a client cannot forge its way
+/// past it.
+pub(crate) fn client_ip(
+    peer: std::net::IpAddr,
+    headers: &axum::http::HeaderMap,
+    trusted: &[ipnet::IpNet],
+) -> std::net::IpAddr {
+    let is_trusted = |ip: &std::net::IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    let hops: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .flat_map(|v| v.to_str().unwrap_or("").split(','))
+        .map(str::trim)
+        .collect();
+    let mut client = peer;
+    for hop in hops.iter().rev() {
+        match hop.parse::<std::net::IpAddr>() {
+            Ok(ip) if is_trusted(&ip) => client = ip,
+            Ok(ip) => return ip,
+            Err(_) => return client,
+        }
+    }
+    client
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::http::HeaderMap;
 
     #[test]
     fn json_is_recognised_with_parameters_and_suffixes_and_nothing_else() {
@@ -79,5 +130,25 @@ mod tests {
         for no in ["", "text/plain", "application/x-www-form-urlencoded", "text/json", "application/jsonx"] {
             assert!(!is_json(no), "{no}");
         }
+    }
+
+    #[test]
+    fn forwarded_addresses_count_only_behind_trusted_proxies() {
+        let trusted: Vec<ipnet::IpNet> = vec!["10.0.0.0/8".parse().unwrap(), "::1/128".parse().unwrap()];
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        let mut headers = HeaderMap::new();
+        headers.insert("x-forwarded-for", "1.2.3.4, 203.0.113.9, 10.0.0.7".parse().unwrap());
+        // From an untrusted peer the header is ignored.
+        assert_eq!(client_ip(ip("198.51.100.1"), &headers, &trusted), ip("198.51.100.1"));
+        // From a trusted one, the nearest untrusted hop is the client (1.2.3.4 may be forged).
+        assert_eq!(client_ip(ip("10.0.0.1"), &headers, &trusted), ip("203.0.113.9"));
+        // Garbage stops the walk at the last trusted hop.
+        headers.insert("x-forwarded-for", "1.2.3.4, junk, 10.0.0.7".parse().unwrap());
+        assert_eq!(client_ip(ip("10.0.0.1"), &headers, &trusted), ip("10.0.0.7"));
+        // No header: the proxy itself.
+        assert_eq!(client_ip(ip("::1"), &HeaderMap::new(), &trusted), ip("::1"));
+        // IPv6 clients behind the proxy.
+        headers.insert("x-forwarded-for", "2001:db8::5".parse().unwrap());
+        assert_eq!(client_ip(ip("::1"), &headers, &trusted), ip("2001:db8::5"));
     }
 }

@@ -11,6 +11,7 @@ mod app;
 mod backup;
 pub mod cli;
 mod clock;
+mod cluster;
 mod connections;
 mod data_dir;
 mod error;
@@ -21,6 +22,7 @@ mod ratelimit;
 mod server;
 mod wire;
 
+pub use cluster::{Migration, init_cluster, migrate};
 pub use data_dir::{DataDirError, InitFacts};
 pub use server::{Background, Running, ServerConfig, TlsFiles, init, start};
 pub use wire::{Endpoint, check_body};

@@ -4,8 +4,11 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
-use licet_core::Mail;
+use licet_core::{Entropy, Mail};
+use licet_store::{OsEntropy, PgStore};
 
 /// The outbox directory.
 #[derive(Debug, Clone)]
@@ -35,6 +38,92 @@ fn encode_header(value: &str) -> String {
     }
     out.push_str("?=");
     out
+}
+
+/// How mail leaves: written to this node's outbox at once, or queued in the cluster's
+/// database with the change that caused it and written out by whichever node takes it first
+/// ([`deliver_queued`]), once.
+#[derive(Debug)]
+pub(crate) enum Mailer {
+    /// Straight to the outbox.
+    Files(Outbox),
+    /// Through the database's queue.
+    Queue {
+        /// The database.
+        db: Arc<PgStore>,
+        /// Wakes the delivering task.
+        wake: Arc<tokio::sync::Notify>,
+    },
+}
+
+impl Mailer {
+    /// Hands `mail` over durably; the account is already committed, so a failure is logged for
+    /// the operator (the customer can use `recover`), not turned into a failed request.
+    pub(crate) async fn send(&self, mail: Mail, now: DateTime<Utc>) {
+        match self {
+            Mailer::Files(outbox) => {
+                let outbox = outbox.clone();
+                let written = tokio::task::spawn_blocking(move || {
+                    let mut id = [0u8; 8];
+                    OsEntropy.fill(&mut id);
+                    outbox.write(&mail, &hex::encode(id), now)
+                })
+                .await;
+                match written {
+                    Ok(Ok(path)) => tracing::info!(path = %path.display(), "mail written to the outbox"),
+                    Ok(Err(e)) => tracing::error!(error = %e, "could not write mail to the outbox"),
+                    Err(e) => tracing::error!(error = %e, "the outbox writer did not finish"),
+                }
+            }
+            Mailer::Queue { db, wake, .. } => match db.queue_mail(mail.to, mail.subject, mail.body).await {
+                Ok(id) => {
+                    tracing::info!(id, "mail queued");
+                    wake.notify_one();
+                }
+                Err(e) => tracing::error!(error = %e, "could not queue mail"),
+            },
+        }
+    }
+}
+
+/// Writes queued mail to `outbox` until `stop` — every second, and whenever `wake` is
+/// notified. A message is named after its queue id, so one written again after a crash
+/// (before its removal from the queue committed) replaces itself: delivered once.
+pub(crate) async fn deliver_queued(
+    db: Arc<PgStore>,
+    outbox: Outbox,
+    wake: Arc<tokio::sync::Notify>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut last_sweep = std::time::Instant::now();
+    loop {
+        let (db2, outbox2) = (db.clone(), outbox.clone());
+        let delivered = tokio::task::spawn_blocking(move || {
+            db2.deliver_mail(64, &mut |queued| {
+                let at = DateTime::from_timestamp(queued.queued_at, 0).unwrap_or_default();
+                let mail = Mail { to: queued.to.clone(), subject: queued.subject.clone(), body: queued.body.clone() };
+                outbox2.write(&mail, &format!("q{}", queued.id), at).map(|_| ()).map_err(|e| e.to_string())
+            })
+        })
+        .await;
+        match delivered {
+            Ok(Ok(0)) => {}
+            Ok(Ok(n)) => tracing::info!(messages = n, "queued mail written to the outbox"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "mail queue unavailable; trying again"),
+            Err(e) => tracing::error!(error = %e, "the mail deliverer did not finish"),
+        }
+        if last_sweep.elapsed() > std::time::Duration::from_secs(60) {
+            last_sweep = std::time::Instant::now();
+            if let Err(e) = db.sweep().await {
+                tracing::warn!(error = %e, "could not sweep expired sessions and rate-limit windows");
+            }
+        }
+        tokio::select! {
+            _ = wake.notified() => {}
+            _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+            _ = stop.changed() => return,
+        }
+    }
 }
 
 impl Outbox {

@@ -3,12 +3,59 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use licet_core::Code;
+use licet_store::PgStore;
+
+use crate::error::ApiError;
 
 const WINDOW: Duration = Duration::from_secs(60);
 /// Above this many tracked clients, expired windows are swept out.
 const SWEEP_AT: usize = 10_000;
+
+/// Where the windows are kept: in this process, or in the cluster's database so that every
+/// node counts the same client together.
+#[derive(Debug)]
+pub(crate) enum Limiter {
+    /// This process's windows.
+    Local(RateLimiter),
+    /// The database's windows.
+    Shared {
+        /// The database.
+        db: Arc<PgStore>,
+        /// Events per client IP and minute; 0 = off.
+        per_minute: u32,
+    },
+}
+
+fn rate_limited(wait: u64) -> ApiError {
+    ApiError { retry_after: Some(wait), ..ApiError::new(Code::RateLimited) }
+}
+
+impl Limiter {
+    /// 1062 (with its wait) when `ip` has used up its minute.
+    pub(crate) async fn check(&self, ip: IpAddr) -> Result<(), ApiError> {
+        match self {
+            Limiter::Local(limiter) => limiter.check(ip).map_err(rate_limited),
+            Limiter::Shared { per_minute: 0, .. } => Ok(()),
+            Limiter::Shared { db, per_minute } => db.rate_check(ip, *per_minute).await?.map_err(rate_limited),
+        }
+    }
+
+    /// Counts one event for `ip`.
+    pub(crate) async fn count(&self, ip: IpAddr) -> Result<(), ApiError> {
+        match self {
+            Limiter::Local(limiter) => {
+                limiter.count(ip);
+                Ok(())
+            }
+            Limiter::Shared { per_minute: 0, .. } => Ok(()),
+            Limiter::Shared { db, .. } => Ok(db.rate_count(ip).await?),
+        }
+    }
+}
 
 /// Fixed one-minute windows per client IP.
 #[derive(Debug)]

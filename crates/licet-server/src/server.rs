@@ -9,14 +9,14 @@ use std::time::Duration;
 use anyhow::Context;
 use axum_server::Handle;
 use licet_core::Ledger;
-use licet_store::{SledOptions, SledStore, Store};
+use licet_store::{PgStore, SledOptions, SledStore, Store};
 
 use crate::app::{App, router};
 use crate::clock::Clock;
 use crate::connections::{self, Connections, CountingAcceptor, HEADER_READ_TIMEOUT};
 use crate::data_dir::{self, InitFacts};
-use crate::outbox::Outbox;
-use crate::ratelimit::RateLimiter;
+use crate::outbox::{Mailer, Outbox};
+use crate::ratelimit::{Limiter, RateLimiter};
 
 /// A certificate chain and private key in PEM files, for https.
 #[derive(Clone, Debug)]
@@ -42,6 +42,10 @@ pub struct ServerConfig {
     pub tls: Option<TlsFiles>,
     /// The vendor prefix used when the data directory is initialised here.
     pub vendor_prefix: String,
+    /// The cluster's PostgreSQL database (`postgres://…`); `None`: the embedded store.
+    pub database: Option<String>,
+    /// Peers whose `X-Forwarded-For` names the client (load balancers).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl ServerConfig {
@@ -54,6 +58,8 @@ impl ServerConfig {
             rate_limit: 30,
             tls: None,
             vendor_prefix: "LICET".into(),
+            database: None,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -70,7 +76,9 @@ pub struct Running {
     pub initialised: Option<InitFacts>,
     handle: Handle<SocketAddr>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
-    store: Arc<SledStore>,
+    store: Arc<dyn Store>,
+    /// The mail deliverer of a cluster node, and what stops it.
+    deliverer: Option<(tokio::task::JoinHandle<()>, tokio::sync::watch::Sender<bool>)>,
     /// Answers `licet-server backup` on the data directory's control socket.
     control: Option<tokio::task::JoinHandle<()>>,
     data_dir: PathBuf,
@@ -85,7 +93,7 @@ impl std::fmt::Debug for Running {
 /// Tells the operator what moving the e-mail index found (docs/accounts.md): collisions and
 /// refused addresses go to `email-report-<unix seconds>.json` (mode 0600) in the data directory. The ledger
 /// keeps the report until that file is written, so a crash or a full disk loses nothing.
-fn report_emails(dir: &std::path::Path, report: &licet_core::email::EmailReport, store: &SledStore) {
+pub(crate) fn report_emails(dir: &std::path::Path, report: &licet_core::email::EmailReport, store: &SledStore) {
     tracing::info!(accounts = report.reindexed, "e-mail index moved to NFC, case-insensitive identities");
     if report.needs_attention() {
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
@@ -115,44 +123,65 @@ pub fn init(data_dir: &std::path::Path, vendor_prefix: &str) -> anyhow::Result<I
     data_dir::init(data_dir, vendor_prefix)
 }
 
+
 /// Opens the data directory (initialising an empty one) and starts serving. Must be called
 /// within a tokio runtime.
 pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
-    let dir = &config.data_dir;
-    let initialised =
-        if data_dir::is_initialised(dir) { None } else { Some(data_dir::init(dir, &config.vendor_prefix)?) };
-    let loaded = data_dir::load(dir)?;
-    // The directory is initialised, so its ledger must be there: never start afresh in its place.
-    let options = SledOptions { must_exist: true, ..SledOptions::default() };
-    let store = Arc::new(SledStore::open_with(dir.join("ledger"), options).context("opening the ledger")?);
-    if let Some(records) = store.migrated() {
-        tracing::info!(records, "migrated the ledger of release 0.1.0 to this release's format");
-    }
-    if let Some(report) = store.email_report()? {
-        report_emails(dir, &report, &store);
-    }
-    #[cfg(unix)]
-    let control = match crate::backup::listen(dir, store.clone()) {
-        Ok(task) => Some(task),
-        Err(e) => {
-            tracing::warn!(error = %e, "no control socket: `licet-server backup` works only while the server is stopped");
-            None
+    let dir = config.data_dir.clone();
+    let node = match &config.database {
+        None => embedded(&config)?,
+        Some(url) => {
+            let (url, dir) = (url.clone(), dir.clone());
+            tokio::task::spawn_blocking(move || crate::cluster::node(&dir, &url)).await??
         }
     };
-    #[cfg(not(unix))]
-    let control = None;
+    let Node { store, backend, loaded, admin_hash, initialised } = node;
     let public_key = loaded.signer.public_key_hex();
+    let outbox = Outbox::new(dir.join("outbox"), &format!("licet@{}", loaded.vendor_prefix.to_lowercase()));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let (limiter, sessions, mail, control, deliverer) = match &backend {
+        Backend::Embedded(sled) => {
+            #[cfg(unix)]
+            let control = match crate::backup::listen(&dir, sled.clone()) {
+                Ok(task) => Some(task),
+                Err(e) => {
+                    tracing::warn!(error = %e, "no control socket: `licet-server backup` works only while the server is stopped");
+                    None
+                }
+            };
+            #[cfg(not(unix))]
+            let control = {
+                let _ = sled;
+                None
+            };
+            let sessions = crate::portal::Sessions::Local(crate::portal::LocalSessions::default());
+            (Limiter::Local(RateLimiter::new(config.rate_limit)), sessions, Mailer::Files(outbox), control, None)
+        }
+        Backend::Database(db) => {
+            let wake = Arc::new(tokio::sync::Notify::new());
+            let deliverer =
+                tokio::spawn(crate::outbox::deliver_queued(db.clone(), outbox.clone(), wake.clone(), stop_rx));
+            let limiter = Limiter::Shared { db: db.clone(), per_minute: config.rate_limit };
+            let mail = Mailer::Queue { db: db.clone(), wake };
+            (limiter, crate::portal::Sessions::Shared(db.clone()), mail, None, Some(deliverer))
+        }
+    };
     let app = Arc::new(App {
         store: store.clone(),
+        database: match &backend {
+            Backend::Database(db) => Some(db.clone()),
+            Backend::Embedded(_) => None,
+        },
         ledger: Ledger::new(&loaded.vendor_prefix)?,
         signer: loaded.signer,
-        admin_hash: loaded.admin_hash,
+        admin_hash,
         clock: if config.dev_clock { Clock::dev() } else { Clock::system() },
-        limiter: RateLimiter::new(config.rate_limit),
-        outbox: Outbox::new(dir.join("outbox"), &format!("licet@{}", loaded.vendor_prefix.to_lowercase())),
+        limiter,
+        mail,
         in_flight: tokio::sync::Semaphore::new(crate::app::MAX_IN_FLIGHT),
-        sessions: crate::portal::Sessions::default(),
+        sessions,
         tls: config.tls.is_some(),
+        trusted_proxies: config.trusted_proxies.clone(),
     });
     let listener =
         std::net::TcpListener::bind(&config.listen).with_context(|| format!("listening on {}", config.listen))?;
@@ -194,9 +223,45 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
         task,
         store,
         control,
+        deliverer: deliverer.map(|task| (task, stop_tx)),
         data_dir: dir.clone(),
     })
 }
+
+/// What a node serves from.
+pub(crate) struct Node {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) backend: Backend,
+    pub(crate) loaded: data_dir::Loaded,
+    pub(crate) admin_hash: [u8; 32],
+    pub(crate) initialised: Option<InitFacts>,
+}
+
+pub(crate) enum Backend {
+    Embedded(Arc<SledStore>),
+    Database(Arc<PgStore>),
+}
+
+/// A node on its own data directory's sled ledger, initialising an empty directory first.
+fn embedded(config: &ServerConfig) -> anyhow::Result<Node> {
+    let dir = &config.data_dir;
+    let initialised =
+        if data_dir::is_initialised(dir) { None } else { Some(data_dir::init(dir, &config.vendor_prefix)?) };
+    let loaded = data_dir::load(dir)?;
+    let admin_hash = loaded
+        .admin_hash
+        .with_context(|| format!("{} has no admin-token.sha256", dir.display()))?;
+    let options = SledOptions { must_exist: true, ..SledOptions::default() };
+    let store = Arc::new(SledStore::open_with(dir.join("ledger"), options).context("opening the ledger")?);
+    if let Some(records) = store.migrated() {
+        tracing::info!(records, "migrated the ledger of release 0.1.0 to this release's format");
+    }
+    if let Some(report) = store.email_report()? {
+        report_emails(dir, &report, &store);
+    }
+    Ok(Node { store: store.clone(), backend: Backend::Embedded(store), loaded, admin_hash, initialised })
+}
+
 
 impl Running {
     /// Stops accepting connections and lets in-flight requests finish (up to 30 s).
@@ -210,6 +275,10 @@ impl Running {
         if let Some(control) = self.control {
             control.abort();
             crate::backup::stop_listening(&self.data_dir);
+        }
+        if let Some((task, stop)) = self.deliverer {
+            let _ = stop.send(true);
+            let _ = task.await;
         }
         served??;
         self.store.flush()?;

@@ -6,11 +6,10 @@ mod page;
 mod session;
 mod text;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{ConnectInfo, Form, Path, Query, State};
+use axum::extract::{Form, Path, Query, State};
 use axum::http::header::{ACCEPT_LANGUAGE, CACHE_CONTROL, CONTENT_TYPE, LOCATION, RETRY_AFTER};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -21,7 +20,8 @@ use licet_core::{AccountFound, Code, Command};
 use serde::Deserialize;
 
 use crate::app::App;
-pub(crate) use session::Sessions;
+use crate::extract::ClientIp;
+pub(crate) use session::{LocalSessions, Sessions};
 use session::{COOKIE as SESSION_COOKIE, LOGIN_COOKIE, random_token, same};
 
 /// The cookie that remembers the chosen language.
@@ -112,23 +112,30 @@ async fn home(
             Cookie::build((LANG_COOKIE, l.code())).path("/").same_site(SameSite::Strict).max_age(Duration::days(365));
         jar = jar.add(cookie.build());
     }
-    let session =
-        jar.get(SESSION_COOKIE).map(|c| c.value().to_owned()).and_then(|id| app.sessions.get(&id).map(|s| (id, s)));
-    let Some((id, session)) = session else {
+    let Some(id) = jar.get(SESSION_COOKIE).map(|c| c.value().to_owned()) else {
         return login_page(&app, jar, lang, StatusCode::OK, None);
+    };
+    let session = match app.sessions.get(&id).await {
+        Ok(Some(session)) => session,
+        Ok(None) => return login_page(&app, jar, lang, StatusCode::OK, None),
+        Err(e) => return e.into_response(),
     };
     let view = app.execute::<AccountFound>(app.clock.now(), account_of(&session.credential)).await;
     match view {
         Ok(AccountFound { account, number }) => {
-            let flash = app.sessions.flash(&id, None);
+            let flash = match app.sessions.flash(&id, None).await {
+                Ok(flash) => flash,
+                Err(e) => return e.into_response(),
+            };
             let masked = number.masked();
             (jar, html(StatusCode::OK, page::account(lang, &account, &masked, &session.csrf, flash.as_deref())))
                 .into_response()
         }
-        Err(_) => {
-            app.sessions.close(&id);
-            login_page(&app, jar, lang, StatusCode::OK, None)
-        }
+        Err(e) if e.code == Code::InternalError => e.into_response(),
+        Err(_) => match app.sessions.close(&id).await {
+            Ok(()) => login_page(&app, jar, lang, StatusCode::OK, None),
+            Err(e) => e.into_response(),
+        },
     }
 }
 
@@ -140,7 +147,7 @@ struct LoginForm {
 
 async fn login(
     State(app): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientIp(ip): ClientIp,
     headers: HeaderMap,
     jar: CookieJar,
     form: Result<Form<LoginForm>, axum::extract::rejection::FormRejection>,
@@ -154,10 +161,13 @@ async fn login(
         return login_page(&app, jar, lang, StatusCode::FORBIDDEN, Some(t.forged));
     }
     let credential = form.credential.trim().to_owned();
-    let result = app.execute_limited::<AccountFound>(peer.ip(), app.clock.now(), account_of(&credential)).await;
+    let result = app.execute_limited::<AccountFound>(ip, app.clock.now(), account_of(&credential)).await;
     match result {
         Ok(found) => {
-            let id = app.sessions.open(&found.account.id, credential);
+            let id = match app.sessions.open(&found.account.id, credential).await {
+                Ok(id) => id,
+                Err(e) => return e.into_response(),
+            };
             let jar = jar.add(app.cookie(SESSION_COOKIE, id, None)).add(app.expired(LOGIN_COOKIE));
             (jar, redirect_home()).into_response()
         }
@@ -181,15 +191,21 @@ struct CsrfForm {
     csrf: String,
 }
 
-/// The session of a form post, if its CSRF token is the current one.
-fn accept_form(
+/// The session of a form post if its CSRF token is the current one; else the answer to give.
+async fn accept_form(
     app: &App,
     jar: &CookieJar,
     form: &Result<Form<CsrfForm>, axum::extract::rejection::FormRejection>,
-) -> Option<String> {
-    let id = jar.get(SESSION_COOKIE)?.value();
-    let Ok(Form(form)) = form else { return None };
-    app.sessions.accept(id, &form.csrf).map(|_| id.to_owned())
+    lang: Lang,
+) -> Result<(String, session::Session), Response> {
+    let (Some(id), Ok(Form(form))) = (jar.get(SESSION_COOKIE).map(|c| c.value()), form) else {
+        return Err(forged(lang));
+    };
+    match app.sessions.accept(id, &form.csrf).await {
+        Ok(Some(session)) => Ok((id.to_owned(), session)),
+        Ok(None) => Err(forged(lang)),
+        Err(e) => Err(e.into_response()),
+    }
 }
 
 fn forged(lang: Lang) -> Response {
@@ -207,8 +223,13 @@ async fn logout(
     form: Result<Form<CsrfForm>, axum::extract::rejection::FormRejection>,
 ) -> Response {
     let lang = lang_of(&headers, &jar, &LangQuery::default());
-    let Some(id) = accept_form(&app, &jar, &form) else { return forged(lang) };
-    app.sessions.close(&id);
+    let (id, _) = match accept_form(&app, &jar, &form, lang).await {
+        Ok(accepted) => accepted,
+        Err(answer) => return answer,
+    };
+    if let Err(e) = app.sessions.close(&id).await {
+        return e.into_response();
+    }
     (jar.add(app.expired(SESSION_COOKIE)), redirect_home()).into_response()
 }
 
@@ -220,8 +241,11 @@ async fn confirm_reset(
 ) -> Response {
     let lang = lang_of(&headers, &jar, &LangQuery::default());
     let Ok(Path(binding)) = binding else { return not_found(lang) };
-    let Some(session) = jar.get(SESSION_COOKIE).and_then(|id| app.sessions.get(id.value())) else {
-        return redirect_home();
+    let Some(id) = jar.get(SESSION_COOKIE) else { return redirect_home() };
+    let session = match app.sessions.get(id.value()).await {
+        Ok(Some(session)) => session,
+        Ok(None) => return redirect_home(),
+        Err(e) => return e.into_response(),
     };
     let found = app.execute::<AccountFound>(app.clock.now(), account_of(&session.credential)).await;
     match found.map(|f| f.account.bindings.into_iter().find(|b| b.id == binding)) {
@@ -239,13 +263,23 @@ async fn reset(
 ) -> Response {
     let lang = lang_of(&headers, &jar, &LangQuery::default());
     let Ok(Path(binding)) = binding else { return not_found(lang) };
-    let Some(id) = accept_form(&app, &jar, &form) else { return forged(lang) };
-    let Some(session) = app.sessions.get(&id) else { return redirect_home() };
+    let (id, session) = match accept_form(&app, &jar, &form, lang).await {
+        Ok(accepted) => accepted,
+        Err(answer) => return answer,
+    };
     let reset = Command::Reset { credential: session.credential.into(), binding_id: binding };
     let result = app.execute::<()>(app.clock.now(), reset).await;
     let t = text(lang);
-    app.sessions.flash(&id, Some(if result.is_ok() { t.was_reset } else { t.not_found }.to_owned()));
-    redirect_home()
+    let done = match result {
+        Ok(()) => true,
+        Err(e) if e.code == Code::InternalError => return e.into_response(),
+        Err(_) => false,
+    };
+    let flash = Some(if done { t.was_reset } else { t.not_found }.to_owned());
+    match app.sessions.flash(&id, flash).await {
+        Ok(_) => redirect_home(),
+        Err(e) => e.into_response(),
+    }
 }
 
 /// The command that reads the account a portal session was opened with.

@@ -4,10 +4,15 @@
 //! old token.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use licet_store::PgStore;
+use licet_store::pg::shared::SharedSession;
+use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
+
+use crate::error::ApiError;
 
 /// A session ends after this long without a request.
 pub(crate) const IDLE: Duration = Duration::from_secs(30 * 60);
@@ -48,12 +53,83 @@ pub(crate) struct Session {
 }
 
 /// All open sessions.
-#[derive(Debug, Default)]
-pub(crate) struct Sessions {
-    map: Mutex<HashMap<String, Session>>,
+/// Where sessions are kept: in this process, or in the cluster's database (by the SHA-256 of
+/// their ids, so that reading the table does not open a session), where every node sees them.
+#[derive(Debug)]
+pub(crate) enum Sessions {
+    /// This process's sessions.
+    Local(LocalSessions),
+    /// The database's.
+    Shared(Arc<PgStore>),
+}
+
+fn id_hash(id: &str) -> [u8; 32] {
+    Sha256::digest(id.as_bytes()).into()
+}
+
+fn of_shared(s: SharedSession) -> Session {
+    Session { account: s.account, credential: s.credential, csrf: s.csrf, flash: s.flash, expires: Instant::now() + IDLE }
 }
 
 impl Sessions {
+    /// Opens a session for `account`; its id.
+    pub(crate) async fn open(&self, account: &str, credential: String) -> Result<String, ApiError> {
+        match self {
+            Sessions::Local(local) => Ok(local.open(account, credential)),
+            Sessions::Shared(db) => {
+                let id = random_token();
+                let session = SharedSession::new(account.to_owned(), credential, random_token());
+                db.open_session(id_hash(&id), session, IDLE, MAX_PER_ACCOUNT as i64).await?;
+                Ok(id)
+            }
+        }
+    }
+
+    /// The live session `id`, its idle time started again.
+    pub(crate) async fn get(&self, id: &str) -> Result<Option<Session>, ApiError> {
+        match self {
+            Sessions::Local(local) => Ok(local.get(id)),
+            Sessions::Shared(db) => Ok(db.session(id_hash(id), IDLE).await?.map(of_shared)),
+        }
+    }
+
+    /// The session `id` if `csrf` is its current form token, which is then replaced.
+    pub(crate) async fn accept(&self, id: &str, csrf: &str) -> Result<Option<Session>, ApiError> {
+        match self {
+            Sessions::Local(local) => Ok(local.accept(id, csrf)),
+            Sessions::Shared(db) => {
+                Ok(db.accept_form(id_hash(id), csrf.to_owned(), random_token()).await?.map(of_shared))
+            }
+        }
+    }
+
+    /// Sets the message of the session's next page, returning the one it had.
+    pub(crate) async fn flash(&self, id: &str, message: Option<String>) -> Result<Option<String>, ApiError> {
+        match self {
+            Sessions::Local(local) => Ok(local.flash(id, message)),
+            Sessions::Shared(db) => Ok(db.swap_flash(id_hash(id), message).await?),
+        }
+    }
+
+    /// Closes the session.
+    pub(crate) async fn close(&self, id: &str) -> Result<(), ApiError> {
+        match self {
+            Sessions::Local(local) => {
+                local.close(id);
+                Ok(())
+            }
+            Sessions::Shared(db) => Ok(db.close_session(id_hash(id)).await?),
+        }
+    }
+}
+
+/// Sessions in this process's memory.
+#[derive(Debug, Default)]
+pub(crate) struct LocalSessions {
+    map: Mutex<HashMap<String, Session>>,
+}
+
+impl LocalSessions {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Session>> {
         self.map.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -134,7 +210,7 @@ mod tests {
 
     #[test]
     fn csrf_tokens_are_single_use() {
-        let sessions = Sessions::default();
+        let sessions = LocalSessions::default();
         let id = sessions.open("acc_1", "LICET-…".into());
         let csrf = sessions.get(&id).map(|s| s.csrf).unwrap_or_default();
         assert_eq!(csrf.len(), 64);
@@ -150,7 +226,7 @@ mod tests {
 
     #[test]
     fn sessions_are_capped_per_account_and_in_all() {
-        let sessions = Sessions::default();
+        let sessions = LocalSessions::default();
         // Logins in a loop with one valid number keep only the newest few.
         let ids: Vec<String> = (0..40).map(|_| sessions.open("acc_1", "N".into())).collect();
         assert_eq!(sessions.len(), MAX_PER_ACCOUNT);

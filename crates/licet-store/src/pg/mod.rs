@@ -95,6 +95,23 @@ fn describe(config: &tokio_postgres::Config) -> String {
     format!("postgres://{host}:{port}/{}", config.get_dbname().unwrap_or(""))
 }
 
+/// What a failed database call means: the database is unavailable (no answer, a lost
+/// connection, a shutdown, no resources: SQLSTATE classes 08, 53, 57, 58) or it answered with an
+/// error of its own.
+pub(crate) fn failed(name: &str, e: &tokio_postgres::Error) -> CoreError {
+    match e.as_db_error() {
+        Some(db) => {
+            let what = format!("database {name}: {} ({})", db.message(), db.code().code());
+            if ["08", "53", "57", "58"].iter().any(|class| db.code().code().starts_with(class)) {
+                CoreError::Unavailable(what)
+            } else {
+                CoreError::Internal(what)
+            }
+        }
+        None => CoreError::Unavailable(format!("database {name}: {e}")),
+    }
+}
+
 /// Whether the database refused because of a concurrent transaction (worth running again).
 fn is_race(e: &tokio_postgres::Error) -> bool {
     matches!(
@@ -200,11 +217,7 @@ impl PgStore {
     /// The [`CoreError`] for a database that failed: unavailable unless it answered with an
     /// error of its own.
     pub(crate) fn failed(&self, e: &tokio_postgres::Error) -> CoreError {
-        if e.as_db_error().is_some() {
-            CoreError::Internal(format!("database {}: {e}", self.name))
-        } else {
-            self.unavailable(e)
-        }
+        failed(&self.name, e)
     }
 
     pub(crate) fn unavailable(&self, e: impl std::fmt::Display) -> CoreError {

@@ -54,6 +54,13 @@ pub struct QueuedMail {
     pub body: String,
 }
 
+impl SharedSession {
+    /// A new session's record, without a message.
+    pub fn new(account: String, credential: String, csrf: String) -> SharedSession {
+        SharedSession { account, credential, csrf, flash: None }
+    }
+}
+
 fn session_of(row: &tokio_postgres::Row) -> SharedSession {
     SharedSession { account: row.get(0), credential: row.get(1), csrf: row.get(2), flash: row.get(3) }
 }
@@ -139,16 +146,10 @@ impl PgStore {
             let unavailable = |e: String| CoreError::Unavailable(format!("database {name}: {e}"));
             let work = async {
                 let client = pool.get().await.map_err(|e| unavailable(e.to_string()))?;
-                let statement = client.prepare_cached(sql).await.map_err(|e| unavailable(e.to_string()))?;
+                let statement = client.prepare_cached(sql).await.map_err(|e| super::failed(&name, &e))?;
                 let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
                     params.iter().map(|p| p.as_ref() as &(dyn tokio_postgres::types::ToSql + Sync)).collect();
-                let rows = client.query(&statement, &refs).await.map_err(|e| {
-                    if e.as_db_error().is_some() {
-                        CoreError::Internal(format!("database {name}: {e}"))
-                    } else {
-                        unavailable(e.to_string())
-                    }
-                })?;
+                let rows = client.query(&statement, &refs).await.map_err(|e| super::failed(&name, &e))?;
                 Ok(read(rows))
             };
             match tokio::time::timeout(timeout, work).await {
