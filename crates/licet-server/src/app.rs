@@ -13,8 +13,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use chrono::{DateTime, Utc};
 use licet_core::{
-    AccountFound, Code, Command, CouponBatch, CouponCode, Error, Ledger, Mail, Outcome, Product, Redeemed,
-    Registered, Registration, Seat, Secret, TokenFormat, TokenSigner, TrialStarted,
+    AccountFound, Code, Command, CouponBatch, CouponCode, Error, Ledger, Mail, Outcome, Product, Redeemed, Registered,
+    Registration, Seat, Secret, TokenFormat, TokenSigner, TrialStarted,
 };
 use licet_store::{OsEntropy, Store, StoreExt};
 use licet_wire::{

@@ -157,16 +157,8 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
                 (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
                 _ => None,
             };
-            let config = ServerConfig {
-                data_dir,
-                listen,
-                dev_clock,
-                rate_limit,
-                tls,
-                vendor_prefix,
-                database,
-                trusted_proxies,
-            };
+            let config =
+                ServerConfig { data_dir, listen, dev_clock, rate_limit, tls, vendor_prefix, database, trusted_proxies };
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             runtime.block_on(serve(config))
         }

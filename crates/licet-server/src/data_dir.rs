@@ -130,11 +130,7 @@ pub(crate) fn init_with(
     let facts = InitFacts { public_key: signer.public_key_hex(), kid: signer.kid().to_string(), admin_token };
     match database {
         None => {
-            write_new(
-                &dir.join("admin-token.sha256"),
-                format!("{}\n", hex::encode(admin_hash)).as_bytes(),
-                0o600,
-            )?;
+            write_new(&dir.join("admin-token.sha256"), format!("{}\n", hex::encode(admin_hash)).as_bytes(), 0o600)?;
             drop(licet_store::SledStore::open(dir.join("ledger"))?);
         }
         Some(db) => {

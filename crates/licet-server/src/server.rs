@@ -123,7 +123,6 @@ pub fn init(data_dir: &std::path::Path, vendor_prefix: &str) -> anyhow::Result<I
     data_dir::init(data_dir, vendor_prefix)
 }
 
-
 /// Opens the data directory (initialising an empty one) and starts serving. Must be called
 /// within a tokio runtime.
 pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
@@ -248,9 +247,7 @@ fn embedded(config: &ServerConfig) -> anyhow::Result<Node> {
     let initialised =
         if data_dir::is_initialised(dir) { None } else { Some(data_dir::init(dir, &config.vendor_prefix)?) };
     let loaded = data_dir::load(dir)?;
-    let admin_hash = loaded
-        .admin_hash
-        .with_context(|| format!("{} has no admin-token.sha256", dir.display()))?;
+    let admin_hash = loaded.admin_hash.with_context(|| format!("{} has no admin-token.sha256", dir.display()))?;
     let options = SledOptions { must_exist: true, ..SledOptions::default() };
     let store = Arc::new(SledStore::open_with(dir.join("ledger"), options).context("opening the ledger")?);
     if let Some(records) = store.migrated() {
@@ -261,7 +258,6 @@ fn embedded(config: &ServerConfig) -> anyhow::Result<Node> {
     }
     Ok(Node { store: store.clone(), backend: Backend::Embedded(store), loaded, admin_hash, initialised })
 }
-
 
 impl Running {
     /// Stops accepting connections and lets in-flight requests finish (up to 30 s).

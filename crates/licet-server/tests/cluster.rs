@@ -160,7 +160,9 @@ fn seats_coupons_and_e_mails_hold_across_three_nodes() {
         (0..3)
             .map(|i| {
                 std::fs::read_dir(cluster.dir(i).join("outbox"))
-                    .map(|d| d.filter_map(Result::ok).filter(|e| e.path().extension().is_some_and(|x| x == "eml")).count())
+                    .map(|d| {
+                        d.filter_map(Result::ok).filter(|e| e.path().extension().is_some_and(|x| x == "eml")).count()
+                    })
                     .unwrap_or(0)
             })
             .sum()
@@ -234,7 +236,15 @@ fn a_node_refuses_a_data_directory_the_database_does_not_know_and_never_initiali
     let cluster = Cluster::new();
     // An empty directory is not initialised by `serve --database`.
     let empty = cluster.tmp.path().join("empty");
-    let out = licet_server(&["serve", "--listen", "127.0.0.1:0", "--database", &cluster.url, "--data-dir", empty.to_str().unwrap()]);
+    let out = licet_server(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--database",
+        &cluster.url,
+        "--data-dir",
+        empty.to_str().unwrap(),
+    ]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("not initialised"));
     assert!(!empty.join("signing.key").exists());
@@ -243,9 +253,21 @@ fn a_node_refuses_a_data_directory_the_database_does_not_know_and_never_initiali
     let other_url = cluster.db.create_database().unwrap();
     let out = licet_server(&["init", "--database", &other_url, "--data-dir", other.to_str().unwrap()]);
     assert!(out.status.success());
-    let out = licet_server(&["serve", "--listen", "127.0.0.1:0", "--database", &cluster.url, "--data-dir", other.to_str().unwrap()]);
+    let out = licet_server(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--database",
+        &cluster.url,
+        "--data-dir",
+        other.to_str().unwrap(),
+    ]);
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("does not know the signing key"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("does not know the signing key"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // A second init on the cluster's database is refused and leaves its directory empty.
     let second = cluster.tmp.path().join("second");
     let out = licet_server(&["init", "--database", &cluster.url, "--data-dir", second.to_str().unwrap()]);
@@ -280,7 +302,10 @@ fn a_lost_database_is_503_at_once_and_the_nodes_recover_by_themselves() {
         let mut answer = node.http.post(format!("{}/v1/activate", node.url));
         answer = answer.header("Content-Type", "application/json");
         let response = answer
-            .send(serde_json::to_vec(&json!({"registration_number": number, "product": PRODUCT, "host": host("lost")})).unwrap())
+            .send(
+                serde_json::to_vec(&json!({"registration_number": number, "product": PRODUCT, "host": host("lost")}))
+                    .unwrap(),
+            )
             .unwrap();
         assert!(start.elapsed() < Duration::from_secs(8), "answered in {:?}", start.elapsed());
         assert_eq!(response.status(), 503);
@@ -381,11 +406,15 @@ fn readable_sql(_db: &TestInstance, url: &str) -> i64 {
     runtime.block_on(async {
         let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.unwrap();
         tokio::spawn(connection);
-        let product = client.query_one("SELECT name, trial_days FROM products WHERE id = $1", &[&PRODUCT]).await.unwrap();
+        let product =
+            client.query_one("SELECT name, trial_days FROM products WHERE id = $1", &[&PRODUCT]).await.unwrap();
         assert_eq!(product.get::<_, String>(0), "Журнал звонков");
         assert_eq!(product.get::<_, i32>(1), 14);
         let bound = client
-            .query_one("SELECT count(*) FROM bindings b JOIN accounts a ON a.id = b.account_id WHERE a.email LIKE 'm%'", &[])
+            .query_one(
+                "SELECT count(*) FROM bindings b JOIN accounts a ON a.id = b.account_id WHERE a.email LIKE 'm%'",
+                &[],
+            )
             .await
             .unwrap();
         assert_eq!(bound.get::<_, i64>(0), 5);

@@ -21,8 +21,8 @@ use serde::Deserialize;
 
 use crate::app::App;
 use crate::extract::ClientIp;
-pub(crate) use session::{LocalSessions, Sessions};
 use session::{COOKIE as SESSION_COOKIE, LOGIN_COOKIE, random_token, same};
+pub(crate) use session::{LocalSessions, Sessions};
 
 /// The cookie that remembers the chosen language.
 const LANG_COOKIE: &str = "lang";

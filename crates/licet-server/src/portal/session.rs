@@ -68,7 +68,13 @@ fn id_hash(id: &str) -> [u8; 32] {
 }
 
 fn of_shared(s: SharedSession) -> Session {
-    Session { account: s.account, credential: s.credential, csrf: s.csrf, flash: s.flash, expires: Instant::now() + IDLE }
+    Session {
+        account: s.account,
+        credential: s.credential,
+        csrf: s.csrf,
+        flash: s.flash,
+        expires: Instant::now() + IDLE,
+    }
 }
 
 impl Sessions {

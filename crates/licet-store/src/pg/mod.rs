@@ -145,11 +145,7 @@ impl PgStore {
             .map_err(|e| db_error(e.to_string()))?;
         let mut pg_config = config;
         pg_config.connect_timeout(options.timeout);
-        let manager = Manager::from_config(
-            pg_config,
-            NoTls,
-            ManagerConfig { recycling_method: RecyclingMethod::Fast },
-        );
+        let manager = Manager::from_config(pg_config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
         let pool = Pool::builder(manager)
             .max_size(options.pool_size.max(1))
             .runtime(deadpool_postgres::Runtime::Tokio1)
@@ -163,10 +159,9 @@ impl PgStore {
         let migrated = store.block_on(async {
             let mut client = store.pool.get().await.map_err(|e| db_error(e.to_string()))?;
             schema::migrate(&mut client).await.map_err(|e| match e {
-                schema::SchemaError::Newer(found) => Error::NewerSchema {
-                    path: store.name.clone().into(),
-                    found: found.to_string(),
-                },
+                schema::SchemaError::Newer(found) => {
+                    Error::NewerSchema { path: store.name.clone().into(), found: found.to_string() }
+                }
                 schema::SchemaError::Database(e) => db_error(e.to_string()),
             })
         })?;
@@ -267,10 +262,8 @@ impl PgStore {
         let deadline = Instant::now() + self.options.timeout;
         let mut client = step_pool(self, deadline)?;
         let outcome = (|| {
-            let tx = self.step(
-                deadline,
-                client.build_transaction().isolation_level(IsolationLevel::Serializable).start(),
-            )?;
+            let tx =
+                self.step(deadline, client.build_transaction().isolation_level(IsolationLevel::Serializable).start())?;
             let snapshot = PgSnapshot { store: self, tx: &tx, deadline, race: RefCell::new(false) };
             let mut view = Tx::new(&snapshot);
             let result = command(&mut view);

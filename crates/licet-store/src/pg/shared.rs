@@ -81,8 +81,11 @@ impl PgStore {
         let name = self.name.clone();
         self.block_on(async {
             let fail = |e: tokio_postgres::Error| Error::Database { database: name.clone(), message: e.to_string() };
-            let mut client =
-                self.pool().get().await.map_err(|e| Error::Database { database: name.clone(), message: e.to_string() })?;
+            let mut client = self
+                .pool()
+                .get()
+                .await
+                .map_err(|e| Error::Database { database: name.clone(), message: e.to_string() })?;
             let tx = client.transaction().await.map_err(fail)?;
             tx.execute("LOCK TABLE signing_keys IN EXCLUSIVE MODE", &[]).await.map_err(fail)?;
             let known = tx.query_one("SELECT count(*) FROM signing_keys", &[]).await.map_err(fail)?;
@@ -307,8 +310,13 @@ impl PgStore {
                     .await
                     .map_err(|e| self.failed(&e))?;
                 let Some(row) = row else { break };
-                let mail =
-                    QueuedMail { id: row.get(0), queued_at: row.get(1), to: row.get(2), subject: row.get(3), body: row.get(4) };
+                let mail = QueuedMail {
+                    id: row.get(0),
+                    queued_at: row.get(1),
+                    to: row.get(2),
+                    subject: row.get(3),
+                    body: row.get(4),
+                };
                 match deliver(&mail) {
                     Ok(()) => {
                         tx.execute("DELETE FROM mail_queue WHERE id = $1", &[&mail.id])
