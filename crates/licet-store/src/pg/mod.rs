@@ -20,6 +20,7 @@ mod schema;
 pub mod shared;
 #[cfg(feature = "test-postgres")]
 pub mod test_instance;
+mod tls;
 
 use std::cell::RefCell;
 use std::future::Future;
@@ -28,8 +29,8 @@ use std::time::{Duration, Instant};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use futures_util::future::try_join_all;
 use licet_core::{Entropy, Error as CoreError, Record, RecordKey, Snapshot, Tx};
+use tokio_postgres::IsolationLevel;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::{IsolationLevel, NoTls};
 
 pub use schema::PG_SCHEMA_VERSION;
 
@@ -131,10 +132,16 @@ impl PgStore {
     /// Connects to the database at `url` (`postgres://user:password@host:port/db`), brings the
     /// schema up to date (safe with other nodes starting at once) and refuses a database
     /// written by a newer release.
+    ///
+    /// TLS follows the URL's `sslmode` (`disable`, `prefer` — the default — or `require`); the
+    /// server's certificate is always verified, against the system's roots or, with
+    /// `sslrootcert=PATH` in the URL (as libpq names it), against the CA certificates in that
+    /// PEM file.
     pub fn connect_with(url: &str, options: PgOptions) -> Result<PgStore, Error> {
-        let config: tokio_postgres::Config = url
-            .parse()
-            .map_err(|e| Error::Database { database: "the database URL".into(), message: format!("{e}") })?;
+        let bad_url = |message: String| Error::Database { database: "the database URL".into(), message };
+        let (url, root_cert) = tls::split_root_cert(url);
+        let config: tokio_postgres::Config = url.parse().map_err(|e| bad_url(format!("{e}")))?;
+        let tls = tls::connector(root_cert.as_deref()).map_err(bad_url)?;
         let name = describe(&config);
         let db_error = |message: String| Error::Database { database: name.clone(), message };
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -145,7 +152,7 @@ impl PgStore {
             .map_err(|e| db_error(e.to_string()))?;
         let mut pg_config = config;
         pg_config.connect_timeout(options.timeout);
-        let manager = Manager::from_config(pg_config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let manager = Manager::from_config(pg_config, tls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
         let pool = Pool::builder(manager)
             .max_size(options.pool_size.max(1))
             .runtime(deadpool_postgres::Runtime::Tokio1)

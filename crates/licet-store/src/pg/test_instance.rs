@@ -28,6 +28,8 @@ struct Server {
     bin: PathBuf,
     user: Option<(u32, u32)>,
     child: Option<Child>,
+    /// Whether it serves TLS (`ssl=on` with `server.crt` and `server.key` in its data).
+    tls: bool,
 }
 
 fn other(message: impl Into<String>) -> io::Error {
@@ -98,7 +100,18 @@ impl Server {
 impl TestInstance {
     /// Starts a private server (or uses `LICET_TEST_DATABASE_URL`).
     pub fn start() -> io::Result<TestInstance> {
-        if let Ok(url) = std::env::var("LICET_TEST_DATABASE_URL") {
+        TestInstance::start_inner(None)
+    }
+
+    /// Starts a private server that also accepts TLS, with this certificate chain and key (PEM).
+    pub fn start_with_tls(cert_pem: &str, key_pem: &str) -> io::Result<TestInstance> {
+        TestInstance::start_inner(Some((cert_pem, key_pem)))
+    }
+
+    fn start_inner(tls: Option<(&str, &str)>) -> io::Result<TestInstance> {
+        if let Ok(url) = std::env::var("LICET_TEST_DATABASE_URL")
+            && tls.is_none()
+        {
             return Ok(TestInstance { base: url, port: 0, server: None, made: Default::default() });
         }
         let bin = find_bin()?;
@@ -108,7 +121,7 @@ impl TestInstance {
         if let Some((uid, gid)) = user {
             std::os::unix::fs::chown(dir.path(), Some(uid), Some(gid))?;
         }
-        let mut server = Server { dir, bin, user, child: None };
+        let mut server = Server { dir, bin, user, child: None, tls: tls.is_some() };
         let log = std::fs::File::create(server.dir.path().join("initdb.log"))?;
         #[cfg(unix)]
         if let Some((uid, gid)) = user {
@@ -125,6 +138,20 @@ impl TestInstance {
         if !status.success() {
             let log = std::fs::read_to_string(server.dir.path().join("initdb.log")).unwrap_or_default();
             return Err(other(format!("initdb failed: {log}")));
+        }
+        if let Some((cert, key)) = tls {
+            for (name, pem) in [("server.crt", cert), ("server.key", key)] {
+                let path = server.data().join(name);
+                std::fs::write(&path, pem)?;
+                #[cfg(unix)]
+                {
+                    use std::os::unix::fs::PermissionsExt;
+                    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+                    if let Some((uid, gid)) = user {
+                        std::os::unix::fs::chown(&path, Some(uid), Some(gid))?;
+                    }
+                }
+            }
         }
         let port = free_port()?;
         let mut instance = TestInstance {
@@ -228,6 +255,7 @@ fn spawn(server: &mut Server, port: u16) -> io::Result<()> {
         .arg(server.data())
         .args(["-p", &port.to_string(), "-c", "listen_addresses=127.0.0.1", "-c", "shared_buffers=16MB"])
         .args(["-c", "max_connections=200", "-c", &format!("unix_socket_directories={}", server.dir.path().display())])
+        .args(["-c", if server.tls { "ssl=on" } else { "ssl=off" }])
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)

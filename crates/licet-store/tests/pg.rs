@@ -1,0 +1,193 @@
+//! The PostgreSQL store beyond the shared suite: schema migrations, the servers' shared state,
+//! TLS, and a lost database — on private PostgreSQL servers the tests start.
+
+mod common;
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use common::{Env, pc};
+use licet_core::Code;
+use licet_store::pg::shared::SharedSession;
+use licet_store::pg::test_instance::TestInstance;
+use licet_store::{Error, PgOptions, PgStore};
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+}
+
+async fn sql(url: &str, statement: &str) -> Vec<tokio_postgres::Row> {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    client.query(statement, &[]).await.unwrap()
+}
+
+#[test]
+fn nodes_starting_together_create_the_schema_once_and_a_newer_schema_is_refused() {
+    let server = TestInstance::start().unwrap();
+    let url = server.create_database().unwrap();
+    let opened: Vec<PgStore> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..6).map(|_| s.spawn(|| PgStore::connect(&url).unwrap())).collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(opened.iter().filter(|s| s.migrated().is_some()).count(), 1, "one node migrated, the others waited");
+    drop(opened);
+    let rows = runtime().block_on(sql(&url, "SELECT version FROM licet_schema"));
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].get::<_, i32>(0), licet_store::pg::PG_SCHEMA_VERSION);
+    runtime().block_on(sql(&url, "UPDATE licet_schema SET version = version + 1"));
+    match PgStore::connect(&url) {
+        Err(Error::NewerSchema { found, .. }) => {
+            assert_eq!(found, (licet_store::pg::PG_SCHEMA_VERSION + 1).to_string())
+        }
+        other => panic!("a newer schema must be refused, got {other:?}"),
+    }
+}
+
+#[test]
+fn portal_sessions_are_shared_single_use_for_forms_and_capped_per_account() {
+    let server = TestInstance::start().unwrap();
+    let url = server.create_database().unwrap();
+    let (a, b) = (PgStore::connect(&url).unwrap(), PgStore::connect(&url).unwrap());
+    let rt = runtime();
+    rt.block_on(async {
+        let idle = Duration::from_secs(60);
+        let id = [1u8; 32];
+        a.open_session(id, SharedSession::new("acc_1".into(), "NUMBER".into(), "csrf-1".into()), idle, 3)
+            .await
+            .unwrap();
+        let seen = b.session(id, idle).await.unwrap().unwrap();
+        assert_eq!((seen.account.as_str(), seen.csrf.as_str()), ("acc_1", "csrf-1"));
+        assert!(b.accept_form(id, "forged".into(), "csrf-2".into()).await.unwrap().is_none());
+        assert!(a.accept_form(id, "csrf-1".into(), "csrf-2".into()).await.unwrap().is_some());
+        assert!(b.accept_form(id, "csrf-1".into(), "csrf-3".into()).await.unwrap().is_none(), "a replayed form");
+        assert_eq!(a.swap_flash(id, Some("done".into())).await.unwrap(), None);
+        assert_eq!(b.swap_flash(id, None).await.unwrap().as_deref(), Some("done"));
+        // At most 3 per account: the oldest go.
+        for n in 2..6u8 {
+            let session = SharedSession::new("acc_1".into(), "NUMBER".into(), format!("c{n}"));
+            a.open_session([n; 32], session, idle, 3).await.unwrap();
+        }
+        let mut live = 0;
+        for n in 1..6u8 {
+            live += usize::from(a.session([n; 32], idle).await.unwrap().is_some());
+        }
+        assert_eq!(live, 3);
+        assert!(a.session([5; 32], idle).await.unwrap().is_some(), "the newest stays");
+        b.close_session([5; 32]).await.unwrap();
+        assert!(a.session([5; 32], idle).await.unwrap().is_none());
+        // An expired session is gone.
+        let short = SharedSession::new("acc_2".into(), "N".into(), "c".into());
+        a.open_session([9; 32], short, Duration::from_millis(1), 3).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(a.session([9; 32], idle).await.unwrap().is_none());
+        a.sweep().await.unwrap();
+    });
+    let rows = rt.block_on(sql(&url, "SELECT count(*) FROM portal_sessions WHERE account_id = 'acc_2'"));
+    assert_eq!(rows[0].get::<_, i64>(0), 0, "swept");
+}
+
+#[test]
+fn rate_windows_count_every_node_together() {
+    let server = TestInstance::start().unwrap();
+    let url = server.create_database().unwrap();
+    let (a, b) = (PgStore::connect(&url).unwrap(), PgStore::connect(&url).unwrap());
+    runtime().block_on(async {
+        let (ip, other) = ("192.0.2.1".parse().unwrap(), "2001:db8::1".parse().unwrap());
+        for node in [&a, &b, &a] {
+            assert_eq!(node.rate_check(ip, 3).await.unwrap(), Ok(()));
+            node.rate_count(ip).await.unwrap();
+        }
+        let wait = b.rate_check(ip, 3).await.unwrap().unwrap_err();
+        assert!((1..=60).contains(&wait), "{wait}");
+        assert_eq!(a.rate_check(other, 3).await.unwrap(), Ok(()));
+    });
+}
+
+#[test]
+fn queued_mail_is_delivered_once_by_competing_nodes_and_kept_when_delivery_fails() {
+    let server = TestInstance::start().unwrap();
+    let url = server.create_database().unwrap();
+    let nodes: Vec<PgStore> = (0..3).map(|_| PgStore::connect(&url).unwrap()).collect();
+    let rt = runtime();
+    for i in 0..60 {
+        rt.block_on(nodes[i % 3].queue_mail(format!("u{i}@example.com"), "Ваш номер".into(), "…".into())).unwrap();
+    }
+    // A failing delivery keeps the message and records why.
+    let failed = nodes[0].deliver_mail(1, &mut |_| Err("relay down".into())).unwrap();
+    assert_eq!(failed, 0);
+    let delivered = Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for node in &nodes {
+            let delivered = &delivered;
+            s.spawn(move || {
+                while node
+                    .deliver_mail(7, &mut |m| {
+                        delivered.lock().unwrap().push(m.id);
+                        Ok(())
+                    })
+                    .unwrap()
+                    > 0
+                {}
+            });
+        }
+    });
+    let delivered = delivered.into_inner().unwrap();
+    assert_eq!(delivered.len(), 60);
+    assert_eq!(delivered.iter().collect::<HashSet<_>>().len(), 60, "no message twice");
+    assert_eq!(rt.block_on(nodes[1].mail_queued()).unwrap(), 0);
+}
+
+#[test]
+fn a_lost_database_is_unavailable_at_once_and_the_store_recovers_by_itself() {
+    let mut server = TestInstance::start().unwrap();
+    let url = server.create_database().unwrap();
+    let mut options = PgOptions::default();
+    options.timeout = Duration::from_secs(2);
+    let env = Env::new(PgStore::connect_with(&url, options).unwrap());
+    env.register("a@example.com", &pc("a"), 1).unwrap();
+    server.stop().unwrap();
+    let start = Instant::now();
+    let lost = env.register("b@example.com", &pc("b"), 2).unwrap_err();
+    assert!(matches!(lost, licet_core::Error::Unavailable(_)), "{lost:?}");
+    assert!(start.elapsed() < Duration::from_secs(5), "{:?}", start.elapsed());
+    assert!(runtime().block_on(env.store.ping()).is_err());
+    server.restart().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match env.register("b@example.com", &pc("b"), 3) {
+            Ok(_) => break,
+            Err(e) if Instant::now() < deadline && e.code() == Code::InternalError => {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err(e) => panic!("the store did not come back: {e:?}"),
+        }
+    }
+    assert!(env.account("a@example.com").is_some(), "what was committed before is there");
+}
+
+#[test]
+fn tls_follows_sslmode_and_always_verifies_the_certificate() {
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+    let server = TestInstance::start_with_tls(&cert.cert.pem(), &cert.signing_key.serialize_pem()).unwrap();
+    let url = server.create_database().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let ca = tmp.path().join("ca.pem");
+    std::fs::write(&ca, cert.cert.pem()).unwrap();
+    let secure = format!("{url}?sslmode=require&sslrootcert={}", ca.display());
+    let store = PgStore::connect(&secure).unwrap();
+    let env = Env::new(store);
+    env.register("tls@example.com", &pc("tls"), 1).unwrap();
+    // The connection really is encrypted: the server says so of the store's own sessions.
+    let rows = runtime().block_on(sql(
+        &url,
+        "SELECT count(*) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE s.ssl AND a.datname = current_database()",
+    ));
+    assert!(rows[0].get::<_, i64>(0) >= 1);
+    // A certificate the URL does not vouch for is refused, never used unverified.
+    let unverified = PgStore::connect(&format!("{url}?sslmode=require"));
+    assert!(matches!(unverified, Err(Error::Database { .. })), "{unverified:?}");
+    // Without TLS where the URL allows it.
+    PgStore::connect(&format!("{url}?sslmode=disable")).unwrap();
+}
