@@ -1,11 +1,13 @@
 //! A load generator: durable activations over HTTP from many concurrent clients.
 //!
-//! Starts a `licet-server` in-process on 127.0.0.1:0 (a temporary data directory), registers
-//! one account per client with a perpetual 1000-seat license, then has every client refresh
-//! its host's binding in a loop — each an fsynced store commit and a freshly signed token.
-//! Prints throughput and latency percentiles.
+//! Starts a `licet-server` in-process on 127.0.0.1:0 (a temporary data directory) — or uses the
+//! running servers named by `--urls` (the nodes of a cluster: client `i` talks to node
+//! `i % n`) with the admin token `--admin` — registers one account per client with a perpetual
+//! 1000-seat license, then has every client refresh its host's binding in a loop — each a
+//! durable store commit and a freshly signed token. Prints throughput and latency percentiles.
 //!
-//! `cargo run --release --example loadgen -- [clients=64] [seconds=10]`
+//! `cargo run --release --example loadgen -- [clients=64] [seconds=10] [--urls U1,U2 --admin TOKEN]`
+//! (`benches/cluster.sh` runs it against one sled node, PostgreSQL clusters and release 0.1.0.)
 
 use std::time::{Duration, Instant};
 
@@ -25,18 +27,36 @@ fn http() -> ureq::Agent {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let (mut positional, mut urls, mut admin) = (Vec::new(), None, None);
     let mut args = std::env::args().skip(1);
-    let clients: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(64);
-    let seconds: u64 = args.next().map(|a| a.parse()).transpose()?.unwrap_or(10);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--urls" => urls = args.next(),
+            "--admin" => admin = args.next(),
+            _ => positional.push(arg),
+        }
+    }
+    let clients: usize = positional.first().map(|a| a.parse()).transpose()?.unwrap_or(64);
+    let seconds: u64 = positional.get(1).map(|a| a.parse()).transpose()?.unwrap_or(10);
 
     let dir = tempfile::tempdir()?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    let mut config = licet::server::ServerConfig::new(dir.path().join("data"));
-    config.listen = "127.0.0.1:0".into();
-    config.rate_limit = 0;
-    let running = runtime.block_on(licet::server::start(config))?;
-    let url = running.url.clone();
-    let admin = running.initialised.as_ref().ok_or("a fresh data directory is initialised")?.admin_token.clone();
+    let (nodes, admin, running): (Vec<String>, String, _) = match urls {
+        Some(urls) => {
+            let admin = admin.ok_or("--urls needs --admin TOKEN")?;
+            (urls.split(',').map(str::to_owned).collect(), admin, None)
+        }
+        None => {
+            let mut config = licet::server::ServerConfig::new(dir.path().join("data"));
+            config.listen = "127.0.0.1:0".into();
+            config.rate_limit = 0;
+            let running = runtime.block_on(licet::server::start(config))?;
+            let admin =
+                running.initialised.as_ref().ok_or("a fresh data directory is initialised")?.admin_token.clone();
+            (vec![running.url.clone()], admin, Some(running))
+        }
+    };
+    let url = nodes[0].clone();
     let agent = http();
     let auth = format!("Bearer {admin}");
     agent.put(format!("{url}/v1/admin/products/call-journal")).header("Authorization", &auth).send_json(json!({}))?;
@@ -63,7 +83,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .send_json(json!({"registration_number": number, "coupon": coupons["coupons"][i]}))?;
         numbers.push(number);
     }
-    println!("{clients} clients, {seconds} s of activations against {url}");
+    println!("{clients} clients, {seconds} s of activations against {}", nodes.join(", "));
 
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let start = Instant::now();
@@ -72,7 +92,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .iter()
             .enumerate()
             .map(|(i, number)| {
-                let url = &url;
+                let url = &nodes[i % nodes.len()];
                 scope.spawn(move || {
                     let agent = http();
                     let body = json!({"registration_number": number, "product": "call-journal", "host": host(i)});
@@ -81,7 +101,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                         let t = Instant::now();
                         let resp = agent.post(format!("{url}/v1/activate")).send_json(&body);
                         match resp {
-                            Ok(r) if r.status().as_u16() == 200 => mine.push(t.elapsed()),
+                            Ok(mut r) if r.status().as_u16() == 200 => {
+                                // Read to the end, so that the connection is kept alive.
+                                let _ = r.body_mut().read_to_vec();
+                                mine.push(t.elapsed());
+                            }
                             Ok(r) => panic!("activation answered {}", r.status()),
                             Err(e) => panic!("activation failed: {e}"),
                         }
@@ -104,7 +128,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         pct(0.99).as_secs_f64() * 1e3,
         latencies.last().map_or(0.0, |d| d.as_secs_f64() * 1e3),
     );
-    running.shutdown();
-    runtime.block_on(running.wait())?;
+    if let Some(running) = running {
+        running.shutdown();
+        runtime.block_on(running.wait())?;
+    }
     Ok(())
 }

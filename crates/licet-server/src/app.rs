@@ -47,6 +47,9 @@ pub(crate) struct App {
     pub(crate) sessions: crate::portal::Sessions,
     /// Whether the server speaks TLS (portal cookies are then `Secure`).
     pub(crate) tls: bool,
+    /// The embedded store's flushing task: commands are applied on the request's task and await
+    /// durability ([`crate::durability`]); `None` on a cluster's database.
+    pub(crate) durability: Option<crate::durability::Durability>,
     /// The cluster's database, when this node is one (for `/v1/health`).
     pub(crate) database: Option<Arc<licet_store::PgStore>>,
     /// Peers whose `X-Forwarded-For` names the client.
@@ -81,12 +84,24 @@ fn limit_of(command: &Command) -> Limit {
 }
 
 impl App {
-    /// Runs a ledger command durably on a blocking thread, at `now`, and takes its outcome as the
-    /// type the handler expects.
+    /// Runs a ledger command durably at `now` — on the embedded store applied here and awaited
+    /// durable, on a database on a blocking thread — and takes its outcome as the type the
+    /// handler expects.
     pub(crate) async fn execute<T>(self: &Arc<Self>, now: DateTime<Utc>, command: Command) -> Result<T, ApiError>
     where
         T: TryFrom<Outcome, Error = Error> + Send + 'static,
     {
+        if let Some(durability) = &self.durability {
+            let mut outcome = None;
+            let (result, pending) = durability.store.apply(&mut |tx| {
+                outcome = Some(self.ledger.handle(tx, now, &mut OsEntropy, &command)?);
+                Ok(())
+            })?;
+            durability.wait(pending).await?;
+            result?;
+            let outcome = outcome.ok_or_else(|| ApiError::from(Error::Internal("no outcome".into())))?;
+            return outcome.try_into().map_err(ApiError::from);
+        }
         let Ok(_permit) = self.in_flight.acquire().await else {
             return Err(ApiError::new(Code::InternalError));
         };

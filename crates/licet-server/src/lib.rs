@@ -14,6 +14,7 @@ mod clock;
 mod cluster;
 mod connections;
 mod data_dir;
+mod durability;
 mod error;
 mod extract;
 mod outbox;

@@ -171,6 +171,10 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
             Backend::Database(db) => Some(db.clone()),
             Backend::Embedded(_) => None,
         },
+        durability: match &backend {
+            Backend::Embedded(sled) => Some(crate::durability::Durability::start(sled.clone())),
+            Backend::Database(_) => None,
+        },
         ledger: Ledger::new(&loaded.vendor_prefix)?,
         signer: loaded.signer,
         admin_hash,

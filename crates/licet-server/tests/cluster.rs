@@ -27,8 +27,9 @@ fn licet_server(args: &[&str]) -> std::process::Output {
 }
 
 impl Cluster {
-    fn new() -> Cluster {
-        let db = TestInstance::start().unwrap();
+    /// `None` when PostgreSQL is not installed (see `TestInstance::start_or_skip`).
+    fn new() -> Option<Cluster> {
+        let db = TestInstance::start_or_skip("a cluster test")?;
         let url = db.create_database().unwrap();
         let tmp = tempfile::tempdir().unwrap();
         let first = tmp.path().join("node0");
@@ -37,13 +38,13 @@ impl Cluster {
         let facts: Value = serde_json::from_slice(&out.stdout).unwrap();
         assert!(!first.join("ledger").exists(), "a cluster's data directory holds no ledger");
         assert!(!first.join("admin-token.sha256").exists(), "the admin token's hash lives in the database");
-        Cluster {
+        Some(Cluster {
             db,
             url,
             admin: facts["admin_token"].as_str().unwrap().to_owned(),
             public_key: facts["public_key"].as_str().unwrap().to_owned(),
             tmp,
-        }
+        })
     }
 
     /// The data directory of node `i`: a copy of the first node's.
@@ -80,7 +81,7 @@ fn number_of(answer: &(u16, Value)) -> String {
 
 #[test]
 fn seats_coupons_and_e_mails_hold_across_three_nodes() {
-    let cluster = Cluster::new();
+    let Some(cluster) = Cluster::new() else { return };
     let nodes = cluster.nodes(3);
     let pick = AtomicUsize::new(0);
     let any = || &nodes[pick.fetch_add(1, Ordering::Relaxed) % nodes.len()];
@@ -192,7 +193,7 @@ fn no_redirects() -> ureq::Agent {
 
 #[test]
 fn a_portal_login_on_one_node_is_valid_on_another_and_rate_limits_are_shared() {
-    let cluster = Cluster::new();
+    let Some(cluster) = Cluster::new() else { return };
     let a = cluster.node(0, &["--rate-limit", "3"]);
     let b = cluster.node(1, &["--rate-limit", "3"]);
     assert_eq!(a.admin_put(&format!("/v1/admin/products/{PRODUCT}"), json!({})).0, 200);
@@ -233,7 +234,7 @@ fn a_portal_login_on_one_node_is_valid_on_another_and_rate_limits_are_shared() {
 
 #[test]
 fn a_node_refuses_a_data_directory_the_database_does_not_know_and_never_initialises() {
-    let cluster = Cluster::new();
+    let Some(cluster) = Cluster::new() else { return };
     // An empty directory is not initialised by `serve --database`.
     let empty = cluster.tmp.path().join("empty");
     let out = licet_server(&[
@@ -292,7 +293,7 @@ fn wait_for(limit: Duration, mut probe: impl FnMut() -> bool) -> Duration {
 
 #[test]
 fn a_lost_database_is_503_at_once_and_the_nodes_recover_by_themselves() {
-    let mut cluster = Cluster::new();
+    let Some(mut cluster) = Cluster::new() else { return };
     let nodes = cluster.nodes(2);
     let number = number_of(&nodes[0].register("lost@example.com", "lost"));
     assert_eq!(nodes[1].activate(&number, "lost").0, 200);
@@ -324,7 +325,7 @@ fn a_lost_database_is_503_at_once_and_the_nodes_recover_by_themselves() {
 
 #[test]
 fn a_node_killed_under_load_loses_no_acknowledged_registration() {
-    let cluster = Cluster::new();
+    let Some(cluster) = Cluster::new() else { return };
     let mut nodes = cluster.nodes(2);
     let acknowledged = Mutex::new(Vec::new());
     let stop = std::sync::atomic::AtomicBool::new(false);
@@ -375,7 +376,7 @@ fn an_embedded_store_moves_into_an_empty_database() {
     assert_eq!(small.post("/v1/redeem", json!({"registration_number": numbers[0], "coupon": coupon[0]})).0, 200);
     drop(small);
 
-    let db = TestInstance::start().unwrap();
+    let Some(db) = TestInstance::start_or_skip("migrate") else { return };
     let url = db.create_database().unwrap();
     let out = licet_server(&["migrate", "--json", "--data-dir", dir.to_str().unwrap(), "--database", &url]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

@@ -39,6 +39,11 @@ impl GroupCommit {
         self.lock().applied
     }
 
+    /// Whether every change up to `seq` is durable.
+    pub(crate) fn is_durable(&self, seq: u64) -> bool {
+        self.lock().flushed >= seq
+    }
+
     /// Returns once every change up to `seq` is durable, calling `flush` if nobody else is.
     pub(crate) fn wait_durable<E>(&self, seq: u64, flush: impl Fn() -> Result<(), E>) -> Result<(), E> {
         let mut s = self.lock();

@@ -31,5 +31,5 @@ pub use error::Error;
 pub use mem::MemStore;
 pub use os::OsEntropy;
 pub use pg::{PgOptions, PgStore};
-pub use sled_store::{SCHEMA_VERSION, SledOptions, SledStore};
+pub use sled_store::{Pending, SCHEMA_VERSION, SledOptions, SledStore};
 pub use store::{Store, StoreExt};

@@ -23,14 +23,22 @@ const SCHEMA_MIGRATING: &str = "licet-ledger-2-migrating";
 const SCHEMA_PREFIX: &str = "licet-ledger-";
 const SCHEMA_KEY: &[u8] = b"licet/schema";
 const LEDGER_TREE: &[u8] = b"ledger";
+/// The tree holding only the count of commits.
+const META_TREE: &[u8] = b"meta";
 /// During a migration: the byte form of the last record already rewritten. It sorts before every
 /// record key (`!` < any table tag), so it never lies in the range still to migrate.
 const MIGRATED_THROUGH: &[u8] = b"!migrated-through";
 /// Records rewritten per atomic batch of a migration.
 const MIGRATION_BATCH: usize = 1_000;
-/// How many commits the ledger holds, written in every commit's own batch (and, like the
-/// migration mark, sorting before every record).
+/// How many commits the ledger holds: alone in the `meta` tree, written just before a flush —
+/// at most every [`SEAL_EVERY`] under load, and by every flush of a quiet store or a shutdown —
+/// never in each commit's batch (a second write per commit cost a quarter of the throughput).
+/// The seal records only a count that a flush made durable, so it is never ahead of the ledger;
+/// under load it may lag by the commits of one [`SEAL_EVERY`]. Backups carry it as their first
+/// entry.
 pub(crate) const COMMITS: &[u8] = b"!commits";
+/// Under load, how often the count of commits and the seal are brought up to date.
+const SEAL_EVERY: Duration = Duration::from_millis(50);
 /// After the store failed, how long it waits before trying to open its database again.
 const REOPEN_PAUSE: Duration = Duration::from_secs(1);
 
@@ -81,14 +89,40 @@ pub struct SledStore {
     group: GroupCommit,
     /// Commits in the ledger (applied, not necessarily flushed).
     commits: AtomicU64,
-    /// The count the seal last recorded.
-    sealed: Mutex<u64>,
+    /// What the seal last recorded.
+    sealed: Mutex<Sealed>,
     migrated: Option<usize>,
+}
+
+/// A time before any [`SEAL_EVERY`] ago: the next flush counts.
+fn long_ago() -> Instant {
+    let now = Instant::now();
+    now.checked_sub(SEAL_EVERY).unwrap_or(now)
+}
+
+impl Drop for SledStore {
+    /// A store closed in order leaves its exact count sealed.
+    fn drop(&mut self) {
+        let opened = self.opened.read().unwrap_or_else(PoisonError::into_inner).clone();
+        if let Some(opened) = opened {
+            let _ = self.flush_and_seal(&opened, true);
+        }
+    }
+}
+
+/// The seal's state: the count it records, its file kept open to overwrite it, and when the
+/// count was last written into the ledger.
+struct Sealed {
+    count: u64,
+    file: Option<std::fs::File>,
+    counted_at: Instant,
 }
 
 /// The database while it is open.
 struct Opened {
     ledger: sled::Tree,
+    /// The count of commits, alone in its own tree (see [`COMMITS`]).
+    meta: sled::Tree,
     db: LockedDb,
 }
 
@@ -296,7 +330,7 @@ impl SledStore {
             write: Mutex::new(()),
             group: GroupCommit::default(),
             commits: AtomicU64::new(commits),
-            sealed: Mutex::new(commits),
+            sealed: Mutex::new(Sealed { count: commits, file: None, counted_at: long_ago() }),
             migrated,
         })
     }
@@ -317,7 +351,8 @@ impl SledStore {
         let options = SledOptions { must_exist: true, lock_patience: Duration::ZERO, ..self.options.clone() };
         let (opened, commits, _) = open_checked(&self.path, &options).map_err(|e| unavailable(e.to_string()))?;
         self.commits.store(commits, Ordering::SeqCst);
-        *self.sealed.lock().unwrap_or_else(PoisonError::into_inner) = commits;
+        *self.sealed.lock().unwrap_or_else(PoisonError::into_inner) =
+            Sealed { count: commits, file: None, counted_at: long_ago() };
         let opened = Arc::new(opened);
         *self.opened.write().unwrap_or_else(PoisonError::into_inner) = Some(opened.clone());
         Ok(opened)
@@ -331,14 +366,26 @@ impl SledStore {
         CoreError::Unavailable(format!("storage at {}: {e}", self.path.display()))
     }
 
-    /// Flushes `opened`, then records in the seal how many commits are durable. A seal that
-    /// cannot be written stays behind, which is safe: the flush decides the answer.
-    fn flush_and_seal(&self, opened: &Opened) -> Result<(), CoreError> {
-        let commits = self.commits.load(Ordering::SeqCst);
-        opened.db.db.flush().map_err(|e| self.fail(e))?;
+    /// Flushes `opened`. Before the flush the count of commits is written (see [`COMMITS`]) when
+    /// `exact` is asked or [`SEAL_EVERY`] has passed since it last was; after it the seal records
+    /// that count. A seal that cannot be written stays behind, which is safe: the flush decides
+    /// the answer.
+    fn flush_and_seal(&self, opened: &Opened, exact: bool) -> Result<(), CoreError> {
+        // Held across the flush, so that counts are written in increasing order.
         let mut sealed = self.sealed.lock().unwrap_or_else(PoisonError::into_inner);
-        if commits > *sealed && write_seal(&self.path, commits).is_ok() {
-            *sealed = commits;
+        let commits = self.commits.load(Ordering::SeqCst);
+        let count_it = commits > sealed.count && (exact || sealed.counted_at.elapsed() >= SEAL_EVERY);
+        if count_it {
+            opened.meta.insert(COMMITS, &commits.to_be_bytes()).map_err(|e| self.fail(e))?;
+            sealed.counted_at = Instant::now();
+        }
+        opened.db.db.flush().map_err(|e| self.fail(e))?;
+        if count_it {
+            match overwrite_seal(&self.path, &mut sealed.file, commits) {
+                Ok(()) => sealed.count = commits,
+                // Opened again next time.
+                Err(_) => sealed.file = None,
+            }
         }
         Ok(())
     }
@@ -415,7 +462,10 @@ impl SledStore {
     pub fn backup(&self, out: &mut dyn std::io::Write) -> Result<crate::BackupFacts, Error> {
         let _writer = self.write.lock().unwrap_or_else(PoisonError::into_inner);
         let opened = self.current().map_err(|e| Error::storage(&self.path, e))?;
-        crate::backup::write(out, opened.ledger.iter()).map_err(|e| Error::storage(&self.path, e))
+        let count = (sled::IVec::from(COMMITS), sled::IVec::from(&self.commits.load(Ordering::SeqCst).to_be_bytes()));
+        let entries = std::iter::once(Ok(count))
+            .chain(opened.ledger.iter().filter(|e| e.as_ref().map_or(true, |(k, _)| k.as_ref() != COMMITS)));
+        crate::backup::write(out, entries).map_err(|e| Error::storage(&self.path, e))
     }
 
     /// Writes the entries of a checked backup into this (new) store, with its count of commits.
@@ -450,10 +500,9 @@ impl SledStore {
         let opened = self.current().map_err(|e| Error::storage(&self.path, e))?;
         let mut batch = sled::Batch::default();
         let commits = fill(&mut batch, self.commits.load(Ordering::SeqCst));
-        batch.insert(COMMITS, &commits.to_be_bytes());
         opened.ledger.apply_batch(batch).map_err(|e| Error::storage(&self.path, e))?;
         self.commits.store(commits, Ordering::SeqCst);
-        self.flush_and_seal(&opened).map_err(|e| Error::storage(&self.path, e))
+        self.flush_and_seal(&opened, true).map_err(|e| Error::storage(&self.path, e))
     }
 }
 
@@ -501,9 +550,32 @@ fn read_seal(path: &Path) -> Result<Option<u64>, Error> {
     }
 }
 
-/// Records that `commits` commits are durable: written after each flush, replaced whole
-/// (rename), without an fsync of its own — a seal lost with the machine is only behind, which
-/// never refuses a good ledger.
+/// Records after a flush that `commits` commits are durable, overwriting the seal in place
+/// through a handle kept open: one small write of a fixed width (a single sector, so never torn),
+/// no new file, no rename and no fsync of its own — creating and renaming a file at every flush
+/// made each of sled's fsyncs carry a journal commit for it. A seal lost with the machine is only
+/// behind, which never refuses a good ledger.
+fn overwrite_seal(path: &Path, file: &mut Option<std::fs::File>, commits: u64) -> std::io::Result<()> {
+    if file.is_none() {
+        *file = Some(std::fs::OpenOptions::new().write(true).create(true).truncate(false).open(seal_path(path))?);
+    }
+    let Some(seal) = file.as_mut() else { return Ok(()) };
+    let text = format!("{commits:020}\n");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileExt;
+        seal.write_all_at(text.as_bytes(), 0)
+    }
+    #[cfg(not(unix))]
+    {
+        use std::io::{Seek, Write};
+        seal.seek(std::io::SeekFrom::Start(0))?;
+        seal.write_all(text.as_bytes())
+    }
+}
+
+/// Writes a whole new seal (when a ledger is first sealed or restored): replaced whole
+/// (rename), without an fsync of its own.
 fn write_seal(path: &Path, commits: u64) -> std::io::Result<()> {
     let seal = seal_path(path);
     let mut next = seal.clone().into_os_string();
@@ -530,12 +602,24 @@ fn open_checked(path: &Path, options: &SledOptions) -> Result<(Opened, u64, Opti
     }
     let ledger = db.db.open_tree(LEDGER_TREE).map_err(|e| Error::storage(path, e))?;
     let migrated = bring_up_to_date(&db.db, &ledger, path)?;
-    let commits = match ledger.get(COMMITS).map_err(|e| sled_error(path, e))? {
+    // A ledger written before the count moved to the default tree keeps it in its own tree.
+    let in_ledger = ledger.get(COMMITS).map_err(|e| sled_error(path, e))?;
+    let meta = db.db.open_tree(META_TREE).map_err(|e| Error::storage(path, e))?;
+    let stored = match meta.get(COMMITS).map_err(|e| sled_error(path, e))? {
+        Some(bytes) => Some(bytes),
+        None => in_ledger.clone(),
+    };
+    let commits = match stored {
         None => 0,
         Some(bytes) => {
             crate::backup::commits_of(&bytes).ok_or_else(|| damaged("its count of commits is unreadable".into()))?
         }
     };
+    if in_ledger.is_some() {
+        meta.insert(COMMITS, &commits.to_be_bytes()).map_err(|e| sled_error(path, e))?;
+        ledger.remove(COMMITS).map_err(|e| sled_error(path, e))?;
+        db.db.flush().map_err(|e| sled_error(path, e))?;
+    }
     match seal {
         Some(sealed) if sealed > commits => {
             return Err(damaged(format!(
@@ -546,7 +630,7 @@ fn open_checked(path: &Path, options: &SledOptions) -> Result<(Opened, u64, Opti
         None => write_seal(path, commits).map_err(|e| Error::storage(&seal_path(path), e))?,
         Some(_) => {}
     }
-    Ok((Opened { ledger, db }, commits, migrated))
+    Ok((Opened { ledger, meta, db }, commits, migrated))
 }
 
 struct SledSnapshot<'a> {
@@ -562,44 +646,83 @@ impl Snapshot for SledSnapshot<'_> {
     }
 }
 
-impl Store for SledStore {
-    fn transact_dyn(&self, command: &mut dyn FnMut(&mut Tx<'_>) -> Result<(), CoreError>) -> Result<(), CoreError> {
-        let (opened, seq, outcome) = {
-            // The lock guards no data of its own, so a poisoned lock is still a valid lock.
-            let _writer = self.write.lock().unwrap_or_else(PoisonError::into_inner);
-            let opened = self.current()?;
-            let snapshot = SledSnapshot { tree: &opened.ledger };
-            let mut tx = Tx::new(&snapshot);
-            match command(&mut tx) {
-                // A refusal writes nothing, but what it read must be durable before we answer.
-                Err(e) => (opened.clone(), self.group.last_applied(), Err(e)),
-                Ok(()) => {
-                    let changes = tx.into_changes();
-                    if changes.is_empty() {
-                        (opened.clone(), self.group.last_applied(), Ok(()))
-                    } else {
-                        let mut batch = sled::Batch::default();
-                        for (key, value) in changes.iter() {
-                            match value {
-                                Some(record) => batch.insert(key.to_bytes(), record.encode()),
-                                None => batch.remove(key.to_bytes()),
-                            }
-                        }
-                        let commits = self.commits.load(Ordering::SeqCst) + 1;
-                        batch.insert(COMMITS, &commits.to_be_bytes());
-                        opened.ledger.apply_batch(batch).map_err(|e| self.fail(e))?;
-                        self.commits.store(commits, Ordering::SeqCst);
-                        (opened.clone(), self.group.applied(), Ok(()))
+/// A change applied by [`SledStore::apply`] that may not be durable yet.
+pub struct Pending {
+    seq: u64,
+    opened: Arc<Opened>,
+}
+
+impl std::fmt::Debug for Pending {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pending").field("seq", &self.seq).finish_non_exhaustive()
+    }
+}
+
+impl SledStore {
+    /// The first half of [`Store::transact_dyn`], for callers that wait for durability without
+    /// parking a thread (the server awaits it): runs `command` under the write lock and applies
+    /// its changes, then returns its result with the sequence number that must be durable
+    /// ([`SledStore::make_durable`]) before the result is acknowledged — a refusal's too, since
+    /// what it read may not be durable yet.
+    pub fn apply(
+        &self,
+        command: &mut dyn FnMut(&mut Tx<'_>) -> Result<(), CoreError>,
+    ) -> Result<(Result<(), CoreError>, Pending), CoreError> {
+        // The lock guards no data of its own, so a poisoned lock is still a valid lock.
+        let _writer = self.write.lock().unwrap_or_else(PoisonError::into_inner);
+        let opened = self.current()?;
+        let snapshot = SledSnapshot { tree: &opened.ledger };
+        let mut tx = Tx::new(&snapshot);
+        let pending = |seq| Pending { seq, opened: opened.clone() };
+        match command(&mut tx) {
+            Err(e) => Ok((Err(e), pending(self.group.last_applied()))),
+            Ok(()) => {
+                let changes = tx.into_changes();
+                if changes.is_empty() {
+                    return Ok((Ok(()), pending(self.group.last_applied())));
+                }
+                let mut batch = sled::Batch::default();
+                for (key, value) in changes.iter() {
+                    match value {
+                        Some(record) => batch.insert(key.to_bytes(), record.encode()),
+                        None => batch.remove(key.to_bytes()),
                     }
                 }
+                let commits = self.commits.load(Ordering::SeqCst) + 1;
+                opened.ledger.apply_batch(batch).map_err(|e| self.fail(e))?;
+                self.commits.store(commits, Ordering::SeqCst);
+                Ok((Ok(()), pending(self.group.applied())))
             }
-        };
-        self.group.wait_durable(seq, || self.flush_and_seal(&opened))?;
+        }
+    }
+
+    /// Returns once `pending` (from [`SledStore::apply`]) is durable, sharing one flush with
+    /// everyone waiting (group commit). Blocks.
+    pub fn make_durable(&self, pending: &Pending) -> Result<(), CoreError> {
+        // The database the change was applied to: after a failure a reopened one does not hold it.
+        self.group.wait_durable(pending.seq, || self.flush_and_seal(&pending.opened, false))
+    }
+
+    /// Whether `pending` is durable already.
+    pub fn is_durable(&self, pending: &Pending) -> bool {
+        self.group.is_durable(pending.seq)
+    }
+
+    /// The sequence number of the latest applied change.
+    pub fn last_applied(&self) -> u64 {
+        self.group.last_applied()
+    }
+}
+
+impl Store for SledStore {
+    fn transact_dyn(&self, command: &mut dyn FnMut(&mut Tx<'_>) -> Result<(), CoreError>) -> Result<(), CoreError> {
+        let (outcome, pending) = self.apply(command)?;
+        self.make_durable(&pending)?;
         outcome
     }
 
     fn flush(&self) -> Result<(), CoreError> {
         let opened = self.current()?;
-        self.flush_and_seal(&opened)
+        self.flush_and_seal(&opened, true)
     }
 }

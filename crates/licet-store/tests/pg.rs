@@ -25,7 +25,7 @@ async fn sql(url: &str, statement: &str) -> Vec<tokio_postgres::Row> {
 
 #[test]
 fn nodes_starting_together_create_the_schema_once_and_a_newer_schema_is_refused() {
-    let server = TestInstance::start().unwrap();
+    let Some(server) = TestInstance::start_or_skip(module_path!()) else { return };
     let url = server.create_database().unwrap();
     let opened: Vec<PgStore> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..6).map(|_| s.spawn(|| PgStore::connect(&url).unwrap())).collect();
@@ -47,7 +47,7 @@ fn nodes_starting_together_create_the_schema_once_and_a_newer_schema_is_refused(
 
 #[test]
 fn portal_sessions_are_shared_single_use_for_forms_and_capped_per_account() {
-    let server = TestInstance::start().unwrap();
+    let Some(server) = TestInstance::start_or_skip(module_path!()) else { return };
     let url = server.create_database().unwrap();
     let (a, b) = (PgStore::connect(&url).unwrap(), PgStore::connect(&url).unwrap());
     let rt = runtime();
@@ -90,7 +90,7 @@ fn portal_sessions_are_shared_single_use_for_forms_and_capped_per_account() {
 
 #[test]
 fn rate_windows_count_every_node_together() {
-    let server = TestInstance::start().unwrap();
+    let Some(server) = TestInstance::start_or_skip(module_path!()) else { return };
     let url = server.create_database().unwrap();
     let (a, b) = (PgStore::connect(&url).unwrap(), PgStore::connect(&url).unwrap());
     runtime().block_on(async {
@@ -107,7 +107,7 @@ fn rate_windows_count_every_node_together() {
 
 #[test]
 fn queued_mail_is_delivered_once_by_competing_nodes_and_kept_when_delivery_fails() {
-    let server = TestInstance::start().unwrap();
+    let Some(server) = TestInstance::start_or_skip(module_path!()) else { return };
     let url = server.create_database().unwrap();
     let nodes: Vec<PgStore> = (0..3).map(|_| PgStore::connect(&url).unwrap()).collect();
     let rt = runtime();
@@ -141,7 +141,7 @@ fn queued_mail_is_delivered_once_by_competing_nodes_and_kept_when_delivery_fails
 
 #[test]
 fn a_lost_database_is_unavailable_at_once_and_the_store_recovers_by_itself() {
-    let mut server = TestInstance::start().unwrap();
+    let Some(mut server) = TestInstance::start_or_skip(module_path!()) else { return };
     let url = server.create_database().unwrap();
     let mut options = PgOptions::default();
     options.timeout = Duration::from_secs(2);
@@ -170,6 +170,9 @@ fn a_lost_database_is_unavailable_at_once_and_the_store_recovers_by_itself() {
 #[test]
 fn tls_follows_sslmode_and_always_verifies_the_certificate() {
     let cert = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+    if TestInstance::start_or_skip(module_path!()).is_none() {
+        return;
+    }
     let server = TestInstance::start_with_tls(&cert.cert.pem(), &cert.signing_key.serialize_pem()).unwrap();
     let url = server.create_database().unwrap();
     let tmp = tempfile::tempdir().unwrap();

@@ -98,6 +98,23 @@ impl Server {
 }
 
 impl TestInstance {
+    /// [`TestInstance::start`], or `None` — after saying so on stderr — when PostgreSQL is not
+    /// installed and `LICET_REQUIRE_POSTGRES` is not set (`.ci/run` sets it): `cargo test` keeps
+    /// working on a machine with nothing but Rust, like the portal's browser test.
+    pub fn start_or_skip(test: &str) -> Option<TestInstance> {
+        if std::env::var_os("LICET_TEST_DATABASE_URL").is_none()
+            && find_bin().is_err()
+            && std::env::var_os("LICET_REQUIRE_POSTGRES").is_none()
+        {
+            eprintln!("{test}: skipped, PostgreSQL is not installed (set LICET_REQUIRE_POSTGRES=1 to fail instead)");
+            return None;
+        }
+        match TestInstance::start() {
+            Ok(instance) => Some(instance),
+            Err(e) => panic!("{test}: could not start PostgreSQL: {e}"),
+        }
+    }
+
     /// Starts a private server (or uses `LICET_TEST_DATABASE_URL`).
     pub fn start() -> io::Result<TestInstance> {
         TestInstance::start_inner(None)
