@@ -50,7 +50,6 @@ port=$((20000 + RANDOM % 20000))
     -o "-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories=$work -c max_connections=200" start >/dev/null
 database=0
 new_database() {
-    database=$((database + 1))
     psql -q -h 127.0.0.1 -p "$port" -U postgres -c "CREATE DATABASE bench$database" >/dev/null
     echo "postgres://postgres@127.0.0.1:$port/bench$database"
 }
@@ -81,8 +80,13 @@ stop_servers() {
 
 run() {
     local name=$1 urls=$2 admin=$3 line
-    line=$("$loadgen" "$clients" "$seconds" --urls "$urls" --admin "$admin" | tail -n 1)
-    printf '%-22s %s\n' "$name" "$line"
+    line=$("$loadgen" "$clients" "$seconds" --urls "$urls" --admin "$admin")
+    printf '%-22s %s\n' "$name" "$(echo "$line" | tail -n 1)"
+    if [ "$(echo "$line" | wc -l)" -gt 2 ]; then
+        printf '%-22s %s\n' "" "$(echo "$line" | grep refused)"
+        grep -E 'WARN|ERROR' "$work/servers.log" | sed 's/\x1b\[[0-9;]*m//g' | cut -c 1-200 | sort | uniq -c | sort -rn | head -n 3 >&2
+    fi
+    : >"$work/servers.log"
     stop_servers
 }
 
@@ -97,6 +101,7 @@ cluster() {
     local nodes=$1 dir db
     urls=""
     dir=$(mktemp -d -p "$work")
+    database=$((database + 1))
     db=$(new_database)
     admin=$("$new_bin" init --json --data-dir "$dir/node0" --database "$db" | sed -n 's/.*"admin_token":"\([^"]*\)".*/\1/p')
     for i in $(seq 0 $((nodes - 1))); do

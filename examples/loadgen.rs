@@ -87,6 +87,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let start = Instant::now();
+    let mut refusals: Vec<String> = Vec::new();
     let mut latencies: Vec<Duration> = std::thread::scope(|scope| {
         let handles: Vec<_> = numbers
             .iter()
@@ -96,7 +97,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 scope.spawn(move || {
                     let agent = http();
                     let body = json!({"registration_number": number, "product": "call-journal", "host": host(i)});
-                    let mut mine = Vec::new();
+                    let (mut mine, mut refused) = (Vec::new(), Vec::new());
                     while Instant::now() < deadline {
                         let t = Instant::now();
                         let resp = agent.post(format!("{url}/v1/activate")).send_json(&body);
@@ -106,16 +107,29 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                                 let _ = r.body_mut().read_to_vec();
                                 mine.push(t.elapsed());
                             }
-                            Ok(r) => panic!("activation answered {}", r.status()),
+                            // Counted and reported: a server under load may refuse (503 + Retry-After).
+                            Ok(mut r) => {
+                                let text = r.body_mut().read_to_string().unwrap_or_default();
+                                refused.push(format!("{} {text}", r.status()));
+                            }
                             Err(e) => panic!("activation failed: {e}"),
                         }
                     }
-                    mine
+                    (mine, refused)
                 })
             })
             .collect();
-        handles.into_iter().flat_map(|h| h.join().expect("a client thread panicked")).collect()
+        let mut all = Vec::new();
+        for handle in handles {
+            let (mine, refused) = handle.join().expect("a client thread panicked");
+            all.extend(mine);
+            refusals.extend(refused);
+        }
+        all
     });
+    if !refusals.is_empty() {
+        println!("{} activations refused, e.g. {}", refusals.len(), refusals[0]);
+    }
     let elapsed = start.elapsed();
     latencies.sort();
     let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];

@@ -113,6 +113,19 @@ pub(crate) fn failed(name: &str, e: &tokio_postgres::Error) -> CoreError {
     }
 }
 
+/// The [`CoreError`] for a connection the pool could not give: always unavailable, naming the
+/// database's own error (e.g. `too many clients already (53300)`) when it sent one.
+pub(crate) fn pool_failed(name: &str, e: &deadpool_postgres::PoolError) -> CoreError {
+    let what = match e {
+        deadpool_postgres::PoolError::Backend(e) => match e.as_db_error() {
+            Some(db) => format!("no connection: {} ({})", db.message(), db.code().code()),
+            None => format!("no connection: {e}"),
+        },
+        other => format!("no connection: {other}"),
+    };
+    CoreError::Unavailable(format!("database {name}: {what}"))
+}
+
 /// Whether the database refused because of a concurrent transaction (worth running again).
 fn is_race(e: &tokio_postgres::Error) -> bool {
     matches!(
@@ -229,7 +242,7 @@ impl PgStore {
     /// How many records the ledger holds.
     pub fn record_count(&self) -> Result<u64, CoreError> {
         self.block_on(async {
-            let client = self.pool.get().await.map_err(|e| self.unavailable(e))?;
+            let client = self.pool.get().await.map_err(|e| pool_failed(&self.name, &e))?;
             let row = client.query_one("SELECT count(*) FROM records", &[]).await.map_err(|e| self.failed(&e))?;
             Ok(row.get::<_, i64>(0).max(0) as u64)
         })
@@ -239,7 +252,7 @@ impl PgStore {
     /// one transaction; refuses a database that already holds a record.
     pub fn copy_records(&self, records: &[(RecordKey, Record)]) -> Result<usize, CoreError> {
         self.block_on(async {
-            let mut client = self.pool.get().await.map_err(|e| self.unavailable(e))?;
+            let mut client = self.pool.get().await.map_err(|e| pool_failed(&self.name, &e))?;
             let tx = client
                 .build_transaction()
                 .isolation_level(IsolationLevel::Serializable)
@@ -322,7 +335,7 @@ fn step_pool(store: &PgStore, deadline: Instant) -> Result<deadpool_postgres::Ob
     let left = deadline.saturating_duration_since(Instant::now());
     match store.block_on(async { tokio::time::timeout(left, store.pool.get()).await }) {
         Ok(Ok(client)) => Ok(client),
-        Ok(Err(e)) => Err(Failure::Fail(store.unavailable(e))),
+        Ok(Err(e)) => Err(Failure::Fail(pool_failed(&store.name, &e))),
         Err(_) => Err(Failure::Fail(store.unavailable("no connection in time"))),
     }
 }

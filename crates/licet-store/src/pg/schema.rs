@@ -148,7 +148,10 @@ impl From<tokio_postgres::Error> for SchemaError {
 pub(crate) async fn migrate(client: &mut Client) -> Result<Migrated, SchemaError> {
     let tx = client.transaction().await?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]).await?;
-    tx.batch_execute("CREATE TABLE IF NOT EXISTS licet_schema (version integer NOT NULL)").await?;
+    let exists = tx.query_one("SELECT to_regclass('licet_schema') IS NOT NULL", &[]).await?;
+    if !exists.get::<_, bool>(0) {
+        tx.batch_execute("CREATE TABLE licet_schema (version integer NOT NULL)").await?;
+    }
     let row = tx.query_opt("SELECT version FROM licet_schema", &[]).await?;
     let from: i32 = match row {
         Some(row) => row.get(0),

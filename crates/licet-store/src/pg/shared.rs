@@ -148,7 +148,7 @@ impl PgStore {
         self.spawn(async move {
             let unavailable = |e: String| CoreError::Unavailable(format!("database {name}: {e}"));
             let work = async {
-                let client = pool.get().await.map_err(|e| unavailable(e.to_string()))?;
+                let client = pool.get().await.map_err(|e| super::pool_failed(&name, &e))?;
                 let statement = client.prepare_cached(sql).await.map_err(|e| super::failed(&name, &e))?;
                 let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
                     params.iter().map(|p| p.as_ref() as &(dyn tokio_postgres::types::ToSql + Sync)).collect();
@@ -297,7 +297,7 @@ impl PgStore {
         deliver: &mut dyn FnMut(&QueuedMail) -> Result<(), String>,
     ) -> Result<usize, CoreError> {
         self.block_on(async {
-            let mut client = self.pool().get().await.map_err(|e| self.unavailable(e))?;
+            let mut client = self.pool().get().await.map_err(|e| super::pool_failed(&self.name, &e))?;
             let mut delivered = 0;
             for _ in 0..limit.max(0) {
                 let tx = client.transaction().await.map_err(|e| self.failed(&e))?;
