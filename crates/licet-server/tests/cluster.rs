@@ -66,6 +66,14 @@ impl Cluster {
         serve(&self.dir(i), &self.admin, &args)
     }
 
+    /// `serve --database` on `dir` exits at once, saying `why`.
+    fn refused(&self, dir: &std::path::Path, why: &str) {
+        let dir = dir.to_str().unwrap();
+        let out = licet_server(&["serve", "--listen", "127.0.0.1:0", "--database", &self.url, "--data-dir", dir]);
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && said.contains(why), "{said}");
+    }
+
     fn nodes(&self, n: usize) -> Vec<Server> {
         let nodes: Vec<Server> = (0..n).map(|i| self.node(i, &[])).collect();
         let (status, body) = nodes[0].admin_put(&format!("/v1/admin/products/{PRODUCT}"), json!({}));
@@ -237,38 +245,14 @@ fn a_node_refuses_a_data_directory_the_database_does_not_know_and_never_initiali
     let Some(cluster) = Cluster::new() else { return };
     // An empty directory is not initialised by `serve --database`.
     let empty = cluster.tmp.path().join("empty");
-    let out = licet_server(&[
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--database",
-        &cluster.url,
-        "--data-dir",
-        empty.to_str().unwrap(),
-    ]);
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not initialised"));
+    cluster.refused(&empty, "not initialised");
     assert!(!empty.join("signing.key").exists());
     // Another cluster's directory is refused.
     let other = cluster.tmp.path().join("other");
     let other_url = cluster.db.create_database().unwrap();
     let out = licet_server(&["init", "--database", &other_url, "--data-dir", other.to_str().unwrap()]);
     assert!(out.status.success());
-    let out = licet_server(&[
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--database",
-        &cluster.url,
-        "--data-dir",
-        other.to_str().unwrap(),
-    ]);
-    assert!(!out.status.success());
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("does not know the signing key"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    cluster.refused(&other, "does not know the signing key");
     // A second init on the cluster's database is refused and leaves its directory empty.
     let second = cluster.tmp.path().join("second");
     let out = licet_server(&["init", "--database", &cluster.url, "--data-dir", second.to_str().unwrap()]);
