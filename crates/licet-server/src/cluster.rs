@@ -5,6 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
+use licet_store::pg::shared::Registration;
 use licet_store::{PgStore, SledOptions, SledStore};
 use serde::Serialize;
 
@@ -84,9 +85,9 @@ pub fn migrate(dir: &Path, url: &str) -> anyhow::Result<Migration> {
     if !facts.keys.is_empty() || db.record_count()? != 0 {
         anyhow::bail!("database {} is not empty: migrate only into a new, empty database", db.name());
     }
-    let copied = db.copy_records(&records)?;
     let public_key = loaded.signer.public_key_hex();
     let kid = loaded.signer.kid().to_string();
-    db.register_server(&kid, &public_key, &hex::encode(admin_hash), &loaded.vendor_prefix)?;
+    let registration = Registration::new(&kid, &public_key, &hex::encode(admin_hash), &loaded.vendor_prefix);
+    let copied = db.copy_records(&records, &registration)?;
     Ok(Migration { database: db.name().to_owned(), records: copied, kid })
 }

@@ -134,7 +134,13 @@ pub(crate) fn init_with(
             drop(licet_store::SledStore::open(dir.join("ledger"))?);
         }
         Some(db) => {
-            if let Err(e) = db.register_server(&facts.kid, &facts.public_key, &hex::encode(admin_hash), vendor_prefix) {
+            let registration = licet_store::pg::shared::Registration::new(
+                &facts.kid,
+                &facts.public_key,
+                &hex::encode(admin_hash),
+                vendor_prefix,
+            );
+            if let Err(e) = db.register_server(&registration) {
                 // Leave the directory as it was, so that init can run again.
                 let _ = std::fs::remove_file(dir.join("signing.key"));
                 return Err(e.into());

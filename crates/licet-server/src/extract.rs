@@ -96,6 +96,8 @@ pub(crate) fn client_ip(
     headers: &axum::http::HeaderMap,
     trusted: &[ipnet::IpNet],
 ) -> std::net::IpAddr {
+    // `::ffff:10.0.0.1` (a listener on `[::]`) is 10.0.0.1 for the trusted ranges and the limits.
+    let peer = peer.to_canonical();
     let is_trusted = |ip: &std::net::IpAddr| trusted.iter().any(|net| net.contains(ip));
     if !is_trusted(&peer) {
         return peer;
@@ -108,7 +110,7 @@ pub(crate) fn client_ip(
         .collect();
     let mut client = peer;
     for hop in hops.iter().rev() {
-        match hop.parse::<std::net::IpAddr>() {
+        match hop.parse::<std::net::IpAddr>().map(|ip| ip.to_canonical()) {
             Ok(ip) if is_trusted(&ip) => client = ip,
             Ok(ip) => return ip,
             Err(_) => return client,
@@ -145,6 +147,9 @@ mod tests {
         // Garbage stops the walk at the last trusted hop.
         headers.insert("x-forwarded-for", "1.2.3.4, junk, 10.0.0.7".parse().unwrap());
         assert_eq!(client_ip(ip("10.0.0.1"), &headers, &trusted), ip("10.0.0.7"));
+        // A v4 proxy seen through a dual-stack listener is still trusted.
+        headers.insert("x-forwarded-for", "203.0.113.9".parse().unwrap());
+        assert_eq!(client_ip(ip("::ffff:10.0.0.1"), &headers, &trusted), ip("203.0.113.9"));
         // No header: the proxy itself.
         assert_eq!(client_ip(ip("::1"), &HeaderMap::new(), &trusted), ip("::1"));
         // IPv6 clients behind the proxy.

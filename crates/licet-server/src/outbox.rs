@@ -41,8 +41,8 @@ fn encode_header(value: &str) -> String {
 }
 
 /// How mail leaves: written to this node's outbox at once, or queued in the cluster's
-/// database with the change that caused it and written out by whichever node takes it first
-/// ([`deliver_queued`]), once.
+/// database right after the change that caused it committed (as the file is written after it on
+/// one node) and written out by whichever node takes it first ([`deliver_queued`]).
 #[derive(Debug)]
 pub(crate) enum Mailer {
     /// Straight to the outbox.
@@ -87,8 +87,9 @@ impl Mailer {
 }
 
 /// Writes queued mail to `outbox` until `stop` — every second, and whenever `wake` is
-/// notified. A message is named after its queue id, so one written again after a crash
-/// (before its removal from the queue committed) replaces itself: delivered once.
+/// notified. A message is named after its queue id, so one this node writes again after a crash
+/// (before its removal from the queue committed) replaces itself; only a node dying between the
+/// two leaves a second copy, in another node's outbox.
 pub(crate) async fn deliver_queued(
     db: Arc<PgStore>,
     outbox: Outbox,

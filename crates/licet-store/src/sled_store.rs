@@ -671,6 +671,32 @@ impl SledStore {
         // The lock guards no data of its own, so a poisoned lock is still a valid lock.
         let _writer = self.write.lock().unwrap_or_else(PoisonError::into_inner);
         let opened = self.current()?;
+        self.apply_locked(&opened, command)
+    }
+
+    /// [`SledStore::apply`] only if it cannot block: `None` when the write lock is held (a
+    /// backup, another command) or the database must be opened again first. For callers on an
+    /// async worker thread, which then use a blocking thread instead.
+    #[allow(clippy::type_complexity)]
+    pub fn try_apply(
+        &self,
+        command: &mut dyn FnMut(&mut Tx<'_>) -> Result<(), CoreError>,
+    ) -> Option<Result<(Result<(), CoreError>, Pending), CoreError>> {
+        let _writer = match self.write.try_lock() {
+            Ok(guard) => guard,
+            Err(std::sync::TryLockError::Poisoned(e)) => e.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return None,
+        };
+        let opened = self.opened.read().unwrap_or_else(PoisonError::into_inner).clone()?;
+        Some(self.apply_locked(&opened, command))
+    }
+
+    /// Runs `command` and applies its changes; the caller holds the write lock.
+    fn apply_locked(
+        &self,
+        opened: &Arc<Opened>,
+        command: &mut dyn FnMut(&mut Tx<'_>) -> Result<(), CoreError>,
+    ) -> Result<(Result<(), CoreError>, Pending), CoreError> {
         let snapshot = SledSnapshot { tree: &opened.ledger };
         let mut tx = Tx::new(&snapshot);
         let pending = |seq| Pending { seq, opened: opened.clone() };

@@ -97,13 +97,15 @@ fn describe(config: &tokio_postgres::Config) -> String {
 }
 
 /// What a failed database call means: the database is unavailable (no answer, a lost
-/// connection, a shutdown, no resources: SQLSTATE classes 08, 53, 57, 58) or it answered with an
-/// error of its own.
+/// connection, a shutdown, no resources, a transaction rolled back by a conflict or a standby
+/// that is read-only: SQLSTATE classes 08, 40, 53, 57, 58 and 25006) or it answered with an error
+/// of its own.
 pub(crate) fn failed(name: &str, e: &tokio_postgres::Error) -> CoreError {
     match e.as_db_error() {
         Some(db) => {
             let what = format!("database {name}: {} ({})", db.message(), db.code().code());
-            if ["08", "53", "57", "58"].iter().any(|class| db.code().code().starts_with(class)) {
+            let code = db.code().code();
+            if ["08", "40", "53", "57", "58"].iter().any(|class| code.starts_with(class)) || code == "25006" {
                 CoreError::Unavailable(what)
             } else {
                 CoreError::Internal(what)
@@ -165,6 +167,9 @@ impl PgStore {
             .map_err(|e| db_error(e.to_string()))?;
         let mut pg_config = config;
         pg_config.connect_timeout(options.timeout);
+        // Durable before acknowledged, whatever the role or database says.
+        let given = pg_config.get_options().unwrap_or("").to_owned();
+        pg_config.options(format!("{given} -c synchronous_commit=on").trim());
         let manager = Manager::from_config(pg_config, tls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
         let pool = Pool::builder(manager)
             .max_size(options.pool_size.max(1))
@@ -248,9 +253,14 @@ impl PgStore {
         })
     }
 
-    /// Copies records (an embedded store's, for `licet-server migrate`) into this database in
-    /// one transaction; refuses a database that already holds a record.
-    pub fn copy_records(&self, records: &[(RecordKey, Record)]) -> Result<usize, CoreError> {
+    /// Copies records (an embedded store's, for `licet-server migrate`) and the cluster's
+    /// registration into this database in one transaction; refuses a database that already holds
+    /// a record or a key.
+    pub fn copy_records(
+        &self,
+        records: &[(RecordKey, Record)],
+        registration: &shared::Registration,
+    ) -> Result<usize, CoreError> {
         self.block_on(async {
             let mut client = self.pool.get().await.map_err(|e| pool_failed(&self.name, &e))?;
             let tx = client
@@ -272,6 +282,10 @@ impl PgStore {
                 let writes = chunk.iter().map(|(key, record)| write_one(&tx, &upsert, key, record));
                 try_join_all(writes).await.map_err(|e| self.failed(&e))?;
             }
+            registration
+                .record_in(&tx)
+                .await
+                .map_err(|e| CoreError::Internal(format!("database {}: {e}", self.name)))?;
             tx.commit().await.map_err(|e| self.failed(&e))?;
             Ok(records.len())
         })

@@ -24,6 +24,55 @@ pub struct ServerFacts {
     pub vendor_prefix: Option<String>,
 }
 
+/// The cluster's first signing key and settings, as `init` and `migrate` record them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Registration {
+    /// The signing key's id.
+    pub kid: String,
+    /// Its public key, hex.
+    pub public_key: String,
+    /// The SHA-256 of the admin token, hex.
+    pub admin_hash: String,
+    /// The vendor prefix of registration numbers.
+    pub vendor_prefix: String,
+}
+
+impl Registration {
+    /// A registration of these facts.
+    pub fn new(kid: &str, public_key: &str, admin_hash: &str, vendor_prefix: &str) -> Registration {
+        Registration {
+            kid: kid.to_owned(),
+            public_key: public_key.to_owned(),
+            admin_hash: admin_hash.to_owned(),
+            vendor_prefix: vendor_prefix.to_owned(),
+        }
+    }
+
+    /// Records it in `tx`; refuses a database that knows a key already.
+    pub(crate) async fn record_in(&self, tx: &tokio_postgres::Transaction<'_>) -> Result<(), String> {
+        let e = |e: tokio_postgres::Error| e.to_string();
+        tx.execute("LOCK TABLE signing_keys IN EXCLUSIVE MODE", &[]).await.map_err(e)?;
+        let known = tx.query_one("SELECT count(*) FROM signing_keys", &[]).await.map_err(e)?;
+        if known.get::<_, i64>(0) != 0 {
+            return Err("is already initialised: copy the data directory of a node of this cluster instead".into());
+        }
+        tx.execute("INSERT INTO signing_keys (kid, public_key) VALUES ($1, $2)", &[&self.kid, &self.public_key])
+            .await
+            .map_err(e)?;
+        for (setting, value) in [("admin_token_sha256", &self.admin_hash), ("vendor_prefix", &self.vendor_prefix)] {
+            tx.execute(
+                "INSERT INTO settings (name, value) VALUES ($1, $2) \
+                 ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value",
+                &[&setting, value],
+            )
+            .await
+            .map_err(e)?;
+        }
+        Ok(())
+    }
+}
+
 /// A portal session as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -69,45 +118,14 @@ impl PgStore {
     /// Records this cluster's first signing key, admin token hash and vendor prefix (`init`).
     /// Refuses a database that already knows another key: a second node copies the first
     /// node's data directory instead of running `init`.
-    pub fn register_server(
-        &self,
-        kid: &str,
-        public_key: &str,
-        admin_hash: &str,
-        vendor_prefix: &str,
-    ) -> Result<(), Error> {
-        let (kid, public_key, admin_hash, vendor_prefix) =
-            (kid.to_owned(), public_key.to_owned(), admin_hash.to_owned(), vendor_prefix.to_owned());
+    pub fn register_server(&self, registration: &Registration) -> Result<(), Error> {
         let name = self.name.clone();
         self.block_on(async {
-            let fail = |e: tokio_postgres::Error| Error::Database { database: name.clone(), message: e.to_string() };
-            let mut client = self
-                .pool()
-                .get()
-                .await
-                .map_err(|e| Error::Database { database: name.clone(), message: e.to_string() })?;
-            let tx = client.transaction().await.map_err(fail)?;
-            tx.execute("LOCK TABLE signing_keys IN EXCLUSIVE MODE", &[]).await.map_err(fail)?;
-            let known = tx.query_one("SELECT count(*) FROM signing_keys", &[]).await.map_err(fail)?;
-            if known.get::<_, i64>(0) != 0 {
-                return Err(Error::Database {
-                    database: name.clone(),
-                    message: "is already initialised: copy the data directory of a node of this cluster instead".into(),
-                });
-            }
-            tx.execute("INSERT INTO signing_keys (kid, public_key) VALUES ($1, $2)", &[&kid, &public_key])
-                .await
-                .map_err(fail)?;
-            for (setting, value) in [("admin_token_sha256", &admin_hash), ("vendor_prefix", &vendor_prefix)] {
-                tx.execute(
-                    "INSERT INTO settings (name, value) VALUES ($1, $2) \
-                     ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value",
-                    &[&setting, value],
-                )
-                .await
-                .map_err(fail)?;
-            }
-            tx.commit().await.map_err(fail)
+            let fail = |e: String| Error::Database { database: name.clone(), message: e };
+            let mut client = self.pool().get().await.map_err(|e| fail(e.to_string()))?;
+            let tx = client.transaction().await.map_err(|e| fail(e.to_string()))?;
+            registration.record_in(&tx).await.map_err(fail)?;
+            tx.commit().await.map_err(|e| fail(e.to_string()))
         })
     }
 
@@ -288,15 +306,18 @@ impl PgStore {
     }
 
     /// Delivers queued messages, oldest first, at most `limit`: each is locked (`FOR UPDATE SKIP
-    /// LOCKED`, so two nodes never take the same one), handed to `deliver`, and deleted in the
-    /// same transaction once `deliver` succeeded — so a message is delivered once, and kept
-    /// (with its error) when delivery failed. Blocking: call it from a thread that may block.
+    /// LOCKED`, so two nodes never take the same one at once), handed to `deliver`, and deleted
+    /// in the same transaction once `deliver` succeeded, or kept with its error when it failed.
+    /// Delivered at least once: twice only if this node dies or loses the database between
+    /// `deliver` and the commit. The whole call is bounded by a deadline. Blocking: call it from
+    /// a thread that may block.
     pub fn deliver_mail(
         &self,
         limit: i64,
         deliver: &mut dyn FnMut(&QueuedMail) -> Result<(), String>,
     ) -> Result<usize, CoreError> {
-        self.block_on(async {
+        let deadline = self.timeout() * 10;
+        let work = async {
             let mut client = self.pool().get().await.map_err(|e| super::pool_failed(&self.name, &e))?;
             let mut delivered = 0;
             for _ in 0..limit.max(0) {
@@ -338,6 +359,12 @@ impl PgStore {
                 }
             }
             Ok(delivered)
+        };
+        self.block_on(async {
+            match tokio::time::timeout(deadline, work).await {
+                Ok(result) => result,
+                Err(_) => Err(self.unavailable("the mail queue did not answer in time")),
+            }
         })
     }
 

@@ -8,7 +8,9 @@ use rustls::pki_types::pem::PemObject;
 use tokio_postgres_rustls::MakeRustlsConnect;
 
 /// Takes `sslrootcert=PATH` out of a URL's query (tokio-postgres refuses options it does not
-/// know): the URL without it, and the path.
+/// know): the URL without it, and the path. A URL naming a root certificate but no `sslmode`
+/// gets `sslmode=require`: under the default `prefer`, anyone on the path could answer "no
+/// TLS" and be talked to in the clear.
 pub(crate) fn split_root_cert(url: &str) -> (String, Option<String>) {
     let Some((head, query)) = url.split_once('?') else { return (url.to_owned(), None) };
     let mut root = None;
@@ -22,6 +24,10 @@ pub(crate) fn split_root_cert(url: &str) -> (String, Option<String>) {
             None => true,
         })
         .collect();
+    let mut rest = rest;
+    if root.is_some() && !rest.iter().any(|pair| pair.starts_with("sslmode=")) {
+        rest.push("sslmode=require");
+    }
     let url = if rest.is_empty() { head.to_owned() } else { format!("{head}?{}", rest.join("&")) };
     (url, root)
 }
@@ -71,9 +77,13 @@ mod tests {
         assert_eq!(root.as_deref(), Some("/etc/ca.pem"));
         assert_eq!(
             split_root_cert("postgres://u@h/db?sslrootcert=/ca.pem"),
-            ("postgres://u@h/db".into(), Some("/ca.pem".into()))
+            ("postgres://u@h/db?sslmode=require".into(), Some("/ca.pem".into()))
         );
         assert_eq!(split_root_cert("postgres://u@h/db"), ("postgres://u@h/db".into(), None));
+        assert_eq!(
+            split_root_cert("postgres://u@h/db?sslmode=disable&sslrootcert=/ca.pem").0,
+            "postgres://u@h/db?sslmode=disable"
+        );
         assert!(connector(Some("/nonexistent/ca.pem")).is_err());
     }
 }
