@@ -54,7 +54,8 @@ new_database() {
     echo "postgres://postgres@127.0.0.1:$port/bench$database"
 }
 
-# Starts `BIN serve ARGS…` in the background; prints its URL.
+# Starts `BIN serve ARGS…` in the background and sets `served` to its URL. Not called in a
+# command substitution: its process id must reach this shell's `pids`, or it would outlive us.
 serve() {
     local bin=$1 out
     shift
@@ -63,7 +64,7 @@ serve() {
     pids+=($!)
     for _ in $(seq 1 200); do
         if grep -q '^listening on ' "$out"; then
-            sed -n 's/^listening on //p' "$out" | head -n 1
+            served=$(sed -n 's/^listening on //p' "$out" | head -n 1)
             return
         fi
         sleep 0.05
@@ -94,7 +95,8 @@ embedded() {
     local bin=$1 dir
     dir=$(mktemp -d -p "$work")
     admin=$("$bin" init --json --data-dir "$dir/data" | sed -n 's/.*"admin_token":"\([^"]*\)".*/\1/p')
-    url=$(serve "$bin" --data-dir "$dir/data")
+    serve "$bin" --data-dir "$dir/data"
+    url=$served
 }
 
 cluster() {
@@ -106,7 +108,8 @@ cluster() {
     admin=$("$new_bin" init --json --data-dir "$dir/node0" --database "$db" | sed -n 's/.*"admin_token":"\([^"]*\)".*/\1/p')
     for i in $(seq 0 $((nodes - 1))); do
         [ "$i" = 0 ] || cp -a "$dir/node0" "$dir/node$i"
-        urls="$urls${urls:+,}$(serve "$new_bin" --data-dir "$dir/node$i" --database "$db")"
+        serve "$new_bin" --data-dir "$dir/node$i" --database "$db"
+        urls="$urls${urls:+,}$served"
     done
 }
 
