@@ -157,10 +157,7 @@ impl App {
     {
         let limit = limit_of(&command);
         match limit {
-            Limit::Spend => {
-                self.limiter.check(ip).await?;
-                self.limiter.count(ip).await?;
-            }
+            Limit::Spend => self.limiter.spend(ip).await?,
             Limit::Guard => self.limiter.check(ip).await?,
             Limit::Check => {}
         }
@@ -173,8 +170,7 @@ impl App {
 
     /// Counts a failed credential; past the limit the answer becomes 429.
     async fn count_failure<T>(&self, ip: IpAddr, failure: ApiError) -> Result<T, ApiError> {
-        self.limiter.check(ip).await?;
-        self.limiter.count(ip).await?;
+        self.limiter.spend(ip).await?;
         Err(failure)
     }
 

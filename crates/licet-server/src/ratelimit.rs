@@ -44,15 +44,13 @@ impl Limiter {
         }
     }
 
-    /// Counts one event for `ip`.
-    pub(crate) async fn count(&self, ip: IpAddr) -> Result<(), ApiError> {
+    /// Counts one event for `ip`; 1062 (with its wait) when it went past the minute's limit.
+    /// Counting and deciding are one step, so concurrent requests cannot all take the last place.
+    pub(crate) async fn spend(&self, ip: IpAddr) -> Result<(), ApiError> {
         match self {
-            Limiter::Local(limiter) => {
-                limiter.count(ip);
-                Ok(())
-            }
+            Limiter::Local(limiter) => limiter.spend(ip).map_err(rate_limited),
             Limiter::Shared { per_minute: 0, .. } => Ok(()),
-            Limiter::Shared { db, .. } => Ok(db.rate_count(ip).await?),
+            Limiter::Shared { db, per_minute } => db.rate_spend(ip, *per_minute).await?.map_err(rate_limited),
         }
     }
 }
@@ -89,10 +87,10 @@ impl RateLimiter {
         }
     }
 
-    /// Counts one event for `ip`.
-    pub(crate) fn count(&self, ip: IpAddr) {
+    /// Counts one event for `ip` and says whether it stayed within the limit, under one lock.
+    pub(crate) fn spend(&self, ip: IpAddr) -> Result<(), u64> {
         if self.per_minute == 0 {
-            return;
+            return Ok(());
         }
         let mut windows = self.windows.lock().unwrap_or_else(|e| e.into_inner());
         if windows.len() >= SWEEP_AT {
@@ -103,6 +101,7 @@ impl RateLimiter {
             *entry = (Instant::now(), 0);
         }
         entry.1 += 1;
+        if entry.1 > self.per_minute { Err(WINDOW.saturating_sub(entry.0.elapsed()).as_secs().max(1)) } else { Ok(()) }
     }
 }
 
@@ -116,14 +115,15 @@ mod tests {
         let (a, b) = (IpAddr::from([127, 0, 0, 1]), IpAddr::from([127, 0, 0, 2]));
         for _ in 0..3 {
             assert!(limiter.check(a).is_ok());
-            limiter.count(a);
+            assert!(limiter.spend(a).is_ok());
         }
         let wait = limiter.check(a).unwrap_err();
         assert!((1..=60).contains(&wait));
+        assert!(limiter.spend(a).is_err(), "the fourth event of the minute");
         assert!(limiter.check(b).is_ok());
         let off = RateLimiter::new(0);
         for _ in 0..100 {
-            off.count(a);
+            assert!(off.spend(a).is_ok());
         }
         assert!(off.check(a).is_ok());
     }

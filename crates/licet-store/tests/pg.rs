@@ -97,12 +97,25 @@ fn rate_windows_count_every_node_together() {
         let (ip, other) = ("192.0.2.1".parse().unwrap(), "2001:db8::1".parse().unwrap());
         for node in [&a, &b, &a] {
             assert_eq!(node.rate_check(ip, 3).await.unwrap(), Ok(()));
-            node.rate_count(ip).await.unwrap();
+            assert_eq!(node.rate_spend(ip, 3).await.unwrap(), Ok(()));
         }
         let wait = b.rate_check(ip, 3).await.unwrap().unwrap_err();
         assert!((1..=60).contains(&wait), "{wait}");
+        assert!(a.rate_spend(ip, 3).await.unwrap().is_err());
         assert_eq!(a.rate_check(other, 3).await.unwrap(), Ok(()));
     });
+    // Racing on two nodes, exactly the limit passes.
+    let racer: std::net::IpAddr = "198.51.100.7".parse().unwrap();
+    let passed: usize = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..24)
+            .map(|i| {
+                let node = if i % 2 == 0 { &a } else { &b };
+                s.spawn(move || runtime().block_on(node.rate_spend(racer, 5)).unwrap().is_ok())
+            })
+            .collect();
+        handles.into_iter().map(|h| usize::from(h.join().unwrap())).sum()
+    });
+    assert_eq!(passed, 5);
 }
 
 #[test]

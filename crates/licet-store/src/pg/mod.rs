@@ -415,11 +415,13 @@ impl Snapshot for PgSnapshot<'_> {
 impl Store for PgStore {
     fn transact_dyn(&self, command: &mut dyn FnMut(&mut Tx<'_>) -> Result<(), CoreError>) -> Result<(), CoreError> {
         let mut attempt = 0;
+        // However many races it loses, a command gives up after a few deadlines in all.
+        let give_up = Instant::now() + self.options.timeout * 3;
         loop {
             match self.attempt(command) {
                 Ok(()) => return Ok(()),
                 Err(Failure::Fail(e)) => return Err(e),
-                Err(Failure::Retry) if attempt >= self.options.retries => {
+                Err(Failure::Retry) if attempt >= self.options.retries || Instant::now() >= give_up => {
                     return Err(self.unavailable("too many concurrent transactions on the same records"));
                 }
                 Err(Failure::Retry) => {

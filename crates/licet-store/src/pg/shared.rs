@@ -164,18 +164,26 @@ impl PgStore {
         let timeout = self.timeout();
         let name = self.name.clone();
         self.spawn(async move {
-            let unavailable = |e: String| CoreError::Unavailable(format!("database {name}: {e}"));
+            let unavailable = |e: &str| CoreError::Unavailable(format!("database {name}: {e}"));
+            let client = match tokio::time::timeout(timeout, pool.get()).await {
+                Ok(got) => got.map_err(|e| super::pool_failed(&name, &e))?,
+                Err(_) => return Err(unavailable("no connection in time")),
+            };
             let work = async {
-                let client = pool.get().await.map_err(|e| super::pool_failed(&name, &e))?;
                 let statement = client.prepare_cached(sql).await.map_err(|e| super::failed(&name, &e))?;
                 let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
                     params.iter().map(|p| p.as_ref() as &(dyn tokio_postgres::types::ToSql + Sync)).collect();
                 let rows = client.query(&statement, &refs).await.map_err(|e| super::failed(&name, &e))?;
                 Ok(read(rows))
             };
-            match tokio::time::timeout(timeout, work).await {
+            let answered = tokio::time::timeout(timeout, work).await;
+            match answered {
                 Ok(result) => result,
-                Err(_) => Err(unavailable("no answer in time".into())),
+                Err(_) => {
+                    // The connection may be mid-message or dead: never hand it out again.
+                    drop(deadpool_postgres::Object::take(client));
+                    Err(unavailable("no answer in time"))
+                }
             }
         })
         .await
@@ -271,15 +279,21 @@ impl PgStore {
         .await
     }
 
-    /// Counts one event for `client` in its one-minute window.
-    pub async fn rate_count(&self, client: IpAddr) -> Result<(), CoreError> {
+    /// Counts one event for `client` and says, in the same statement, whether it stayed within
+    /// `per_minute` in its window: `Err(seconds to wait)` when it did not. Atomic, so requests
+    /// racing on several nodes cannot all pass one window's last place.
+    pub async fn rate_spend(&self, client: IpAddr, per_minute: u32) -> Result<Result<(), u64>, CoreError> {
         self.shared(
             "INSERT INTO rate_limits AS r (client, window_start, count) VALUES ($1, now(), 1) \
              ON CONFLICT (client) DO UPDATE SET \
                window_start = CASE WHEN r.window_start <= now() - interval '60 seconds' THEN now() ELSE r.window_start END, \
-               count = CASE WHEN r.window_start <= now() - interval '60 seconds' THEN 1 ELSE r.count + 1 END",
+               count = CASE WHEN r.window_start <= now() - interval '60 seconds' THEN 1 ELSE r.count + 1 END \
+             RETURNING count, ceil(extract(epoch FROM window_start + interval '60 seconds' - now()))::bigint",
             vec![Box::new(client)],
-            |_| (),
+            move |rows| match rows.first() {
+                Some(row) if row.get::<_, i32>(0) > per_minute as i32 => Err(row.get::<_, i64>(1).clamp(1, 60) as u64),
+                _ => Ok(()),
+            },
         )
         .await
     }
