@@ -53,7 +53,7 @@ pub struct PgOptions {
 
 impl Default for PgOptions {
     fn default() -> PgOptions {
-        PgOptions { pool_size: 16, timeout: Duration::from_secs(3), retries: 30 }
+        PgOptions { pool_size: 16, timeout: Duration::from_secs(3), retries: 60 }
     }
 }
 
@@ -415,8 +415,8 @@ impl Snapshot for PgSnapshot<'_> {
 impl Store for PgStore {
     fn transact_dyn(&self, command: &mut dyn FnMut(&mut Tx<'_>) -> Result<(), CoreError>) -> Result<(), CoreError> {
         let mut attempt = 0;
-        // However many races it loses, a command gives up after a few deadlines in all.
-        let give_up = Instant::now() + self.options.timeout * 3;
+        // However many races it loses, a command gives up after five deadlines in all.
+        let give_up = Instant::now() + self.options.timeout * 5;
         loop {
             match self.attempt(command) {
                 Ok(()) => return Ok(()),
@@ -429,7 +429,7 @@ impl Store for PgStore {
                     // A short random pause, growing with each lost race, so racers spread out.
                     let mut jitter = [0u8; 1];
                     OsEntropy.fill(&mut jitter);
-                    let cap = 1u64 << attempt.min(5);
+                    let cap = 1u64 << attempt.min(7);
                     std::thread::sleep(Duration::from_micros(200 * (1 + u64::from(jitter[0]) % cap)));
                 }
             }
