@@ -92,41 +92,7 @@ impl App {
         T: TryFrom<Outcome, Error = Error> + Send + 'static,
     {
         if let Some(durability) = &self.durability {
-            // Applied here when that cannot block (the usual case: a few microseconds under the
-            // store's lock); while a backup holds the lock, or the store must reopen, on a
-            // blocking thread — never stalling this worker.
-            let mut outcome = None;
-            let applied = durability.store.try_apply(&mut |tx| {
-                outcome = Some(self.ledger.handle(tx, now, &mut OsEntropy, &command)?);
-                Ok(())
-            });
-            let (result, pending) = match applied {
-                Some(applied) => applied?,
-                None => {
-                    let app = self.clone();
-                    let command = command.clone();
-                    let blocking = tokio::task::spawn_blocking(move || {
-                        let mut outcome = None;
-                        let applied = app.durability.as_ref().map(|d| {
-                            d.store.apply(&mut |tx| {
-                                outcome = Some(app.ledger.handle(tx, now, &mut OsEntropy, &command)?);
-                                Ok(())
-                            })
-                        });
-                        (applied, outcome)
-                    });
-                    match blocking.await {
-                        Ok((Some(applied), blocked_outcome)) => {
-                            outcome = blocked_outcome;
-                            applied?
-                        }
-                        _ => return Err(ApiError::new(Code::InternalError)),
-                    }
-                }
-            };
-            durability.wait(pending).await?;
-            result?;
-            let outcome = outcome.ok_or_else(|| ApiError::from(Error::Internal("no outcome".into())))?;
+            let outcome = durability.execute(&self.ledger, now, &command).await?;
             return outcome.try_into().map_err(ApiError::from);
         }
         let Ok(_permit) = self.in_flight.acquire().await else {

@@ -5,11 +5,14 @@
 
 use std::sync::Arc;
 
-use licet_core::Error as CoreError;
-use licet_store::{Pending, SledStore};
+use chrono::{DateTime, Utc};
+use licet_core::{Command, Error as CoreError, Ledger, Outcome, Tx};
+use licet_store::{OsEntropy, Pending, SledStore};
 use tokio::sync::{mpsc, oneshot};
 
 type Request = (Pending, oneshot::Sender<Result<(), CoreError>>);
+/// A command applied: its outcome (or refusal), and what must be durable before it is given.
+type Applied = Result<(Result<Outcome, CoreError>, Pending), CoreError>;
 
 /// The flushing task of one sled store.
 #[derive(Debug)]
@@ -26,8 +29,34 @@ impl Durability {
         Durability { store, requests }
     }
 
+    /// Runs `command` and returns its outcome once durable. It is applied on this task when
+    /// that cannot block (the usual case: a few microseconds under the store's lock), on a
+    /// blocking thread while a backup holds the lock or the store must reopen — never stalling
+    /// an async worker.
+    pub(crate) async fn execute(
+        &self,
+        ledger: &Ledger,
+        now: DateTime<Utc>,
+        command: &Command,
+    ) -> Result<Outcome, CoreError> {
+        let applied = match apply(&self.store, ledger, now, command, false) {
+            Some(applied) => applied,
+            None => {
+                let (store, ledger, command) = (self.store.clone(), ledger.clone(), command.clone());
+                tokio::task::spawn_blocking(move || apply(&store, &ledger, now, &command, true))
+                    .await
+                    .ok()
+                    .flatten()
+                    .ok_or_else(|| CoreError::Internal("a ledger command did not finish".into()))?
+            }
+        };
+        let (result, pending) = applied?;
+        self.wait(pending).await?;
+        result
+    }
+
     /// Returns once `pending` is durable.
-    pub(crate) async fn wait(&self, pending: Pending) -> Result<(), CoreError> {
+    async fn wait(&self, pending: Pending) -> Result<(), CoreError> {
         if self.store.is_durable(&pending) {
             return Ok(());
         }
@@ -37,6 +66,25 @@ impl Durability {
             .map_err(|_| CoreError::Unavailable("the store's flushing task has stopped".into()))?;
         answer.await.map_err(|_| CoreError::Unavailable("the store's flushing task has stopped".into()))?
     }
+}
+
+/// Applies `command` to `store` — waiting for the write lock when `may_block`, else `None` if
+/// it is held — and returns its outcome with what must be durable before it is given.
+fn apply(
+    store: &SledStore,
+    ledger: &Ledger,
+    now: DateTime<Utc>,
+    command: &Command,
+    may_block: bool,
+) -> Option<Applied> {
+    let mut outcome = None;
+    let mut run = |tx: &mut Tx<'_>| {
+        outcome = Some(ledger.handle(tx, now, &mut OsEntropy, command)?);
+        Ok(())
+    };
+    let applied = if may_block { Some(store.apply(&mut run)) } else { store.try_apply(&mut run) }?;
+    let no_outcome = || CoreError::Internal("a command succeeded without an outcome".into());
+    Some(applied.map(|(result, pending)| (result.and_then(|()| outcome.ok_or_else(no_outcome)), pending)))
 }
 
 /// Takes every request waiting, makes them durable on one blocking thread (the first flush

@@ -102,17 +102,26 @@ impl TestInstance {
     /// installed and `LICET_REQUIRE_POSTGRES` is not set (`.ci/run` sets it): `cargo test` keeps
     /// working on a machine with nothing but Rust, like the portal's browser test.
     pub fn start_or_skip(test: &str) -> Option<TestInstance> {
-        if std::env::var_os("LICET_TEST_DATABASE_URL").is_none()
-            && find_bin().is_err()
-            && std::env::var_os("LICET_REQUIRE_POSTGRES").is_none()
-        {
-            eprintln!("{test}: skipped, PostgreSQL is not installed (set LICET_REQUIRE_POSTGRES=1 to fail instead)");
+        if !TestInstance::available(test) {
             return None;
         }
         match TestInstance::start() {
             Ok(instance) => Some(instance),
             Err(e) => panic!("{test}: could not start PostgreSQL: {e}"),
         }
+    }
+
+    /// Whether tests can have a PostgreSQL server here; when not (and `LICET_REQUIRE_POSTGRES` is
+    /// not set) says so on stderr, as [`TestInstance::start_or_skip`] does.
+    pub fn available(test: &str) -> bool {
+        if std::env::var_os("LICET_TEST_DATABASE_URL").is_none()
+            && find_bin().is_err()
+            && std::env::var_os("LICET_REQUIRE_POSTGRES").is_none()
+        {
+            eprintln!("{test}: skipped, PostgreSQL is not installed (set LICET_REQUIRE_POSTGRES=1 to fail instead)");
+            return false;
+        }
+        true
     }
 
     /// Starts a private server (or uses `LICET_TEST_DATABASE_URL`).
