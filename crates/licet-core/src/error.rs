@@ -99,6 +99,9 @@ codes! {
     /// No such binding in this account.
     BindingNotFound = 1053, "binding_not_found", 404, credential: false, definitive: false,
         "no such binding";
+    /// The license's resets and deactivations for the last 30 days are used up.
+    ResetLimitReached = 1054, "reset_limit_reached", 409, credential: false, definitive: false,
+        "this license has used all the seat resets its product allows in 30 days; try again later";
     /// The e-mail already belongs to an account.
     EmailAlreadyRegistered = 1058, "email_already_registered", 409, credential: false, definitive: false,
         "this e-mail is already registered";
@@ -184,7 +187,8 @@ impl Error {
         }
     }
 
-    pub(crate) fn input(field: &'static str, reason: impl Into<String>) -> Error {
+    /// A malformed request (1001): which field, and why.
+    pub fn input(field: &'static str, reason: impl Into<String>) -> Error {
         Error::InvalidInput { field, reason: reason.into() }
     }
 }

@@ -34,7 +34,10 @@ pub use ledger::{
     AccountFound, Command, CouponBatch, HostCommand, Ledger, Mail, Outcome, Redeemed, Registered, Registration, Seat,
     TrialStarted,
 };
-pub use model::{Account, Binding, Coupon, Host, HostMatch, License, LicenseKind, Product, ProductSettings, Time};
+pub use model::{
+    Account, Binding, Coupon, CouponKind, Host, HostMatch, License, LicenseFacts, LicenseKind, Offer, Product,
+    ProductSettings, Time,
+};
 pub use record::{Record, RecordError};
 pub use token::{
     Claims, Endorsement, Entitlement, Judgement, KeyId, Refusal, TokenFormat, TokenSigner, TrustedKeys, VerifiedToken,

@@ -36,11 +36,27 @@ pub struct Product {
     /// comes first), so a reset binding loses its seat within this long online.
     #[serde(default = "default_refresh_hours")]
     pub refresh_hours: u32,
+    /// The features (entitlements) licenses of this product may grant, as slugs, sorted.
+    #[serde(default)]
+    pub features: BTreeSet<String>,
+    /// Days after a license's `expires_at` during which checks still pass, `in_grace`.
+    #[serde(default)]
+    pub grace_days: u32,
+    /// Resets and deactivations a license allows in any 30 days (0: no limit).
+    #[serde(default)]
+    pub max_resets_per_30_days: u32,
 }
 
 fn default_refresh_hours() -> u32 {
     24
 }
+
+/// Most features a product declares.
+pub const MAX_FEATURES: usize = 64;
+/// Highest `max_resets_per_30_days`; also how many resets a license remembers.
+pub const MAX_RESETS_PER_30_DAYS: u32 = 1000;
+/// The window over which resets are counted.
+pub const RESET_WINDOW: chrono::Duration = chrono::Duration::days(30);
 
 /// Changes to a product's settings; `None` keeps the current value (or the default on create).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -58,6 +74,15 @@ pub struct ProductSettings {
     /// See [`Product::refresh_hours`].
     #[serde(default)]
     pub refresh_hours: Option<u32>,
+    /// See [`Product::features`]; replaces the whole set.
+    #[serde(default)]
+    pub features: Option<BTreeSet<String>>,
+    /// See [`Product::grace_days`].
+    #[serde(default)]
+    pub grace_days: Option<u32>,
+    /// See [`Product::max_resets_per_30_days`].
+    #[serde(default)]
+    pub max_resets_per_30_days: Option<u32>,
 }
 
 impl Product {
@@ -73,6 +98,9 @@ impl Product {
             offline_lease_hours: 168,
             clock_tolerance_minutes: 60,
             refresh_hours: default_refresh_hours(),
+            features: BTreeSet::new(),
+            grace_days: 0,
+            max_resets_per_30_days: 0,
         })
     }
 
@@ -99,9 +127,39 @@ impl Product {
             next.clock_tolerance_minutes,
         )?;
         next.refresh_hours = range("refresh_hours", settings.refresh_hours, 1, 24 * 366, next.refresh_hours)?;
+        next.grace_days = range("grace_days", settings.grace_days, 0, 3650, next.grace_days)?;
+        next.max_resets_per_30_days = range(
+            "max_resets_per_30_days",
+            settings.max_resets_per_30_days,
+            0,
+            MAX_RESETS_PER_30_DAYS,
+            next.max_resets_per_30_days,
+        )?;
+        if let Some(features) = &settings.features {
+            next.features = validate_features("features", features)?;
+        }
         *self = next;
         Ok(())
     }
+
+    /// Checks that every one of `features` is declared by this product (1001 naming `field`).
+    pub fn check_declares(&self, field: &'static str, features: &BTreeSet<String>) -> Result<(), Error> {
+        match features.iter().find(|f| !self.features.contains(*f)) {
+            None => Ok(()),
+            Some(f) => Err(Error::input(field, format!("product {} declares no feature {f:?}", self.id))),
+        }
+    }
+}
+
+/// Checks a set of feature slugs: at most [`MAX_FEATURES`], each a slug as product ids are.
+pub fn validate_features(field: &'static str, features: &BTreeSet<String>) -> Result<BTreeSet<String>, Error> {
+    if features.len() > MAX_FEATURES {
+        return Err(Error::input(field, format!("at most {MAX_FEATURES} features")));
+    }
+    if features.iter().any(|f| validate_product_id(f).is_err()) {
+        return Err(Error::input(field, "each feature is a slug of 1-64 characters a-z, 0-9 and '-'"));
+    }
+    Ok(features.clone())
 }
 
 /// Checks a product slug: 1–64 of `a-z 0-9 -`, starting with a letter or digit.
@@ -163,12 +221,92 @@ pub struct License {
     /// When the term ends; `None` for perpetual licenses.
     #[serde(with = "chrono::serde::ts_seconds_option")]
     pub expires_at: Option<Time>,
+    /// The features it grants, among those its product declares; `None`: all of them (trials,
+    /// licenses sold without an edition, and every license made before features existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub features: Option<BTreeSet<String>>,
+    /// When its seats were freed by a reset or a deactivation, as Unix seconds, oldest first; the
+    /// latest [`MAX_RESETS_PER_30_DAYS`] at most.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resets: Vec<i64>,
+}
+
+/// What a license grants at a moment, given its product's settings: the facts a license object
+/// shows and a token carries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LicenseFacts {
+    /// The features granted, sorted.
+    pub features: Vec<String>,
+    /// When the term ends after the grace period; `None` for perpetual.
+    pub grace_until: Option<Time>,
+    /// Resets and deactivations still allowed in the current 30 days; `None`: no limit.
+    pub resets_left: Option<u32>,
 }
 
 impl License {
-    /// Whether the term is still running at `now`.
-    pub fn is_current(&self, now: Time) -> bool {
-        self.expires_at.is_none_or(|end| now < end)
+    /// A new trial of `product` from `now`: the product's trial seats and days, all its features.
+    pub fn trial(id: String, product: &Product, now: Time) -> License {
+        License {
+            id,
+            product: product.id.clone(),
+            kind: LicenseKind::Trial,
+            seats: product.trial_seats,
+            starts_at: now,
+            expires_at: Some(now + chrono::Duration::days(i64::from(product.trial_days))),
+            features: None,
+            resets: Vec::new(),
+        }
+    }
+
+    /// When the term ends after `product`'s grace period; `None` for perpetual.
+    pub fn term_end(&self, product: &Product) -> Option<Time> {
+        self.expires_at.map(|end| end + chrono::Duration::days(i64::from(product.grace_days)))
+    }
+
+    /// Whether checks pass at `now`: the term, grace included, is still running.
+    pub fn is_current(&self, product: &Product, now: Time) -> bool {
+        self.term_end(product).is_none_or(|end| now < end)
+    }
+
+    /// The features granted: the license's own among those `product` declares, or all of them.
+    pub fn features_granted(&self, product: &Product) -> Vec<String> {
+        match &self.features {
+            None => product.features.iter().cloned().collect(),
+            Some(own) => own.intersection(&product.features).cloned().collect(),
+        }
+    }
+
+    /// Resets counted at `now`: those in the 30 days up to it.
+    fn recent_resets(&self, now: Time) -> u32 {
+        let since = (now - RESET_WINDOW).timestamp();
+        self.resets.iter().filter(|&&t| t > since).count() as u32
+    }
+
+    /// Resets and deactivations still allowed at `now`; `None` when `product` sets no limit.
+    pub fn resets_left(&self, product: &Product, now: Time) -> Option<u32> {
+        let limit = product.max_resets_per_30_days;
+        (limit > 0).then(|| limit.saturating_sub(self.recent_resets(now)))
+    }
+
+    /// Counts a reset or deactivation at `now`, or refuses it (1054) when the product's limit
+    /// for 30 days is reached.
+    pub fn count_reset(&mut self, product: &Product, now: Time) -> Result<(), Error> {
+        if self.resets_left(product, now) == Some(0) {
+            return Err(Error::Refused(crate::error::Code::ResetLimitReached));
+        }
+        self.resets.push(now.timestamp());
+        let excess = self.resets.len().saturating_sub(MAX_RESETS_PER_30_DAYS as usize);
+        self.resets.drain(..excess);
+        Ok(())
+    }
+
+    /// The facts of this license at `now` under `product`'s settings.
+    pub fn facts(&self, product: &Product, now: Time) -> LicenseFacts {
+        LicenseFacts {
+            features: self.features_granted(product),
+            grace_until: self.term_end(product),
+            resets_left: self.resets_left(product, now),
+        }
     }
 }
 
@@ -347,20 +485,138 @@ pub struct Redemption {
     pub at: Time,
 }
 
-/// A single-use code that adds a license to the account that redeems it.
+/// What a coupon does to the account that redeems it (SPEC §10).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Offer {
+    /// A new license.
+    License {
+        /// Its seats.
+        seats: u32,
+        /// Its term in days; `None` makes it perpetual.
+        term_days: Option<u32>,
+        /// Its features; `None`: all of the product's.
+        features: Option<BTreeSet<String>>,
+    },
+    /// The account's trial or subscription of the product that ends last ends this many days
+    /// later, counted from the redemption if it has already ended.
+    Extend {
+        /// Days added.
+        days: u32,
+    },
+    /// Seats added to the account's paid license of the product (the one a host would be bound to).
+    Seats {
+        /// Seats added.
+        seats: u32,
+    },
+    /// Features added to that same license.
+    Upgrade {
+        /// Features added.
+        features: BTreeSet<String>,
+    },
+}
+
+/// A coupon's kind, as the API names it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CouponKind {
+    /// [`Offer::License`].
+    #[default]
+    License,
+    /// [`Offer::Extend`].
+    Extend,
+    /// [`Offer::Seats`].
+    Seats,
+    /// [`Offer::Upgrade`].
+    Upgrade,
+}
+
+impl CouponKind {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CouponKind::License => "license",
+            CouponKind::Extend => "extend",
+            CouponKind::Seats => "seats",
+            CouponKind::Upgrade => "upgrade",
+        }
+    }
+}
+
+impl Offer {
+    /// Its kind.
+    pub fn kind(&self) -> CouponKind {
+        match self {
+            Offer::License { .. } => CouponKind::License,
+            Offer::Extend { .. } => CouponKind::Extend,
+            Offer::Seats { .. } => CouponKind::Seats,
+            Offer::Upgrade { .. } => CouponKind::Upgrade,
+        }
+    }
+}
+
+/// A single-use code that changes the licenses of the account that redeems it. Stored flat, as
+/// release 0.1.0 stored it, with the fields later kinds need added; [`Coupon::offer`] reads it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Coupon {
     /// The code's canonical body.
     pub body: String,
-    /// The product of the license it creates.
+    /// The product whose licenses it changes.
     pub product: String,
-    /// Seats of that license.
+    /// Seats of a new license, or seats added.
     pub seats: u32,
-    /// Term of that license in days; `None` makes it perpetual.
+    /// Term of a new license in days; `None` makes it perpetual.
     pub term_days: Option<u32>,
     /// When it was issued.
     #[serde(with = "chrono::serde::ts_seconds")]
     pub issued_at: Time,
     /// Set once, when redeemed.
     pub redeemed: Option<Redemption>,
+    /// What it does (coupons before kinds existed all create licenses).
+    #[serde(default)]
+    pub kind: CouponKind,
+    /// Days an `extend` coupon adds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub days: Option<u32>,
+    /// Features of a new license (`None`: all of the product's), or features added.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub features: Option<BTreeSet<String>>,
+}
+
+impl Coupon {
+    /// A coupon for `product` making `offer`, not yet redeemed.
+    pub fn new(body: String, product: &str, offer: &Offer, issued_at: Time) -> Coupon {
+        let mut coupon = Coupon {
+            body,
+            product: product.to_owned(),
+            seats: 0,
+            term_days: None,
+            issued_at,
+            redeemed: None,
+            kind: offer.kind(),
+            days: None,
+            features: None,
+        };
+        match offer {
+            Offer::License { seats, term_days, features } => {
+                (coupon.seats, coupon.term_days, coupon.features) = (*seats, *term_days, features.clone())
+            }
+            Offer::Extend { days } => coupon.days = Some(*days),
+            Offer::Seats { seats } => coupon.seats = *seats,
+            Offer::Upgrade { features } => coupon.features = Some(features.clone()),
+        }
+        coupon
+    }
+
+    /// What it does.
+    pub fn offer(&self) -> Offer {
+        match self.kind {
+            CouponKind::License => {
+                Offer::License { seats: self.seats, term_days: self.term_days, features: self.features.clone() }
+            }
+            CouponKind::Extend => Offer::Extend { days: self.days.unwrap_or(0) },
+            CouponKind::Seats => Offer::Seats { seats: self.seats },
+            CouponKind::Upgrade => Offer::Upgrade { features: self.features.clone().unwrap_or_default() },
+        }
+    }
 }

@@ -53,6 +53,8 @@ fn populate(store: &SledStore, ledger: &Ledger, n: u64) -> Vec<String> {
             seats: 100,
             starts_at: now(),
             expires_at: None,
+            features: None,
+            resets: Vec::new(),
         };
         let account = Account {
             id: id.clone(),

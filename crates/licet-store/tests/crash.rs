@@ -171,6 +171,8 @@ fn write_0_1_0_store(path: &std::path::Path) -> Vec<(RecordKey, Record)> {
                 seats: 1,
                 starts_at: now,
                 expires_at: Some(now + chrono::Duration::days(30)),
+                features: None,
+                resets: Vec::new(),
             }],
             bindings: vec![licet_core::Binding {
                 id: format!("bnd_{i:016}"),

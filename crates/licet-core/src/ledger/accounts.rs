@@ -2,12 +2,12 @@
 
 use std::collections::BTreeSet;
 
-use super::{Ledger, add_days, new_id};
+use super::{Ledger, new_id};
 use crate::credential::RegistrationNumber;
 use crate::entropy::Entropy;
 use crate::error::{Code, Error};
 use crate::host::Fingerprint;
-use crate::model::{Account, Binding, Host, HostMatch, License, LicenseKind, Time, bounded_text};
+use crate::model::{Account, Binding, Host, HostMatch, License, Time, bounded_text};
 use crate::txn::{RecordKey, Tx};
 
 use super::bindings::Seat;
@@ -168,14 +168,7 @@ impl Ledger {
                 break id;
             }
         };
-        let license = License {
-            id: new_id("lic_", entropy),
-            product: product.id.clone(),
-            kind: LicenseKind::Trial,
-            seats: product.trial_seats,
-            starts_at: now,
-            expires_at: Some(add_days(now, product.trial_days)),
-        };
+        let license = License::trial(new_id("lic_", entropy), &product, now);
         let binding = Binding {
             id: new_id("bnd_", entropy),
             license_id: license.id.clone(),

@@ -3,7 +3,7 @@
 use std::cmp::Reverse;
 
 use super::accounts::adopt_registration_host;
-use super::{Ledger, TrialStarted, add_days, new_id};
+use super::{Ledger, TrialStarted, new_id};
 use crate::entropy::Entropy;
 use crate::error::{Code, Error};
 use crate::model::{Account, Binding, Host, HostMatch, License, LicenseKind, Product, Time};
@@ -27,7 +27,7 @@ pub struct Seat {
 
 /// Preference among licenses with a free seat: perpetual, then subscriptions with the latest
 /// expiry, then trials. Smaller sorts first.
-fn preference(license: &License) -> (u8, Reverse<Option<Time>>) {
+pub(super) fn preference(license: &License) -> (u8, Reverse<Option<Time>>) {
     let rank = match license.kind {
         LicenseKind::Perpetual => 0,
         LicenseKind::Subscription => 1,
@@ -37,11 +37,11 @@ fn preference(license: &License) -> (u8, Reverse<Option<Time>>) {
 }
 
 /// The best current license of `product` with a free seat, other than `except`.
-fn best_free(account: &Account, product: &str, now: Time, except: Option<&str>) -> Option<License> {
+fn best_free(account: &Account, product: &Product, now: Time, except: Option<&str>) -> Option<License> {
     account
         .licenses
         .iter()
-        .filter(|l| l.product == product && l.is_current(now) && Some(l.id.as_str()) != except)
+        .filter(|l| l.product == product.id && l.is_current(product, now) && Some(l.id.as_str()) != except)
         .filter(|l| account.seats_used(&l.id) < l.seats)
         .min_by_key(|l| preference(l))
         .cloned()
@@ -67,12 +67,12 @@ fn bind(
         if binding.held_by(host) == HostMatch::Legacy {
             binding.anchor_0_1_0 = Some(std::mem::replace(&mut binding.anchor, host.fingerprint.clone()));
         }
-        let current = account.license(&account.bindings[i].license_id).filter(|l| l.is_current(now)).cloned();
+        let current = account.license(&account.bindings[i].license_id).filter(|l| l.is_current(product, now)).cloned();
         match current {
             Some(license) => {
                 // A host on a trial moves to a paid license with a free seat.
                 let target = match license.kind {
-                    LicenseKind::Trial => best_free(account, &product.id, now, Some(&license.id))
+                    LicenseKind::Trial => best_free(account, product, now, Some(&license.id))
                         .filter(|l| l.kind != LicenseKind::Trial)
                         .unwrap_or(license),
                     _ => license,
@@ -90,8 +90,8 @@ fn bind(
             }
         }
     }
-    let Some(license) = best_free(account, &product.id, now, None) else {
-        let any_current = account.licenses.iter().any(|l| l.product == product.id && l.is_current(now));
+    let Some(license) = best_free(account, product, now, None) else {
+        let any_current = account.licenses.iter().any(|l| l.product == product.id && l.is_current(product, now));
         return Err(Error::Refused(if any_current { Code::NoFreeLicense } else { Code::LicenseExpired }));
     };
     let binding = Binding {
@@ -154,14 +154,7 @@ impl Ledger {
         if account.trials_used.contains(&product.id) {
             return Err(Error::Refused(Code::TrialAlreadyUsed));
         }
-        let trial = License {
-            id: new_id("lic_", entropy),
-            product: product.id.clone(),
-            kind: LicenseKind::Trial,
-            seats: product.trial_seats,
-            starts_at: now,
-            expires_at: Some(add_days(now, product.trial_days)),
-        };
+        let trial = License::trial(new_id("lic_", entropy), &product, now);
         account.licenses.push(trial.clone());
         account.trials_used.insert(product.id.clone());
         let seat = bind(&mut account, &product, host, now, entropy)?;
@@ -170,8 +163,16 @@ impl Ledger {
         Ok(TrialStarted { trial, seat })
     }
 
-    /// Frees the seat the host holds on a license of the product (1053 when it holds none).
-    pub(crate) fn deactivate(&self, tx: &mut Tx<'_>, number: &str, product: &str, host: &Host) -> Result<(), Error> {
+    /// Frees the seat the host holds on a license of the product (1053 when it holds none;
+    /// 1054 past the product's limit of resets).
+    pub(crate) fn deactivate(
+        &self,
+        tx: &mut Tx<'_>,
+        now: Time,
+        number: &str,
+        product: &str,
+        host: &Host,
+    ) -> Result<(), Error> {
         let mut account = self.account_by_number(tx, number)?;
         let product = self.product(tx, product)?;
         let i = account
@@ -179,19 +180,31 @@ impl Ledger {
             .iter()
             .position(|b| b.product == product.id && b.held_by(host).is_same())
             .ok_or(Error::Refused(Code::BindingNotFound))?;
-        account.bindings.remove(i);
+        free_seat(&mut account, i, &product, now)?;
         tx.put_account(&account);
         Ok(())
     }
 
     /// Frees a seat from the portal: the binding must belong to the account behind
-    /// `credential` (1061 for a bad credential, 1053 for a binding that is not the account's).
-    pub(crate) fn reset(&self, tx: &mut Tx<'_>, credential: &str, binding_id: &str) -> Result<(), Error> {
+    /// `credential` (1061 for a bad credential, 1053 for a binding that is not the account's;
+    /// 1054 past the product's limit of resets).
+    pub(crate) fn reset(&self, tx: &mut Tx<'_>, now: Time, credential: &str, binding_id: &str) -> Result<(), Error> {
         let mut account = self.authenticate(tx, credential)?;
         let i =
             account.bindings.iter().position(|b| b.id == binding_id).ok_or(Error::Refused(Code::BindingNotFound))?;
-        account.bindings.remove(i);
+        let product = self.product(tx, &account.bindings[i].product)?;
+        free_seat(&mut account, i, &product, now)?;
         tx.put_account(&account);
         Ok(())
     }
+}
+
+/// Removes binding `i`, counting the reset against its license's limit (1054 when reached).
+fn free_seat(account: &mut Account, i: usize, product: &Product, now: Time) -> Result<(), Error> {
+    let license_id = account.bindings[i].license_id.clone();
+    if let Some(license) = account.licenses.iter_mut().find(|l| l.id == license_id) {
+        license.count_reset(product, now)?;
+    }
+    account.bindings.remove(i);
+    Ok(())
 }

@@ -4,6 +4,8 @@
 //! The server turns each HTTP request into a [`Command`], the property tests and the fuzzer
 //! generate them; a new command is added here and in the dispatcher, nowhere else.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use super::Ledger;
@@ -13,7 +15,7 @@ use super::coupons::CouponBatch;
 use crate::credential::{CouponCode, RegistrationNumber, Secret};
 use crate::entropy::Entropy;
 use crate::error::Error;
-use crate::model::{Account, Host, License, Product, ProductSettings, Time};
+use crate::model::{Account, Host, License, LicenseFacts, Product, ProductSettings, Time};
 use crate::txn::Tx;
 
 /// What a host asks about a product with the account's registration number.
@@ -111,10 +113,12 @@ pub struct TrialStarted {
 /// A redeemed coupon's license.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Redeemed {
-    /// The license the coupon created (the same one again on a retry).
+    /// The license the coupon created or changed (the same one again on a retry).
     pub license: License,
     /// Hosts bound to it now.
     pub seats_used: u32,
+    /// Its product, whose settings shape what it grants.
+    pub product: Product,
 }
 
 /// An account with its registration number.
@@ -124,6 +128,19 @@ pub struct AccountFound {
     pub account: Account,
     /// Its registration number (a credential: show it masked unless to its owner or an admin).
     pub number: RegistrationNumber,
+    /// The products of its licenses, by id, whose settings shape what they grant.
+    pub products: BTreeMap<String, Product>,
+}
+
+impl AccountFound {
+    /// What license `license` grants at `now` (no features, no grace, no limit should its
+    /// product be missing, which a ledger never lets happen).
+    pub fn facts(&self, license: &License, now: Time) -> LicenseFacts {
+        match self.products.get(&license.product) {
+            Some(product) => license.facts(product, now),
+            None => LicenseFacts { features: Vec::new(), grace_until: license.expires_at, resets_left: None },
+        }
+    }
 }
 
 /// What a command produced.
@@ -192,6 +209,18 @@ impl TryFrom<Outcome> for () {
 }
 
 impl Ledger {
+    /// An account found, with its number and the products of its licenses.
+    fn found(&self, tx: &Tx<'_>, account: Account) -> Result<AccountFound, Error> {
+        let number = self.number_of(&account)?;
+        let mut products = BTreeMap::new();
+        for license in &account.licenses {
+            if !products.contains_key(&license.product) {
+                products.insert(license.product.clone(), self.product(tx, &license.product)?);
+            }
+        }
+        Ok(AccountFound { account, number, products })
+    }
+
     /// Decides `command` over the records `tx` reads, at `now`, minting ids from `entropy`. The
     /// one dispatcher: every command of the product runs through here. A refused command leaves
     /// its writes unapplied (stores apply [`Tx::into_changes`] only on `Ok`).
@@ -215,7 +244,7 @@ impl Ledger {
                 Outcome::Trial(Box::new(self.trial(tx, now, entropy, r.number.expose(), &r.product, &r.host)?))
             }
             Command::Deactivate(r) => {
-                self.deactivate(tx, r.number.expose(), &r.product, &r.host)?;
+                self.deactivate(tx, now, r.number.expose(), &r.product, &r.host)?;
                 Outcome::Done
             }
             Command::Redeem { number, coupon } => Outcome::Redeemed(Box::new(self.redeem(
@@ -226,21 +255,17 @@ impl Ledger {
                 coupon.expose(),
             )?)),
             Command::Reset { credential, binding_id } => {
-                self.reset(tx, credential.expose(), binding_id)?;
+                self.reset(tx, now, credential.expose(), binding_id)?;
                 Outcome::Done
             }
             Command::Recover { email } => Outcome::Recovered(self.recover(tx, email)?),
             Command::Account { credential } => {
                 let account = self.authenticate(tx, credential.expose())?;
-                let number = self.number_of(&account)?;
-                Outcome::Account(Box::new(AccountFound { account, number }))
+                Outcome::Account(Box::new(self.found(tx, account)?))
             }
             Command::AccountByEmail { email } => match self.account_by_email(tx, email)? {
                 None => Outcome::MaybeAccount(None),
-                Some(account) => {
-                    let number = self.number_of(&account)?;
-                    Outcome::MaybeAccount(Some(Box::new(AccountFound { account, number })))
-                }
+                Some(account) => Outcome::MaybeAccount(Some(Box::new(self.found(tx, account)?))),
             },
         })
     }

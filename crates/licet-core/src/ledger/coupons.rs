@@ -1,10 +1,13 @@
 //! Coupons: issuing batches and redeeming them once.
 
+use super::bindings::preference;
 use super::{Ledger, Redeemed, add_days, new_id};
 use crate::credential::CouponCode;
 use crate::entropy::Entropy;
 use crate::error::{Code, Error};
-use crate::model::{Coupon, License, LicenseKind, Redemption, Time};
+use crate::model::{
+    Account, Coupon, CouponKind, License, LicenseKind, Offer, Product, Redemption, Time, validate_features,
+};
 use crate::txn::Tx;
 
 /// Most coupons in one batch.
@@ -13,19 +16,74 @@ pub const MAX_BATCH: u32 = 10_000;
 /// A batch of coupons to issue (admin).
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CouponBatch {
-    /// The product of the licenses the coupons create.
+    /// The product whose licenses the coupons create or change.
     pub product: String,
     /// How many coupons, 1–10000.
     pub count: u32,
-    /// Seats of each license, 1–10000.
-    pub seats: u32,
-    /// Term of each license in days; `None` makes them perpetual.
-    pub term_days: Option<u32>,
+    /// What each one does.
+    pub offer: Offer,
+}
+
+impl CouponBatch {
+    /// `count` coupons for `product`, each adding a license of `seats` with all of the product's
+    /// features, perpetual or for `term_days`.
+    pub fn licenses(product: &str, count: u32, seats: u32, term_days: Option<u32>) -> CouponBatch {
+        CouponBatch { product: product.to_owned(), count, offer: Offer::License { seats, term_days, features: None } }
+    }
+}
+
+/// Checks an offer's numbers and that its features are the product's (1001).
+fn validate(offer: &Offer, product: &Product) -> Result<(), Error> {
+    let seats = |seats: u32| match (1..=10_000).contains(&seats) {
+        true => Ok(()),
+        false => Err(Error::input("seats", "must be 1..=10000")),
+    };
+    match offer {
+        Offer::License { seats: n, term_days, features } => {
+            seats(*n)?;
+            if term_days.is_some_and(|d| !(1..=36_600).contains(&d)) {
+                return Err(Error::input("term_days", "must be 1..=36600 or null"));
+            }
+            if let Some(features) = features {
+                validate_features("features", features)?;
+                product.check_declares("features", features)?;
+            }
+        }
+        Offer::Extend { days } if !(1..=36_600).contains(days) => {
+            return Err(Error::input("days", "must be 1..=36600"));
+        }
+        Offer::Extend { .. } => {}
+        Offer::Seats { seats: n } => seats(*n)?,
+        Offer::Upgrade { features } => {
+            if features.is_empty() {
+                return Err(Error::input("features", "an upgrade adds at least one feature"));
+            }
+            validate_features("features", features)?;
+            product.check_declares("features", features)?;
+        }
+    }
+    Ok(())
+}
+
+/// The license of `product` in `account` that a coupon of `kind` changes: for `extend`, the
+/// trial or subscription that ends last; for `seats` and `upgrade`, the paid license a host
+/// would be bound to (SPEC §2.5's preference, current ones first). `None` for `license`.
+fn target(account: &Account, product: &Product, kind: CouponKind, now: Time) -> Option<usize> {
+    let of_product = || account.licenses.iter().enumerate().filter(|(_, l)| l.product == product.id);
+    let found = match kind {
+        CouponKind::License => None,
+        CouponKind::Extend => of_product()
+            .filter(|(_, l)| matches!(l.kind, LicenseKind::Trial | LicenseKind::Subscription))
+            .max_by_key(|(_, l)| l.expires_at),
+        CouponKind::Seats | CouponKind::Upgrade => of_product()
+            .filter(|(_, l)| l.kind != LicenseKind::Trial)
+            .min_by_key(|(_, l)| (!l.is_current(product, now), preference(l))),
+    };
+    found.map(|(i, _)| i)
 }
 
 impl Ledger {
-    /// Issues a batch of coupons, each adding a license of the batch's seats, perpetual or for
-    /// its term (admin; 1001, 1007).
+    /// Issues a batch of coupons, each making the batch's offer (admin; 1001, 1007).
     pub(crate) fn issue_coupons(
         &self,
         tx: &mut Tx<'_>,
@@ -33,39 +91,28 @@ impl Ledger {
         entropy: &mut dyn Entropy,
         batch: &CouponBatch,
     ) -> Result<Vec<CouponCode>, Error> {
-        let CouponBatch { ref product, count, seats, term_days } = *batch;
+        let CouponBatch { ref product, count, ref offer } = *batch;
         if !(1..=MAX_BATCH).contains(&count) {
             return Err(Error::input("count", format!("must be 1..={MAX_BATCH}")));
         }
-        if !(1..=10_000).contains(&seats) {
-            return Err(Error::input("seats", "must be 1..=10000"));
-        }
-        if term_days.is_some_and(|d| !(1..=36_600).contains(&d)) {
-            return Err(Error::input("term_days", "must be 1..=36600 or null"));
-        }
         let product = self.product(tx, product)?;
+        validate(offer, &product)?;
         let mut codes = Vec::with_capacity(count as usize);
         while codes.len() < count as usize {
             let code = CouponCode::generate(&self.vendor, entropy);
             if tx.coupon(&code.body())?.is_some() {
                 continue;
             }
-            tx.put_coupon(&Coupon {
-                body: code.body(),
-                product: product.id.clone(),
-                seats,
-                term_days,
-                issued_at: now,
-                redeemed: None,
-            });
+            tx.put_coupon(&Coupon::new(code.body(), &product.id, offer, now));
             codes.push(code);
         }
         Ok(codes)
     }
 
-    /// Redeems a coupon for the account of `number`: creates its license once. Redeemed by
-    /// another account → 1005; by this one → the same license again, so a retry is safe
-    /// (1002, 1003, 1004, 1005).
+    /// Redeems a coupon for the account of `number`: makes its offer once — a new license, or a
+    /// change to one the account holds (2008 when it holds none to change). Redeemed by another
+    /// account → 1005; by this one → the same license again, so a retry is safe (1002, 1003,
+    /// 1004, 1005).
     pub(crate) fn redeem(
         &self,
         tx: &mut Tx<'_>,
@@ -83,6 +130,7 @@ impl Ledger {
             return Err(unknown);
         }
         let mut coupon = tx.coupon(&code.body())?.ok_or(unknown)?;
+        let product = self.product(tx, &coupon.product)?;
         if let Some(done) = &coupon.redeemed {
             if done.account_id != account.id {
                 return Err(Error::Refused(Code::CouponAlreadyRedeemed));
@@ -90,20 +138,47 @@ impl Ledger {
             let license = account.license(&done.license_id).cloned().ok_or_else(|| {
                 Error::Internal(format!("license {} of a redeemed coupon is missing", done.license_id))
             })?;
-            return Ok(Redeemed { seats_used: account.seats_used(&license.id), license });
+            return Ok(Redeemed { seats_used: account.seats_used(&license.id), license, product });
         }
-        let license = License {
-            id: new_id("lic_", entropy),
-            product: coupon.product.clone(),
-            kind: if coupon.term_days.is_some() { LicenseKind::Subscription } else { LicenseKind::Perpetual },
-            seats: coupon.seats,
-            starts_at: now,
-            expires_at: coupon.term_days.map(|d| add_days(now, d)),
+        let license = match coupon.offer() {
+            Offer::License { seats, term_days, features } => {
+                let license = License {
+                    id: new_id("lic_", entropy),
+                    product: product.id.clone(),
+                    kind: if term_days.is_some() { LicenseKind::Subscription } else { LicenseKind::Perpetual },
+                    seats,
+                    starts_at: now,
+                    expires_at: term_days.map(|d| add_days(now, d)),
+                    features,
+                    resets: Vec::new(),
+                };
+                account.licenses.push(license.clone());
+                license
+            }
+            offer => {
+                let i =
+                    target(&account, &product, offer.kind(), now).ok_or(Error::Refused(Code::NoLicenseForProduct))?;
+                let license = &mut account.licenses[i];
+                match offer {
+                    Offer::Extend { days } => {
+                        // Never shorter: from the end as sold, or from now once it has passed.
+                        let from = license.expires_at.map_or(now, |end| end.max(now));
+                        license.expires_at = Some(add_days(from, days));
+                    }
+                    Offer::Seats { seats } => license.seats = license.seats.saturating_add(seats),
+                    Offer::Upgrade { features } => {
+                        if let Some(own) = &mut license.features {
+                            own.extend(features);
+                        }
+                    }
+                    Offer::License { .. } => {}
+                }
+                license.clone()
+            }
         };
         coupon.redeemed = Some(Redemption { account_id: account.id.clone(), license_id: license.id.clone(), at: now });
-        account.licenses.push(license.clone());
         tx.put_coupon(&coupon);
         tx.put_account(&account);
-        Ok(Redeemed { license, seats_used: 0 })
+        Ok(Redeemed { seats_used: account.seats_used(&license.id), license, product })
     }
 }

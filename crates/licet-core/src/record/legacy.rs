@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use super::{Record, RecordError};
 use crate::codec;
 use crate::host::Fingerprint;
-use crate::model::{Account, Binding, Coupon, Host, License, LicenseKind, Product, Redemption, Time};
+use crate::model::{Account, Binding, Coupon, CouponKind, Host, License, LicenseKind, Product, Redemption, Time};
 use crate::txn::RecordKey;
 
 #[derive(Serialize, Deserialize)]
@@ -131,6 +131,8 @@ fn license(l: LicenseV1) -> License {
         seats: l.seats,
         starts_at: l.starts_at,
         expires_at: l.expires_at,
+        features: None,
+        resets: Vec::new(),
     }
 }
 
@@ -174,6 +176,9 @@ fn product(p: ProductV1) -> Product {
         offline_lease_hours: p.offline_lease_hours,
         clock_tolerance_minutes: p.clock_tolerance_minutes,
         refresh_hours: 24,
+        features: Default::default(),
+        grace_days: 0,
+        max_resets_per_30_days: 0,
     }
 }
 
@@ -185,6 +190,9 @@ fn coupon(c: CouponV1) -> Coupon {
         term_days: c.term_days,
         issued_at: c.issued_at,
         redeemed: c.redeemed.map(|r| Redemption { account_id: r.account_id, license_id: r.license_id, at: r.at }),
+        kind: CouponKind::License,
+        days: None,
+        features: None,
     }
 }
 

@@ -129,6 +129,7 @@ impl Claims {
         let issued_at = now.timestamp();
         let lease = issued_at + i64::from(seat.product.offline_lease_hours) * 3600;
         let expires_at = seat.license.expires_at.map(|t| t.timestamp());
+        let term_end = seat.license.term_end(&seat.product).map(|t| t.timestamp());
         Claims {
             kid,
             license_id: seat.license.id.clone(),
@@ -136,12 +137,12 @@ impl Claims {
             kind: seat.license.kind,
             host: seat.binding.host.fingerprint.digest(),
             issued_at,
-            lease_until: expires_at.map_or(lease, |e| e.min(lease)),
+            lease_until: term_end.map_or(lease, |e| e.min(lease)),
             expires_at,
             clock_tolerance_minutes: seat.product.clock_tolerance_minutes,
-            grace_until: None,
+            grace_until: term_end.filter(|end| Some(*end) != expires_at),
             refresh_after: Some(seat.product.refresh_hours.saturating_mul(3600)),
-            features: Vec::new(),
+            features: seat.license.features_granted(&seat.product),
             nonce: None,
         }
     }

@@ -108,7 +108,21 @@ impl Sim {
         seats: u32,
         term_days: Option<u32>,
     ) -> Result<Vec<licet_core::CouponCode>, Error> {
-        self.exec(Command::IssueCoupons(licet_core::CouponBatch { product: product.into(), count, seats, term_days }))
+        self.issue_offer(product, count, licet_core::Offer::License { seats, term_days, features: None })
+    }
+
+    pub fn issue_offer(
+        &mut self,
+        product: &str,
+        count: u32,
+        offer: licet_core::Offer,
+    ) -> Result<Vec<licet_core::CouponCode>, Error> {
+        self.exec(Command::IssueCoupons(licet_core::CouponBatch { product: product.into(), count, offer }))
+    }
+
+    /// One coupon making `offer` for the product.
+    pub fn coupon(&mut self, offer: licet_core::Offer) -> String {
+        self.issue_offer(PRODUCT, 1, offer).unwrap()[0].to_string()
     }
 
     pub fn redeem(&mut self, number: Option<&str>, coupon: &str) -> Result<License, Error> {

@@ -59,7 +59,7 @@ impl<S: Store> Env<S> {
 
     pub fn coupons(&self, count: u32, seats: u32, seed: u64) -> Vec<String> {
         let mut rng = SeededEntropy::new(seed);
-        let batch = CouponBatch { product: PRODUCT.into(), count, seats, term_days: None };
+        let batch = CouponBatch::licenses(PRODUCT, count, seats, None);
         let codes: Vec<licet_core::CouponCode> =
             self.store.execute(&self.ledger, now(), &mut rng, &Command::IssueCoupons(batch)).unwrap();
         codes.iter().map(ToString::to_string).collect()
