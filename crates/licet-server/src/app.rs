@@ -13,8 +13,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use chrono::{DateTime, Utc};
 use licet_core::{
-    AccountFound, Code, Command, CouponBatch, CouponCode, Error, Ledger, Mail, Outcome, Product, Redeemed, Registered,
-    Registration, Seat, Secret, TokenFormat, TokenSigner, TrialStarted,
+    AccountFound, Code, Command, CouponCode, Error, Ledger, Mail, Outcome, Product, Redeemed, Registered, Registration,
+    Seat, Secret, TokenFormat, TokenSigner, TrialStarted,
 };
 use licet_store::{OsEntropy, Store, StoreExt};
 use licet_wire::{
@@ -268,7 +268,7 @@ async fn register(
         StatusCode::CREATED,
         RegisterAnswer {
             registration_number: registered.number.to_string(),
-            license: LicenseObject::of(&seat.license, seat.seats_used),
+            license: LicenseObject::at(&seat.license, seat.seats_used, &seat.product, now),
             binding_id: seat.binding.id.clone(),
             token: app.token(seat, now, req.token_format, req.nonce),
         },
@@ -286,7 +286,7 @@ async fn activate(
     Ok(json(
         StatusCode::OK,
         GrantAnswer {
-            license: LicenseObject::of(&seat.license, seat.seats_used),
+            license: LicenseObject::at(&seat.license, seat.seats_used, &seat.product, now),
             binding_id: seat.binding.id.clone(),
             token: app.token(&seat, now, req.token_format, req.nonce),
         },
@@ -306,7 +306,7 @@ async fn trial(
     Ok(json(
         StatusCode::CREATED,
         GrantAnswer {
-            license: LicenseObject::of(&trial, seats_used),
+            license: LicenseObject::at(&trial, seats_used, &seat.product, now),
             binding_id: seat.binding.id.clone(),
             token: app.token(&seat, now, req.token_format, req.nonce),
         },
@@ -319,8 +319,9 @@ async fn redeem(
     JsonBody(req): JsonBody<RedeemRequest>,
 ) -> Result<Response, ApiError> {
     let redeem = Command::Redeem { number: req.registration_number.map(Secret::from), coupon: req.coupon.into() };
-    let Redeemed { license, seats_used } = app.execute_limited(ip, app.clock.now(), redeem).await?;
-    Ok(json(StatusCode::OK, LicenseAnswer { license: LicenseObject::of(&license, seats_used) }))
+    let now = app.clock.now();
+    let Redeemed { license, seats_used, product } = app.execute_limited(ip, now, redeem).await?;
+    Ok(json(StatusCode::OK, LicenseAnswer { license: LicenseObject::at(&license, seats_used, &product, now) }))
 }
 
 async fn deactivate(
@@ -356,8 +357,9 @@ async fn account(
     bearer: Result<Bearer, ApiError>,
 ) -> Result<Response, ApiError> {
     let credential = app.bearer_credential(ip, bearer).await?;
-    let found: AccountFound = app.execute_limited(ip, app.clock.now(), Command::Account { credential }).await?;
-    Ok(json(StatusCode::OK, AccountObject::of(&found.account, &found.number, false)))
+    let now = app.clock.now();
+    let found: AccountFound = app.execute_limited(ip, now, Command::Account { credential }).await?;
+    Ok(json(StatusCode::OK, AccountObject::of(&found, false, now)))
 }
 
 async fn reset(
@@ -414,9 +416,10 @@ async fn issue_coupons(
     JsonBody(req): JsonBody<CouponsRequest>,
 ) -> Result<Response, ApiError> {
     app.admin(ip, bearer).await?;
-    let batch = CouponBatch { product: req.product, count: req.count, seats: req.seats, term_days: req.term_days };
+    let batch = req.to_batch()?;
+    let kind = batch.offer.kind();
     let codes: Vec<CouponCode> = app.execute(app.clock.now(), Command::IssueCoupons(batch)).await?;
-    Ok(json(StatusCode::CREATED, CouponsAnswer { coupons: codes.iter().map(ToString::to_string).collect() }))
+    Ok(json(StatusCode::CREATED, CouponsAnswer { coupons: codes.iter().map(ToString::to_string).collect(), kind }))
 }
 
 async fn admin_account(
@@ -427,10 +430,10 @@ async fn admin_account(
 ) -> Result<Response, ApiError> {
     app.admin(ip, bearer).await?;
     let Query(query) = query.map_err(|_| ApiError::invalid("the email query parameter is required"))?;
-    let found: Option<AccountFound> =
-        app.execute(app.clock.now(), Command::AccountByEmail { email: query.email }).await?;
+    let now = app.clock.now();
+    let found: Option<AccountFound> = app.execute(now, Command::AccountByEmail { email: query.email }).await?;
     match found {
-        Some(f) => Ok(json(StatusCode::OK, AccountObject::of(&f.account, &f.number, true))),
+        Some(f) => Ok(json(StatusCode::OK, AccountObject::of(&f, true, now))),
         None => Err(ApiError {
             status: Some(StatusCode::NOT_FOUND),
             ..ApiError::invalid("no account is registered with this e-mail")

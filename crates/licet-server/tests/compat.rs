@@ -58,8 +58,11 @@ fn the_data_directory_release_0_1_0_left_is_migrated_and_served() {
     assert_eq!(status, 200, "{view}");
     let was = &facts["account_a"];
     for field in ["organization", "email", "licenses", "bindings", "created_at", "registration_number"] {
-        assert_eq!(view[field], was[field], "{field}");
+        assert_eq!(as_0_1_0_saw(&view[field], &was[field]), was[field], "{field}");
     }
+    // With what this release adds: features, grace, resets left (none set for these products).
+    assert_eq!(view["licenses"][1]["features"], json!([]));
+    assert_eq!(view["licenses"][0]["grace_until"], view["licenses"][0]["expires_at"]);
     // Logging in with the coupon it redeemed still works.
     assert_eq!(s.get("/v1/account", Some(facts["coupons"]["perpetual"].as_str().unwrap())).0, 200);
 
@@ -101,4 +104,22 @@ fn the_data_directory_release_0_1_0_left_is_migrated_and_served() {
     assert_eq!((status, body["error"]["code"].as_u64()), (409, Some(1059)), "{body}");
     // The old outbox is untouched.
     assert_eq!(std::fs::read_dir(dir.join("outbox")).unwrap().count(), 4);
+}
+
+/// `now` as a release-0.1.0 reader sees it, given `then`, what release 0.1.0 wrote: only the
+/// fields it knew, in objects and arrays of objects alike (a newer server adds fields, which
+/// older readers ignore, SPEC §0).
+fn as_0_1_0_saw(now: &Value, then: &Value) -> Value {
+    match (now, then) {
+        (Value::Object(now), Value::Object(then)) => Value::Object(
+            then.keys().filter_map(|k| now.get(k).map(|v| (k.clone(), as_0_1_0_saw(v, &then[k])))).collect(),
+        ),
+        (Value::Array(now), Value::Array(then)) => Value::Array(
+            now.iter()
+                .zip(then.iter().chain(std::iter::repeat(&Value::Null)))
+                .map(|(n, t)| as_0_1_0_saw(n, t))
+                .collect(),
+        ),
+        _ => now.clone(),
+    }
 }

@@ -55,9 +55,12 @@ fn the_portal_in_a_real_browser() {
         return;
     };
     let s = start(&["--rate-limit", "50"]);
+    let edition = json!({"features": ["recording", "analytics"], "max_resets_per_30_days": 1});
+    assert_eq!(s.admin_put(&format!("/v1/admin/products/{}", common::PRODUCT), edition).0, 200);
     let (_, reg) = s.register("portal@example.com", "office");
     let number = reg["registration_number"].as_str().unwrap().to_owned();
-    let coupon = s.coupons(1, 2).remove(0);
+    let batch = json!({"product": common::PRODUCT, "count": 1, "seats": 2, "features": ["recording"]});
+    let coupon = s.admin_post("/v1/admin/coupons", batch).1["coupons"][0].as_str().unwrap().to_owned();
     assert_eq!(s.post("/v1/redeem", json!({"registration_number": number, "coupon": coupon})).0, 200);
     assert_eq!(s.activate(&number, "laptop").0, 200);
     assert_eq!(s.activate(&number, "warehouse").0, 200);
@@ -124,6 +127,17 @@ fn the_portal_in_a_real_browser() {
             assert!(page.contains(&format!("<td>{host}</td>")), "{host} listed");
         }
         std::fs::write(shots.join("bindings.png"), c.screenshot().await.unwrap()).unwrap();
+        // The licenses show their features (the trial all of them) and the resets they have left.
+        let licenses = find(&c, css("#licenses")).await.unwrap().text().await.unwrap();
+        assert!(licenses.contains("analytics, recording") && licenses.contains("Resets left"), "{licenses}");
+        let resets: Vec<String> = {
+            let mut texts = Vec::new();
+            for cell in c.find_all(css("tr.license td.resets-left")).await.unwrap() {
+                texts.push(cell.text().await.unwrap());
+            }
+            texts
+        };
+        assert_eq!(resets, ["1", "1"]);
 
         // Info shows the fingerprint's components.
         let laptop_row = find(&c, Locator::XPath("//tr[td='laptop']")).await.unwrap();
@@ -163,6 +177,19 @@ fn the_portal_in_a_real_browser() {
             assert!(find(&c, css("#error")).await.unwrap().text().await.unwrap().contains("forged"));
         }
 
+        // That reset used the perpetual license's one reset for 30 days: another is refused, and
+        // the portal says why.
+        c.goto(&url).await.unwrap();
+        let perpetual_left =
+            find(&c, Locator::XPath("//tr[@class='license'][td='perpetual']/td[@class='resets-left']"));
+        assert_eq!(perpetual_left.await.unwrap().text().await.unwrap(), "0");
+        let laptop_row = find(&c, Locator::XPath("//tr[td='laptop']")).await.unwrap();
+        laptop_row.find(css("a.button")).await.unwrap().click().await.unwrap();
+        find(&c, css("#confirm")).await.unwrap().click().await.unwrap();
+        let notice = find(&c, css("#notice")).await.unwrap().text().await.unwrap();
+        assert!(notice.contains("used all its seat resets"), "{notice}");
+        assert_eq!(c.find_all(css("tr.binding")).await.unwrap().len(), 3, "nothing was reset");
+
         // Log out: the session is over.
         c.goto(&url).await.unwrap();
         find(&c, css("#logout")).await.unwrap().click().await.unwrap();
@@ -178,6 +205,7 @@ fn the_portal_in_a_real_browser() {
         find(&c, css("#login")).await.unwrap().click().await.unwrap();
         find(&c, css("#organization")).await.unwrap();
         assert!(c.source().await.unwrap().contains("Привязки лицензий к хостам"));
+        assert!(c.source().await.unwrap().contains("Осталось сбросов"));
         assert_eq!(c.find_all(css("tr.binding")).await.unwrap().len(), 3);
         std::fs::write(shots.join("bindings-ru.png"), c.screenshot().await.unwrap()).unwrap();
         c.close().await.unwrap();

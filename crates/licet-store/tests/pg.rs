@@ -207,3 +207,65 @@ fn tls_follows_sslmode_and_always_verifies_the_certificate() {
     // Without TLS where the URL allows it.
     PgStore::connect(&format!("{url}?sslmode=disable")).unwrap();
 }
+
+#[test]
+fn the_views_show_features_grace_resets_and_coupon_kinds_also_after_an_upgrade_from_version_1() {
+    let Some(server) = TestInstance::start_or_skip(module_path!()) else { return };
+    let url = server.create_database().unwrap();
+    let env = Env::new(PgStore::connect(&url).unwrap());
+    let mut rng = licet_core::SeededEntropy::new(5);
+    let features = |list: &[&str]| list.iter().map(|f| (*f).to_owned()).collect::<std::collections::BTreeSet<_>>();
+    let settings = licet_core::ProductSettings {
+        features: Some(features(&["analytics", "recording"])),
+        grace_days: Some(7),
+        max_resets_per_30_days: Some(3),
+        ..Default::default()
+    };
+    let put = licet_core::Command::PutProduct { id: common::PRODUCT.into(), settings };
+    use licet_store::StoreExt;
+    env.store.execute::<licet_core::Product>(&env.ledger, common::now(), &mut rng, &put).unwrap();
+    let number = env.register("a@example.com", &pc("a"), 1).unwrap().number.to_string();
+    let offer = licet_core::Offer::License { seats: 2, term_days: Some(30), features: Some(features(&["recording"])) };
+    let batch = licet_core::CouponBatch { product: common::PRODUCT.into(), count: 1, offer };
+    let issue = licet_core::Command::IssueCoupons(batch);
+    let codes: Vec<licet_core::CouponCode> = env.store.execute(&env.ledger, common::now(), &mut rng, &issue).unwrap();
+    env.redeem(&number, &codes[0].to_string(), 2).unwrap();
+    let deactivate = licet_core::Command::Deactivate(licet_core::HostCommand {
+        number: number.as_str().into(),
+        product: common::PRODUCT.into(),
+        host: pc("a"),
+    });
+    // At the real time, which the view's count of recent resets is taken against.
+    env.store.execute::<()>(&env.ledger, chrono::Utc::now(), &mut rng, &deactivate).unwrap();
+    drop(env);
+
+    // A database a version-1 build made has its views replaced when a newer node starts.
+    runtime().block_on(sql(&url, "UPDATE licet_schema SET version = 1"));
+    let reopened = PgStore::connect(&url).unwrap();
+    assert_eq!(reopened.migrated(), Some((1, licet_store::pg::PG_SCHEMA_VERSION)));
+
+    let rt = runtime();
+    let product = rt.block_on(sql(&url, "SELECT features, grace_days, max_resets_per_30_days FROM products"));
+    assert_eq!(product[0].get::<_, Vec<String>>(0), ["analytics", "recording"]);
+    assert_eq!((product[0].get::<_, i32>(1), product[0].get::<_, i32>(2)), (7, 3));
+    let licenses = rt.block_on(sql(
+        &url,
+        "SELECT kind, features, grace_until - expires_at = interval '7 days', resets_last_30_days \
+         FROM licenses ORDER BY kind",
+    ));
+    let rows: Vec<(String, Vec<String>, bool)> = licenses.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect();
+    assert_eq!(
+        rows,
+        [
+            ("subscription".to_owned(), vec!["recording".to_owned()], true),
+            ("trial".to_owned(), vec!["analytics".to_owned(), "recording".to_owned()], true),
+        ]
+    );
+    // The deactivation counted against the trial the host was bound to.
+    let resets: Vec<i32> = licenses.iter().map(|r| r.get(3)).collect();
+    assert_eq!(resets, [0, 1]);
+    let coupon = rt.block_on(sql(&url, "SELECT kind, features, days FROM coupons"));
+    assert_eq!(coupon[0].get::<_, String>(0), "license");
+    assert_eq!(coupon[0].get::<_, Vec<String>>(1), ["recording"]);
+    assert_eq!(coupon[0].get::<_, Option<i32>>(2), None);
+}

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use licet_core::{Account, Binding, License, LicenseKind, Product, RegistrationNumber};
+use licet_core::{AccountFound, Binding, CouponKind, License, LicenseFacts, LicenseKind, Product};
 use serde::{Deserialize, Serialize};
 
 /// The `license` object.
@@ -25,11 +25,20 @@ pub struct LicenseObject {
     /// When it ends; `null` for perpetual.
     #[serde(with = "crate::time::option")]
     pub expires_at: Option<DateTime<Utc>>,
+    /// The features it grants (absent from a release-0.1.0 server's answers).
+    #[serde(default)]
+    pub features: Vec<String>,
+    /// When checks stop passing: `expires_at` plus the product's grace days; `null` for perpetual.
+    #[serde(default, with = "crate::time::option")]
+    pub grace_until: Option<DateTime<Utc>>,
+    /// Resets and deactivations still allowed in the current 30 days; `null`: no limit.
+    #[serde(default)]
+    pub resets_left: Option<u32>,
 }
 
 impl LicenseObject {
-    /// The wire form of a license with `seats_used` hosts bound.
-    pub fn of(l: &License, seats_used: u32) -> LicenseObject {
+    /// The wire form of a license with `seats_used` hosts bound, granting what `facts` say.
+    pub fn of(l: &License, seats_used: u32, facts: &LicenseFacts) -> LicenseObject {
         LicenseObject {
             id: l.id.clone(),
             product: l.product.clone(),
@@ -38,7 +47,15 @@ impl LicenseObject {
             seats_used,
             starts_at: l.starts_at,
             expires_at: l.expires_at,
+            features: facts.features.clone(),
+            grace_until: facts.grace_until,
+            resets_left: facts.resets_left,
         }
+    }
+
+    /// The wire form of `license` of `product` at `now`, with `seats_used` hosts bound.
+    pub fn at(license: &License, seats_used: u32, product: &Product, now: DateTime<Utc>) -> LicenseObject {
+        LicenseObject::of(license, seats_used, &license.facts(product, now))
     }
 }
 
@@ -113,8 +130,10 @@ pub struct AccountObject {
 }
 
 impl AccountObject {
-    /// The wire form of an account; the number masked but its last group unless `unmasked`.
-    pub fn of(a: &Account, number: &RegistrationNumber, unmasked: bool) -> AccountObject {
+    /// The wire form of an account found at `now`; the number masked but its last group unless
+    /// `unmasked`.
+    pub fn of(found: &AccountFound, unmasked: bool, now: DateTime<Utc>) -> AccountObject {
+        let (a, number) = (&found.account, &found.number);
         AccountObject {
             organization: a.organization.clone(),
             email: a.email.clone(),
@@ -122,7 +141,11 @@ impl AccountObject {
             phone: a.phone.clone(),
             registration_number: if unmasked { number.to_string() } else { number.masked() },
             created_at: a.created_at,
-            licenses: a.licenses.iter().map(|l| LicenseObject::of(l, a.seats_used(&l.id))).collect(),
+            licenses: a
+                .licenses
+                .iter()
+                .map(|l| LicenseObject::of(l, a.seats_used(&l.id), &found.facts(l, now)))
+                .collect(),
             bindings: a.bindings.iter().map(BindingObject::of).collect(),
         }
     }
@@ -145,6 +168,12 @@ pub struct ProductObject {
     pub clock_tolerance_minutes: u32,
     /// How often an agent asks the server again, in hours.
     pub refresh_hours: u32,
+    /// The features its licenses may grant.
+    pub features: Vec<String>,
+    /// Days after `expires_at` during which checks still pass.
+    pub grace_days: u32,
+    /// Resets and deactivations a license allows in any 30 days (0: no limit).
+    pub max_resets_per_30_days: u32,
 }
 
 impl ProductObject {
@@ -158,6 +187,9 @@ impl ProductObject {
             offline_lease_hours: p.offline_lease_hours,
             clock_tolerance_minutes: p.clock_tolerance_minutes,
             refresh_hours: p.refresh_hours,
+            features: p.features.iter().cloned().collect(),
+            grace_days: p.grace_days,
+            max_resets_per_30_days: p.max_resets_per_30_days,
         }
     }
 }
@@ -198,6 +230,9 @@ pub struct LicenseAnswer {
 pub struct CouponsAnswer {
     /// The codes, in full.
     pub coupons: Vec<String>,
+    /// What they do: `license`, `extend`, `seats` or `upgrade`.
+    #[serde(default)]
+    pub kind: CouponKind,
 }
 
 /// A signing key as `GET /v1/keys` lists it.
@@ -244,15 +279,22 @@ mod tests {
             seats_used: 1,
             starts_at,
             expires_at: None,
+            features: vec!["recording".into()],
+            grace_until: None,
+            resets_left: Some(2),
         };
         let text = serde_json::to_string(&l).unwrap();
         assert_eq!(
             text,
-            r#"{"id":"lic_1","product":"call-journal","kind":"trial","seats":1,"seats_used":1,"starts_at":"2026-03-01T10:00:00Z","expires_at":null}"#
+            r#"{"id":"lic_1","product":"call-journal","kind":"trial","seats":1,"seats_used":1,"starts_at":"2026-03-01T10:00:00Z","expires_at":null,"features":["recording"],"grace_until":null,"resets_left":2}"#
         );
         assert_eq!(serde_json::from_str::<LicenseObject>(&text).unwrap(), l);
         // A newer server's extra fields are ignored.
-        let newer = text.replace(r#""expires_at":null"#, r#""expires_at":null,"features":["x"]"#);
+        let newer = text.replace(r#""expires_at":null"#, r#""expires_at":null,"model":"host""#);
         assert_eq!(serde_json::from_str::<LicenseObject>(&newer).unwrap(), l);
+        // A release-0.1.0 server's answer reads, with no features, grace or limit.
+        let older = r#"{"id":"lic_1","product":"call-journal","kind":"trial","seats":1,"seats_used":1,"starts_at":"2026-03-01T10:00:00Z","expires_at":null}"#;
+        let read = serde_json::from_str::<LicenseObject>(older).unwrap();
+        assert_eq!((read.features.len(), read.grace_until, read.resets_left), (0, None, None));
     }
 }

@@ -1,9 +1,9 @@
 //! Request bodies (and the one query) of the HTTP API.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
-use licet_core::{Error, Fingerprint, Host, ProductSettings};
+use licet_core::{CouponBatch, CouponKind, Error, Fingerprint, Host, Offer, ProductSettings};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// `{"fingerprint":{…},"hostname":"…","os":"…"}`, and from newer agents on a machine a release
@@ -159,6 +159,15 @@ pub struct ProductRequest {
     /// How often an agent asks the server again, in hours.
     #[serde(default)]
     pub refresh_hours: Option<u32>,
+    /// The features licenses of the product may grant (replaces the whole list).
+    #[serde(default)]
+    pub features: Option<BTreeSet<String>>,
+    /// Days after `expires_at` during which checks still pass.
+    #[serde(default)]
+    pub grace_days: Option<u32>,
+    /// Resets and deactivations a license allows in any 30 days (0: no limit).
+    #[serde(default)]
+    pub max_resets_per_30_days: Option<u32>,
 }
 
 impl ProductRequest {
@@ -171,27 +180,77 @@ impl ProductRequest {
             offline_lease_hours: self.offline_lease_hours,
             clock_tolerance_minutes: self.clock_tolerance_minutes,
             refresh_hours: self.refresh_hours,
+            features: self.features.clone(),
+            grace_days: self.grace_days,
+            max_resets_per_30_days: self.max_resets_per_30_days,
         }
     }
-}
-
-fn one() -> u32 {
-    1
 }
 
 /// `POST /v1/admin/coupons`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CouponsRequest {
-    /// The product of the licenses the coupons create.
+    /// The product whose licenses the coupons create or change.
     pub product: String,
     /// How many, 1–10000.
     pub count: u32,
-    /// Seats of each license.
-    #[serde(default = "one")]
-    pub seats: u32,
-    /// Term of each license in days; absent or `null` makes them perpetual.
+    /// `license` (the default), `extend`, `seats` or `upgrade`.
+    #[serde(default)]
+    pub kind: CouponKind,
+    /// `license`: seats of each license (default 1); `seats`: seats added (default 1).
+    #[serde(default)]
+    pub seats: Option<u32>,
+    /// `license`: term of each license in days; absent or `null` makes them perpetual.
     #[serde(default)]
     pub term_days: Option<u32>,
+    /// `extend`: days added.
+    #[serde(default)]
+    pub days: Option<u32>,
+    /// `license`: the features of each license (absent: all of the product's); `upgrade`: the
+    /// features added.
+    #[serde(default)]
+    pub features: Option<BTreeSet<String>>,
+}
+
+impl CouponsRequest {
+    /// The ledger's batch; a field the kind does not use, or a missing one it needs, is 1001.
+    pub fn to_batch(&self) -> Result<CouponBatch, Error> {
+        let kind = self.kind.as_str();
+        let unused = |field: &'static str, given: bool| match given {
+            true => Err(Error::input(field, format!("is not used by coupons of kind {kind}"))),
+            false => Ok(()),
+        };
+        let required = |field: &'static str| Error::input(field, format!("is required by coupons of kind {kind}"));
+        let offer = match self.kind {
+            CouponKind::License => {
+                unused("days", self.days.is_some())?;
+                Offer::License {
+                    seats: self.seats.unwrap_or(1),
+                    term_days: self.term_days,
+                    features: self.features.clone(),
+                }
+            }
+            CouponKind::Extend => {
+                unused("seats", self.seats.is_some())?;
+                unused("term_days", self.term_days.is_some())?;
+                unused("features", self.features.is_some())?;
+                Offer::Extend { days: self.days.ok_or_else(|| required("days"))? }
+            }
+            CouponKind::Seats => {
+                unused("term_days", self.term_days.is_some())?;
+                unused("days", self.days.is_some())?;
+                unused("features", self.features.is_some())?;
+                Offer::Seats { seats: self.seats.unwrap_or(1) }
+            }
+            CouponKind::Upgrade => {
+                unused("seats", self.seats.is_some())?;
+                unused("term_days", self.term_days.is_some())?;
+                unused("days", self.days.is_some())?;
+                Offer::Upgrade { features: self.features.clone().ok_or_else(|| required("features"))? }
+            }
+        };
+        Ok(CouponBatch { product: self.product.clone(), count: self.count, offer })
+    }
 }
 
 /// `POST /v1/admin/clock`.

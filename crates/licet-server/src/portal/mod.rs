@@ -122,14 +122,13 @@ async fn home(
     };
     let view = app.execute::<AccountFound>(app.clock.now(), account_of(&session.credential)).await;
     match view {
-        Ok(AccountFound { account, number }) => {
+        Ok(found) => {
             let flash = match app.sessions.flash(&id, None).await {
                 Ok(flash) => flash,
                 Err(e) => return e.into_response(),
             };
-            let masked = number.masked();
-            (jar, html(StatusCode::OK, page::account(lang, &account, &masked, &session.csrf, flash.as_deref())))
-                .into_response()
+            let page = page::account(lang, &found, app.clock.now(), &session.csrf, flash.as_deref());
+            (jar, html(StatusCode::OK, page)).into_response()
         }
         Err(e) if e.code == Code::InternalError => e.into_response(),
         Err(_) => match app.sessions.close(&id).await {
@@ -270,12 +269,13 @@ async fn reset(
     let reset = Command::Reset { credential: session.credential.into(), binding_id: binding };
     let result = app.execute::<()>(app.clock.now(), reset).await;
     let t = text(lang);
-    let done = match result {
-        Ok(()) => true,
+    let flash = match result {
+        Ok(()) => t.was_reset,
         Err(e) if e.code == Code::InternalError => return e.into_response(),
-        Err(_) => false,
+        Err(e) if e.code == Code::ResetLimitReached => t.reset_limit_reached,
+        Err(_) => t.not_found,
     };
-    let flash = Some(if done { t.was_reset } else { t.not_found }.to_owned());
+    let flash = Some(flash.to_owned());
     match app.sessions.flash(&id, flash).await {
         Ok(_) => redirect_home(),
         Err(e) => e.into_response(),

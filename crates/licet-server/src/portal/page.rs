@@ -3,7 +3,7 @@
 
 use askama::Template;
 use chrono::{DateTime, Utc};
-use licet_core::{Account, Binding, LicenseKind};
+use licet_core::{AccountFound, Binding, LicenseKind};
 
 use super::text::{Lang, Text, text};
 
@@ -84,6 +84,10 @@ struct LicenseRow {
     seats_used: u32,
     seats: u32,
     expires: String,
+    features: String,
+    grace_until: String,
+    in_grace: bool,
+    resets_left: String,
 }
 
 struct BindingRow {
@@ -121,25 +125,36 @@ struct AccountPage<'a> {
     bindings: Vec<BindingRow>,
 }
 
-/// The account page: licenses and license bindings to hosts.
-pub(crate) fn account(lang: Lang, account: &Account, masked: &str, csrf: &str, flash: Option<&str>) -> String {
+/// The account page at `now`: licenses (with their features, grace and resets left) and
+/// license bindings to hosts.
+pub(crate) fn account(lang: Lang, found: &AccountFound, now: DateTime<Utc>, csrf: &str, flash: Option<&str>) -> String {
     let t = text(lang);
+    let account = &found.account;
     let licenses = account
         .licenses
         .iter()
-        .map(|l| LicenseRow {
-            product: l.product.clone(),
-            kind: kind(t, l.kind),
-            seats_used: account.seats_used(&l.id),
-            seats: l.seats,
-            expires: l.expires_at.map_or(t.perpetual.to_owned(), when),
+        .map(|l| {
+            let facts = found.facts(l, now);
+            let grace_until = facts.grace_until.filter(|end| Some(*end) != l.expires_at);
+            LicenseRow {
+                product: l.product.clone(),
+                kind: kind(t, l.kind),
+                seats_used: account.seats_used(&l.id),
+                seats: l.seats,
+                expires: l.expires_at.map_or(t.perpetual.to_owned(), when),
+                features: if facts.features.is_empty() { t.all_features.to_owned() } else { facts.features.join(", ") },
+                in_grace: l.expires_at.is_some_and(|end| now >= end) && grace_until.is_some_and(|end| now < end),
+                grace_until: grace_until.map_or_else(|| "—".to_owned(), when),
+                resets_left: facts.resets_left.map_or_else(|| t.unlimited.to_owned(), |n| n.to_string()),
+            }
         })
         .collect();
+    let masked = found.number.masked();
     render(&AccountPage {
         frame: Frame::new(lang, Some(csrf)),
         flash,
         organization: &account.organization,
-        masked,
+        masked: &masked,
         licenses,
         bindings: account.bindings.iter().map(BindingRow::of).collect(),
     })

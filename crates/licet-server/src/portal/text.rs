@@ -80,6 +80,13 @@ pub(crate) struct Text {
     pub(crate) not_found: &'static str,
     pub(crate) component: &'static str,
     pub(crate) value: &'static str,
+    pub(crate) features: &'static str,
+    pub(crate) all_features: &'static str,
+    pub(crate) grace_until: &'static str,
+    pub(crate) in_grace: &'static str,
+    pub(crate) resets_left: &'static str,
+    pub(crate) unlimited: &'static str,
+    pub(crate) reset_limit_reached: &'static str,
 }
 
 const RU: Text = Text {
@@ -117,6 +124,13 @@ const RU: Text = Text {
     not_found: "Привязка не найдена.",
     component: "Компонент",
     value: "Значение (хеш)",
+    features: "Возможности",
+    all_features: "—",
+    grace_until: "Льготный период до",
+    in_grace: "льготный период",
+    resets_left: "Осталось сбросов (30 дней)",
+    unlimited: "без ограничений",
+    reset_limit_reached: "Лимит сбросов этой лицензии за 30 дней исчерпан. Повторите позже.",
 };
 
 const EN: Text = Text {
@@ -154,6 +168,13 @@ const EN: Text = Text {
     not_found: "No such binding.",
     component: "Component",
     value: "Value (hash)",
+    features: "Features",
+    all_features: "—",
+    grace_until: "Grace period until",
+    in_grace: "grace period",
+    resets_left: "Resets left (30 days)",
+    unlimited: "unlimited",
+    reset_limit_reached: "This license has used all its seat resets for 30 days. Try again later.",
 };
 
 pub(crate) fn text(lang: Lang) -> &'static Text {

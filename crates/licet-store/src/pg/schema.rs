@@ -8,7 +8,7 @@
 use tokio_postgres::Client;
 
 /// The schema version this build writes.
-pub const PG_SCHEMA_VERSION: i32 = 1;
+pub const PG_SCHEMA_VERSION: i32 = 2;
 
 /// The advisory lock every migrating node takes (any constant unlikely to collide: "licet" in
 /// ASCII).
@@ -116,6 +116,60 @@ SELECT right(doc->>'body', 5) AS code_last_group,
        doc->'redeemed'->>'account_id' AS redeemed_by,
        doc->'redeemed'->>'license_id' AS license_id,
        to_timestamp((doc->'redeemed'->>'at')::bigint) AS redeemed_at
+FROM records WHERE kind = 'coupon';
+"#,
+    // 1 → 2: editions (features, grace, reset limits, coupon kinds) in the views; new columns
+    // come last, as `CREATE OR REPLACE VIEW` requires. Records written before carry none of
+    // the new fields, so each has its default here as in licet.
+    r#"
+CREATE OR REPLACE VIEW products AS
+SELECT doc->>'id' AS id,
+       doc->>'name' AS name,
+       (doc->>'trial_days')::integer AS trial_days,
+       (doc->>'trial_seats')::integer AS trial_seats,
+       (doc->>'offline_lease_hours')::integer AS offline_lease_hours,
+       (doc->>'clock_tolerance_minutes')::integer AS clock_tolerance_minutes,
+       (doc->>'refresh_hours')::integer AS refresh_hours,
+       ARRAY(SELECT jsonb_array_elements_text(COALESCE(doc->'features', '[]'::jsonb))) AS features,
+       COALESCE((doc->>'grace_days')::integer, 0) AS grace_days,
+       COALESCE((doc->>'max_resets_per_30_days')::integer, 0) AS max_resets_per_30_days
+FROM records WHERE kind = 'product';
+
+CREATE OR REPLACE VIEW licenses AS
+SELECT l->>'id' AS id,
+       a.doc->>'id' AS account_id,
+       l->>'product' AS product,
+       l->>'kind' AS kind,
+       (l->>'seats')::integer AS seats,
+       (SELECT count(*) FROM jsonb_array_elements(a.doc->'bindings') b
+         WHERE b->>'license_id' = l->>'id')::integer AS seats_used,
+       to_timestamp((l->>'starts_at')::bigint) AS starts_at,
+       to_timestamp((l->>'expires_at')::bigint) AS expires_at,
+       CASE WHEN l ? 'features' AND jsonb_typeof(l->'features') = 'array'
+            THEN ARRAY(SELECT f FROM jsonb_array_elements_text(l->'features') f
+                       WHERE f = ANY (p.features))
+            ELSE p.features END AS features,
+       to_timestamp((l->>'expires_at')::bigint) + make_interval(days => COALESCE(p.grace_days, 0)) AS grace_until,
+       (SELECT count(*) FROM jsonb_array_elements_text(COALESCE(l->'resets', '[]'::jsonb)) r
+         WHERE r::bigint > extract(epoch FROM now() - interval '30 days'))::integer AS resets_last_30_days
+FROM records a
+CROSS JOIN LATERAL jsonb_array_elements(a.doc->'licenses') l
+LEFT JOIN products p ON p.id = l->>'product'
+WHERE a.kind = 'account';
+
+CREATE OR REPLACE VIEW coupons AS
+SELECT right(doc->>'body', 5) AS code_last_group,
+       doc->>'product' AS product,
+       (doc->>'seats')::integer AS seats,
+       (doc->>'term_days')::integer AS term_days,
+       to_timestamp((doc->>'issued_at')::bigint) AS issued_at,
+       doc->'redeemed'->>'account_id' AS redeemed_by,
+       doc->'redeemed'->>'license_id' AS license_id,
+       to_timestamp((doc->'redeemed'->>'at')::bigint) AS redeemed_at,
+       COALESCE(doc->>'kind', 'license') AS kind,
+       (doc->>'days')::integer AS days,
+       CASE WHEN jsonb_typeof(doc->'features') = 'array'
+            THEN ARRAY(SELECT jsonb_array_elements_text(doc->'features')) END AS features
 FROM records WHERE kind = 'coupon';
 "#,
 ];
