@@ -334,8 +334,17 @@ impl Agent {
     /// # Ok::<(), licet_agent::Error>(())
     /// ```
     pub fn verify(&self, token: &str, product: &str) -> Result<Grant, Error> {
+        self.verify_features(token, product, &[])
+    }
+
+    /// [`Agent::verify`], passing only if the token grants every one of `features` (2009
+    /// otherwise).
+    pub fn verify_features(&self, token: &str, product: &str, features: &[&str]) -> Result<Grant, Error> {
         let st = self.state()?;
         let entitlement = st.policy.verify(token, product, self.now())?;
+        if !features.iter().all(|f| entitlement.has_feature(f)) {
+            return Err(Error::Local(licet_core::Error::Token(licet_core::Code::FeatureNotLicensed)));
+        }
         Ok(Grant::new(entitlement, Source::Cache))
     }
 

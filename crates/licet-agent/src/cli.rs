@@ -65,6 +65,9 @@ enum Command {
     Check {
         #[arg(long)]
         product: String,
+        /// A feature the license must grant (repeatable); else 2009.
+        #[arg(long)]
+        feature: Vec<String>,
     },
     /// The number (masked) and the cached licenses.
     Status,
@@ -81,6 +84,9 @@ enum Command {
         token: String,
         #[arg(long)]
         product: String,
+        /// A feature the token must grant (repeatable); else 2009.
+        #[arg(long)]
+        feature: Vec<String>,
     },
     /// Free this host's seat for a product.
     Deactivate {
@@ -126,20 +132,45 @@ fn to_json<T: serde::Serialize>(value: &T) -> Value {
 }
 
 fn describe_license(l: &LicenseObject) -> String {
-    let end = l.expires_at.map_or("perpetual".to_owned(), |t| format!("until {}", t.format("%Y-%m-%d %H:%M UTC")));
-    format!("{} {} ({} of {} seats used), {}", l.product, l.kind.as_str(), l.seats_used, l.seats, end)
+    let at = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%d %H:%M UTC").to_string();
+    let mut text = format!(
+        "{} {} ({} of {} seats used), {}",
+        l.product,
+        l.kind.as_str(),
+        l.seats_used,
+        l.seats,
+        l.expires_at.map_or("perpetual".to_owned(), |t| format!("until {}", at(t)))
+    );
+    if let Some(grace) = l.grace_until.filter(|g| Some(*g) != l.expires_at) {
+        text.push_str(&format!(", grace until {}", at(grace)));
+    }
+    if !l.features.is_empty() {
+        text.push_str(&format!(", features: {}", l.features.join(", ")));
+    }
+    if let Some(n) = l.resets_left {
+        text.push_str(&format!(", {n} resets left"));
+    }
+    text
+}
+
+fn strs(values: &[String]) -> Vec<&str> {
+    values.iter().map(String::as_str).collect()
 }
 
 fn grant_fields(g: &Grant) -> Said {
     let end = g.expires_at.map_or("perpetual".to_owned(), |t| format!("term until {}", t.format("%Y-%m-%d %H:%M UTC")));
     let mut said = Said::new().line(format!(
-        "{}: licensed ({}, {}), offline until {}, from the {}",
+        "{}: licensed ({}, {}{}), offline until {}, from the {}",
         g.product,
         g.kind.as_str(),
         end,
+        if g.in_grace { ", in its grace period" } else { "" },
         g.lease_until.format("%Y-%m-%d %H:%M UTC"),
         if g.source == crate::Source::Server { "server" } else { "cache" }
     ));
+    if !g.features.is_empty() {
+        said = said.line(format!("features: {}", g.features.join(", ")));
+    }
     if let Value::Object(map) = to_json(g) {
         said.fields.extend(map);
     }
@@ -202,8 +233,10 @@ fn execute(cli: Cli, overrides: Overrides) -> Result<Said, Error> {
             let license = agent.redeem(&coupon)?;
             Said::new().field("license", to_json(&license)).line(describe_license(&license))
         }
-        Command::Check { product } => grant_fields(&agent.check(&product)?),
-        Command::Verify { token, product } => grant_fields(&agent.verify(&token, &product)?),
+        Command::Check { product, feature } => grant_fields(&agent.check_features(&product, &strs(&feature))?),
+        Command::Verify { token, product, feature } => {
+            grant_fields(&agent.verify_features(&token, &product, &strs(&feature))?)
+        }
         Command::Status => {
             let number = agent.number()?;
             let masked = number.as_deref().and_then(|n| RegistrationNumber::parse(n).ok()).map(|n| n.masked());

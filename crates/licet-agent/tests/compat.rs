@@ -265,3 +265,35 @@ fn a_machine_bound_by_a_0_1_0_agent_keeps_its_seat_when_its_program_is_upgraded(
     assert_eq!(view["bindings"].as_array().unwrap().len(), 1, "the trial's single seat, kept: {view}");
     assert_eq!(view["bindings"][0]["host"]["fingerprint"], upgraded(&["fingerprint"])["components"]);
 }
+
+#[test]
+fn a_0_1_0_agent_keeps_passing_against_a_product_with_features_and_grace() {
+    let old = agent_0_1_0();
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start(&tmp.path().join("server"), "127.0.0.1:0", &[]);
+    let settings = json!({"features": ["recording", "analytics"], "grace_days": 10, "trial_days": 2});
+    assert_eq!(server.admin_put(&format!("/v1/admin/products/{PRODUCT}"), settings)["grace_days"], 10);
+    let a = Host::new(tmp.path().join("a"), "a", &server);
+    let run = |host: &Host, args: &[&str]| run_0_1_0(&old, host, args);
+    let at = |hours: i64| {
+        server.set_clock(&hours_from_now(hours));
+        a.at(&hours_from_now(hours))
+    };
+
+    let reg = ok(run(&at(0), &["register", "--email", "g@example.com", "--org", "O", "--product", PRODUCT]));
+    let number = reg["registration_number"].as_str().unwrap().to_owned();
+    assert_eq!(ok(run(&at(0), &["check", "--product", PRODUCT]))["kind"], "trial");
+    // The trial's term as sold ends after two days; the 0.1.0 agent knows no grace, and is
+    // told the term ends when the grace does (two days and ten).
+    let check = ok(run(&at(100), &["check", "--product", PRODUCT]));
+    assert_eq!(check["source"], "server", "{check}");
+    let term_end = chrono::DateTime::parse_from_rfc3339(check["expires_at"].as_str().unwrap()).unwrap();
+    let sold_end = chrono::DateTime::parse_from_rfc3339(reg["license"]["expires_at"].as_str().unwrap()).unwrap();
+    assert_eq!(term_end - sold_end, chrono::Duration::days(10));
+    // The account view it reads carries the new fields, which it ignores.
+    assert_eq!(ok(run(&at(100), &["licenses"]))["licenses"][0]["kind"], "trial");
+    let view = server.get("/v1/account", &number);
+    assert_eq!(view["licenses"][0]["features"], json!(["analytics", "recording"]));
+    // After the grace: refused, as an expired license always was.
+    refused(run(&at(24 * 13), &["check", "--product", PRODUCT]), 1052);
+}
