@@ -22,7 +22,13 @@ fn setup() -> (TokenSigner, TrustedKeys, String, Host, DateTime<Utc>) {
     let mut state = MemState::new();
     let mut rng = SeededEntropy::new(1);
     let now = DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z").unwrap().with_timezone(&Utc);
-    let put = Command::PutProduct { id: "call-journal".into(), settings: ProductSettings::default() };
+    // An edition product: three features and a grace period, so the token carries both.
+    let settings = ProductSettings {
+        features: Some(["recording", "analytics", "export"].map(String::from).into()),
+        grace_days: Some(7),
+        ..ProductSettings::default()
+    };
+    let put = Command::PutProduct { id: "call-journal".into(), settings };
     state.execute::<Product>(&ledger, now, &mut SeededEntropy::new(0), &put).unwrap();
     let host = Host::new(
         Fingerprint::new([("machine-id", "0".repeat(32)), ("mac", "1".repeat(32)), ("disk", "2".repeat(32))]).unwrap(),
@@ -39,7 +45,8 @@ fn setup() -> (TokenSigner, TrustedKeys, String, Host, DateTime<Utc>) {
         host: host.clone(),
     };
     let registered: Registered = state.execute(&ledger, now, &mut rng, &Command::Register(reg)).unwrap();
-    let token = signer.issue(&registered.seat, now);
+    // As agents of this release receive it: naming the nonce of their request.
+    let token = signer.issue_as(&registered.seat, now, TokenFormat::V2, Some([9u8; 16]));
     (signer, keys, token, host, now)
 }
 
@@ -50,7 +57,8 @@ fn token(c: &mut Criterion) {
     let signature = Signature::from_slice(sig).unwrap();
     let public = signer.public_key();
     let digest = host.fingerprint.digest();
-    eprintln!("token: {} chars, {} bytes", token.len(), bytes.len());
+    let features = keys.verify(&token).unwrap().claims().features.len();
+    eprintln!("token: {} chars, {} bytes, {features} features, three host components", token.len(), bytes.len());
 
     let mut g = c.benchmark_group("token");
     g.bench_function("raw_ed25519_verify_strict", |b| {

@@ -2,8 +2,9 @@
 //!
 //! A license server starts on 127.0.0.1:0 over the embedded store in a temporary directory.
 //! Two customer hosts (agents with their own caches and fingerprints) register, check, redeem a
-//! coupon; a third host finds every seat taken; the customer resets a binding; the server goes
-//! down and the hosts keep working from their signed tokens. Everything is removed at the end.
+//! coupon for one edition and upgrade it; a third host finds every seat taken; the customer resets
+//! a binding; the server goes down and the hosts keep working from their signed tokens.
+//! Everything is removed at the end.
 //!
 //! `cargo run --release --example quickstart`
 
@@ -72,8 +73,12 @@ fn run() -> Result<()> {
     story.say(format!("The vendor starts a license server at {url} (signing key {}…).", &key[..16]));
 
     let http: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
-    admin(&http, "PUT", &format!("{url}/v1/admin/products/call-journal"), &token, json!({"name": "Call journal"}))?;
-    story.say("It creates the product call-journal: 30-day single-seat trials, a week's offline lease.");
+    let product = json!({"name": "Call journal", "features": ["recording", "analytics"]});
+    admin(&http, "PUT", &format!("{url}/v1/admin/products/call-journal"), &token, product)?;
+    story.say(
+        "It creates the product call-journal with two features, recording and analytics: 30-day single-seat \
+         trials with every feature, a week's offline lease.",
+    );
 
     let office = host(dir.path(), "office-pc", &url, &key, 0)?;
     let form = RegistrationForm {
@@ -106,17 +111,37 @@ fn run() -> Result<()> {
         "POST",
         &format!("{url}/v1/admin/coupons"),
         &token,
-        json!({"product": "call-journal", "count": 1, "seats": 2}),
+        json!({"product": "call-journal", "count": 1, "seats": 2, "features": ["recording"]}),
     )?;
     let coupon = coupons["coupons"][0].as_str().ok_or("a coupon was issued")?;
     let license = laptop.redeem(coupon)?;
     story.say(format!(
-        "The customer buys a coupon and redeems it: a {} license for {} hosts.",
+        "The customer buys a coupon and redeems it: a {} license for {} hosts, with {}.",
         license.kind.as_str(),
-        license.seats
+        license.seats,
+        license.features.join(", ")
     ));
-    let grant = laptop.check("call-journal")?;
-    story.say(format!("laptop checks again: bound to the {} license.", grant.kind.as_str()));
+    let grant = laptop.check_features("call-journal", &["recording"])?;
+    story.say(format!("laptop checks recording: bound to the {} license, licensed.", grant.kind.as_str()));
+    let e = laptop.check_features("call-journal", &["analytics"]).expect_err("analytics is not in the edition");
+    story.say(format!("laptop's program asks for analytics: {} — not in the edition bought.", refused(&e)));
+
+    let upgrade = admin(
+        &http,
+        "POST",
+        &format!("{url}/v1/admin/coupons"),
+        &token,
+        json!({"product": "call-journal", "count": 1, "kind": "upgrade", "features": ["analytics"]}),
+    )?;
+    let license = laptop.redeem(upgrade["coupons"][0].as_str().ok_or("an upgrade coupon was issued")?)?;
+    let laptop_restarted = host(dir.path(), "laptop", &url, &key, 1)?;
+    let grant = laptop_restarted.check_features("call-journal", &["analytics"])?;
+    story.say(format!(
+        "The customer redeems an upgrade coupon (the license now has {}); an hour later laptop's program \
+         starts again and analytics is licensed (from the {}).",
+        license.features.join(", "),
+        if grant.source == Source::Server { "server" } else { "cache" }
+    ));
     let office_later = host(dir.path(), "office-pc", &url, &key, 100)?;
     let grant = office_later.check("call-journal")?;
     story.say(format!(
@@ -165,7 +190,7 @@ fn run() -> Result<()> {
     let e = laptop_too_late.check("call-journal").expect_err("the lease is a week");
     story.say(format!("After eight days without the server: {} — time to reconnect.", refused(&e)));
 
-    drop((office, office_later, laptop, laptop_offline, laptop_too_late, warehouse, reception));
+    drop((office, office_later, laptop, laptop_restarted, laptop_offline, laptop_too_late, warehouse, reception));
     dir.close()?;
     println!("Done: the server is stopped and its temporary directory removed.");
     Ok(())
