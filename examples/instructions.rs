@@ -49,7 +49,13 @@ fn run() -> Result<()> {
     let ledger = Ledger::new("LICET")?;
     let mut state = MemState::new();
     let mut rng = SeededEntropy::new(1);
-    let put = Command::PutProduct { id: "call-journal".into(), settings: ProductSettings::default() };
+    // An edition product: the token carries three features and a grace period.
+    let settings = ProductSettings {
+        features: Some(["recording", "analytics", "export"].map(String::from).into()),
+        grace_days: Some(7),
+        ..ProductSettings::default()
+    };
+    let put = Command::PutProduct { id: "call-journal".into(), settings };
     state.execute::<Product>(&ledger, now, &mut rng, &put)?;
     let fingerprint = Fingerprint::new([("machine-id", "m"), ("mac", "a"), ("disk", "d")])?;
     let registration = Registration {
