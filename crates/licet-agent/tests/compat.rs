@@ -271,7 +271,8 @@ fn a_0_1_0_agent_keeps_passing_against_a_product_with_features_and_grace() {
     let old = agent_0_1_0();
     let tmp = tempfile::tempdir().unwrap();
     let server = Server::start(&tmp.path().join("server"), "127.0.0.1:0", &[]);
-    let settings = json!({"features": ["recording", "analytics"], "grace_days": 10, "trial_days": 2});
+    let settings =
+        json!({"features": ["recording", "analytics"], "grace_days": 10, "trial_days": 2, "max_resets_per_30_days": 1});
     assert_eq!(server.admin_put(&format!("/v1/admin/products/{PRODUCT}"), settings)["grace_days"], 10);
     let a = Host::new(tmp.path().join("a"), "a", &server);
     let run = |host: &Host, args: &[&str]| run_0_1_0(&old, host, args);
@@ -294,6 +295,12 @@ fn a_0_1_0_agent_keeps_passing_against_a_product_with_features_and_grace() {
     assert_eq!(ok(run(&at(100), &["licenses"]))["licenses"][0]["kind"], "trial");
     let view = server.get("/v1/account", &number);
     assert_eq!(view["licenses"][0]["features"], json!(["analytics", "recording"]));
+    // Past the reset limit its deactivation is refused with a code it knows, saying why.
+    ok(run(&at(100), &["deactivate", "--product", PRODUCT]));
+    ok(run(&at(100), &["check", "--product", PRODUCT]));
+    let (exit, refusal) = run(&at(100), &["deactivate", "--product", PRODUCT]);
+    assert_eq!((exit, refusal["code"].as_u64()), (1, Some(1001)), "{refusal}");
+    assert!(refusal["message"].as_str().unwrap().contains("1054"), "{refusal}");
     // After the grace: refused, as an expired license always was.
     refused(run(&at(24 * 13), &["check", "--product", PRODUCT]), 1052);
 }

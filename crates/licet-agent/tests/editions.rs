@@ -75,10 +75,13 @@ fn a_check_in_the_grace_period_says_so_online_and_offline() {
     let check = ok(at(0).check());
     assert_eq!(check["in_grace"], false);
     // A day and a half on: the trial as sold is over, its grace is running; the cached token
-    // says so offline, and the server when asked.
+    // says so offline.
     let offline = ok(at(36).check());
     assert_eq!((offline["source"].clone(), offline["in_grace"].clone()), (json!("cache"), json!(true)));
-    let licenses = ok(at(36).run(&["licenses"]));
+    // Past its refresh time (half the lease) the agent asks, and the server's token says so too.
+    let online = ok(at(80).check());
+    assert_eq!((online["source"].clone(), online["in_grace"].clone()), (json!("server"), json!(true)));
+    let licenses = ok(at(80).run(&["licenses"]));
     let end = chrono::DateTime::parse_from_rfc3339(licenses["licenses"][0]["expires_at"].as_str().unwrap()).unwrap();
     let grace = chrono::DateTime::parse_from_rfc3339(licenses["licenses"][0]["grace_until"].as_str().unwrap()).unwrap();
     assert_eq!(grace - end, chrono::Duration::days(5));

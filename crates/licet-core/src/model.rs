@@ -12,6 +12,12 @@ use crate::host::Fingerprint;
 /// A point in time as stored: whole seconds since the Unix epoch, UTC.
 pub type Time = DateTime<Utc>;
 
+/// `t` plus whole days; the latest representable time rather than an overflow, so no number of
+/// extensions can make a command panic.
+pub(crate) fn add_days(t: Time, days: u32) -> Time {
+    t.checked_add_signed(chrono::Duration::days(i64::from(days))).unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
 /// The time `secs` seconds after the Unix epoch, if it can be represented.
 pub(crate) fn from_unix(secs: i64) -> Option<Time> {
     DateTime::from_timestamp(secs, 0)
@@ -53,6 +59,9 @@ fn default_refresh_hours() -> u32 {
 
 /// Most features a product declares.
 pub const MAX_FEATURES: usize = 64;
+/// Most characters all of a product's feature slugs have together, so that a token granting
+/// every one stays well inside the largest token agents read (2 KiB).
+pub const MAX_FEATURE_CHARS: usize = 1024;
 /// Highest `max_resets_per_30_days`; also how many resets a license remembers.
 pub const MAX_RESETS_PER_30_DAYS: u32 = 1000;
 /// The window over which resets are counted.
@@ -153,8 +162,11 @@ impl Product {
 
 /// Checks a set of feature slugs: at most [`MAX_FEATURES`], each a slug as product ids are.
 pub fn validate_features(field: &'static str, features: &BTreeSet<String>) -> Result<BTreeSet<String>, Error> {
-    if features.len() > MAX_FEATURES {
-        return Err(Error::input(field, format!("at most {MAX_FEATURES} features")));
+    if features.len() > MAX_FEATURES || features.iter().map(String::len).sum::<usize>() > MAX_FEATURE_CHARS {
+        return Err(Error::input(
+            field,
+            format!("at most {MAX_FEATURES} features of {MAX_FEATURE_CHARS} characters in all"),
+        ));
     }
     if features.iter().any(|f| validate_product_id(f).is_err()) {
         return Err(Error::input(field, "each feature is a slug of 1-64 characters a-z, 0-9 and '-'"));
@@ -252,7 +264,7 @@ impl License {
             kind: LicenseKind::Trial,
             seats: product.trial_seats,
             starts_at: now,
-            expires_at: Some(now + chrono::Duration::days(i64::from(product.trial_days))),
+            expires_at: Some(add_days(now, product.trial_days)),
             features: None,
             resets: Vec::new(),
         }
@@ -260,7 +272,7 @@ impl License {
 
     /// When the term ends after `product`'s grace period; `None` for perpetual.
     pub fn term_end(&self, product: &Product) -> Option<Time> {
-        self.expires_at.map(|end| end + chrono::Duration::days(i64::from(product.grace_days)))
+        self.expires_at.map(|end| add_days(end, product.grace_days))
     }
 
     /// Whether checks pass at `now`: the term, grace included, is still running.
@@ -276,10 +288,11 @@ impl License {
         }
     }
 
-    /// Resets counted at `now`: those in the 30 days up to it.
+    /// Resets counted at `now`: those in the 30 days up to it, both ends included (times are
+    /// whole seconds, so a reset counts for at least a full 30 days).
     fn recent_resets(&self, now: Time) -> u32 {
-        let since = (now - RESET_WINDOW).timestamp();
-        self.resets.iter().filter(|&&t| t > since).count() as u32
+        let since = now.timestamp().saturating_sub(RESET_WINDOW.num_seconds());
+        self.resets.iter().filter(|&&t| t >= since).count() as u32
     }
 
     /// Resets and deactivations still allowed at `now`; `None` when `product` sets no limit.

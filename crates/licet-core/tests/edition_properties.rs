@@ -166,7 +166,8 @@ proptest! {
     }
 
     /// Resets and deactivations of a license that succeed never number more than the limit in
-    /// any 30 days, and one is refused (1054) only when the last 30 days hold the limit.
+    /// any 30 days (both ends included), and one is refused (1054) only when the last 30 days
+    /// hold the limit.
     #[test]
     fn resets_never_exceed_the_limit_in_any_30_days(
         limit in 1..4u32,
@@ -193,7 +194,7 @@ proptest! {
                 }
                 SeatOp::Advance(hours) => { sim.advance(Duration::hours(i64::from(hours))); continue; }
             };
-            let recent = done.iter().filter(|t| **t > sim.now - Duration::days(30)).count() as u32;
+            let recent = done.iter().filter(|t| **t >= sim.now - Duration::days(30)).count() as u32;
             match result {
                 Ok(()) => { prop_assert!(recent < limit); done.push(sim.now); }
                 Err(e) if e.code() == Code::ResetLimitReached => prop_assert_eq!(recent, limit),
@@ -201,7 +202,7 @@ proptest! {
             }
         }
         for (i, start) in done.iter().enumerate() {
-            let window = done[i..].iter().take_while(|t| **t < *start + Duration::days(30)).count() as u32;
+            let window = done[i..].iter().take_while(|t| **t <= *start + Duration::days(30)).count() as u32;
             prop_assert!(window <= limit, "{window} resets in 30 days from {start}, limit {limit}");
         }
     }

@@ -174,6 +174,26 @@ fn grace_keeps_checks_passing_after_the_term_then_ends() {
 }
 
 #[test]
+fn a_host_on_a_license_in_grace_moves_to_its_renewal() {
+    let (mut sim, number) = edition_sim();
+    sim.product(PRODUCT, ProductSettings { grace_days: Some(7), ..Default::default() });
+    let sub = sim.coupon(Offer::License { seats: 1, term_days: Some(30), features: None });
+    let sub = sim.redeem(Some(&number), &sub).unwrap();
+    assert_eq!(sim.activate(&number, &pc("a")).unwrap().0.license.id, sub.id);
+    sim.advance(Duration::days(31));
+    assert_eq!(sim.activate(&number, &pc("a")).unwrap().0.license.id, sub.id, "in grace, nothing better");
+    let renewal = sim.coupon(Offer::License { seats: 1, term_days: Some(365), features: None });
+    let renewal = sim.redeem(Some(&number), &renewal).unwrap();
+    let (seat, token) = sim.activate(&number, &pc("a")).unwrap();
+    assert_eq!(seat.license.id, renewal.id);
+    let mut agent = AgentSim::new(pc("a"));
+    agent.token = Some(token);
+    assert!(!agent.check_offline(&sim.keys, PRODUCT, sim.now).unwrap().in_grace);
+    // The old license's seat is free for another host, for what is left of its grace.
+    assert_eq!(sim.activate(&number, &pc("b")).unwrap().0.license.id, sub.id);
+}
+
+#[test]
 fn resets_and_deactivations_share_a_limit_per_license_and_30_days() {
     let (mut sim, number) = edition_sim();
     sim.product(PRODUCT, ProductSettings { max_resets_per_30_days: Some(2), ..Default::default() });
@@ -199,12 +219,36 @@ fn resets_and_deactivations_share_a_limit_per_license_and_30_days() {
     // The refused reset freed nothing.
     assert_eq!(sim.account(&number).bindings.len(), 1);
 
-    // The first reset leaves the window 30 days after it.
+    // The resets leave the window once 30 days have passed since them, not a second earlier.
     sim.advance(Duration::days(30));
+    assert_eq!(resets_left(&mut sim), Some(0));
+    sim.advance(Duration::seconds(1));
     assert_eq!(resets_left(&mut sim), Some(2));
     sim.deactivate(&number, &pc("c")).unwrap();
 
     // No limit: resets are still remembered, so a limit set later counts them.
     sim.product(PRODUCT, ProductSettings { max_resets_per_30_days: Some(0), ..Default::default() });
     assert_eq!(resets_left(&mut sim), None);
+}
+
+#[test]
+fn the_largest_feature_list_a_product_may_declare_fits_in_a_token_agents_read() {
+    let mut sim = Sim::new();
+    let slug = |i: usize| format!("{i:02}-{}", "f".repeat(61));
+    let largest: BTreeSet<String> = (0..16).map(slug).collect();
+    assert_eq!(largest.iter().map(String::len).sum::<usize>(), licet_core::model::MAX_FEATURE_CHARS);
+    sim.product(PRODUCT, ProductSettings { features: Some(largest.clone()), ..Default::default() });
+    let number = sim.register("a@example.com", &pc("a")).unwrap().number.to_string();
+    let (_, token) = sim.activate(&number, &pc("a")).unwrap();
+    assert_eq!(sim.keys.verify(&token).unwrap().claims().features.len(), 16);
+    // One character more is refused, and the product keeps its list.
+    let mut over = largest.clone();
+    over.insert("x".into());
+    let put = licet_core::Command::PutProduct {
+        id: PRODUCT.into(),
+        settings: ProductSettings { features: Some(over), ..Default::default() },
+    };
+    check(sim.exec::<licet_core::Product>(put), Code::InvalidRequest);
+    let (seat, _) = sim.activate(&number, &pc("a")).unwrap();
+    assert_eq!(seat.product.features, largest);
 }

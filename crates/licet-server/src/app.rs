@@ -330,8 +330,16 @@ async fn deactivate(
     JsonBody(req): JsonBody<HostRequest>,
 ) -> Result<Response, ApiError> {
     let command = Command::Deactivate(req.to_command()?);
-    app.execute_limited::<()>(ip, app.clock.now(), command).await?;
-    Ok(json(StatusCode::OK, Empty {}))
+    match app.execute_limited::<()>(ip, app.clock.now(), command).await {
+        Ok(()) => Ok(json(StatusCode::OK, Empty {})),
+        // Release 0.1.0 agents (no format marker) read an unknown code as a server fault, and
+        // would say the server is unreachable: they are told with a code they know, and why.
+        Err(e) if e.code == Code::ResetLimitReached && req.token_format.is_none() => Err(ApiError {
+            status: Some(StatusCode::CONFLICT),
+            ..ApiError::with_message(Code::InvalidRequest, format!("{} (code 1054)", Code::ResetLimitReached.message()))
+        }),
+        Err(e) => Err(e),
+    }
 }
 
 async fn recover(

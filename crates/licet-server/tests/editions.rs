@@ -55,6 +55,9 @@ fn products_declare_features_and_coupons_of_every_kind_change_licenses() {
         json!({"product": PRODUCT, "count": 1, "kind": "upgrade"}),
         json!({"product": PRODUCT, "count": 1, "kind": "seats", "features": ["export"]}),
         json!({"product": PRODUCT, "count": 1, "kind": "refund"}),
+        // A typo, or a setting this release does not know, is refused rather than ignored.
+        json!({"product": PRODUCT, "count": 1, "term_day": 365}),
+        json!({"product": PRODUCT, "count": 1, "model": "floating"}),
     ];
     for body in bad {
         assert_error(s.admin_post("/v1/admin/coupons", body), 400, 1001);
@@ -72,6 +75,9 @@ fn products_declare_features_and_coupons_of_every_kind_change_licenses() {
     let upgrade = issue(&s, json!({"product": PRODUCT, "count": 1, "kind": "upgrade", "features": ["export"]}));
     let (_, r) = redeem(&s, &number, &upgrade);
     assert_eq!(r["license"]["features"], json!(["export", "recording"]));
+    // A retry of the upgrade (an answer lost on the way) changes nothing more.
+    let (status, again) = redeem(&s, &number, &upgrade);
+    assert_eq!((status, &again["license"]), (200, &r["license"]));
     let (status, answer) =
         s.admin_post("/v1/admin/coupons", json!({"product": PRODUCT, "count": 2, "kind": "extend", "days": 10}));
     assert_eq!((status, &answer["kind"]), (201, &json!("extend")));
@@ -104,6 +110,23 @@ fn products_declare_features_and_coupons_of_every_kind_change_licenses() {
     );
     s.set_clock("2026-04-16T10:00:00Z");
     assert_error(s.post("/v1/activate", check), 403, 1052);
+}
+
+#[test]
+fn an_upgrade_of_a_license_with_every_feature_is_used_up_and_changes_nothing() {
+    let s = start(&["--rate-limit", "0"]);
+    let (status, _) = s.admin_put(&format!("/v1/admin/products/{PRODUCT}"), json!({"features": ["a", "b"]}));
+    assert_eq!(status, 200);
+    let (_, reg) = s.register("a@example.com", "a");
+    let number = reg["registration_number"].as_str().unwrap().to_owned();
+    let (_, full) = redeem(&s, &number, &issue(&s, json!({"product": PRODUCT, "count": 1})));
+    assert_eq!(full["license"]["features"], json!(["a", "b"]));
+    let upgrade = issue(&s, json!({"product": PRODUCT, "count": 1, "kind": "upgrade", "features": ["b"]}));
+    let (status, r) = redeem(&s, &number, &upgrade);
+    assert_eq!((status, &r["license"]), (200, &full["license"]));
+    // Used up all the same: another account cannot have it.
+    let (_, other) = s.register("b@example.com", "b");
+    assert_error(redeem(&s, other["registration_number"].as_str().unwrap(), &upgrade), 409, 1005);
 }
 
 #[test]

@@ -211,8 +211,12 @@ fn tls_follows_sslmode_and_always_verifies_the_certificate() {
 #[test]
 fn the_views_show_features_grace_resets_and_coupon_kinds_also_after_an_upgrade_from_version_1() {
     let Some(server) = TestInstance::start_or_skip(module_path!()) else { return };
-    let url = server.create_database().unwrap();
-    let env = Env::new(PgStore::connect(&url).unwrap());
+    // The schema a version-1 build made: its views are replaced when this build starts.
+    let url = server.create_database_at_schema(1).unwrap();
+    assert_eq!(runtime().block_on(sql(&url, "SELECT count(*) FROM licenses"))[0].get::<_, i64>(0), 0);
+    let store = PgStore::connect(&url).unwrap();
+    assert_eq!(store.migrated(), Some((1, licet_store::pg::PG_SCHEMA_VERSION)));
+    let env = Env::new(store);
     let mut rng = licet_core::SeededEntropy::new(5);
     let features = |list: &[&str]| list.iter().map(|f| (*f).to_owned()).collect::<std::collections::BTreeSet<_>>();
     let settings = licet_core::ProductSettings {
@@ -239,11 +243,6 @@ fn the_views_show_features_grace_resets_and_coupon_kinds_also_after_an_upgrade_f
     env.store.execute::<()>(&env.ledger, chrono::Utc::now(), &mut rng, &deactivate).unwrap();
     drop(env);
 
-    // A database a version-1 build made has its views replaced when a newer node starts.
-    runtime().block_on(sql(&url, "UPDATE licet_schema SET version = 1"));
-    let reopened = PgStore::connect(&url).unwrap();
-    assert_eq!(reopened.migrated(), Some((1, licet_store::pg::PG_SCHEMA_VERSION)));
-
     let rt = runtime();
     let product = rt.block_on(sql(&url, "SELECT features, grace_days, max_resets_per_30_days FROM products"));
     assert_eq!(product[0].get::<_, Vec<String>>(0), ["analytics", "recording"]);
@@ -264,6 +263,8 @@ fn the_views_show_features_grace_resets_and_coupon_kinds_also_after_an_upgrade_f
     // The deactivation counted against the trial the host was bound to.
     let resets: Vec<i32> = licenses.iter().map(|r| r.get(3)).collect();
     assert_eq!(resets, [0, 1]);
+    let left = rt.block_on(sql(&url, "SELECT resets_left FROM licenses ORDER BY kind"));
+    assert_eq!(left.iter().map(|r| r.get::<_, Option<i32>>(0)).collect::<Vec<_>>(), [Some(3), Some(2)]);
     let coupon = rt.block_on(sql(&url, "SELECT kind, features, days FROM coupons"));
     assert_eq!(coupon[0].get::<_, String>(0), "license");
     assert_eq!(coupon[0].get::<_, Vec<String>>(1), ["recording"]);

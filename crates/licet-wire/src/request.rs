@@ -187,8 +187,11 @@ impl ProductRequest {
     }
 }
 
-/// `POST /v1/admin/coupons`.
+/// `POST /v1/admin/coupons`. A field it does not know is refused (1001) rather than ignored, so
+/// that a typo (`term_day`) or a setting of a later release (`model`) never issues coupons that
+/// do something else than the vendor asked.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CouponsRequest {
     /// The product whose licenses the coupons create or change.
     pub product: String,

@@ -70,12 +70,14 @@ fn bind(
         let current = account.license(&account.bindings[i].license_id).filter(|l| l.is_current(product, now)).cloned();
         match current {
             Some(license) => {
-                // A host on a trial moves to a paid license with a free seat.
-                let target = match license.kind {
-                    LicenseKind::Trial => best_free(account, product, now, Some(&license.id))
-                        .filter(|l| l.kind != LicenseKind::Trial)
+                // A host on a trial moves to a paid license with a free seat; one on a license
+                // in its grace period, to a paid one that is not (a renewal).
+                let ended = |l: &License| l.expires_at.is_some_and(|end| now >= end);
+                let target = match license.kind == LicenseKind::Trial || ended(&license) {
+                    true => best_free(account, product, now, Some(&license.id))
+                        .filter(|l| l.kind != LicenseKind::Trial && (license.kind == LicenseKind::Trial || !ended(l)))
                         .unwrap_or(license),
-                    _ => license,
+                    false => license,
                 };
                 let binding = &mut account.bindings[i];
                 binding.license_id = target.id.clone();

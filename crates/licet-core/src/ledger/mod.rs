@@ -17,7 +17,7 @@ pub use coupons::{CouponBatch, MAX_BATCH};
 use crate::credential::{self, CouponCode, RegistrationNumber};
 use crate::entropy::Entropy;
 use crate::error::{Code, Error};
-use crate::model::{Account, Product, ProductSettings, Time};
+use crate::model::{Account, Product, ProductSettings};
 use crate::txn::{RecordKey, Tx};
 
 pub use accounts::{Mail, Registered, Registration};
@@ -113,7 +113,4 @@ pub(crate) fn new_id(prefix: &str, entropy: &mut dyn Entropy) -> String {
     id
 }
 
-/// `now` plus whole days.
-pub(crate) fn add_days(now: Time, days: u32) -> Time {
-    now + chrono::Duration::days(i64::from(days))
-}
+pub(crate) use crate::model::add_days;

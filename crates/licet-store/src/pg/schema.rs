@@ -151,7 +151,10 @@ SELECT l->>'id' AS id,
             ELSE p.features END AS features,
        to_timestamp((l->>'expires_at')::bigint) + make_interval(days => COALESCE(p.grace_days, 0)) AS grace_until,
        (SELECT count(*) FROM jsonb_array_elements_text(COALESCE(l->'resets', '[]'::jsonb)) r
-         WHERE r::bigint > extract(epoch FROM now() - interval '30 days'))::integer AS resets_last_30_days
+         WHERE r::bigint >= extract(epoch FROM now() - interval '30 days'))::integer AS resets_last_30_days,
+       CASE WHEN p.max_resets_per_30_days > 0 THEN greatest(0, p.max_resets_per_30_days -
+            (SELECT count(*) FROM jsonb_array_elements_text(COALESCE(l->'resets', '[]'::jsonb)) r
+              WHERE r::bigint >= extract(epoch FROM now() - interval '30 days'))::integer) END AS resets_left
 FROM records a
 CROSS JOIN LATERAL jsonb_array_elements(a.doc->'licenses') l
 LEFT JOIN products p ON p.id = l->>'product'
@@ -200,6 +203,12 @@ impl From<tokio_postgres::Error> for SchemaError {
 
 /// Brings the schema up to date; safe with several nodes starting at once.
 pub(crate) async fn migrate(client: &mut Client) -> Result<Migrated, SchemaError> {
+    migrate_to(client, PG_SCHEMA_VERSION).await
+}
+
+/// Brings the schema to `target` (at most this build's version): what an earlier release left,
+/// for the tests of the migrations after it.
+pub(crate) async fn migrate_to(client: &mut Client, target: i32) -> Result<Migrated, SchemaError> {
     let tx = client.transaction().await?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]).await?;
     let exists = tx.query_one("SELECT to_regclass('licet_schema') IS NOT NULL", &[]).await?;
@@ -217,12 +226,13 @@ pub(crate) async fn migrate(client: &mut Client) -> Result<Migrated, SchemaError
     if from > PG_SCHEMA_VERSION {
         return Err(SchemaError::Newer(from));
     }
-    for sql in MIGRATIONS.iter().skip(from as usize) {
+    let to = target.clamp(from, PG_SCHEMA_VERSION);
+    for sql in MIGRATIONS.iter().take(to as usize).skip(from as usize) {
         tx.batch_execute(sql).await?;
     }
-    tx.execute("UPDATE licet_schema SET version = $1", &[&PG_SCHEMA_VERSION]).await?;
+    tx.execute("UPDATE licet_schema SET version = $1", &[&to]).await?;
     tx.commit().await?;
-    Ok(Migrated { from, to: PG_SCHEMA_VERSION })
+    Ok(Migrated { from, to })
 }
 
 #[cfg(test)]

@@ -224,6 +224,21 @@ impl TestInstance {
         Ok(url)
     }
 
+    /// A new empty database whose schema is at `version`, as an earlier release left it (for the
+    /// tests of the migrations after it); its URL.
+    pub fn create_database_at_schema(&self, version: i32) -> io::Result<String> {
+        let url = self.create_database()?;
+        let target = url.clone();
+        run(async move {
+            let (mut client, connection) =
+                tokio_postgres::connect(&target, tokio_postgres::NoTls).await.map_err(|e| other(e.to_string()))?;
+            tokio::spawn(connection);
+            super::schema::migrate_to(&mut client, version).await.map_err(|e| other(format!("{e:?}")))?;
+            Ok::<(), io::Error>(())
+        })?;
+        Ok(url)
+    }
+
     /// Stops the server (a fast shutdown: connections are cut, as when a database is lost).
     pub fn stop(&mut self) -> io::Result<()> {
         let server = self.server.as_mut().ok_or_else(|| other("an outside database cannot be stopped by the tests"))?;
