@@ -105,7 +105,12 @@ pub(crate) fn failed(name: &str, e: &tokio_postgres::Error) -> CoreError {
         Some(db) => {
             let what = format!("database {name}: {} ({})", db.message(), db.code().code());
             let code = db.code().code();
-            if ["08", "40", "53", "57", "58"].iter().any(|class| code.starts_with(class)) || code == "25006" {
+            // 25P02: the connection is inside a transaction that already failed — this one is
+            // lost, whatever failed first; 25006: a read-only standby.
+            if ["08", "40", "53", "57", "58"].iter().any(|class| code.starts_with(class))
+                || code == "25006"
+                || code == "25P02"
+            {
                 CoreError::Unavailable(what)
             } else {
                 CoreError::Internal(what)
@@ -128,13 +133,17 @@ pub(crate) fn pool_failed(name: &str, e: &deadpool_postgres::PoolError) -> CoreE
     CoreError::Unavailable(format!("database {name}: {what}"))
 }
 
-/// Whether the database refused because of a concurrent transaction (worth running again).
+/// Whether the database refused because of a concurrent transaction (worth running again). A
+/// statement refused because its transaction had already failed (25P02) also only means that
+/// this attempt is over: the command runs again in a new transaction (a CI run under load once
+/// answered a registration 500 with it, its first failure unseen).
 fn is_race(e: &tokio_postgres::Error) -> bool {
     matches!(
         e.code(),
         Some(c) if *c == SqlState::T_R_SERIALIZATION_FAILURE
             || *c == SqlState::T_R_DEADLOCK_DETECTED
             || *c == SqlState::UNIQUE_VIOLATION
+            || *c == SqlState::IN_FAILED_SQL_TRANSACTION
     )
 }
 

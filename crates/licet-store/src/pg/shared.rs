@@ -178,6 +178,11 @@ impl PgStore {
             };
             let answered = tokio::time::timeout(timeout, work).await;
             match answered {
+                Ok(Err(CoreError::Unavailable(e))) => {
+                    // Lost, or inside a failed transaction: never hand this connection out again.
+                    drop(deadpool_postgres::Object::take(client));
+                    Err(CoreError::Unavailable(e))
+                }
                 Ok(result) => result,
                 Err(_) => {
                     // The connection may be mid-message or dead: never hand it out again.
