@@ -138,14 +138,23 @@ fn a_reset_limit_counts_deactivations_and_portal_resets_and_answers_1054() {
     assert_eq!(status, 200);
     let (_, reg) = s.register("a@example.com", "a");
     let number = reg["registration_number"].as_str().unwrap().to_owned();
-    let deactivate = |tag: &str| {
-        s.post("/v1/deactivate", json!({"registration_number": number, "product": PRODUCT, "host": host(tag)}))
+    let deactivate = |tag: &str, marker: Option<u8>| {
+        let mut body = json!({"registration_number": number, "product": PRODUCT, "host": host(tag)});
+        if let Some(marker) = marker {
+            body["token_format"] = json!(marker);
+        }
+        s.post("/v1/deactivate", body)
     };
-    assert_eq!(deactivate("a").0, 200);
+    let newer = Some(TokenFormat::LATEST_MARKER);
+    assert_eq!(deactivate("a", newer).0, 200);
     let (_, account) = s.get("/v1/account", Some(&number));
     assert_eq!(account["licenses"][0]["resets_left"], 0);
     let (_, b) = s.activate(&number, "b");
-    assert_error(deactivate("b"), 409, 1054);
+    assert_error(deactivate("b", newer), 409, 1054);
+    // A release-0.1.0 agent (no marker) does not know 1054: it is told with 1001, and why.
+    let (status, old) = deactivate("b", None);
+    assert_eq!((status, old["error"]["code"].as_u64()), (409, Some(1001)), "{old}");
+    assert!(old["error"]["message"].as_str().unwrap().contains("1054"), "{old}");
     let binding = b["binding_id"].as_str().unwrap();
     assert_error(s.post_bearer(&format!("/v1/bindings/{binding}/reset"), &number, json!({})), 409, 1054);
     // Thirty days on, one more is allowed.
