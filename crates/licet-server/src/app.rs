@@ -3,11 +3,10 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Instant;
 
 use axum::Router;
 use axum::extract::rejection::PathRejection;
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
@@ -26,8 +25,8 @@ use subtle::ConstantTimeEq;
 
 use crate::clock::Clock;
 use crate::data_dir::token_hash;
-use crate::error::{AnsweredCode, ApiError};
-use crate::extract::{Bearer, ClientIp, JsonBody, MAX_BODY};
+use crate::error::ApiError;
+use crate::extract::{Bearer, ClientIp, JsonBody};
 use crate::outbox::Mailer;
 use crate::ratelimit::Limiter;
 
@@ -43,10 +42,6 @@ pub(crate) struct App {
     /// Bounds the commands in flight: the store runs them one at a time anyway, and a few
     /// dozen threads contending for its lock cost more than they gain in shared flushes.
     pub(crate) in_flight: tokio::sync::Semaphore,
-    /// Portal sessions.
-    pub(crate) sessions: crate::portal::Sessions,
-    /// Whether the server speaks TLS (portal cookies are then `Secure`).
-    pub(crate) tls: bool,
     /// The embedded store's flushing task: commands are applied on the request's task and await
     /// durability ([`crate::durability`]); `None` on a cluster's database.
     pub(crate) durability: Option<crate::durability::Durability>,
@@ -190,8 +185,8 @@ impl App {
     }
 }
 
-/// The API's routes. `/v1/admin/clock` exists only with a dev clock.
-pub(crate) fn router(app: AppState) -> Router {
+/// The API's routes (SPEC §5), with their state. `/v1/admin/clock` exists only with a dev clock.
+pub(crate) fn routes(app: AppState) -> Router {
     let mut router = Router::new()
         .route("/v1/register", post(register))
         .route("/v1/activate", post(activate))
@@ -209,38 +204,7 @@ pub(crate) fn router(app: AppState) -> Router {
     if app.clock.is_dev() {
         router = router.route("/v1/admin/clock", post(set_clock));
     }
-    router
-        .merge(crate::portal::routes())
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(MAX_BODY))
-        .layer(axum::middleware::from_fn(log_request))
-        .with_state(app)
-}
-
-/// One log line per request: method, path (never the query or body), status, code, latency.
-async fn log_request(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
-    let (method, path) = (req.method().clone(), req.uri().path().to_owned());
-    let start = Instant::now();
-    let response = next.run(req).await;
-    let code = response.extensions().get::<AnsweredCode>().map(|c| c.0.number());
-    tracing::info!(
-        %method,
-        path,
-        status = response.status().as_u16(),
-        code,
-        latency_us = start.elapsed().as_micros() as u64,
-        "request"
-    );
-    response
-}
-
-async fn not_found() -> ApiError {
-    ApiError { status: Some(StatusCode::NOT_FOUND), ..ApiError::invalid("no such endpoint") }
-}
-
-async fn method_not_allowed() -> ApiError {
-    ApiError { status: Some(StatusCode::METHOD_NOT_ALLOWED), ..ApiError::invalid("method not allowed") }
+    router.with_state(app)
 }
 
 fn json<T: serde::Serialize>(status: StatusCode, body: T) -> Response {

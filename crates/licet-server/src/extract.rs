@@ -72,18 +72,27 @@ impl<S: Send + Sync> FromRequestParts<S> for Bearer {
 /// Rate limits count this address.
 pub(crate) struct ClientIp(pub(crate) std::net::IpAddr);
 
-impl FromRequestParts<std::sync::Arc<crate::app::App>> for ClientIp {
+/// A handler state that knows which peers are trusted proxies (the API's, the portal's).
+pub(crate) trait ProxyAware {
+    /// The `--trusted-proxy` ranges.
+    fn trusted_proxies(&self) -> &[ipnet::IpNet];
+}
+
+impl ProxyAware for std::sync::Arc<crate::app::App> {
+    fn trusted_proxies(&self) -> &[ipnet::IpNet] {
+        &self.trusted_proxies
+    }
+}
+
+impl<S: ProxyAware + Send + Sync> FromRequestParts<S> for ClientIp {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        app: &std::sync::Arc<crate::app::App>,
-    ) -> Result<ClientIp, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<ClientIp, Self::Rejection> {
         let peer = parts
             .extensions
             .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
             .map_or(std::net::IpAddr::from([0, 0, 0, 0]), |c| c.0.ip());
-        Ok(ClientIp(client_ip(peer, &parts.headers, &app.trusted_proxies)))
+        Ok(ClientIp(client_ip(peer, &parts.headers, state.trusted_proxies())))
     }
 }
 

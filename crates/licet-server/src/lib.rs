@@ -20,6 +20,7 @@ mod extract;
 mod outbox;
 mod portal;
 mod ratelimit;
+mod routes;
 mod server;
 mod wire;
 

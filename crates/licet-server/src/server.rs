@@ -11,7 +11,7 @@ use axum_server::Handle;
 use licet_core::Ledger;
 use licet_store::{PgStore, SledOptions, SledStore, Store};
 
-use crate::app::{App, router};
+use crate::app::App;
 use crate::clock::Clock;
 use crate::connections::{self, Connections, CountingAcceptor, HEADER_READ_TIMEOUT};
 use crate::data_dir::{self, InitFacts};
@@ -182,15 +182,14 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
         limiter,
         mail,
         in_flight: tokio::sync::Semaphore::new(crate::app::MAX_IN_FLIGHT),
-        sessions,
-        tls: config.tls.is_some(),
         trusted_proxies: config.trusted_proxies.clone(),
     });
+    let portal = Arc::new(crate::portal::Portal { app: app.clone(), sessions, tls: config.tls.is_some() });
     let listener =
         std::net::TcpListener::bind(&config.listen).with_context(|| format!("listening on {}", config.listen))?;
     let local_addr = listener.local_addr()?;
     let handle = Handle::new();
-    let service = router(app).into_make_service_with_connect_info::<SocketAddr>();
+    let service = crate::routes::router(app, portal).into_make_service_with_connect_info::<SocketAddr>();
     // Connections are counted (before any TLS handshake) and idle ones time out: see connections.rs.
     let counting = CountingAcceptor::new(Connections::new(connections::capacity()));
     let (scheme, task) = match &config.tls {

@@ -28,16 +28,34 @@ pub(crate) use session::{LocalSessions, Sessions};
 const LANG_COOKIE: &str = "lang";
 use text::{Lang, text};
 
-type AppState = Arc<App>;
+/// What the portal's handlers need: the API's state, whose commands they run, and what only
+/// the portal has — its sessions, and whether its cookies must be `Secure`.
+pub(crate) struct Portal {
+    /// The server's state and commands.
+    pub(crate) app: Arc<App>,
+    /// Portal sessions (this process's, or the cluster's database's).
+    pub(crate) sessions: Sessions,
+    /// Whether the server speaks TLS (cookies are then `Secure`).
+    pub(crate) tls: bool,
+}
 
-/// The portal's routes.
-pub(crate) fn routes() -> Router<AppState> {
+type PortalState = Arc<Portal>;
+
+impl crate::extract::ProxyAware for PortalState {
+    fn trusted_proxies(&self) -> &[ipnet::IpNet] {
+        &self.app.trusted_proxies
+    }
+}
+
+/// The portal's routes, with their state.
+pub(crate) fn routes(portal: PortalState) -> Router {
     Router::new()
         .route("/", get(home))
         .route("/login", post(login))
         .route("/logout", post(logout))
         .route("/reset/{id}", get(confirm_reset).post(reset))
         .route("/style.css", get(style))
+        .with_state(portal)
 }
 
 fn lang_of(headers: &HeaderMap, jar: &CookieJar, query: &LangQuery) -> Lang {
@@ -75,7 +93,7 @@ fn redirect_home() -> Response {
     (StatusCode::SEE_OTHER, [(LOCATION, HeaderValue::from_static("/"))]).into_response()
 }
 
-impl App {
+impl Portal {
     /// A portal cookie: `HttpOnly`, `SameSite=Strict`, and `Secure` behind TLS.
     fn cookie(&self, name: &'static str, value: String, max_age: Option<Duration>) -> Cookie<'static> {
         let mut cookie =
@@ -93,14 +111,14 @@ impl App {
 }
 
 /// The login page, with a fresh double-submit token for its form.
-fn login_page(app: &App, jar: CookieJar, lang: Lang, status: StatusCode, error: Option<&str>) -> Response {
+fn login_page(portal: &Portal, jar: CookieJar, lang: Lang, status: StatusCode, error: Option<&str>) -> Response {
     let token = random_token();
-    let jar = jar.add(app.cookie(LOGIN_COOKIE, token.clone(), Some(Duration::minutes(10))));
+    let jar = jar.add(portal.cookie(LOGIN_COOKIE, token.clone(), Some(Duration::minutes(10))));
     (jar, html(status, page::login(lang, &token, error))).into_response()
 }
 
 async fn home(
-    State(app): State<AppState>,
+    State(portal): State<PortalState>,
     headers: HeaderMap,
     mut jar: CookieJar,
     query: Result<Query<LangQuery>, axum::extract::rejection::QueryRejection>,
@@ -113,26 +131,26 @@ async fn home(
         jar = jar.add(cookie.build());
     }
     let Some(id) = jar.get(SESSION_COOKIE).map(|c| c.value().to_owned()) else {
-        return login_page(&app, jar, lang, StatusCode::OK, None);
+        return login_page(&portal, jar, lang, StatusCode::OK, None);
     };
-    let session = match app.sessions.get(&id).await {
+    let session = match portal.sessions.get(&id).await {
         Ok(Some(session)) => session,
-        Ok(None) => return login_page(&app, jar, lang, StatusCode::OK, None),
+        Ok(None) => return login_page(&portal, jar, lang, StatusCode::OK, None),
         Err(e) => return e.into_response(),
     };
-    let view = app.execute::<AccountFound>(app.clock.now(), account_of(&session.credential)).await;
+    let view = portal.app.execute::<AccountFound>(portal.app.clock.now(), account_of(&session.credential)).await;
     match view {
         Ok(found) => {
-            let flash = match app.sessions.flash(&id, None).await {
+            let flash = match portal.sessions.flash(&id, None).await {
                 Ok(flash) => flash,
                 Err(e) => return e.into_response(),
             };
-            let page = page::account(lang, &found, app.clock.now(), &session.csrf, flash.as_deref());
+            let page = page::account(lang, &found, portal.app.clock.now(), &session.csrf, flash.as_deref());
             (jar, html(StatusCode::OK, page)).into_response()
         }
         Err(e) if e.code == Code::InternalError => e.into_response(),
-        Err(_) => match app.sessions.close(&id).await {
-            Ok(()) => login_page(&app, jar, lang, StatusCode::OK, None),
+        Err(_) => match portal.sessions.close(&id).await {
+            Ok(()) => login_page(&portal, jar, lang, StatusCode::OK, None),
             Err(e) => e.into_response(),
         },
     }
@@ -145,7 +163,7 @@ struct LoginForm {
 }
 
 async fn login(
-    State(app): State<AppState>,
+    State(portal): State<PortalState>,
     ClientIp(ip): ClientIp,
     headers: HeaderMap,
     jar: CookieJar,
@@ -154,31 +172,31 @@ async fn login(
     let lang = lang_of(&headers, &jar, &LangQuery::default());
     let t = text(lang);
     let Ok(Form(form)) = form else {
-        return login_page(&app, jar, lang, StatusCode::BAD_REQUEST, Some(t.forged));
+        return login_page(&portal, jar, lang, StatusCode::BAD_REQUEST, Some(t.forged));
     };
     if !jar.get(LOGIN_COOKIE).is_some_and(|c| same(c.value(), &form.csrf)) {
-        return login_page(&app, jar, lang, StatusCode::FORBIDDEN, Some(t.forged));
+        return login_page(&portal, jar, lang, StatusCode::FORBIDDEN, Some(t.forged));
     }
     let credential = form.credential.trim().to_owned();
-    let result = app.execute_limited::<AccountFound>(ip, app.clock.now(), account_of(&credential)).await;
+    let result = portal.app.execute_limited::<AccountFound>(ip, portal.app.clock.now(), account_of(&credential)).await;
     match result {
         Ok(found) => {
-            let id = match app.sessions.open(&found.account.id, credential).await {
+            let id = match portal.sessions.open(&found.account.id, credential).await {
                 Ok(id) => id,
                 Err(e) => return e.into_response(),
             };
-            let jar = jar.add(app.cookie(SESSION_COOKIE, id, None)).add(app.expired(LOGIN_COOKIE));
+            let jar = jar.add(portal.cookie(SESSION_COOKIE, id, None)).add(portal.expired(LOGIN_COOKIE));
             (jar, redirect_home()).into_response()
         }
         Err(e) if e.code == Code::RateLimited => {
-            let mut response = login_page(&app, jar, lang, StatusCode::TOO_MANY_REQUESTS, Some(t.rate_limited));
+            let mut response = login_page(&portal, jar, lang, StatusCode::TOO_MANY_REQUESTS, Some(t.rate_limited));
             if let Some(wait) = e.retry_after {
                 response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(wait));
             }
             response
         }
         Err(e) if e.code == Code::Unauthorized => {
-            login_page(&app, jar, lang, StatusCode::UNAUTHORIZED, Some(t.bad_credential))
+            login_page(&portal, jar, lang, StatusCode::UNAUTHORIZED, Some(t.bad_credential))
         }
         Err(e) => e.into_response(),
     }
@@ -192,7 +210,7 @@ struct CsrfForm {
 
 /// The session of a form post if its CSRF token is the current one; else the answer to give.
 async fn accept_form(
-    app: &App,
+    portal: &Portal,
     jar: &CookieJar,
     form: &Result<Form<CsrfForm>, axum::extract::rejection::FormRejection>,
     lang: Lang,
@@ -200,7 +218,7 @@ async fn accept_form(
     let (Some(id), Ok(Form(form))) = (jar.get(SESSION_COOKIE).map(|c| c.value()), form) else {
         return Err(forged(lang));
     };
-    match app.sessions.accept(id, &form.csrf).await {
+    match portal.sessions.accept(id, &form.csrf).await {
         Ok(Some(session)) => Ok((id.to_owned(), session)),
         Ok(None) => Err(forged(lang)),
         Err(e) => Err(e.into_response()),
@@ -216,24 +234,24 @@ fn not_found(lang: Lang) -> Response {
 }
 
 async fn logout(
-    State(app): State<AppState>,
+    State(portal): State<PortalState>,
     headers: HeaderMap,
     jar: CookieJar,
     form: Result<Form<CsrfForm>, axum::extract::rejection::FormRejection>,
 ) -> Response {
     let lang = lang_of(&headers, &jar, &LangQuery::default());
-    let (id, _) = match accept_form(&app, &jar, &form, lang).await {
+    let (id, _) = match accept_form(&portal, &jar, &form, lang).await {
         Ok(accepted) => accepted,
         Err(answer) => return answer,
     };
-    if let Err(e) = app.sessions.close(&id).await {
+    if let Err(e) = portal.sessions.close(&id).await {
         return e.into_response();
     }
-    (jar.add(app.expired(SESSION_COOKIE)), redirect_home()).into_response()
+    (jar.add(portal.expired(SESSION_COOKIE)), redirect_home()).into_response()
 }
 
 async fn confirm_reset(
-    State(app): State<AppState>,
+    State(portal): State<PortalState>,
     headers: HeaderMap,
     jar: CookieJar,
     binding: Result<Path<String>, axum::extract::rejection::PathRejection>,
@@ -241,12 +259,12 @@ async fn confirm_reset(
     let lang = lang_of(&headers, &jar, &LangQuery::default());
     let Ok(Path(binding)) = binding else { return not_found(lang) };
     let Some(id) = jar.get(SESSION_COOKIE) else { return redirect_home() };
-    let session = match app.sessions.get(id.value()).await {
+    let session = match portal.sessions.get(id.value()).await {
         Ok(Some(session)) => session,
         Ok(None) => return redirect_home(),
         Err(e) => return e.into_response(),
     };
-    let found = app.execute::<AccountFound>(app.clock.now(), account_of(&session.credential)).await;
+    let found = portal.app.execute::<AccountFound>(portal.app.clock.now(), account_of(&session.credential)).await;
     match found.map(|f| f.account.bindings.into_iter().find(|b| b.id == binding)) {
         Ok(Some(b)) => html(StatusCode::OK, page::confirm_reset(lang, &b, &session.csrf)),
         _ => not_found(lang),
@@ -254,7 +272,7 @@ async fn confirm_reset(
 }
 
 async fn reset(
-    State(app): State<AppState>,
+    State(portal): State<PortalState>,
     headers: HeaderMap,
     jar: CookieJar,
     binding: Result<Path<String>, axum::extract::rejection::PathRejection>,
@@ -262,12 +280,12 @@ async fn reset(
 ) -> Response {
     let lang = lang_of(&headers, &jar, &LangQuery::default());
     let Ok(Path(binding)) = binding else { return not_found(lang) };
-    let (id, session) = match accept_form(&app, &jar, &form, lang).await {
+    let (id, session) = match accept_form(&portal, &jar, &form, lang).await {
         Ok(accepted) => accepted,
         Err(answer) => return answer,
     };
     let reset = Command::Reset { credential: session.credential.into(), binding_id: binding };
-    let result = app.execute::<()>(app.clock.now(), reset).await;
+    let result = portal.app.execute::<()>(portal.app.clock.now(), reset).await;
     let t = text(lang);
     let flash = match result {
         Ok(()) => t.was_reset,
@@ -276,7 +294,7 @@ async fn reset(
         Err(_) => t.not_found,
     };
     let flash = Some(flash.to_owned());
-    match app.sessions.flash(&id, flash).await {
+    match portal.sessions.flash(&id, flash).await {
         Ok(_) => redirect_home(),
         Err(e) => e.into_response(),
     }
