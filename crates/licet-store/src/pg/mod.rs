@@ -22,7 +22,7 @@ pub mod shared;
 pub mod test_instance;
 mod tls;
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::time::{Duration, Instant};
 
@@ -288,7 +288,7 @@ impl PgStore {
             }
             let upsert = tx.prepare_cached(UPSERT).await.map_err(|e| self.failed(&e))?;
             for chunk in records.chunks(256) {
-                let writes = chunk.iter().map(|(key, record)| write_one(&tx, &upsert, key, record));
+                let writes = chunk.iter().map(|(key, record)| write_one(&*tx, &upsert, key, record));
                 try_join_all(writes).await.map_err(|e| self.failed(&e))?;
             }
             registration
@@ -300,39 +300,68 @@ impl PgStore {
         })
     }
 
-    /// One attempt at running `command` in a serializable transaction.
+    /// One attempt at running `command` in a serializable transaction. Round trips between
+    /// processes are what a command costs here, so the transaction's `BEGIN` travels with its
+    /// first read and its `COMMIT` with its writes (tokio-postgres pipelines requests made
+    /// together on one connection): an activation takes four round trips rather than six. Should
+    /// a write fail, the database turns that `COMMIT` into a rollback, and the write's error is
+    /// the attempt's.
     fn attempt(&self, command: &mut dyn FnMut(&mut Tx<'_>) -> Result<(), CoreError>) -> Result<(), Failure> {
         let deadline = Instant::now() + self.options.timeout;
-        let mut client = step_pool(self, deadline)?;
+        let client = step_pool(self, deadline)?;
+        // `Err((failure, whether the transaction is still open))`.
         let outcome = (|| {
-            let tx =
-                self.step(deadline, client.build_transaction().isolation_level(IsolationLevel::Serializable).start())?;
-            let snapshot = PgSnapshot { store: self, tx: &tx, deadline, race: RefCell::new(false) };
+            // Prepared once per connection and cached: no round trip after the first.
+            let select = self.step(deadline, client.prepare_cached(SELECT)).map_err(|f| (f, false))?;
+            let upsert = self.step(deadline, client.prepare_cached(UPSERT)).map_err(|f| (f, false))?;
+            let delete = self.step(deadline, client.prepare_cached(DELETE)).map_err(|f| (f, false))?;
+            let snapshot = PgSnapshot {
+                store: self,
+                client: &client,
+                select: &select,
+                deadline,
+                begun: Cell::new(false),
+                race: RefCell::new(false),
+            };
             let mut view = Tx::new(&snapshot);
             let result = command(&mut view);
+            let begun = snapshot.begun.get();
             if *snapshot.race.borrow() {
-                return Err(Failure::Retry);
+                return Err((Failure::Retry, begun));
             }
-            result.map_err(Failure::Fail)?;
+            result.map_err(|e| (Failure::Fail(e), begun))?;
+            if !begun {
+                // A command that read nothing: its transaction begins on its own.
+                self.step(deadline, client.batch_execute(BEGIN)).map_err(|f| (f, true))?;
+            }
             let changes = view.into_changes();
-            if !changes.is_empty() {
-                let upsert = self.step(deadline, tx.prepare_cached(UPSERT))?;
-                let delete = self.step(deadline, tx.prepare_cached(DELETE))?;
-                let writes = changes.iter().map(|(key, value)| {
-                    let (tx, upsert, delete) = (&tx, &upsert, &delete);
-                    async move {
-                        match value {
-                            Some(record) => write_one(tx, upsert, key, record).await,
-                            None => tx.execute(delete, &[&key.to_bytes()]).await,
-                        }
+            let writes = changes.iter().map(|(key, value)| {
+                let (client, upsert, delete) = (&client, &upsert, &delete);
+                async move {
+                    match value {
+                        Some(record) => write_one(&***client, upsert, key, record).await,
+                        None => client.execute(delete, &[&key.to_bytes()]).await,
                     }
-                });
-                self.step(deadline, try_join_all(writes))?;
-            }
-            self.step(deadline, tx.commit())
+                }
+            });
+            let write_and_commit = async {
+                let (written, committed) = futures_util::join!(try_join_all(writes), client.batch_execute("COMMIT"));
+                written?;
+                committed
+            };
+            // Whatever it answers, a COMMIT that was answered ended the transaction.
+            self.step(deadline, write_and_commit).map_err(|f| (f, false))
         })();
-        if let Err(Failure::Fail(CoreError::Unavailable(_))) = &outcome {
-            // The connection may be mid-message: never hand it to another command.
+        let (outcome, open) = match outcome {
+            Ok(()) => (Ok(()), false),
+            Err((failure, open)) => (Err(failure), open),
+        };
+        let lost = matches!(outcome, Err(Failure::Fail(CoreError::Unavailable(_))));
+        // A transaction left open is rolled back before its connection goes back to the pool.
+        let clean = !open
+            || (!lost && self.step(Instant::now() + self.options.timeout, client.batch_execute("ROLLBACK")).is_ok());
+        if lost || !clean {
+            // The connection may be mid-message or mid-transaction: never hand it out again.
             drop(deadpool_postgres::Object::take(client));
         }
         outcome
@@ -363,6 +392,7 @@ fn step_pool(store: &PgStore, deadline: Instant) -> Result<deadpool_postgres::Ob
     }
 }
 
+const BEGIN: &str = "BEGIN ISOLATION LEVEL SERIALIZABLE";
 const UPSERT: &str = "INSERT INTO records (key, kind, body, doc) VALUES ($1, $2, $3, $4) \
      ON CONFLICT (key) DO UPDATE SET kind = EXCLUDED.kind, body = EXCLUDED.body, doc = EXCLUDED.doc";
 const DELETE: &str = "DELETE FROM records WHERE key = $1";
@@ -382,7 +412,7 @@ fn doc(record: &Record) -> serde_json::Value {
 }
 
 async fn write_one(
-    client: &tokio_postgres::Transaction<'_>,
+    client: &impl tokio_postgres::GenericClient,
     upsert: &tokio_postgres::Statement,
     key: &RecordKey,
     record: &Record,
@@ -393,8 +423,11 @@ async fn write_one(
 /// A command's reads inside its transaction.
 struct PgSnapshot<'a> {
     store: &'a PgStore,
-    tx: &'a deadpool_postgres::Transaction<'a>,
+    client: &'a deadpool_postgres::Object,
+    select: &'a tokio_postgres::Statement,
     deadline: Instant,
+    /// Whether the transaction has begun (with the first read).
+    begun: Cell<bool>,
     /// Set when a read lost a serialization race: the attempt is run again whatever the
     /// command made of the error.
     race: RefCell<bool>,
@@ -402,9 +435,18 @@ struct PgSnapshot<'a> {
 
 impl Snapshot for PgSnapshot<'_> {
     fn get(&self, key: &RecordKey) -> Result<Option<Record>, CoreError> {
+        let bytes = key.to_bytes();
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&bytes];
         let read = async {
-            let select = self.tx.prepare_cached(SELECT).await?;
-            self.tx.query_opt(&select, &[&key.to_bytes()]).await
+            if self.begun.get() {
+                return self.client.query_opt(self.select, &params).await;
+            }
+            // The first read carries the transaction's BEGIN: one round trip for both.
+            let (began, row) =
+                futures_util::join!(self.client.batch_execute(BEGIN), self.client.query_opt(self.select, &params));
+            began?;
+            self.begun.set(true);
+            row
         };
         match self.store.step(self.deadline, read) {
             Ok(None) => Ok(None),
