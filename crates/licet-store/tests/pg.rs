@@ -272,3 +272,30 @@ fn the_views_show_features_grace_resets_and_coupon_kinds_also_after_an_upgrade_f
     assert_eq!(coupon[0].get::<_, Vec<String>>(1), ["recording"]);
     assert_eq!(coupon[0].get::<_, Option<i32>>(2), None);
 }
+
+#[test]
+fn a_private_server_whose_test_process_died_is_stopped_by_the_next_one() {
+    if !TestInstance::available(module_path!()) || std::env::var_os("LICET_TEST_DATABASE_URL").is_some() {
+        return;
+    }
+    let orphan = TestInstance::start().unwrap();
+    let (dir, pid) = orphan.process().map(|(d, p)| (d.to_owned(), p)).unwrap();
+    // Its owner "dies": a process that has exited, and nothing is dropped, as after SIGKILL.
+    let mut gone = std::process::Command::new("true").spawn().unwrap();
+    let dead = gone.id();
+    gone.wait().unwrap();
+    std::fs::write(dir.join("owner.pid"), dead.to_string()).unwrap();
+    std::mem::forget(orphan);
+    assert!(std::path::Path::new(&format!("/proc/{pid}")).exists());
+    let _next = TestInstance::start().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::path::Path::new(&format!("/proc/{pid}/status")).exists()
+        && !std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default().contains("zombie")
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    assert!(status.is_empty() || status.contains("zombie"), "the orphan still runs: {status}");
+    assert!(!dir.exists(), "its directory is removed");
+}

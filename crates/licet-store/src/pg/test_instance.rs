@@ -20,6 +20,8 @@ pub struct TestInstance {
     server: Option<Server>,
     /// Databases made so far, for unique names.
     made: std::sync::atomic::AtomicUsize,
+    /// On an outside server, the databases this instance made: dropped with it.
+    outside_databases: std::sync::Mutex<Vec<String>>,
 }
 
 #[derive(Debug)]
@@ -138,11 +140,20 @@ impl TestInstance {
         if let Ok(url) = std::env::var("LICET_TEST_DATABASE_URL")
             && tls.is_none()
         {
-            return Ok(TestInstance { base: url, port: 0, server: None, made: Default::default() });
+            return Ok(TestInstance {
+                base: url,
+                port: 0,
+                server: None,
+                made: Default::default(),
+                outside_databases: Default::default(),
+            });
         }
         let bin = find_bin()?;
         let user = server_user()?;
-        let dir = tempfile::Builder::new().prefix("licet-pg-").tempdir()?;
+        stop_orphans();
+        let dir = tempfile::Builder::new().prefix(ORPHAN_PREFIX).tempdir()?;
+        // Whose it is: a later test run stops it should this process die without dropping it.
+        std::fs::write(dir.path().join("owner.pid"), std::process::id().to_string())?;
         #[cfg(unix)]
         if let Some((uid, gid)) = user {
             std::os::unix::fs::chown(dir.path(), Some(uid), Some(gid))?;
@@ -185,11 +196,18 @@ impl TestInstance {
             port,
             server: None,
             made: Default::default(),
+            outside_databases: Default::default(),
         };
         spawn(&mut server, port)?;
         instance.server = Some(server);
         instance.wait_ready()?;
         Ok(instance)
+    }
+
+    /// The private server's directory and process id (`None` for an outside server).
+    pub fn process(&self) -> Option<(&std::path::Path, u32)> {
+        let server = self.server.as_ref()?;
+        Some((server.dir.path(), server.child.as_ref()?.id()))
     }
 
     /// The port it listens on (0 for an outside server).
@@ -214,13 +232,17 @@ impl TestInstance {
         let name = format!("licet_test_{n}_{}", suffix.iter().map(|b| format!("{b:02x}")).collect::<String>());
         let url = self.url(&name);
         let admin = self.url("postgres");
+        let create = format!("CREATE DATABASE {name}");
         run(async move {
             let (client, connection) =
                 tokio_postgres::connect(&admin, tokio_postgres::NoTls).await.map_err(|e| other(e.to_string()))?;
             tokio::spawn(connection);
-            client.batch_execute(&format!("CREATE DATABASE {name}")).await.map_err(|e| other(e.to_string()))?;
+            client.batch_execute(&create).await.map_err(|e| other(e.to_string()))?;
             Ok::<(), io::Error>(())
         })?;
+        if self.server.is_none() {
+            self.outside_databases.lock().map_err(|_| other("poisoned"))?.push(name);
+        }
         Ok(url)
     }
 
@@ -311,8 +333,55 @@ fn run<T, E: std::fmt::Display>(future: impl std::future::Future<Output = Result
     runtime.block_on(future).map_err(|e| other(e.to_string()))
 }
 
+/// The prefix of a private server's temporary directory.
+const ORPHAN_PREFIX: &str = "licet-pg-";
+
+/// Stops the private servers of test processes that died without stopping them (a test binary
+/// killed by a timeout or SIGKILL drops nothing), and removes their directories. A server whose
+/// owner is alive, or whose owner is unknown, is left alone.
+fn stop_orphans() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else { return };
+    for entry in entries.filter_map(Result::ok) {
+        let dir = entry.path();
+        if !entry.file_name().to_string_lossy().starts_with(ORPHAN_PREFIX) {
+            continue;
+        }
+        let Some(owner) =
+            std::fs::read_to_string(dir.join("owner.pid")).ok().and_then(|p| p.trim().parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if std::path::Path::new(&format!("/proc/{owner}")).exists() {
+            continue;
+        }
+        // postmaster.pid's first line is the server's process id: SIGQUIT, an immediate stop.
+        let postmaster = std::fs::read_to_string(dir.join("data").join("postmaster.pid")).unwrap_or_default();
+        if let Some(pid) = postmaster.lines().next().and_then(|l| l.trim().parse::<u32>().ok()) {
+            let _ = Command::new("kill").args(["-QUIT", &pid.to_string()]).status();
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while std::path::Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
 impl Drop for TestInstance {
     fn drop(&mut self) {
         let _ = self.stop();
+        // On an outside server, the databases it made go with it.
+        let names = self.outside_databases.get_mut().map(std::mem::take).unwrap_or_default();
+        if !names.is_empty() {
+            let admin = self.url("postgres");
+            let _ = run(async move {
+                let (client, connection) = tokio_postgres::connect(&admin, tokio_postgres::NoTls).await?;
+                tokio::spawn(connection);
+                for name in names {
+                    client.batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await?;
+                }
+                Ok::<(), tokio_postgres::Error>(())
+            });
+        }
     }
 }
