@@ -376,7 +376,7 @@ async fn put_product(
 ) -> Result<Response, ApiError> {
     app.admin(ip, bearer).await?;
     let Path(id) = id.map_err(|_| ApiError::invalid("malformed product id"))?;
-    let command = Command::PutProduct { id, settings: req.to_settings() };
+    let command = Command::PutProduct { id, settings: req };
     let product: Product = app.execute(app.clock.now(), command).await?;
     Ok(json(StatusCode::OK, ProductObject::of(&product)))
 }

@@ -138,54 +138,9 @@ pub struct RecoverRequest {
     pub email: String,
 }
 
-/// `PUT /v1/admin/products/{id}`: the settings to change; absent ones keep their value.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ProductRequest {
-    /// A display name.
-    #[serde(default)]
-    pub name: Option<String>,
-    /// Length of a trial, in days.
-    #[serde(default)]
-    pub trial_days: Option<u32>,
-    /// Hosts a trial may bind at once.
-    #[serde(default)]
-    pub trial_seats: Option<u32>,
-    /// How long a token stays usable without contacting the server, in hours.
-    #[serde(default)]
-    pub offline_lease_hours: Option<u32>,
-    /// How far an agent's clock may fall behind time already seen.
-    #[serde(default)]
-    pub clock_tolerance_minutes: Option<u32>,
-    /// How often an agent asks the server again, in hours.
-    #[serde(default)]
-    pub refresh_hours: Option<u32>,
-    /// The features licenses of the product may grant (replaces the whole list).
-    #[serde(default)]
-    pub features: Option<BTreeSet<String>>,
-    /// Days after `expires_at` during which checks still pass.
-    #[serde(default)]
-    pub grace_days: Option<u32>,
-    /// Resets and deactivations a license allows in any 30 days (0: no limit).
-    #[serde(default)]
-    pub max_resets_per_30_days: Option<u32>,
-}
-
-impl ProductRequest {
-    /// The ledger's settings.
-    pub fn to_settings(&self) -> ProductSettings {
-        ProductSettings {
-            name: self.name.clone(),
-            trial_days: self.trial_days,
-            trial_seats: self.trial_seats,
-            offline_lease_hours: self.offline_lease_hours,
-            clock_tolerance_minutes: self.clock_tolerance_minutes,
-            refresh_hours: self.refresh_hours,
-            features: self.features.clone(),
-            grace_days: self.grace_days,
-            max_resets_per_30_days: self.max_resets_per_30_days,
-        }
-    }
-}
+/// `PUT /v1/admin/products/{id}`: the settings to change; absent ones keep their value. The
+/// ledger's own settings, whose JSON is the API's: one list of fields, not two to keep in step.
+pub type ProductRequest = ProductSettings;
 
 /// `POST /v1/admin/coupons`. A field it does not know is refused (1001) rather than ignored, so
 /// that a typo (`term_day`) or a setting of a later release (`model`) never issues coupons that
