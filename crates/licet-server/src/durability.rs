@@ -1,7 +1,8 @@
-//! Commands on the embedded store without a thread parked per command: a command is applied
-//! on the request's own task (a few microseconds under the store's write lock), and its
-//! acknowledgement awaits durability from one flushing task, which makes every change applied so
-//! far durable with one flush on a blocking thread and answers everyone who was waiting.
+//! Commands on the embedded store without a thread parked per command: a command is decided and
+//! applied on the request's own task (the store checks and applies it under its write lock in a
+//! few microseconds), and its acknowledgement awaits durability from one flushing task, which
+//! makes every change applied so far durable with one flush on a blocking thread and answers
+//! everyone who was waiting.
 
 use std::sync::Arc;
 
@@ -29,10 +30,10 @@ impl Durability {
         Durability { store, requests }
     }
 
-    /// Runs `command` and returns its outcome once durable. It is applied on this task when
-    /// that cannot block (the usual case: a few microseconds under the store's lock), on a
-    /// blocking thread while a backup holds the lock or the store must reopen — never stalling
-    /// an async worker.
+    /// Runs `command` and returns its outcome once durable. It is decided and applied on this
+    /// task when that cannot block (the usual case: the store's lock is held for microseconds),
+    /// on a blocking thread while a backup holds the lock or the store must reopen — never
+    /// stalling an async worker.
     pub(crate) async fn execute(
         &self,
         ledger: &Ledger,

@@ -68,10 +68,11 @@ impl Default for SledOptions {
 
 /// The ledger in a sled database: one tree of records keyed by [`RecordKey::to_bytes`].
 ///
-/// Commands run one at a time under a write lock (read, decide, apply one atomic batch — a few
-/// microseconds), then wait outside the lock for a flush they share with every other committer
-/// (group commit). So transactions are serializable, and `transact` returns only once its
-/// change is fsynced.
+/// A command is decided outside the write lock over the reads it records, then under the lock
+/// checked (every record it read still as it read it; else decided again) and applied as one
+/// atomic batch — a few microseconds under the lock — and then waits outside it for a flush it
+/// shares with every other committer (group commit). So transactions are serializable, and
+/// `transact` returns only once its change is fsynced.
 ///
 /// **When the disk refuses** (full, failing), sled keeps failing even after the cause is gone.
 /// So the store closes its database on the first such error and answers

@@ -243,3 +243,35 @@ fn e_mails_of_an_older_release_are_reindexed_once_and_collisions_reported_never_
     drop(store);
     assert_eq!(SledStore::open(&path).unwrap().email_report().unwrap(), None);
 }
+
+#[test]
+fn a_command_whose_reads_change_before_it_applies_is_decided_again_and_loses_nothing() {
+    use licet_core::Error as CoreError;
+    let dir = tempfile::tempdir().unwrap();
+    let env = Env::new(SledStore::open(dir.path().join("ledger")).unwrap());
+    let number = env.register("a@example.com", &pc("a"), 1).unwrap().number.to_string();
+    let id = env.account("a@example.com").unwrap().id;
+    let mut runs = 0;
+    let mut command = |tx: &mut licet_core::Tx<'_>| -> Result<(), CoreError> {
+        runs += 1;
+        let mut account = tx.account(&id)?.ok_or_else(|| CoreError::Internal("no account".into()))?;
+        if runs == 1 {
+            // While this command decides (outside the store's lock), another binds a host to
+            // the same account and commits.
+            let other = std::thread::scope(|s| s.spawn(|| env.activate(&number, &pc("b"), 2)).join().unwrap());
+            assert_eq!(other.unwrap_err().code(), licet_core::Code::NoFreeLicense, "the trial's one seat is a's");
+            let coupon = env.coupons(1, 2, 3).remove(0);
+            env.redeem(&number, &coupon, 4).unwrap();
+        }
+        account.organization = "Renamed".into();
+        tx.put_account(&account);
+        Ok(())
+    };
+    let (result, pending) = env.store.apply(&mut command).unwrap();
+    result.unwrap();
+    env.store.make_durable(&pending).unwrap();
+    assert_eq!(runs, 2, "the first decision read an account that changed before it applied");
+    let account = env.account("a@example.com").unwrap();
+    assert_eq!(account.organization, "Renamed");
+    assert_eq!(account.licenses.len(), 2, "the coupon's license, redeemed meanwhile, is kept");
+}

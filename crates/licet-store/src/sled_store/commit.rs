@@ -35,12 +35,12 @@ impl Snapshot for RecordingSnapshot<'_> {
     fn get(&self, key: &RecordKey) -> Result<Option<Record>, CoreError> {
         let bytes = key.to_bytes();
         let seen = self.tree.get(&bytes).map_err(|e| CoreError::Internal(format!("storage read: {e}")))?;
-        let record = match &seen {
+        // Recorded before decoding, so that a record the command could not read is checked too.
+        self.reads.borrow_mut().push((bytes, seen.clone()));
+        Ok(match seen {
             None => None,
-            Some(stored) => Some(Record::decode(key, stored)?),
-        };
-        self.reads.borrow_mut().push((bytes, seen));
-        Ok(record)
+            Some(stored) => Some(Record::decode(key, &stored)?),
+        })
     }
 }
 
