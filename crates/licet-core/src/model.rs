@@ -253,6 +253,8 @@ pub struct LicenseFacts {
     pub grace_until: Option<Time>,
     /// Resets and deactivations still allowed in the current 30 days; `None`: no limit.
     pub resets_left: Option<u32>,
+    /// Whether the term as sold is over and the grace period running.
+    pub in_grace: bool,
 }
 
 impl License {
@@ -278,6 +280,11 @@ impl License {
     /// Whether checks pass at `now`: the term, grace included, is still running.
     pub fn is_current(&self, product: &Product, now: Time) -> bool {
         self.term_end(product).is_none_or(|end| now < end)
+    }
+
+    /// Whether at `now` the term as sold is over and `product`'s grace period is running.
+    pub fn in_grace(&self, product: &Product, now: Time) -> bool {
+        self.expires_at.is_some_and(|end| now >= end) && self.is_current(product, now)
     }
 
     /// The features granted: the license's own among those `product` declares, or all of them.
@@ -319,6 +326,7 @@ impl License {
             features: self.features_granted(product),
             grace_until: self.term_end(product),
             resets_left: self.resets_left(product, now),
+            in_grace: self.in_grace(product, now),
         }
     }
 }

@@ -72,10 +72,12 @@ fn bind(
             Some(license) => {
                 // A host on a trial moves to a paid license with a free seat; one on a license
                 // in its grace period, to a paid one that is not (a renewal).
-                let ended = |l: &License| l.expires_at.is_some_and(|end| now >= end);
-                let target = match license.kind == LicenseKind::Trial || ended(&license) {
+                let in_grace = |l: &License| l.in_grace(product, now);
+                let target = match license.kind == LicenseKind::Trial || in_grace(&license) {
                     true => best_free(account, product, now, Some(&license.id))
-                        .filter(|l| l.kind != LicenseKind::Trial && (license.kind == LicenseKind::Trial || !ended(l)))
+                        .filter(|l| {
+                            l.kind != LicenseKind::Trial && (license.kind == LicenseKind::Trial || !in_grace(l))
+                        })
                         .unwrap_or(license),
                     false => license,
                 };

@@ -138,7 +138,12 @@ impl AccountFound {
     pub fn facts(&self, license: &License, now: Time) -> LicenseFacts {
         match self.products.get(&license.product) {
             Some(product) => license.facts(product, now),
-            None => LicenseFacts { features: Vec::new(), grace_until: license.expires_at, resets_left: None },
+            None => LicenseFacts {
+                features: Vec::new(),
+                grace_until: license.expires_at,
+                resets_left: None,
+                in_grace: false,
+            },
         }
     }
 }

@@ -143,7 +143,7 @@ pub(crate) fn account(lang: Lang, found: &AccountFound, now: DateTime<Utc>, csrf
                 seats: l.seats,
                 expires: l.expires_at.map_or(t.perpetual.to_owned(), when),
                 features: if facts.features.is_empty() { t.all_features.to_owned() } else { facts.features.join(", ") },
-                in_grace: l.expires_at.is_some_and(|end| now >= end) && grace_until.is_some_and(|end| now < end),
+                in_grace: facts.in_grace,
                 grace_until: grace_until.map_or_else(|| "—".to_owned(), when),
                 resets_left: facts.resets_left.map_or_else(|| t.unlimited.to_owned(), |n| n.to_string()),
             }

@@ -22,7 +22,7 @@ pub mod shared;
 pub mod test_instance;
 mod tls;
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
@@ -321,12 +321,12 @@ impl PgStore {
                 select: &select,
                 deadline,
                 begun: Cell::new(false),
-                race: RefCell::new(false),
+                race: Cell::new(false),
             };
             let mut view = Tx::new(&snapshot);
             let result = command(&mut view);
             let begun = snapshot.begun.get();
-            if *snapshot.race.borrow() {
+            if snapshot.race.get() {
                 return Err((Failure::Retry, begun));
             }
             result.map_err(|e| (Failure::Fail(e), begun))?;
@@ -430,7 +430,7 @@ struct PgSnapshot<'a> {
     begun: Cell<bool>,
     /// Set when a read lost a serialization race: the attempt is run again whatever the
     /// command made of the error.
-    race: RefCell<bool>,
+    race: Cell<bool>,
 }
 
 impl Snapshot for PgSnapshot<'_> {
@@ -455,7 +455,7 @@ impl Snapshot for PgSnapshot<'_> {
                 Ok(Some(Record::decode(key, &bytes)?))
             }
             Err(Failure::Retry) => {
-                *self.race.borrow_mut() = true;
+                self.race.set(true);
                 Err(CoreError::Unavailable("a concurrent transaction won; running the command again".into()))
             }
             Err(Failure::Fail(e)) => Err(e),

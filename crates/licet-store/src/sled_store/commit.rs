@@ -10,20 +10,6 @@ use licet_core::{Changes, Error as CoreError, Record, RecordKey, Snapshot, Tx};
 
 use super::{Opened, SledStore};
 
-/// Reads of a command decided under the write lock.
-struct SledSnapshot<'a> {
-    tree: &'a sled::Tree,
-}
-
-impl Snapshot for SledSnapshot<'_> {
-    fn get(&self, key: &RecordKey) -> Result<Option<Record>, CoreError> {
-        match self.tree.get(key.to_bytes()).map_err(|e| CoreError::Internal(format!("storage read: {e}")))? {
-            None => Ok(None),
-            Some(bytes) => Ok(Some(Record::decode(key, &bytes)?)),
-        }
-    }
-}
-
 /// A snapshot that remembers what it read (the stored bytes, or their absence), for a command
 /// decided outside the write lock and checked under it.
 struct RecordingSnapshot<'a> {
@@ -132,7 +118,8 @@ impl SledStore {
             },
             false => self.opened.read().unwrap_or_else(PoisonError::into_inner).clone()?,
         };
-        let snapshot = SledSnapshot { tree: &opened.ledger };
+        // Its reads are recorded too, and need no check: nothing writes while the lock is held.
+        let snapshot = RecordingSnapshot { tree: &opened.ledger, reads: RefCell::new(Vec::new()) };
         let mut tx = Tx::new(&snapshot);
         let result = command(&mut tx);
         let changes = tx.into_changes();
