@@ -38,9 +38,9 @@ fuzz_target!(|data: &[u8]| {
     }
     let mut coupons: Vec<CouponCode> = Vec::new();
     let offers = [
-        Offer::License { seats: 1, term_days: None, features: None },
-        Offer::License { seats: 3, term_days: None, features: Some(["a".to_owned()].into()) },
-        Offer::License { seats: 2, term_days: Some(10), features: None },
+        Offer::License { seats: 1, term_days: None, features: None, model: Default::default() },
+        Offer::License { seats: 3, term_days: None, features: Some(["a".to_owned()].into()), model: Default::default() },
+        Offer::License { seats: 2, term_days: Some(10), features: None, model: Default::default() },
         Offer::Extend { days: 5 },
         Offer::Seats { seats: 2 },
         Offer::Upgrade { features: ["b".to_owned()].into() },

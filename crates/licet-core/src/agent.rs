@@ -128,9 +128,31 @@ pub enum Step {
     Ask(Ask),
 }
 
-/// A license check to send to a server (`POST /v1/activate` with the newer agents' marker).
+/// Which request an [`Ask`] is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AskKind {
+    /// `POST /v1/activate` with the newer agents' marker: bind or refresh this host's seat.
+    Activate,
+    /// `POST /v1/sessions`: check out a floating session, borrowed for so many hours if asked.
+    Checkout {
+        /// Hours to borrow the seat for, offline.
+        borrow_hours: Option<u32>,
+    },
+    /// `POST /v1/sessions/{session}/heartbeat`: extend a floating session.
+    Heartbeat {
+        /// The session.
+        session: String,
+        /// Whether a refused heartbeat (the session died) is followed by a checkout on the same
+        /// server: so for a check, not for an explicit heartbeat of one session.
+        renew: bool,
+    },
+}
+
+/// A request to send to a server: a license check, or a floating session's checkout or heartbeat.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Ask {
+    /// Which request.
+    pub kind: AskKind,
     /// Which server of the list.
     pub server: usize,
     /// The product.
@@ -143,6 +165,9 @@ pub struct Ask {
     tried: Vec<usize>,
     /// A refusal an earlier server gave, for when nothing else answers.
     refused: Option<(Code, String)>,
+    /// Whether it serves a license check, which the cache answers when no server does; an
+    /// explicit checkout or heartbeat is answered by a server or not at all.
+    check: bool,
     /// The policy's generation when the check began.
     generation: u64,
 }
@@ -482,18 +507,12 @@ impl Policy {
         let Some(number) = self.number.clone() else {
             return Step::Answer(from_cache(local, features, Failure::Local(Error::Token(Code::NotActivated))));
         };
-        let mut nonce = [0u8; 16];
-        entropy.fill(&mut nonce);
-        let ask = Ask {
-            server: 0,
-            product: product.to_owned(),
-            number: number.into(),
-            nonce,
-            features: features.to_vec(),
-            tried: Vec::new(),
-            refused: None,
-            generation: self.generation,
+        // A floating session's token is refreshed by its heartbeat, never by an activation.
+        let kind = match self.session_of(product) {
+            Some(session) => AskKind::Heartbeat { session, renew: true },
+            None => AskKind::Activate,
         };
+        let ask = self.new_ask(kind, product, number, features, entropy);
         match self.next_server(&ask, mono) {
             Some(server) => Step::Ask(Ask { server, ..ask }),
             // Every server failed a moment ago: the cache answers, if it has anything; if not,
@@ -505,6 +524,74 @@ impl Policy {
             )),
             None => Step::Ask(Ask { server: 0, ..ask }),
         }
+    }
+
+    /// A request about `product` with a fresh nonce, to no server yet.
+    fn new_ask(
+        &self,
+        kind: AskKind,
+        product: &str,
+        number: String,
+        features: &[String],
+        entropy: &mut dyn Entropy,
+    ) -> Ask {
+        let mut nonce = [0u8; 16];
+        entropy.fill(&mut nonce);
+        Ask {
+            server: 0,
+            product: product.to_owned(),
+            number: number.into(),
+            nonce,
+            features: features.to_vec(),
+            tried: Vec::new(),
+            refused: None,
+            check: matches!(kind, AskKind::Activate | AskKind::Heartbeat { renew: true, .. }),
+            generation: self.generation,
+            kind,
+        }
+    }
+
+    /// The floating session whose token is cached for `product`, if that token verifies and is one.
+    pub fn session_of(&self, product: &str) -> Option<String> {
+        let cached = self.tokens.get(product)?;
+        cached.verified(&self.keys).as_ref().ok()?.claims().session.clone()
+    }
+
+    /// The product whose cached token belongs to floating session `session`.
+    pub fn product_of_session(&self, session: &str) -> Option<String> {
+        self.tokens.keys().find(|p| self.session_of(p).as_deref() == Some(session)).cloned()
+    }
+
+    /// A checkout of a floating session of `product` (borrowed for `borrow_hours`, if given):
+    /// always asks a server — the first one not left alone after a failure. 3005 without a number.
+    pub fn handle_checkout(
+        &mut self,
+        mono: Duration,
+        product: &str,
+        borrow_hours: Option<u32>,
+        entropy: &mut dyn Entropy,
+    ) -> Step {
+        let Some(number) = self.number.clone() else {
+            return Step::Answer(Err(Failure::Local(Error::Token(Code::NotActivated))));
+        };
+        let ask = self.new_ask(AskKind::Checkout { borrow_hours }, product, number, &[], entropy);
+        let server = self.next_server(&ask, mono).unwrap_or(0);
+        Step::Ask(Ask { server, ..ask })
+    }
+
+    /// A heartbeat of the floating session `session`, whose token is cached here (1055 when it
+    /// is not: this host holds no such session). A refusal is the answer; no checkout follows.
+    pub fn handle_heartbeat(&mut self, mono: Duration, session: &str, entropy: &mut dyn Entropy) -> Step {
+        let Some(number) = self.number.clone() else {
+            return Step::Answer(Err(Failure::Local(Error::Token(Code::NotActivated))));
+        };
+        let Some(product) = self.product_of_session(session) else {
+            return Step::Answer(Err(Failure::Local(Error::Refused(Code::SessionExpired))));
+        };
+        let kind = AskKind::Heartbeat { session: session.to_owned(), renew: false };
+        let ask = self.new_ask(kind, &product, number, &[], entropy);
+        let server = self.next_server(&ask, mono).unwrap_or(0);
+        Step::Ask(Ask { server, ..ask })
     }
 
     /// The first server of the list not yet tried for `ask` and not left alone after a failure.
@@ -533,6 +620,12 @@ impl Policy {
                     Err(why) => why,
                 }
             }
+            // The session died (or its license changed): a check takes a new one, whose refusal
+            // (1051 when the seats went to others meanwhile) is signed like an activation's.
+            Reply::Refused { .. } if matches!(ask.kind, AskKind::Heartbeat { renew: true, .. }) => {
+                ask.tried.pop();
+                return Step::Ask(Ask { kind: AskKind::Checkout { borrow_hours: None }, ..ask });
+            }
             Reply::Refused { code, message, proof } => {
                 let number = ask.number.expose();
                 let proven = code.is_definitive()
@@ -541,7 +634,11 @@ impl Policy {
                     });
                 if proven {
                     self.backoff[ask.server] = None;
-                    self.forget(&ask.product);
+                    // The token goes if it was the one checked, or a session's; a refused
+                    // checkout leaves a host's seat on the same product alone.
+                    if ask.check || self.session_of(&ask.product).is_some() {
+                        self.forget(&ask.product);
+                    }
                     return Step::Answer(Err(Failure::Server { code, message }));
                 }
                 ask.refused = Some((code, message.clone()));
@@ -553,12 +650,15 @@ impl Policy {
         if let Some(server) = self.next_server(&ask, mono) {
             return Step::Ask(Ask { server, ..ask });
         }
-        let local = self.judge_cached(&ask.product, now);
-        self.note_mark();
         let last = match ask.refused {
             Some((code, message)) => Failure::Server { code, message },
             None => Failure::Unreachable(fault),
         };
+        if !ask.check {
+            return Step::Answer(Err(last));
+        }
+        let local = self.judge_cached(&ask.product, now);
+        self.note_mark();
         Step::Answer(from_cache(local, &ask.features, last))
     }
 

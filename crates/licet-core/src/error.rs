@@ -102,6 +102,9 @@ codes! {
     /// The license's resets and deactivations for the last 30 days are used up.
     ResetLimitReached = 1054, "reset_limit_reached", 409, credential: false, definitive: false,
         "this license has used all the seat resets its product allows in 30 days; try again later";
+    /// The floating session has died (its lease passed), is unknown, or is another account's.
+    SessionExpired = 1055, "session_expired", 404, credential: false, definitive: false,
+        "the session has expired or does not exist; check out a new one";
     /// The e-mail already belongs to an account.
     EmailAlreadyRegistered = 1058, "email_already_registered", 409, credential: false, definitive: false,
         "this e-mail is already registered";

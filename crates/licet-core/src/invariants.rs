@@ -4,6 +4,7 @@
 use std::borrow::Borrow;
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::model::{LicenseModel, Session};
 use crate::record::Record;
 use crate::txn::RecordKey;
 
@@ -14,7 +15,10 @@ use crate::txn::RecordKey;
 /// * one e-mail (case-insensitive) has at most one account, and the e-mail index has exactly
 ///   one entry per account;
 /// * no license has more bindings than seats;
-/// * every binding points at a license of its account, for its product;
+/// * every binding points at a host license of its account, for its product;
+/// * every session points at a floating license of its account, for its product, and at no
+///   instant were more of a license's sessions live than it has seats (a session is live from
+///   its start until its lease ends, so this holds whatever the time now);
 /// * a binding's host as last seen still matches the fingerprint it was first bound with (or, for
 ///   one moved from release 0.1.0's hashing, the fingerprint 0.1.0 bound it with);
 /// * a license belongs to one account only;
@@ -54,10 +58,22 @@ pub fn check_invariants<K: Borrow<RecordKey>, R: Borrow<Record>>(
                 return Err(format!("license {} has {used} hosts on {} seats", license.id, license.seats));
             }
         }
+        for license in account.licenses.iter().filter(|l| l.model == LicenseModel::Floating) {
+            let most = most_at_once(account.sessions.iter().filter(|s| s.license_id == license.id));
+            if most > license.seats {
+                return Err(format!("license {} had {most} live sessions on {} seats", license.id, license.seats));
+            }
+        }
+        for session in &account.sessions {
+            match account.license(&session.license_id) {
+                Some(l) if l.product == session.product && l.model == LicenseModel::Floating => {}
+                _ => return Err(format!("session {} points at no floating license of its product", session.id)),
+            }
+        }
         for binding in &account.bindings {
             match account.license(&binding.license_id) {
-                Some(l) if l.product == binding.product => {}
-                _ => return Err(format!("binding {} points at no license of its product", binding.id)),
+                Some(l) if l.product == binding.product && l.model == LicenseModel::Host => {}
+                _ => return Err(format!("binding {} points at no host license of its product", binding.id)),
             }
             let host = &binding.host.fingerprint;
             if !binding.anchor.matches(host) && !binding.anchor_0_1_0.as_ref().is_some_and(|a| a.matches(host)) {
@@ -78,4 +94,18 @@ pub fn check_invariants<K: Borrow<RecordKey>, R: Borrow<Record>>(
         }
     }
     Ok(())
+}
+
+/// The most of `sessions` live at one instant: each is live over `[started_at, lease_until)`.
+fn most_at_once<'a>(sessions: impl Iterator<Item = &'a Session>) -> u32 {
+    // Ends sort before starts at the same second: a lease that ends as another begins never overlaps it.
+    let mut events: Vec<(i64, i32)> =
+        sessions.flat_map(|s| [(s.started_at.timestamp(), 1), (s.lease_until.timestamp(), -1)]).collect();
+    events.sort();
+    let (mut live, mut most) = (0i32, 0i32);
+    for (_, step) in events {
+        live += step;
+        most = most.max(live);
+    }
+    most.max(0) as u32
 }

@@ -31,12 +31,12 @@ pub use error::{Code, Error};
 pub use host::{Fingerprint, HostDigest};
 pub use invariants::check_invariants;
 pub use ledger::{
-    AccountFound, Command, CouponBatch, HostCommand, Ledger, Mail, Outcome, Redeemed, Registered, Registration, Seat,
-    TrialStarted,
+    AccountFound, Checkout, Command, CouponBatch, HostCommand, Ledger, Mail, Outcome, Redeemed, Registered,
+    Registration, Seat, SessionSeat, TrialStarted,
 };
 pub use model::{
-    Account, Binding, Coupon, CouponKind, Host, HostMatch, License, LicenseFacts, LicenseKind, Offer, Product,
-    ProductSettings, Time,
+    Account, Binding, Coupon, CouponKind, Host, HostMatch, License, LicenseFacts, LicenseKind, LicenseModel, Offer,
+    Product, ProductSettings, Session, Time,
 };
 pub use record::{Record, RecordError};
 pub use token::{

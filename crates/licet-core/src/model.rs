@@ -51,10 +51,20 @@ pub struct Product {
     /// Resets and deactivations a license allows in any 30 days (0: no limit).
     #[serde(default)]
     pub max_resets_per_30_days: u32,
+    /// How long a floating session lives without a heartbeat, in seconds (SPEC §11).
+    #[serde(default = "default_session_lease_seconds")]
+    pub session_lease_seconds: u32,
+    /// Most hours a floating session may be borrowed for, offline (0: no borrowing).
+    #[serde(default)]
+    pub max_borrow_hours: u32,
 }
 
 fn default_refresh_hours() -> u32 {
     24
+}
+
+fn default_session_lease_seconds() -> u32 {
+    900
 }
 
 /// Most features a product declares.
@@ -64,6 +74,10 @@ pub const MAX_FEATURES: usize = 64;
 pub const MAX_FEATURE_CHARS: usize = 1024;
 /// Highest `max_resets_per_30_days`; also how many resets a license remembers.
 pub const MAX_RESETS_PER_30_DAYS: u32 = 1000;
+/// Longest session lease a product may set: a day.
+pub const MAX_SESSION_LEASE_SECONDS: u32 = 24 * 3600;
+/// Longest borrow a product may allow: a year.
+pub const MAX_BORROW_HOURS: u32 = 24 * 366;
 /// The window over which resets are counted.
 pub const RESET_WINDOW: chrono::Duration = chrono::Duration::days(30);
 
@@ -92,6 +106,12 @@ pub struct ProductSettings {
     /// See [`Product::max_resets_per_30_days`].
     #[serde(default)]
     pub max_resets_per_30_days: Option<u32>,
+    /// See [`Product::session_lease_seconds`].
+    #[serde(default)]
+    pub session_lease_seconds: Option<u32>,
+    /// See [`Product::max_borrow_hours`].
+    #[serde(default)]
+    pub max_borrow_hours: Option<u32>,
 }
 
 impl Product {
@@ -110,6 +130,8 @@ impl Product {
             features: BTreeSet::new(),
             grace_days: 0,
             max_resets_per_30_days: 0,
+            session_lease_seconds: default_session_lease_seconds(),
+            max_borrow_hours: 0,
         })
     }
 
@@ -144,6 +166,15 @@ impl Product {
             MAX_RESETS_PER_30_DAYS,
             next.max_resets_per_30_days,
         )?;
+        next.session_lease_seconds = range(
+            "session_lease_seconds",
+            settings.session_lease_seconds,
+            60,
+            MAX_SESSION_LEASE_SECONDS,
+            next.session_lease_seconds,
+        )?;
+        next.max_borrow_hours =
+            range("max_borrow_hours", settings.max_borrow_hours, 0, MAX_BORROW_HOURS, next.max_borrow_hours)?;
         if let Some(features) = &settings.features {
             next.features = validate_features("features", features)?;
         }
@@ -216,7 +247,34 @@ impl LicenseKind {
     }
 }
 
-/// A right to a product for `seats` hosts at once.
+/// How a license's seats are taken (SPEC §11).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LicenseModel {
+    /// A seat is a host bound to the license (`/v1/activate`); every license before floating
+    /// licenses existed, and every trial.
+    #[default]
+    Host,
+    /// A seat is a live session on any host (`/v1/sessions`): concurrent use.
+    Floating,
+}
+
+impl LicenseModel {
+    /// The wire name: `host` or `floating`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LicenseModel::Host => "host",
+            LicenseModel::Floating => "floating",
+        }
+    }
+
+    /// Whether it is [`LicenseModel::Host`] (records leave the default out).
+    pub fn is_host(&self) -> bool {
+        *self == LicenseModel::Host
+    }
+}
+
+/// A right to a product for `seats` hosts (or, floating, sessions) at once.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct License {
     /// `lic_…`.
@@ -241,6 +299,9 @@ pub struct License {
     /// latest [`MAX_RESETS_PER_30_DAYS`] at most.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub resets: Vec<i64>,
+    /// Whether its seats are bound hosts or live sessions.
+    #[serde(default, skip_serializing_if = "LicenseModel::is_host")]
+    pub model: LicenseModel,
 }
 
 /// What a license grants at a moment, given its product's settings: the facts a license object
@@ -269,6 +330,7 @@ impl License {
             expires_at: Some(add_days(now, product.trial_days)),
             features: None,
             resets: Vec::new(),
+            model: LicenseModel::Host,
         }
     }
 
@@ -437,6 +499,42 @@ pub struct Binding {
     pub last_seen: Time,
 }
 
+/// A floating seat in use: a session on a host, alive while its lease lasts (SPEC §11). A session
+/// whose lease has passed is dead and holds no seat, whether or not it is still stored.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    /// `ses_…`.
+    pub id: String,
+    /// The floating license whose seat it holds.
+    pub license_id: String,
+    /// The license's product.
+    pub product: String,
+    /// The host that checked it out.
+    pub host: Host,
+    /// The user the program runs as, for people (empty when not given).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub user: String,
+    /// When it was checked out.
+    #[serde(with = "chrono::serde::ts_seconds")]
+    pub started_at: Time,
+    /// Its latest heartbeat (the checkout counts as the first).
+    #[serde(with = "chrono::serde::ts_seconds")]
+    pub last_heartbeat: Time,
+    /// When it dies unless a heartbeat extends it.
+    #[serde(with = "chrono::serde::ts_seconds")]
+    pub lease_until: Time,
+    /// Whether it was borrowed: its lease was set to the borrow, for use offline.
+    #[serde(default)]
+    pub borrowed: bool,
+}
+
+impl Session {
+    /// Whether it holds its seat at `now`.
+    pub fn is_live(&self, now: Time) -> bool {
+        now < self.lease_until
+    }
+}
+
 /// A customer organisation and everything it holds; one record, so a command on an account
 /// reads and writes one record.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -468,6 +566,9 @@ pub struct Account {
     pub bindings: Vec<Binding>,
     /// Products whose trial the account has used (registration counts).
     pub trials_used: BTreeSet<String>,
+    /// Sessions on its floating licenses (dead ones go at the account's next session command).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sessions: Vec<Session>,
 }
 
 impl Binding {
@@ -486,6 +587,19 @@ impl Account {
     /// Hosts bound to license `license_id`.
     pub fn seats_used(&self, license_id: &str) -> u32 {
         self.bindings.iter().filter(|b| b.license_id == license_id).count() as u32
+    }
+
+    /// Sessions live at `now` on license `license_id`.
+    pub fn sessions_live(&self, license_id: &str, now: Time) -> u32 {
+        self.sessions.iter().filter(|s| s.license_id == license_id && s.is_live(now)).count() as u32
+    }
+
+    /// Seats of `license` taken at `now`: bound hosts, or for a floating license live sessions.
+    pub fn seats_taken(&self, license: &License, now: Time) -> u32 {
+        match license.model {
+            LicenseModel::Host => self.seats_used(&license.id),
+            LicenseModel::Floating => self.sessions_live(&license.id, now),
+        }
     }
 
     /// The license with this id.
@@ -518,6 +632,9 @@ pub enum Offer {
         term_days: Option<u32>,
         /// Its features; `None`: all of the product's.
         features: Option<BTreeSet<String>>,
+        /// Bound hosts or floating sessions.
+        #[serde(default)]
+        model: LicenseModel,
     },
     /// The account's trial or subscription of the product that ends last ends this many days
     /// later, counted from the redemption if it has already ended.
@@ -602,6 +719,9 @@ pub struct Coupon {
     /// Features of a new license (`None`: all of the product's), or features added.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub features: Option<BTreeSet<String>>,
+    /// The model of a new license.
+    #[serde(default, skip_serializing_if = "LicenseModel::is_host")]
+    pub model: LicenseModel,
 }
 
 impl Coupon {
@@ -617,10 +737,12 @@ impl Coupon {
             kind: offer.kind(),
             days: None,
             features: None,
+            model: LicenseModel::Host,
         };
         match offer {
-            Offer::License { seats, term_days, features } => {
-                (coupon.seats, coupon.term_days, coupon.features) = (*seats, *term_days, features.clone())
+            Offer::License { seats, term_days, features, model } => {
+                (coupon.seats, coupon.term_days, coupon.features, coupon.model) =
+                    (*seats, *term_days, features.clone(), *model)
             }
             Offer::Extend { days } => coupon.days = Some(*days),
             Offer::Seats { seats } => coupon.seats = *seats,
@@ -632,9 +754,12 @@ impl Coupon {
     /// What it does.
     pub fn offer(&self) -> Offer {
         match self.kind {
-            CouponKind::License => {
-                Offer::License { seats: self.seats, term_days: self.term_days, features: self.features.clone() }
-            }
+            CouponKind::License => Offer::License {
+                seats: self.seats,
+                term_days: self.term_days,
+                features: self.features.clone(),
+                model: self.model,
+            },
             CouponKind::Extend => Offer::Extend { days: self.days.unwrap_or(0) },
             CouponKind::Seats => Offer::Seats { seats: self.seats },
             CouponKind::Upgrade => Offer::Upgrade { features: self.features.clone().unwrap_or_default() },

@@ -340,3 +340,65 @@ fn a_feature_the_license_lacks_is_asked_for_once_per_token() {
     refused(m.check_features(&mut sim, &net, PRODUCT, &["export"]), Code::FeatureNotLicensed);
     assert_eq!(m.asked, [0]);
 }
+
+/// A machine of an account holding one floating seat (sessions of 15 minutes), number entered.
+fn floating_machine(sim: &mut Sim, tag: &str) -> (Machine, String) {
+    use licet_core::{LicenseModel, Offer};
+    let (mut m, number) = registered(sim, tag, 1);
+    let offer = Offer::License { seats: 1, term_days: None, features: None, model: LicenseModel::Floating };
+    let coupon = sim.coupon(offer);
+    sim.redeem(Some(&number), &coupon).unwrap();
+    m.policy.forget(PRODUCT);
+    (m, number)
+}
+
+#[test]
+fn a_session_token_is_refreshed_by_heartbeat_and_a_dead_session_by_a_new_checkout() {
+    let mut sim = Sim::new();
+    let net = Net::new(&[Mode::Up]);
+    let (mut m, number) = floating_machine(&mut sim, "a");
+    let first = m.checkout(&mut sim, &net, None).unwrap().entitlement;
+    let session = first.session_id.clone().unwrap();
+    // Fresh for half the lease; then the check heartbeats the same session.
+    m.wait(&mut sim, Duration::seconds(449));
+    assert_eq!(m.check(&mut sim, &net).unwrap().source, Source::Cache);
+    m.wait(&mut sim, Duration::seconds(1));
+    let beat = m.check(&mut sim, &net).unwrap();
+    assert_eq!((beat.source, beat.entitlement.session_id.as_deref()), (Source::Server, Some(session.as_str())));
+    assert_eq!(m.asked, [0]);
+    // Never by activation: the only binding is the trial's, made at registration.
+    let account = sim.account(&number);
+    assert_eq!((account.bindings.len(), account.sessions.len()), (1, 1));
+
+    // Silent past its lease: the session dies, and the next check takes a new one.
+    m.wait(&mut sim, Duration::seconds(901));
+    let renewed = m.check(&mut sim, &net).unwrap();
+    assert_eq!(m.asked, [0, 0], "the heartbeat, then the checkout");
+    assert_ne!(renewed.entitlement.session_id.as_deref(), Some(session.as_str()));
+
+    // The seat goes to another host while this one is silent: the heartbeat fails, the checkout
+    // is refused with a signed 1051, and the token is gone.
+    let mut other = Machine::new(pc("b"), &sim.keys, 1);
+    other.set_number(&number);
+    m.wait(&mut sim, Duration::seconds(901));
+    other.checkout(&mut sim, &net, None).unwrap();
+    refused(m.check(&mut sim, &net), Code::NoFreeLicense);
+    assert!(m.policy.token(PRODUCT).is_none());
+}
+
+#[test]
+fn a_session_token_answers_from_the_cache_until_its_lease_while_the_server_is_down() {
+    let mut sim = Sim::new();
+    let (mut m, _) = floating_machine(&mut sim, "a");
+    m.checkout(&mut sim, &Net::new(&[Mode::Up]), Some(8)).unwrap_err();
+    // The product allows no borrowing (1001, not definitive: nothing dropped); without a borrow:
+    m.checkout(&mut sim, &Net::new(&[Mode::Up]), None).unwrap();
+    let down = Net::new(&[Mode::Down]);
+    m.wait(&mut sim, Duration::seconds(899));
+    assert_eq!(m.check(&mut sim, &down).unwrap().source, Source::Cache);
+    m.wait(&mut sim, Duration::seconds(1));
+    refused(m.check(&mut sim, &down), Code::LeaseExpired);
+    // The clock set back within the tolerance does not stretch the lease.
+    m.skew = Duration::minutes(-30);
+    refused(m.check(&mut sim, &down), Code::LeaseExpired);
+}

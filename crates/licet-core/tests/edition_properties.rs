@@ -90,7 +90,7 @@ proptest! {
             let before = sim.account(&number).licenses;
             match op {
                 FeatureOp::License(mask) => {
-                    let offer = Offer::License { seats: 2, term_days: None, features: mask.map(subset) };
+                    let offer = Offer::License { seats: 2, term_days: None, features: mask.map(subset), model: Default::default() };
                     match sim.issue_offer(PRODUCT, 1, offer) {
                         Ok(codes) => { sim.redeem(Some(&number), &codes[0].to_string()).unwrap(); }
                         Err(e) => prop_assert_eq!(e.code(), Code::InvalidRequest),
@@ -143,7 +143,7 @@ proptest! {
                 sim.account(&number).licenses.into_iter().map(|l| (l.id, l.expires_at)).collect();
             match op {
                 TermOp::Subscription(days) => {
-                    let offer = Offer::License { seats: 1, term_days: Some(u32::from(days)), features: None };
+                    let offer = Offer::License { seats: 1, term_days: Some(u32::from(days)), features: None, model: Default::default() };
                     let code = sim.coupon(offer);
                     sim.redeem(Some(&number), &code).unwrap();
                 }

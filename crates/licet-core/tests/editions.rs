@@ -35,7 +35,7 @@ fn edition_sim() -> (Sim, String) {
 }
 
 fn license(features: Option<&[&str]>) -> Offer {
-    Offer::License { seats: 2, term_days: None, features: features.map(set) }
+    Offer::License { seats: 2, term_days: None, features: features.map(set), model: Default::default() }
 }
 
 #[test]
@@ -116,7 +116,7 @@ fn an_extend_coupon_lengthens_the_term_that_ends_last_from_its_end_or_from_now()
     let extended = sim.redeem(Some(&number), &coupon).unwrap();
     assert_eq!((extended.kind, extended.expires_at), (LicenseKind::Trial, Some(trial_end + Duration::days(10))));
 
-    let sub = sim.coupon(Offer::License { seats: 1, term_days: Some(365), features: None });
+    let sub = sim.coupon(Offer::License { seats: 1, term_days: Some(365), features: None, model: Default::default() });
     let sub = sim.redeem(Some(&number), &sub).unwrap();
     let year_end = sub.expires_at.unwrap();
     let coupon = sim.coupon(Offer::Extend { days: 30 });
@@ -145,7 +145,7 @@ fn an_extend_coupon_lengthens_the_term_that_ends_last_from_its_end_or_from_now()
 fn grace_keeps_checks_passing_after_the_term_then_ends() {
     let (mut sim, number) = edition_sim();
     sim.product(PRODUCT, ProductSettings { grace_days: Some(7), ..Default::default() });
-    let sub = sim.coupon(Offer::License { seats: 1, term_days: Some(30), features: None });
+    let sub = sim.coupon(Offer::License { seats: 1, term_days: Some(30), features: None, model: Default::default() });
     let sub = sim.redeem(Some(&number), &sub).unwrap();
     let end = sub.expires_at.unwrap();
 
@@ -177,12 +177,13 @@ fn grace_keeps_checks_passing_after_the_term_then_ends() {
 fn a_host_on_a_license_in_grace_moves_to_its_renewal() {
     let (mut sim, number) = edition_sim();
     sim.product(PRODUCT, ProductSettings { grace_days: Some(7), ..Default::default() });
-    let sub = sim.coupon(Offer::License { seats: 1, term_days: Some(30), features: None });
+    let sub = sim.coupon(Offer::License { seats: 1, term_days: Some(30), features: None, model: Default::default() });
     let sub = sim.redeem(Some(&number), &sub).unwrap();
     assert_eq!(sim.activate(&number, &pc("a")).unwrap().0.license.id, sub.id);
     sim.advance(Duration::days(31));
     assert_eq!(sim.activate(&number, &pc("a")).unwrap().0.license.id, sub.id, "in grace, nothing better");
-    let renewal = sim.coupon(Offer::License { seats: 1, term_days: Some(365), features: None });
+    let renewal =
+        sim.coupon(Offer::License { seats: 1, term_days: Some(365), features: None, model: Default::default() });
     let renewal = sim.redeem(Some(&number), &renewal).unwrap();
     let (seat, token) = sim.activate(&number, &pc("a")).unwrap();
     assert_eq!(seat.license.id, renewal.id);

@@ -192,6 +192,7 @@ impl Ledger {
             licenses: vec![license.clone()],
             bindings: vec![binding.clone()],
             trials_used: BTreeSet::from([product.id.clone()]),
+            sessions: Vec::new(),
         };
         tx.put_account(&account);
         tx.put_account_id(email_key(&email), &account_id);

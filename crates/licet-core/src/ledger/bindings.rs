@@ -6,7 +6,7 @@ use super::accounts::adopt_registration_host;
 use super::{Ledger, TrialStarted, new_id};
 use crate::entropy::Entropy;
 use crate::error::{Code, Error};
-use crate::model::{Account, Binding, Host, HostMatch, License, LicenseKind, Product, Time};
+use crate::model::{Account, Binding, Host, HostMatch, License, LicenseKind, LicenseModel, Product, Time};
 use crate::txn::Tx;
 
 /// A host's seat on a license, as the outcome of activate, trial or register; the server turns
@@ -36,12 +36,18 @@ pub(super) fn preference(license: &License) -> (u8, Reverse<Option<Time>>) {
     (rank, Reverse(license.expires_at))
 }
 
-/// The best current license of `product` with a free seat, other than `except`.
+/// Whether `license` is one of `product` whose seats are bound hosts (floating licenses are used
+/// through sessions, never bound).
+fn binds(license: &License, product: &Product) -> bool {
+    license.product == product.id && license.model == LicenseModel::Host
+}
+
+/// The best current host license of `product` with a free seat, other than `except`.
 fn best_free(account: &Account, product: &Product, now: Time, except: Option<&str>) -> Option<License> {
     account
         .licenses
         .iter()
-        .filter(|l| l.product == product.id && l.is_current(product, now) && Some(l.id.as_str()) != except)
+        .filter(|l| binds(l, product) && l.is_current(product, now) && Some(l.id.as_str()) != except)
         .filter(|l| account.seats_used(&l.id) < l.seats)
         .min_by_key(|l| preference(l))
         .cloned()
@@ -55,7 +61,7 @@ fn bind(
     now: Time,
     entropy: &mut dyn Entropy,
 ) -> Result<Seat, Error> {
-    if !account.licenses.iter().any(|l| l.product == product.id) {
+    if !account.licenses.iter().any(|l| binds(l, product)) {
         return Err(Error::Refused(Code::NoLicenseForProduct));
     }
     let existing = account.bindings.iter().position(|b| b.product == product.id && b.held_by(host).is_same());
@@ -95,7 +101,7 @@ fn bind(
         }
     }
     let Some(license) = best_free(account, product, now, None) else {
-        let any_current = account.licenses.iter().any(|l| l.product == product.id && l.is_current(product, now));
+        let any_current = account.licenses.iter().any(|l| binds(l, product) && l.is_current(product, now));
         return Err(Error::Refused(if any_current { Code::NoFreeLicense } else { Code::LicenseExpired }));
     };
     let binding = Binding {

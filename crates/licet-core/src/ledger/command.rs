@@ -12,6 +12,7 @@ use super::Ledger;
 use super::accounts::{Mail, Registered, Registration};
 use super::bindings::Seat;
 use super::coupons::CouponBatch;
+use super::sessions::{Checkout, SessionSeat};
 use crate::credential::{CouponCode, RegistrationNumber, Secret};
 use crate::entropy::Entropy;
 use crate::error::Error;
@@ -80,6 +81,22 @@ pub enum Command {
         /// The e-mail.
         email: String,
     },
+    /// Checks out a session of a floating license on the host → [`Outcome::Session`].
+    Checkout(Checkout),
+    /// Extends a live session of the account behind `credential` → [`Outcome::Session`].
+    Heartbeat {
+        /// The account's number (or a coupon it redeemed).
+        credential: Secret,
+        /// The session.
+        session_id: String,
+    },
+    /// Ends a live session of the account behind `credential` (agent or portal) → [`Outcome::Done`].
+    Release {
+        /// The account's number (or a coupon it redeemed).
+        credential: Secret,
+        /// The session.
+        session_id: String,
+    },
 }
 
 impl Command {
@@ -97,6 +114,9 @@ impl Command {
             Command::Recover { .. } => "recover",
             Command::Account { .. } => "account",
             Command::AccountByEmail { .. } => "account_by_email",
+            Command::Checkout(_) => "checkout",
+            Command::Heartbeat { .. } => "heartbeat",
+            Command::Release { .. } => "release",
         }
     }
 }
@@ -172,6 +192,8 @@ pub enum Outcome {
     Account(Box<AccountFound>),
     /// An account, if there is one.
     MaybeAccount(Option<Box<AccountFound>>),
+    /// A live floating session.
+    Session(Box<SessionSeat>),
 }
 
 /// Typed access to an outcome: `let seat: Seat = outcome.try_into()?`. A mismatch is a bug in the
@@ -201,6 +223,7 @@ outcome_into! {
     Recovered => Option<Mail>, |m| m;
     Account => AccountFound, |a| *a;
     MaybeAccount => Option<AccountFound>, |a| a.map(|a| *a);
+    Session => SessionSeat, |s| *s;
 }
 
 impl TryFrom<Outcome> for () {
@@ -272,6 +295,14 @@ impl Ledger {
                 None => Outcome::MaybeAccount(None),
                 Some(account) => Outcome::MaybeAccount(Some(Box::new(self.found(tx, account)?))),
             },
+            Command::Checkout(request) => Outcome::Session(Box::new(self.checkout(tx, now, entropy, request)?)),
+            Command::Heartbeat { credential, session_id } => {
+                Outcome::Session(Box::new(self.heartbeat(tx, now, credential.expose(), session_id)?))
+            }
+            Command::Release { credential, session_id } => {
+                self.release(tx, now, credential.expose(), session_id)?;
+                Outcome::Done
+            }
         })
     }
 }

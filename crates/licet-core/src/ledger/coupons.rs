@@ -6,7 +6,8 @@ use crate::credential::CouponCode;
 use crate::entropy::Entropy;
 use crate::error::{Code, Error};
 use crate::model::{
-    Account, Coupon, CouponKind, License, LicenseKind, Offer, Product, Redemption, Time, validate_features,
+    Account, Coupon, CouponKind, License, LicenseKind, LicenseModel, Offer, Product, Redemption, Time,
+    validate_features,
 };
 use crate::txn::Tx;
 
@@ -28,7 +29,8 @@ impl CouponBatch {
     /// `count` coupons for `product`, each adding a license of `seats` with all of the product's
     /// features, perpetual or for `term_days`.
     pub fn licenses(product: &str, count: u32, seats: u32, term_days: Option<u32>) -> CouponBatch {
-        CouponBatch { product: product.to_owned(), count, offer: Offer::License { seats, term_days, features: None } }
+        let offer = Offer::License { seats, term_days, features: None, model: LicenseModel::Host };
+        CouponBatch { product: product.to_owned(), count, offer }
     }
 }
 
@@ -39,7 +41,7 @@ fn validate(offer: &Offer, product: &Product) -> Result<(), Error> {
         false => Err(Error::input("seats", "must be 1..=10000")),
     };
     match offer {
-        Offer::License { seats: n, term_days, features } => {
+        Offer::License { seats: n, term_days, features, .. } => {
             seats(*n)?;
             if term_days.is_some_and(|d| !(1..=36_600).contains(&d)) {
                 return Err(Error::input("term_days", "must be 1..=36600 or null"));
@@ -138,10 +140,10 @@ impl Ledger {
             let license = account.license(&done.license_id).cloned().ok_or_else(|| {
                 Error::Internal(format!("license {} of a redeemed coupon is missing", done.license_id))
             })?;
-            return Ok(Redeemed { seats_used: account.seats_used(&license.id), license, product });
+            return Ok(Redeemed { seats_used: account.seats_taken(&license, now), license, product });
         }
         let license = match coupon.offer() {
-            Offer::License { seats, term_days, features } => {
+            Offer::License { seats, term_days, features, model } => {
                 let license = License {
                     id: new_id("lic_", entropy),
                     product: product.id.clone(),
@@ -151,6 +153,7 @@ impl Ledger {
                     expires_at: term_days.map(|d| add_days(now, d)),
                     features,
                     resets: Vec::new(),
+                    model,
                 };
                 account.licenses.push(license.clone());
                 license
@@ -179,6 +182,6 @@ impl Ledger {
         coupon.redeemed = Some(Redemption { account_id: account.id.clone(), license_id: license.id.clone(), at: now });
         tx.put_coupon(&coupon);
         tx.put_account(&account);
-        Ok(Redeemed { seats_used: account.seats_used(&license.id), license, product })
+        Ok(Redeemed { seats_used: account.seats_taken(&license, now), license, product })
     }
 }

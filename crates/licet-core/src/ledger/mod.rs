@@ -10,6 +10,7 @@ mod accounts;
 mod bindings;
 mod command;
 mod coupons;
+mod sessions;
 
 pub use command::{AccountFound, Command, HostCommand, Outcome, Redeemed, TrialStarted};
 pub use coupons::{CouponBatch, MAX_BATCH};
@@ -22,6 +23,7 @@ use crate::txn::{RecordKey, Tx};
 
 pub use accounts::{Mail, Registered, Registration};
 pub use bindings::Seat;
+pub use sessions::{Checkout, SessionSeat};
 
 /// The ledger's configuration; the state lives in the store.
 #[derive(Clone, Debug)]

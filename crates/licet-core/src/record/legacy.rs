@@ -13,7 +13,9 @@ use serde::{Deserialize, Serialize};
 use super::{Record, RecordError};
 use crate::codec;
 use crate::host::Fingerprint;
-use crate::model::{Account, Binding, Coupon, CouponKind, Host, License, LicenseKind, Product, Redemption, Time};
+use crate::model::{
+    Account, Binding, Coupon, CouponKind, Host, License, LicenseKind, LicenseModel, Product, Redemption, Time,
+};
 use crate::txn::RecordKey;
 
 #[derive(Serialize, Deserialize)]
@@ -133,6 +135,7 @@ fn license(l: LicenseV1) -> License {
         expires_at: l.expires_at,
         features: None,
         resets: Vec::new(),
+        model: LicenseModel::Host,
     }
 }
 
@@ -164,6 +167,7 @@ fn account(a: AccountV1) -> Result<Account, String> {
         licenses: a.licenses.into_iter().map(license).collect(),
         bindings: a.bindings.into_iter().map(binding).collect::<Result<_, _>>()?,
         trials_used: a.trials_used,
+        sessions: Vec::new(),
     })
 }
 
@@ -179,6 +183,8 @@ fn product(p: ProductV1) -> Product {
         features: Default::default(),
         grace_days: 0,
         max_resets_per_30_days: 0,
+        session_lease_seconds: 900,
+        max_borrow_hours: 0,
     }
 }
 
@@ -193,6 +199,7 @@ fn coupon(c: CouponV1) -> Coupon {
         kind: CouponKind::License,
         days: None,
         features: None,
+        model: LicenseModel::Host,
     }
 }
 

@@ -35,6 +35,10 @@ mod tag {
     pub(super) const FEATURES: u16 = 6;
     /// The nonce of the request the token answers (absent: none was sent).
     pub(super) const NONCE: u16 = 8;
+    /// The floating session the token belongs to (absent: a host's seat). Critical: a reader
+    /// that took a session token for a host's would refresh it by activation, which a floating
+    /// license refuses.
+    pub(super) const SESSION: u16 = 9;
 }
 
 /// Version 1's claims, exactly as release 0.1.0 lays them out — and the first part of version 2's.
@@ -98,6 +102,7 @@ impl CoreClaims {
             refresh_after: None,
             features: Vec::new(),
             nonce: None,
+            session: None,
         }
     }
 }
@@ -123,6 +128,9 @@ pub(crate) fn encode(claims: &Claims, version: u8) -> Vec<u8> {
     }
     if let Some(nonce) = c.nonce {
         extensions.push(Extension { tag: tag::NONCE, value: nonce.to_vec() });
+    }
+    if let Some(session) = &c.session {
+        extensions.push(Extension { tag: tag::SESSION, value: session.as_bytes().to_vec() });
     }
     bytes.extend_from_slice(&codec::encode(&ClaimsV2 { core: CoreClaims::of(c, c.expires_at), extensions }));
     bytes
@@ -155,6 +163,13 @@ pub(crate) fn decode(signed: &[u8]) -> Result<(Claims, u8), String> {
                         let nonce = <[u8; 16]>::try_from(ext.value.as_slice());
                         claims.nonce = Some(nonce.map_err(|_| format!("extension {}: not 16 bytes", ext.tag))?);
                     }
+                    tag::SESSION => {
+                        let id = String::from_utf8(ext.value)
+                            .ok()
+                            .filter(|id| (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_graphic()));
+                        claims.session =
+                            Some(id.ok_or_else(|| format!("extension {}: not a session id", tag::SESSION))?);
+                    }
                     unknown if unknown % 2 == 1 => return Err(format!("unknown critical extension {unknown}")),
                     _ => {}
                 }
@@ -184,6 +199,7 @@ mod tests {
             refresh_after: Some(50),
             features: vec!["a".into(), "b".into()],
             nonce: Some([9; 16]),
+            session: Some("ses_1".into()),
         }
     }
 
@@ -194,6 +210,7 @@ mod tests {
         let (v1, version) = decode(&encode(&c, V1)).unwrap();
         assert_eq!(version, V1);
         assert_eq!((v1.expires_at, v1.grace_until, v1.features.len(), v1.nonce), (Some(400), None, 0, None));
+        assert_eq!(v1.session, None);
     }
 
     fn with_extensions(extensions: Vec<Extension>) -> Vec<u8> {

@@ -25,7 +25,7 @@ pub use proof::{Endorsement, Refusal};
 use crate::codec;
 use crate::error::{Code, Error};
 use crate::host::HostDigest;
-use crate::ledger::Seat;
+use crate::ledger::{Seat, SessionSeat};
 use crate::model::{LicenseKind, Time};
 use encoding::{MAX_TOKEN_BYTES, SIGNATURE_LEN};
 
@@ -121,6 +121,9 @@ pub struct Claims {
     /// The nonce of the request this token answers, so the agent that sent it knows it is not
     /// a replay (only a fresh answer may move its clock mark back to the server's time).
     pub nonce: Option<[u8; 16]>,
+    /// The floating session whose seat the token holds (SPEC §11): the agent refreshes it by
+    /// heartbeat. `None` for a host's seat.
+    pub session: Option<String>,
 }
 
 impl Claims {
@@ -144,6 +147,31 @@ impl Claims {
             refresh_after: Some(seat.product.refresh_hours.saturating_mul(3600)),
             features: seat.license.features_granted(&seat.product),
             nonce: None,
+            session: None,
+        }
+    }
+
+    /// The claims for a floating session issued at `now` by key `kid`: valid on the host that
+    /// checked it out until the session's lease ends (its term capped it already); refreshed by
+    /// heartbeat at half of what is left.
+    pub fn for_session(seat: &SessionSeat, kid: KeyId, now: Time) -> Claims {
+        let expires_at = seat.license.expires_at.map(|t| t.timestamp());
+        let term_end = seat.license.term_end(&seat.product).map(|t| t.timestamp());
+        Claims {
+            kid,
+            license_id: seat.license.id.clone(),
+            product: seat.product.id.clone(),
+            kind: seat.license.kind,
+            host: seat.session.host.fingerprint.digest(),
+            issued_at: now.timestamp(),
+            lease_until: seat.session.lease_until.timestamp(),
+            expires_at,
+            clock_tolerance_minutes: seat.product.clock_tolerance_minutes,
+            grace_until: term_end.filter(|end| Some(*end) != expires_at),
+            refresh_after: None,
+            features: seat.license.features_granted(&seat.product),
+            nonce: None,
+            session: Some(seat.session.id.clone()),
         }
     }
 
@@ -219,6 +247,14 @@ impl TokenSigner {
     /// Signs the claims for a seat issued now, in this release's format.
     pub fn issue(&self, seat: &Seat, now: Time) -> String {
         self.issue_as(seat, now, TokenFormat::V2, None)
+    }
+
+    /// Signs the claims for a floating session issued now (always this release's format: only
+    /// agents that know sessions check them out), answering the request that carried `nonce`.
+    pub fn issue_session(&self, seat: &SessionSeat, now: Time, nonce: Option<[u8; 16]>) -> String {
+        let mut claims = Claims::for_session(seat, self.kid, now);
+        claims.nonce = nonce;
+        self.sign(&claims, TokenFormat::V2)
     }
 
     /// Signs the claims for a seat issued now, in `format`, answering the request that carried
@@ -421,6 +457,8 @@ pub struct Entitlement {
     pub refresh_due: DateTime<Utc>,
     /// The features the license grants.
     pub features: Vec<String>,
+    /// The floating session it holds a seat of; `None` for a host's seat.
+    pub session_id: Option<String>,
 }
 
 impl Entitlement {
@@ -510,6 +548,7 @@ impl VerifiedToken {
                 issued_at: at(c.issued_at),
                 refresh_due: at(c.issued_at.saturating_add(refresh)),
                 features: c.features.clone(),
+                session_id: c.session.clone(),
             }),
             high_water,
         }

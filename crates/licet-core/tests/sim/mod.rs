@@ -108,7 +108,11 @@ impl Sim {
         seats: u32,
         term_days: Option<u32>,
     ) -> Result<Vec<licet_core::CouponCode>, Error> {
-        self.issue_offer(product, count, licet_core::Offer::License { seats, term_days, features: None })
+        self.issue_offer(
+            product,
+            count,
+            licet_core::Offer::License { seats, term_days, features: None, model: Default::default() },
+        )
     }
 
     pub fn issue_offer(
@@ -137,6 +141,36 @@ impl Sim {
 
     pub fn reset(&mut self, credential: &str, binding_id: &str) -> Result<(), Error> {
         self.exec(Command::Reset { credential: credential.into(), binding_id: binding_id.into() })
+    }
+
+    /// Checks out a floating session and returns it with its signed token.
+    pub fn checkout(
+        &mut self,
+        number: &str,
+        host: &Host,
+        borrow_hours: Option<u32>,
+    ) -> Result<(licet_core::SessionSeat, String), Error> {
+        let checkout = licet_core::Checkout {
+            number: number.into(),
+            product: PRODUCT.into(),
+            host: host.clone(),
+            user: String::new(),
+            borrow_hours,
+        };
+        let seat: licet_core::SessionSeat = self.exec(Command::Checkout(checkout))?;
+        let token = self.signer.issue_session(&seat, self.now, None);
+        Ok((seat, token))
+    }
+
+    pub fn heartbeat(&mut self, number: &str, session: &str) -> Result<(licet_core::SessionSeat, String), Error> {
+        let seat: licet_core::SessionSeat =
+            self.exec(Command::Heartbeat { credential: number.into(), session_id: session.into() })?;
+        let token = self.signer.issue_session(&seat, self.now, None);
+        Ok((seat, token))
+    }
+
+    pub fn release(&mut self, number: &str, session: &str) -> Result<(), Error> {
+        self.exec(Command::Release { credential: number.into(), session_id: session.into() })
     }
 
     pub fn account(&mut self, credential: &str) -> licet_core::Account {

@@ -5,8 +5,8 @@
 use std::time::Duration as Mono;
 
 use chrono::Duration;
-use licet_core::agent::{Ask, Failure, Memory, Policy, Reply, Step, Verdict};
-use licet_core::{Command, Host, HostCommand, Seat, SeededEntropy, TokenFormat, TrustedKeys};
+use licet_core::agent::{Ask, AskKind, Failure, Memory, Policy, Reply, Step, Verdict};
+use licet_core::{Checkout, Command, Host, HostCommand, Seat, SeededEntropy, SessionSeat, TokenFormat, TrustedKeys};
 
 use super::Sim;
 
@@ -57,6 +57,25 @@ impl Net {
             Mode::AlteredNumber => "MIKO-00000-00000-00000-00000".to_owned(),
             _ => ask.number.expose().to_owned(),
         };
+        let session = match &ask.kind {
+            AskKind::Activate => None,
+            AskKind::Checkout { borrow_hours } => Some(Command::Checkout(Checkout {
+                number: number.as_str().into(),
+                product: ask.product.clone(),
+                host: host.clone(),
+                user: String::new(),
+                borrow_hours: *borrow_hours,
+            })),
+            AskKind::Heartbeat { session, .. } => {
+                Some(Command::Heartbeat { credential: number.as_str().into(), session_id: session.clone() })
+            }
+        };
+        if let Some(command) = session {
+            return match sim.exec::<SessionSeat>(command) {
+                Ok(seat) => Reply::Granted { token: sim.signer.issue_session(&seat, sim.now, Some(ask.nonce)) },
+                Err(e) => self.refusal(sim, ask, host, &number, e.code(), e.to_string()),
+            };
+        }
         let request = HostCommand { number: number.as_str().into(), product: ask.product.clone(), host: host.clone() };
         match sim.exec::<Seat>(Command::Activate(request)) {
             Ok(seat) => {
@@ -85,14 +104,24 @@ impl Net {
                 };
                 Reply::Granted { token }
             }
-            Err(e) => {
-                let code = e.code();
-                let proof = (code.is_definitive() && *mode != Mode::Unsigned).then(|| {
-                    sim.signer.sign_refusal(code, &ask.product, &host.fingerprint.digest(), &number, sim.now, ask.nonce)
-                });
-                Reply::Refused { code, message: e.to_string(), proof }
-            }
+            Err(e) => self.refusal(sim, ask, host, &number, e.code(), e.to_string()),
         }
+    }
+
+    /// A refusal, signed when it is definitive (unless the server is `Unsigned`).
+    fn refusal(
+        &self,
+        sim: &Sim,
+        ask: &Ask,
+        host: &Host,
+        number: &str,
+        code: licet_core::Code,
+        message: String,
+    ) -> Reply {
+        let proof = (code.is_definitive() && self.servers[ask.server] != Mode::Unsigned).then(|| {
+            sim.signer.sign_refusal(code, &ask.product, &host.fingerprint.digest(), number, sim.now, ask.nonce)
+        });
+        Reply::Refused { code, message, proof }
     }
 }
 
@@ -168,14 +197,27 @@ impl Machine {
     ) -> Result<Verdict, Failure> {
         let features: Vec<String> = features.iter().map(|f| f.to_string()).collect();
         self.asked.clear();
-        let mut step = self.policy.handle_check(sim.now + self.skew, self.mono, product, &features, &mut self.rng);
+        let step = self.policy.handle_check(sim.now + self.skew, self.mono, product, &features, &mut self.rng);
+        self.drive(sim, net, step)
+    }
+
+    /// A checkout of a floating session of the product, driven to its answer.
+    pub fn checkout(&mut self, sim: &mut Sim, net: &Net, borrow_hours: Option<u32>) -> Result<Verdict, Failure> {
+        self.asked.clear();
+        let step = self.policy.handle_checkout(self.mono, super::PRODUCT, borrow_hours, &mut self.rng);
+        self.drive(sim, net, step)
+    }
+
+    /// Sends what the policy asks until it answers.
+    fn drive(&mut self, sim: &mut Sim, net: &Net, mut step: Step) -> Result<Verdict, Failure> {
         loop {
             self.persist();
             match step {
                 Step::Answer(result) => return result,
                 Step::Ask(ask) => {
                     self.asked.push(ask.server);
-                    assert!(self.asked.len() <= net.servers.len(), "asked more servers than the list has");
+                    // A check's heartbeat refused is followed by a checkout on the same server.
+                    assert!(self.asked.len() <= 2 * net.servers.len(), "asked more servers than the list has");
                     let reply = net.serve(sim, &ask, &self.host);
                     step = self.policy.handle_reply(sim.now + self.skew, self.mono, ask, reply);
                 }
