@@ -9,7 +9,7 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use chrono::{DateTime, Utc};
 use licet_core::{
     AccountFound, Code, Command, CouponCode, Error, Ledger, Mail, Outcome, Product, Redeemed, Registered, Registration,
@@ -51,10 +51,22 @@ pub(crate) struct App {
     pub(crate) trusted_proxies: Vec<ipnet::IpNet>,
 }
 
+/// What a definitive refusal of a license check is proven over (see [`App::prove_check`]).
+pub(crate) struct Check<'a> {
+    /// The registration number as sent.
+    pub(crate) number: &'a str,
+    /// The product.
+    pub(crate) product: &'a str,
+    /// The asking host.
+    pub(crate) host: &'a licet_wire::HostJson,
+    /// The request's nonce, if it sent one.
+    pub(crate) nonce: Option<Nonce>,
+}
+
 /// Commands in flight at once (see [`App::in_flight`]).
 pub(crate) const MAX_IN_FLIGHT: usize = 16;
 
-type AppState = Arc<App>;
+pub(crate) type AppState = Arc<App>;
 
 /// How a command's client is rate-limited (SPEC §4, 1062): per client IP and minute, counting
 /// failed credentials — and every registration and recovery — but never a successful check.
@@ -73,7 +85,7 @@ enum Limit {
 fn limit_of(command: &Command) -> Limit {
     match command {
         Command::Register(_) | Command::Recover { .. } => Limit::Spend,
-        Command::Activate(_) => Limit::Check,
+        Command::Activate(_) | Command::Checkout(_) | Command::Heartbeat { .. } => Limit::Check,
         _ => Limit::Guard,
     }
 }
@@ -137,7 +149,11 @@ impl App {
 
     /// The customer credential of `Authorization: Bearer …`; a missing or malformed one counts as
     /// a failed credential.
-    async fn bearer_credential(&self, ip: IpAddr, bearer: Result<Bearer, ApiError>) -> Result<Secret, ApiError> {
+    pub(crate) async fn bearer_credential(
+        &self,
+        ip: IpAddr,
+        bearer: Result<Bearer, ApiError>,
+    ) -> Result<Secret, ApiError> {
         match bearer {
             Ok(Bearer(credential)) => Ok(credential.into()),
             Err(e) => self.count_failure(ip, e).await,
@@ -166,14 +182,19 @@ impl App {
 
     /// A definitive refusal of a license check carries the server's signed statement of it, when
     /// the request sent a nonce to bind it to (SPEC §3): only then may an agent drop its token.
-    fn prove(&self, mut refusal: ApiError, request: &HostRequest, now: DateTime<Utc>) -> ApiError {
-        if let Some(nonce) = request.nonce
+    fn prove(&self, refusal: ApiError, request: &HostRequest, now: DateTime<Utc>) -> ApiError {
+        let HostRequest { registration_number: number, product, host, nonce, .. } = request;
+        self.prove_check(refusal, Check { number, product, host, nonce: *nonce }, now)
+    }
+
+    /// [`App::prove`] for any request that checks a license of a product on a host.
+    pub(crate) fn prove_check(&self, mut refusal: ApiError, check: Check<'_>, now: DateTime<Utc>) -> ApiError {
+        if let Some(nonce) = check.nonce
             && refusal.code.is_definitive()
-            && let Ok(host) = request.host.to_host()
+            && let Ok(host) = check.host.to_host()
         {
             let digest = host.fingerprint.digest();
-            let number = &request.registration_number;
-            let proof = self.signer.sign_refusal(refusal.code, &request.product, &digest, number, now, nonce.0);
+            let proof = self.signer.sign_refusal(refusal.code, check.product, &digest, check.number, now, nonce.0);
             refusal.proof = Some(proof);
         }
         refusal
@@ -196,6 +217,9 @@ pub(crate) fn routes(app: AppState) -> Router {
         .route("/v1/recover", post(recover))
         .route("/v1/account", get(account))
         .route("/v1/bindings/{id}/reset", post(reset))
+        .route("/v1/sessions", post(crate::sessions::checkout))
+        .route("/v1/sessions/{id}/heartbeat", post(crate::sessions::heartbeat))
+        .route("/v1/sessions/{id}", delete(crate::sessions::release))
         .route("/v1/keys", get(keys))
         .route("/v1/health", get(health))
         .route("/v1/admin/products/{id}", put(put_product))
@@ -207,7 +231,7 @@ pub(crate) fn routes(app: AppState) -> Router {
     router.with_state(app)
 }
 
-fn json<T: serde::Serialize>(status: StatusCode, body: T) -> Response {
+pub(crate) fn json<T: serde::Serialize>(status: StatusCode, body: T) -> Response {
     (status, axum::Json(body)).into_response()
 }
 

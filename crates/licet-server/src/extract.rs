@@ -30,24 +30,54 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let declared = req.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-        if !is_json(declared) {
-            return Err(ApiError {
-                status: Some(StatusCode::UNSUPPORTED_MEDIA_TYPE),
-                ..ApiError::invalid("the body must be sent as Content-Type: application/json")
-            });
-        }
-        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
-            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError {
-                    status: Some(StatusCode::PAYLOAD_TOO_LARGE),
-                    ..ApiError::invalid(format!("the body is larger than {MAX_BODY} bytes"))
-                }
-            } else {
-                ApiError::invalid("the body could not be read")
+        read_json(req, state, false).await?.map(JsonBody).ok_or_else(|| ApiError::invalid("a JSON body is required"))
+    }
+}
+
+/// A JSON body that may be left out (`T::default()`): a request with no body at all is taken
+/// as `{}`; one with a body follows [`JsonBody`]'s rules.
+pub(crate) struct OptionalJsonBody<T>(pub(crate) T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        Ok(OptionalJsonBody(read_json(req, state, true).await?.unwrap_or_default()))
+    }
+}
+
+/// Reads a JSON body under [`JsonBody`]'s rules; `None` for an empty body without a declared
+/// type when it is `optional`.
+async fn read_json<S: Send + Sync, T: DeserializeOwned>(
+    req: Request,
+    state: &S,
+    optional: bool,
+) -> Result<Option<T>, ApiError> {
+    let declared = req.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    if !optional && !declared.as_deref().is_some_and(is_json) {
+        return Err(unsupported());
+    }
+    let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError {
+                status: Some(StatusCode::PAYLOAD_TOO_LARGE),
+                ..ApiError::invalid(format!("the body is larger than {MAX_BODY} bytes"))
             }
-        })?;
-        crate::wire::parse_json(&bytes).map(JsonBody)
+        } else {
+            ApiError::invalid("the body could not be read")
+        }
+    })?;
+    match declared {
+        None if optional && bytes.is_empty() => Ok(None),
+        Some(declared) if is_json(&declared) => crate::wire::parse_json(&bytes).map(Some),
+        _ => Err(unsupported()),
+    }
+}
+
+fn unsupported() -> ApiError {
+    ApiError {
+        status: Some(StatusCode::UNSUPPORTED_MEDIA_TYPE),
+        ..ApiError::invalid("the body must be sent as Content-Type: application/json")
     }
 }
 

@@ -22,6 +22,7 @@ mod portal;
 mod ratelimit;
 mod routes;
 mod server;
+mod sessions;
 mod wire;
 
 pub use cluster::{Migration, init_cluster, migrate};

@@ -2,6 +2,7 @@
 
 use licet_wire::{
     ClockRequest, CouponsRequest, HostRequest, ProductRequest, RecoverRequest, RedeemRequest, RegisterRequest,
+    SessionRequest, TokenRequest,
 };
 
 use crate::error::ApiError;
@@ -30,11 +31,15 @@ pub enum Endpoint {
     Coupons,
     /// `POST /v1/admin/clock`.
     Clock,
+    /// `POST /v1/sessions`.
+    Session,
+    /// `POST /v1/sessions/{id}/heartbeat`.
+    Heartbeat,
 }
 
 impl Endpoint {
     /// Every endpoint.
-    pub const ALL: [Endpoint; 7] = [
+    pub const ALL: [Endpoint; 9] = [
         Endpoint::Register,
         Endpoint::Host,
         Endpoint::Redeem,
@@ -42,6 +47,8 @@ impl Endpoint {
         Endpoint::Product,
         Endpoint::Coupons,
         Endpoint::Clock,
+        Endpoint::Session,
+        Endpoint::Heartbeat,
     ];
 }
 
@@ -59,5 +66,9 @@ pub fn check_body(endpoint: Endpoint, body: &[u8]) -> Result<(), licet_core::Cod
         Endpoint::Product => parse_json::<ProductRequest>(body).map(drop).map_err(code),
         Endpoint::Coupons => parse_json::<CouponsRequest>(body).map(drop).map_err(code),
         Endpoint::Clock => parse_json::<ClockRequest>(body).map(drop).map_err(code),
+        Endpoint::Session => {
+            parse_json::<SessionRequest>(body).and_then(|r| Ok(r.to_checkout()?)).map(drop).map_err(code)
+        }
+        Endpoint::Heartbeat => parse_json::<TokenRequest>(body).map(drop).map_err(code),
     }
 }

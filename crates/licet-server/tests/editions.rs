@@ -57,7 +57,8 @@ fn products_declare_features_and_coupons_of_every_kind_change_licenses() {
         json!({"product": PRODUCT, "count": 1, "kind": "refund"}),
         // A typo, or a setting this release does not know, is refused rather than ignored.
         json!({"product": PRODUCT, "count": 1, "term_day": 365}),
-        json!({"product": PRODUCT, "count": 1, "model": "floating"}),
+        json!({"product": PRODUCT, "count": 1, "kind": "extend", "days": 5, "model": "floating"}),
+        json!({"product": PRODUCT, "count": 1, "model": "shared"}),
     ];
     for body in bad {
         assert_error(s.admin_post("/v1/admin/coupons", body), 400, 1001);

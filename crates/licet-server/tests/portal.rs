@@ -65,6 +65,17 @@ fn the_portal_in_a_real_browser() {
     assert_eq!(s.activate(&number, "laptop").0, 200);
     assert_eq!(s.activate(&number, "warehouse").0, 200);
     assert_eq!(s.activate(&number, "reception").0, 409, "every seat is bound");
+    // A floating license of two seats, both in use.
+    let batch = json!({"product": common::PRODUCT, "count": 1, "seats": 2, "model": "floating"});
+    let floating = s.admin_post("/v1/admin/coupons", batch).1["coupons"][0].as_str().unwrap().to_owned();
+    assert_eq!(s.post("/v1/redeem", json!({"registration_number": number, "coupon": floating})).0, 200);
+    for (tag, user) in [("designer", "anna"), ("accountant", "boris")] {
+        let checkout =
+            json!({"registration_number": number, "product": common::PRODUCT, "host": common::host(tag), "user": user});
+        assert_eq!(s.post("/v1/sessions", checkout).0, 201);
+    }
+    let third = json!({"registration_number": number, "product": common::PRODUCT, "host": common::host("intern")});
+    assert_eq!(s.post("/v1/sessions", third.clone()).0, 409, "both floating seats are in use");
 
     let port = free_port();
     let _driver = Driver(
@@ -137,7 +148,8 @@ fn the_portal_in_a_real_browser() {
             }
             texts
         };
-        assert_eq!(resets, ["1", "1"]);
+        assert_eq!(resets, ["1", "1", "—"]);
+        assert!(licenses.contains("(floating)"), "{licenses}");
 
         // Info shows the fingerprint's components.
         let laptop_row = find(&c, Locator::XPath("//tr[td='laptop']")).await.unwrap();
@@ -190,6 +202,24 @@ fn the_portal_in_a_real_browser() {
         assert!(notice.contains("used all its seat resets"), "{notice}");
         assert_eq!(c.find_all(css("tr.binding")).await.unwrap().len(), 3, "nothing was reset");
 
+        // The session monitor's other tab: the floating sessions, with host and user.
+        c.goto(&url).await.unwrap();
+        find(&c, css("#tab-sessions")).await.unwrap().click().await.unwrap();
+        assert_eq!(c.find_all(css("tr.session")).await.unwrap().len(), 2);
+        let sessions = find(&c, css("#sessions")).await.unwrap().text().await.unwrap();
+        assert!(sessions.contains("designer") && sessions.contains("anna") && sessions.contains("boris"), "{sessions}");
+        assert!(sessions.contains("Last heartbeat"), "{sessions}");
+        std::fs::write(shots.join("sessions.png"), c.screenshot().await.unwrap()).unwrap();
+        // Release frees the seat at once.
+        let designer = find(&c, Locator::XPath("//tr[td='designer']")).await.unwrap();
+        designer.find(css("button.release")).await.unwrap().click().await.unwrap();
+        assert!(find(&c, css("#notice")).await.unwrap().text().await.unwrap().contains("released"));
+        assert_eq!(c.find_all(css("tr.session")).await.unwrap().len(), 1);
+        assert_eq!(s.post("/v1/sessions", third).0, 201, "the released seat takes another host");
+        // The bindings tab is as it was.
+        find(&c, css("#tab-bindings")).await.unwrap().click().await.unwrap();
+        assert_eq!(c.find_all(css("tr.binding")).await.unwrap().len(), 3);
+
         // Log out: the session is over.
         c.goto(&url).await.unwrap();
         find(&c, css("#logout")).await.unwrap().click().await.unwrap();
@@ -208,6 +238,11 @@ fn the_portal_in_a_real_browser() {
         assert!(c.source().await.unwrap().contains("Осталось сбросов"));
         assert_eq!(c.find_all(css("tr.binding")).await.unwrap().len(), 3);
         std::fs::write(shots.join("bindings-ru.png"), c.screenshot().await.unwrap()).unwrap();
+        find(&c, css("#tab-sessions")).await.unwrap().click().await.unwrap();
+        let monitor = find(&c, css("#monitor")).await.unwrap().text().await.unwrap();
+        assert!(monitor.contains("Монитор сессий") && monitor.contains("Пользователь"), "{monitor}");
+        assert!(monitor.contains("intern") && monitor.contains("Освободить"), "{monitor}");
+        std::fs::write(shots.join("sessions-ru.png"), c.screenshot().await.unwrap()).unwrap();
         c.close().await.unwrap();
     });
 }

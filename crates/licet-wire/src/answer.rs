@@ -3,7 +3,9 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use licet_core::{AccountFound, Binding, CouponKind, License, LicenseFacts, LicenseKind, Product};
+use licet_core::{
+    AccountFound, Binding, CouponKind, Host, License, LicenseFacts, LicenseKind, LicenseModel, Product, Session,
+};
 use serde::{Deserialize, Serialize};
 
 /// The `license` object.
@@ -15,9 +17,9 @@ pub struct LicenseObject {
     pub product: String,
     /// `trial`, `subscription` or `perpetual`.
     pub kind: LicenseKind,
-    /// Hosts that may be bound at once.
+    /// Hosts that may be bound (or, floating, sessions live) at once.
     pub seats: u32,
-    /// Hosts bound now.
+    /// Hosts bound now, or for a floating license sessions live now.
     pub seats_used: u32,
     /// When it began.
     #[serde(with = "crate::time")]
@@ -34,12 +36,20 @@ pub struct LicenseObject {
     /// Resets and deactivations still allowed in the current 30 days; `null`: no limit.
     #[serde(default)]
     pub resets_left: Option<u32>,
+    /// `host` (seats are bound hosts) or `floating` (seats are live sessions).
+    #[serde(default)]
+    pub model: LicenseModel,
+    /// For a floating license, the sessions live now.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sessions_live: Option<u32>,
 }
 
 impl LicenseObject {
-    /// The wire form of a license with `seats_used` hosts bound, granting what `facts` say.
+    /// The wire form of a license with `seats_used` seats taken, granting what `facts` say.
     pub fn of(l: &License, seats_used: u32, facts: &LicenseFacts) -> LicenseObject {
         LicenseObject {
+            model: l.model,
+            sessions_live: (l.model == LicenseModel::Floating).then_some(seats_used),
             id: l.id.clone(),
             product: l.product.clone(),
             kind: l.kind,
@@ -53,13 +63,13 @@ impl LicenseObject {
         }
     }
 
-    /// The wire form of `license` of `product` at `now`, with `seats_used` hosts bound.
+    /// The wire form of `license` of `product` at `now`, with `seats_used` seats taken.
     pub fn at(license: &License, seats_used: u32, product: &Product, now: DateTime<Utc>) -> LicenseObject {
         LicenseObject::of(license, seats_used, &license.facts(product, now))
     }
 }
 
-/// The host of a `binding` object.
+/// The host of a `binding` or `session` object.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredHost {
     /// For people.
@@ -68,6 +78,56 @@ pub struct StoredHost {
     pub os: String,
     /// The components as last seen (keyed hashes).
     pub fingerprint: BTreeMap<String, String>,
+}
+
+impl StoredHost {
+    /// The wire form of a stored host.
+    pub fn of(h: &Host) -> StoredHost {
+        StoredHost { hostname: h.hostname.clone(), os: h.os.clone(), fingerprint: h.fingerprint.components().clone() }
+    }
+}
+
+/// The `session` object: a floating seat in use (SPEC §11).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionObject {
+    /// `ses_…`.
+    pub id: String,
+    /// The floating license whose seat it holds.
+    pub license_id: String,
+    /// The product.
+    pub product: String,
+    /// The host that checked it out.
+    pub host: StoredHost,
+    /// The user the program runs as, if it said.
+    pub user: Option<String>,
+    /// When it was checked out.
+    #[serde(with = "crate::time")]
+    pub started_at: DateTime<Utc>,
+    /// Its latest heartbeat.
+    #[serde(with = "crate::time")]
+    pub last_heartbeat: DateTime<Utc>,
+    /// When it dies unless a heartbeat extends it.
+    #[serde(with = "crate::time")]
+    pub lease_until: DateTime<Utc>,
+    /// Whether it was borrowed for use offline.
+    pub borrowed: bool,
+}
+
+impl SessionObject {
+    /// The wire form of a session.
+    pub fn of(s: &Session) -> SessionObject {
+        SessionObject {
+            id: s.id.clone(),
+            license_id: s.license_id.clone(),
+            product: s.product.clone(),
+            host: StoredHost::of(&s.host),
+            user: (!s.user.is_empty()).then(|| s.user.clone()),
+            started_at: s.started_at,
+            last_heartbeat: s.last_heartbeat,
+            lease_until: s.lease_until,
+            borrowed: s.borrowed,
+        }
+    }
 }
 
 /// The `binding` object.
@@ -96,11 +156,7 @@ impl BindingObject {
             id: b.id.clone(),
             license_id: b.license_id.clone(),
             product: b.product.clone(),
-            host: StoredHost {
-                hostname: b.host.hostname.clone(),
-                os: b.host.os.clone(),
-                fingerprint: b.host.fingerprint.components().clone(),
-            },
+            host: StoredHost::of(&b.host),
             bound_at: b.bound_at,
             last_seen: b.last_seen,
         }
@@ -127,6 +183,9 @@ pub struct AccountObject {
     pub licenses: Vec<LicenseObject>,
     /// Seats held by hosts.
     pub bindings: Vec<BindingObject>,
+    /// Floating sessions live now.
+    #[serde(default)]
+    pub sessions: Vec<SessionObject>,
 }
 
 impl AccountObject {
@@ -144,9 +203,10 @@ impl AccountObject {
             licenses: a
                 .licenses
                 .iter()
-                .map(|l| LicenseObject::of(l, a.seats_used(&l.id), &found.facts(l, now)))
+                .map(|l| LicenseObject::of(l, a.seats_taken(l, now), &found.facts(l, now)))
                 .collect(),
             bindings: a.bindings.iter().map(BindingObject::of).collect(),
+            sessions: a.sessions.iter().filter(|s| s.is_live(now)).map(SessionObject::of).collect(),
         }
     }
 }
@@ -174,6 +234,10 @@ pub struct ProductObject {
     pub grace_days: u32,
     /// Resets and deactivations a license allows in any 30 days (0: no limit).
     pub max_resets_per_30_days: u32,
+    /// How long a floating session lives without a heartbeat, in seconds.
+    pub session_lease_seconds: u32,
+    /// Most hours a floating session may be borrowed for (0: no borrowing).
+    pub max_borrow_hours: u32,
 }
 
 impl ProductObject {
@@ -190,6 +254,8 @@ impl ProductObject {
             features: p.features.iter().cloned().collect(),
             grace_days: p.grace_days,
             max_resets_per_30_days: p.max_resets_per_30_days,
+            session_lease_seconds: p.session_lease_seconds,
+            max_borrow_hours: p.max_borrow_hours,
         }
     }
 }
@@ -203,6 +269,20 @@ pub struct GrantAnswer {
     pub binding_id: String,
     /// The signed token.
     pub token: String,
+}
+
+/// The answer to a checkout (`POST /v1/sessions`) and a heartbeat.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionAnswer {
+    /// The session, `ses_…`.
+    pub session_id: String,
+    /// The signed token, valid on the host until `lease_until`.
+    pub token: String,
+    /// When the session dies unless a heartbeat extends it.
+    #[serde(with = "crate::time")]
+    pub lease_until: DateTime<Utc>,
+    /// The floating license whose seat it holds.
+    pub license: LicenseObject,
 }
 
 /// The answer to `register`.
@@ -282,19 +362,22 @@ mod tests {
             features: vec!["recording".into()],
             grace_until: None,
             resets_left: Some(2),
+            model: LicenseModel::Floating,
+            sessions_live: Some(1),
         };
         let text = serde_json::to_string(&l).unwrap();
         assert_eq!(
             text,
-            r#"{"id":"lic_1","product":"call-journal","kind":"trial","seats":1,"seats_used":1,"starts_at":"2026-03-01T10:00:00Z","expires_at":null,"features":["recording"],"grace_until":null,"resets_left":2}"#
+            r#"{"id":"lic_1","product":"call-journal","kind":"trial","seats":1,"seats_used":1,"starts_at":"2026-03-01T10:00:00Z","expires_at":null,"features":["recording"],"grace_until":null,"resets_left":2,"model":"floating","sessions_live":1}"#
         );
         assert_eq!(serde_json::from_str::<LicenseObject>(&text).unwrap(), l);
         // A newer server's extra fields are ignored.
-        let newer = text.replace(r#""expires_at":null"#, r#""expires_at":null,"model":"host""#);
+        let newer = text.replace(r#""expires_at":null"#, r#""expires_at":null,"seat_policy":"x""#);
         assert_eq!(serde_json::from_str::<LicenseObject>(&newer).unwrap(), l);
         // A release-0.1.0 server's answer reads, with no features, grace or limit.
         let older = r#"{"id":"lic_1","product":"call-journal","kind":"trial","seats":1,"seats_used":1,"starts_at":"2026-03-01T10:00:00Z","expires_at":null}"#;
         let read = serde_json::from_str::<LicenseObject>(older).unwrap();
         assert_eq!((read.features.len(), read.grace_until, read.resets_left), (0, None, None));
+        assert_eq!((read.model, read.sessions_live), (LicenseModel::Host, None));
     }
 }

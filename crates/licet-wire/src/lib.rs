@@ -14,10 +14,10 @@ pub mod time;
 
 pub use answer::{
     AccountObject, BindingObject, CouponsAnswer, Empty, GrantAnswer, HealthAnswer, KeyObject, KeysAnswer,
-    LicenseAnswer, LicenseObject, ProductObject, RegisterAnswer, StoredHost,
+    LicenseAnswer, LicenseObject, ProductObject, RegisterAnswer, SessionAnswer, SessionObject, StoredHost,
 };
 pub use error::{ErrorBody, ErrorObject};
 pub use request::{
     ClockRequest, CouponsRequest, EmailQuery, HostJson, HostRequest, Nonce, ProductRequest, RecoverRequest,
-    RedeemRequest, RegisterRequest,
+    RedeemRequest, RegisterRequest, SessionRequest, TokenRequest,
 };

@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
-use licet_core::{CouponBatch, CouponKind, Error, Fingerprint, Host, Offer, ProductSettings};
+use licet_core::{Checkout, CouponBatch, CouponKind, Error, Fingerprint, Host, LicenseModel, Offer, ProductSettings};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// `{"fingerprint":{…},"hostname":"…","os":"…"}`, and from newer agents on a machine a release
@@ -121,6 +121,53 @@ impl HostRequest {
     }
 }
 
+/// `POST /v1/sessions`: a checkout of a floating seat.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionRequest {
+    /// The account's number.
+    pub registration_number: String,
+    /// The product.
+    pub product: String,
+    /// The asking host.
+    pub host: HostJson,
+    /// The user the program runs as, shown in the session monitor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// Hours to borrow the seat for, offline (at most the product's `max_borrow_hours`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub borrow_hours: Option<u32>,
+    /// The token format the agent reads (sessions are always issued in this release's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_format: Option<u8>,
+    /// A fresh nonce: the token names it, and a definitive refusal carries a proof naming it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<Nonce>,
+}
+
+impl SessionRequest {
+    /// The ledger's checkout (1001 on a bad host).
+    pub fn to_checkout(&self) -> Result<Checkout, Error> {
+        Ok(Checkout {
+            number: self.registration_number.as_str().into(),
+            product: self.product.clone(),
+            host: self.host.to_host()?,
+            user: self.user.clone().unwrap_or_default(),
+            borrow_hours: self.borrow_hours,
+        })
+    }
+}
+
+/// The optional body of `POST /v1/sessions/{id}/heartbeat`: what the answer's token should carry.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenRequest {
+    /// The token format the agent reads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_format: Option<u8>,
+    /// A fresh nonce for the answer's token to name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<Nonce>,
+}
+
 /// `POST /v1/redeem`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RedeemRequest {
@@ -143,8 +190,8 @@ pub struct RecoverRequest {
 pub type ProductRequest = ProductSettings;
 
 /// `POST /v1/admin/coupons`. A field it does not know is refused (1001) rather than ignored, so
-/// that a typo (`term_day`) or a setting of a later release (`model`) never issues coupons that
-/// do something else than the vendor asked.
+/// that a typo (`term_day`) or a setting of a later release never issues coupons that do
+/// something else than the vendor asked.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CouponsRequest {
@@ -168,6 +215,10 @@ pub struct CouponsRequest {
     /// features added.
     #[serde(default)]
     pub features: Option<BTreeSet<String>>,
+    /// `license`: `host` (the default: seats are bound hosts) or `floating` (seats are live
+    /// sessions).
+    #[serde(default)]
+    pub model: Option<LicenseModel>,
 }
 
 impl CouponsRequest {
@@ -186,24 +237,28 @@ impl CouponsRequest {
                     seats: self.seats.unwrap_or(1),
                     term_days: self.term_days,
                     features: self.features.clone(),
+                    model: self.model.unwrap_or_default(),
                 }
             }
             CouponKind::Extend => {
                 unused("seats", self.seats.is_some())?;
                 unused("term_days", self.term_days.is_some())?;
                 unused("features", self.features.is_some())?;
+                unused("model", self.model.is_some())?;
                 Offer::Extend { days: self.days.ok_or_else(|| required("days"))? }
             }
             CouponKind::Seats => {
                 unused("term_days", self.term_days.is_some())?;
                 unused("days", self.days.is_some())?;
                 unused("features", self.features.is_some())?;
+                unused("model", self.model.is_some())?;
                 Offer::Seats { seats: self.seats.unwrap_or(1) }
             }
             CouponKind::Upgrade => {
                 unused("seats", self.seats.is_some())?;
                 unused("term_days", self.term_days.is_some())?;
                 unused("days", self.days.is_some())?;
+                unused("model", self.model.is_some())?;
                 Offer::Upgrade { features: self.features.clone().ok_or_else(|| required("features"))? }
             }
         };

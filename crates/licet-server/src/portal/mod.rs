@@ -1,5 +1,6 @@
 //! The customer portal (MIKO's "session monitor"): log in with a registration number or a
-//! redeemed coupon, see licenses and license bindings to hosts, reset a binding. Plain HTML
+//! redeemed coupon, see licenses, live floating sessions and license bindings to hosts; release
+//! a session, reset a binding. Plain HTML
 //! forms and CSS served by the binary: no JavaScript, no CDN.
 
 mod page;
@@ -54,6 +55,7 @@ pub(crate) fn routes(portal: PortalState) -> Router {
         .route("/login", post(login))
         .route("/logout", post(logout))
         .route("/reset/{id}", get(confirm_reset).post(reset))
+        .route("/release/{id}", post(release))
         .route("/style.css", get(style))
         .with_state(portal)
 }
@@ -72,6 +74,8 @@ fn lang_of(headers: &HeaderMap, jar: &CookieJar, query: &LangQuery) -> Lang {
 #[derive(Debug, Default, Deserialize)]
 struct LangQuery {
     lang: Option<String>,
+    /// The session monitor's tab: `sessions`, or `bindings` (the default).
+    tab: Option<String>,
 }
 
 /// An HTML answer with the portal's security headers.
@@ -90,7 +94,11 @@ fn html(status: StatusCode, body: String) -> Response {
 }
 
 fn redirect_home() -> Response {
-    (StatusCode::SEE_OTHER, [(LOCATION, HeaderValue::from_static("/"))]).into_response()
+    redirect_to("/")
+}
+
+fn redirect_to(path: &'static str) -> Response {
+    (StatusCode::SEE_OTHER, [(LOCATION, HeaderValue::from_static(path))]).into_response()
 }
 
 impl Portal {
@@ -145,7 +153,11 @@ async fn home(
                 Ok(flash) => flash,
                 Err(e) => return e.into_response(),
             };
-            let page = page::account(lang, &found, portal.app.clock.now(), &session.csrf, flash.as_deref());
+            let tab = match query.tab.as_deref() {
+                Some("sessions") => page::Tab::Sessions,
+                _ => page::Tab::Bindings,
+            };
+            let page = page::account(lang, &found, portal.app.clock.now(), &session.csrf, flash.as_deref(), tab);
             (jar, html(StatusCode::OK, page)).into_response()
         }
         Err(e) if e.code == Code::InternalError => e.into_response(),
@@ -296,6 +308,34 @@ async fn reset(
     let flash = Some(flash.to_owned());
     match portal.sessions.flash(&id, flash).await {
         Ok(_) => redirect_home(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// The Release button of the session monitor: ends a live floating session of the account,
+/// freeing its seat at once (as `DELETE /v1/sessions/{id}`).
+async fn release(
+    State(portal): State<PortalState>,
+    headers: HeaderMap,
+    jar: CookieJar,
+    session_id: Result<Path<String>, axum::extract::rejection::PathRejection>,
+    form: Result<Form<CsrfForm>, axum::extract::rejection::FormRejection>,
+) -> Response {
+    let lang = lang_of(&headers, &jar, &LangQuery::default());
+    let Ok(Path(session_id)) = session_id else { return not_found(lang) };
+    let (id, session) = match accept_form(&portal, &jar, &form, lang).await {
+        Ok(accepted) => accepted,
+        Err(answer) => return answer,
+    };
+    let release = Command::Release { credential: session.credential.into(), session_id };
+    let t = text(lang);
+    let flash = match portal.app.execute::<()>(portal.app.clock.now(), release).await {
+        Ok(()) => t.was_released,
+        Err(e) if e.code == Code::InternalError => return e.into_response(),
+        Err(_) => t.session_not_found,
+    };
+    match portal.sessions.flash(&id, Some(flash.to_owned())).await {
+        Ok(_) => redirect_to("/?tab=sessions"),
         Err(e) => e.into_response(),
     }
 }

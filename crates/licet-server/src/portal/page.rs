@@ -3,7 +3,7 @@
 
 use askama::Template;
 use chrono::{DateTime, Utc};
-use licet_core::{AccountFound, Binding, LicenseKind};
+use licet_core::{AccountFound, Binding, LicenseKind, LicenseModel, Session};
 
 use super::text::{Lang, Text, text};
 
@@ -81,6 +81,7 @@ pub(crate) fn message(lang: Lang, message: &str) -> String {
 struct LicenseRow {
     product: String,
     kind: &'static str,
+    floating: bool,
     seats_used: u32,
     seats: u32,
     expires: String,
@@ -114,6 +115,41 @@ impl BindingRow {
     }
 }
 
+struct SessionRow {
+    id: String,
+    product: String,
+    hostname: String,
+    user: String,
+    started_at: String,
+    last_heartbeat: String,
+    lease_until: String,
+    borrowed: bool,
+}
+
+impl SessionRow {
+    fn of(s: &Session) -> SessionRow {
+        SessionRow {
+            id: s.id.clone(),
+            product: s.product.clone(),
+            hostname: s.host.hostname.clone(),
+            user: if s.user.is_empty() { "—".to_owned() } else { s.user.clone() },
+            started_at: when(s.started_at),
+            last_heartbeat: when(s.last_heartbeat),
+            lease_until: when(s.lease_until),
+            borrowed: s.borrowed,
+        }
+    }
+}
+
+/// The session monitor's tabs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Tab {
+    /// License bindings to hosts (the default, as before floating licenses).
+    Bindings,
+    /// Floating sessions.
+    Sessions,
+}
+
 #[derive(Template)]
 #[template(path = "account.html")]
 struct AccountPage<'a> {
@@ -123,11 +159,21 @@ struct AccountPage<'a> {
     masked: &'a str,
     licenses: Vec<LicenseRow>,
     bindings: Vec<BindingRow>,
+    sessions: Vec<SessionRow>,
+    sessions_tab: bool,
+    csrf: &'a str,
 }
 
-/// The account page at `now`: licenses (with their features, grace and resets left) and
-/// license bindings to hosts.
-pub(crate) fn account(lang: Lang, found: &AccountFound, now: DateTime<Utc>, csrf: &str, flash: Option<&str>) -> String {
+/// The account page at `now`: licenses (with their features, grace and resets left) and the
+/// session monitor on `tab`: license bindings to hosts, or live floating sessions.
+pub(crate) fn account(
+    lang: Lang,
+    found: &AccountFound,
+    now: DateTime<Utc>,
+    csrf: &str,
+    flash: Option<&str>,
+    tab: Tab,
+) -> String {
     let t = text(lang);
     let account = &found.account;
     let licenses = account
@@ -139,13 +185,19 @@ pub(crate) fn account(lang: Lang, found: &AccountFound, now: DateTime<Utc>, csrf
             LicenseRow {
                 product: l.product.clone(),
                 kind: kind(t, l.kind),
-                seats_used: account.seats_used(&l.id),
+                floating: l.model == LicenseModel::Floating,
+                seats_used: account.seats_taken(l, now),
                 seats: l.seats,
                 expires: l.expires_at.map_or(t.perpetual.to_owned(), when),
                 features: if facts.features.is_empty() { t.all_features.to_owned() } else { facts.features.join(", ") },
                 in_grace: facts.in_grace,
                 grace_until: grace_until.map_or_else(|| "—".to_owned(), when),
-                resets_left: facts.resets_left.map_or_else(|| t.unlimited.to_owned(), |n| n.to_string()),
+                // A floating seat is released, not reset: no limit applies.
+                resets_left: match (l.model, facts.resets_left) {
+                    (LicenseModel::Floating, _) => "—".to_owned(),
+                    (_, None) => t.unlimited.to_owned(),
+                    (_, Some(n)) => n.to_string(),
+                },
             }
         })
         .collect();
@@ -157,6 +209,9 @@ pub(crate) fn account(lang: Lang, found: &AccountFound, now: DateTime<Utc>, csrf
         masked: &masked,
         licenses,
         bindings: account.bindings.iter().map(BindingRow::of).collect(),
+        sessions: account.sessions.iter().filter(|s| s.is_live(now)).map(SessionRow::of).collect(),
+        sessions_tab: tab == Tab::Sessions,
+        csrf,
     })
 }
 

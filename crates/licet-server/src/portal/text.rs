@@ -87,6 +87,18 @@ pub(crate) struct Text {
     pub(crate) resets_left: &'static str,
     pub(crate) unlimited: &'static str,
     pub(crate) reset_limit_reached: &'static str,
+    pub(crate) session_monitor: &'static str,
+    pub(crate) sessions: &'static str,
+    pub(crate) no_sessions: &'static str,
+    pub(crate) user: &'static str,
+    pub(crate) started: &'static str,
+    pub(crate) last_heartbeat: &'static str,
+    pub(crate) held_until: &'static str,
+    pub(crate) borrowed: &'static str,
+    pub(crate) release: &'static str,
+    pub(crate) was_released: &'static str,
+    pub(crate) session_not_found: &'static str,
+    pub(crate) floating: &'static str,
 }
 
 const RU: Text = Text {
@@ -131,6 +143,18 @@ const RU: Text = Text {
     resets_left: "Осталось сбросов (30 дней)",
     unlimited: "без ограничений",
     reset_limit_reached: "Лимит сбросов этой лицензии за 30 дней исчерпан. Повторите позже.",
+    session_monitor: "Монитор сессий",
+    sessions: "Сессии",
+    no_sessions: "Нет активных сессий.",
+    user: "Пользователь",
+    started: "Начата",
+    last_heartbeat: "Последний сигнал",
+    held_until: "Место занято до",
+    borrowed: "взята с собой",
+    release: "Освободить",
+    was_released: "Сессия завершена, место свободно.",
+    session_not_found: "Сессия не найдена или уже завершена.",
+    floating: "плавающая",
 };
 
 const EN: Text = Text {
@@ -175,6 +199,18 @@ const EN: Text = Text {
     resets_left: "Resets left (30 days)",
     unlimited: "unlimited",
     reset_limit_reached: "This license has used all its seat resets for 30 days. Try again later.",
+    session_monitor: "Session monitor",
+    sessions: "Sessions",
+    no_sessions: "No live sessions.",
+    user: "User",
+    started: "Started",
+    last_heartbeat: "Last heartbeat",
+    held_until: "Seat held until",
+    borrowed: "borrowed",
+    release: "Release",
+    was_released: "The session was released; the seat is free.",
+    session_not_found: "No such live session: it has ended.",
+    floating: "floating",
 };
 
 pub(crate) fn text(lang: Lang) -> &'static Text {

@@ -123,6 +123,28 @@ impl Server {
         )
     }
 
+    /// `DELETE path` with a bearer credential.
+    pub fn delete_bearer(&self, path: &str, bearer: &str) -> (u16, Value) {
+        read(
+            self.http
+                .delete(format!("{}{path}", self.url))
+                .header("Authorization", format!("Bearer {bearer}"))
+                .call()
+                .unwrap(),
+        )
+    }
+
+    /// `POST path` with a bearer credential and no body at all.
+    pub fn post_empty(&self, path: &str, bearer: &str) -> (u16, Value) {
+        read(
+            self.http
+                .post(format!("{}{path}", self.url))
+                .header("Authorization", format!("Bearer {bearer}"))
+                .send_empty()
+                .unwrap(),
+        )
+    }
+
     pub fn get(&self, path: &str, bearer: Option<&str>) -> (u16, Value) {
         let mut req = self.http.get(format!("{}{path}", self.url));
         if let Some(b) = bearer {
