@@ -55,6 +55,7 @@ fn populate(store: &SledStore, ledger: &Ledger, n: u64) -> Vec<String> {
             expires_at: None,
             features: None,
             resets: Vec::new(),
+            model: Default::default(),
         };
         let account = Account {
             id: id.clone(),
@@ -78,6 +79,7 @@ fn populate(store: &SledStore, ledger: &Ledger, n: u64) -> Vec<String> {
             }],
             licenses: vec![license],
             trials_used: Default::default(),
+            sessions: Vec::new(),
         };
         batch.push((RecordKey::Email(account.email.clone()), Record::AccountId(id.clone())));
         batch.push((RecordKey::Number(number.body()), Record::AccountId(id.clone())));

@@ -173,6 +173,7 @@ fn write_0_1_0_store(path: &std::path::Path) -> Vec<(RecordKey, Record)> {
                 expires_at: Some(now + chrono::Duration::days(30)),
                 features: None,
                 resets: Vec::new(),
+                model: Default::default(),
             }],
             bindings: vec![licet_core::Binding {
                 id: format!("bnd_{i:016}"),
@@ -185,6 +186,7 @@ fn write_0_1_0_store(path: &std::path::Path) -> Vec<(RecordKey, Record)> {
                 last_seen: now,
             }],
             trials_used: [common::PRODUCT.to_owned()].into(),
+            sessions: Vec::new(),
         };
         records.push((RecordKey::Email(account.email.clone()), Record::AccountId(id.clone())));
         records.push((RecordKey::Number(account.number.clone()), Record::AccountId(id.clone())));

@@ -229,7 +229,12 @@ fn the_views_show_features_grace_resets_and_coupon_kinds_also_after_an_upgrade_f
     use licet_store::StoreExt;
     env.store.execute::<licet_core::Product>(&env.ledger, common::now(), &mut rng, &put).unwrap();
     let number = env.register("a@example.com", &pc("a"), 1).unwrap().number.to_string();
-    let offer = licet_core::Offer::License { seats: 2, term_days: Some(30), features: Some(features(&["recording"])) };
+    let offer = licet_core::Offer::License {
+        seats: 2,
+        term_days: Some(30),
+        features: Some(features(&["recording"])),
+        model: Default::default(),
+    };
     let batch = licet_core::CouponBatch { product: common::PRODUCT.into(), count: 1, offer };
     let issue = licet_core::Command::IssueCoupons(batch);
     let codes: Vec<licet_core::CouponCode> = env.store.execute(&env.ledger, common::now(), &mut rng, &issue).unwrap();
@@ -271,6 +276,66 @@ fn the_views_show_features_grace_resets_and_coupon_kinds_also_after_an_upgrade_f
     assert_eq!(coupon[0].get::<_, String>(0), "license");
     assert_eq!(coupon[0].get::<_, Vec<String>>(1), ["recording"]);
     assert_eq!(coupon[0].get::<_, Option<i32>>(2), None);
+}
+
+#[test]
+fn the_views_show_floating_licenses_and_their_sessions_also_after_an_upgrade_from_version_2() {
+    use licet_core::{Checkout, Command, LicenseModel, Offer, SessionSeat};
+    use licet_store::StoreExt;
+    let Some(server) = TestInstance::start_or_skip(module_path!()) else { return };
+    let url = server.create_database_at_schema(2).unwrap();
+    let store = PgStore::connect(&url).unwrap();
+    assert_eq!(store.migrated(), Some((2, licet_store::pg::PG_SCHEMA_VERSION)));
+    let env = Env::new(store);
+    let mut rng = licet_core::SeededEntropy::new(9);
+    // The views judge liveness against the database's clock: the commands run at the real time.
+    let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+    let real_now = chrono::DateTime::from_timestamp(since_epoch.as_secs() as i64, 0).unwrap();
+    let settings = licet_core::ProductSettings {
+        session_lease_seconds: Some(600),
+        max_borrow_hours: Some(12),
+        ..Default::default()
+    };
+    let put = Command::PutProduct { id: common::PRODUCT.into(), settings };
+    env.store.execute::<licet_core::Product>(&env.ledger, real_now, &mut rng, &put).unwrap();
+    let number = env.register("a@example.com", &pc("a"), 1).unwrap().number.to_string();
+    let offer = Offer::License { seats: 3, term_days: None, features: None, model: LicenseModel::Floating };
+    let issue = Command::IssueCoupons(licet_core::CouponBatch { product: common::PRODUCT.into(), count: 1, offer });
+    let codes: Vec<licet_core::CouponCode> = env.store.execute(&env.ledger, real_now, &mut rng, &issue).unwrap();
+    env.redeem(&number, &codes[0].to_string(), 2).unwrap();
+    let checkout = |host: &str, user: &str, borrow_hours: Option<u32>, at| {
+        let request = Checkout {
+            number: number.as_str().into(),
+            product: common::PRODUCT.into(),
+            host: pc(host),
+            user: user.into(),
+            borrow_hours,
+        };
+        let seat: SessionSeat = env
+            .store
+            .execute(&env.ledger, at, &mut licet_core::SeededEntropy::new(7), &Command::Checkout(request))
+            .unwrap();
+        seat
+    };
+    // One that died an hour ago (its host went silent), one live, one borrowed.
+    checkout("old", "", None, real_now - chrono::Duration::hours(2));
+    checkout("b", "anna", None, real_now);
+    checkout("c", "", Some(12), real_now);
+    drop(env);
+
+    let rt = runtime();
+    let product = rt.block_on(sql(&url, "SELECT session_lease_seconds, max_borrow_hours FROM products"));
+    assert_eq!((product[0].get::<_, i32>(0), product[0].get::<_, i32>(1)), (600, 12));
+    let sessions = rt.block_on(sql(&url, r#"SELECT hostname, "user", borrowed, live FROM sessions ORDER BY hostname"#));
+    let rows: Vec<(String, Option<String>, bool, bool)> =
+        sessions.iter().map(|r| (r.get(0), r.get(1), r.get(2), r.get(3))).collect();
+    // The dead one was tidied away by the next checkout.
+    assert_eq!(rows, [("b".to_owned(), Some("anna".to_owned()), false, true), ("c".to_owned(), None, true, true)]);
+    let licenses = rt.block_on(sql(&url, "SELECT kind, model, seats_used FROM licenses ORDER BY kind"));
+    let rows: Vec<(String, String, i32)> = licenses.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect();
+    assert_eq!(rows, [("perpetual".to_owned(), "floating".to_owned(), 2), ("trial".to_owned(), "host".to_owned(), 1)]);
+    let coupon = rt.block_on(sql(&url, "SELECT model FROM coupons"));
+    assert_eq!(coupon[0].get::<_, Option<String>>(0).as_deref(), Some("floating"));
 }
 
 #[test]

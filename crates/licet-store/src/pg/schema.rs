@@ -8,7 +8,7 @@
 use tokio_postgres::Client;
 
 /// The schema version this build writes.
-pub const PG_SCHEMA_VERSION: i32 = 2;
+pub const PG_SCHEMA_VERSION: i32 = 3;
 
 /// The advisory lock every migrating node takes (any constant unlikely to collide: "licet" in
 /// ASCII).
@@ -173,6 +173,90 @@ SELECT right(doc->>'body', 5) AS code_last_group,
        (doc->>'days')::integer AS days,
        CASE WHEN jsonb_typeof(doc->'features') = 'array'
             THEN ARRAY(SELECT jsonb_array_elements_text(doc->'features')) END AS features
+FROM records WHERE kind = 'coupon';
+"#,
+    // 2 → 3: floating licenses (SPEC §11). Licenses show their model, and for a floating one
+    // `seats_used` counts the sessions live now; the `sessions` view lists every stored
+    // session, `live` saying whether it holds its seat now (dead ones are tidied away at the
+    // account's next session command).
+    r#"
+CREATE OR REPLACE VIEW products AS
+SELECT doc->>'id' AS id,
+       doc->>'name' AS name,
+       (doc->>'trial_days')::integer AS trial_days,
+       (doc->>'trial_seats')::integer AS trial_seats,
+       (doc->>'offline_lease_hours')::integer AS offline_lease_hours,
+       (doc->>'clock_tolerance_minutes')::integer AS clock_tolerance_minutes,
+       (doc->>'refresh_hours')::integer AS refresh_hours,
+       ARRAY(SELECT jsonb_array_elements_text(COALESCE(doc->'features', '[]'::jsonb))) AS features,
+       COALESCE((doc->>'grace_days')::integer, 0) AS grace_days,
+       COALESCE((doc->>'max_resets_per_30_days')::integer, 0) AS max_resets_per_30_days,
+       COALESCE((doc->>'session_lease_seconds')::integer, 900) AS session_lease_seconds,
+       COALESCE((doc->>'max_borrow_hours')::integer, 0) AS max_borrow_hours
+FROM records WHERE kind = 'product';
+
+CREATE VIEW sessions AS
+SELECT s->>'id' AS id,
+       a.doc->>'id' AS account_id,
+       s->>'license_id' AS license_id,
+       s->>'product' AS product,
+       s->'host'->>'hostname' AS hostname,
+       s->'host'->>'os' AS os,
+       s->'host'->'fingerprint' AS fingerprint,
+       NULLIF(COALESCE(s->>'user', ''), '') AS "user",
+       to_timestamp((s->>'started_at')::bigint) AS started_at,
+       to_timestamp((s->>'last_heartbeat')::bigint) AS last_heartbeat,
+       to_timestamp((s->>'lease_until')::bigint) AS lease_until,
+       COALESCE((s->>'borrowed')::boolean, false) AS borrowed,
+       (s->>'lease_until')::bigint > extract(epoch FROM now()) AS live
+FROM records a, jsonb_array_elements(COALESCE(a.doc->'sessions', '[]'::jsonb)) s
+WHERE a.kind = 'account';
+
+CREATE OR REPLACE VIEW licenses AS
+SELECT l->>'id' AS id,
+       a.doc->>'id' AS account_id,
+       l->>'product' AS product,
+       l->>'kind' AS kind,
+       (l->>'seats')::integer AS seats,
+       CASE WHEN l->>'model' = 'floating'
+            THEN (SELECT count(*) FROM jsonb_array_elements(COALESCE(a.doc->'sessions', '[]'::jsonb)) s
+                   WHERE s->>'license_id' = l->>'id'
+                     AND (s->>'lease_until')::bigint > extract(epoch FROM now()))
+            ELSE (SELECT count(*) FROM jsonb_array_elements(a.doc->'bindings') b
+                   WHERE b->>'license_id' = l->>'id') END::integer AS seats_used,
+       to_timestamp((l->>'starts_at')::bigint) AS starts_at,
+       to_timestamp((l->>'expires_at')::bigint) AS expires_at,
+       CASE WHEN l ? 'features' AND jsonb_typeof(l->'features') = 'array'
+            THEN ARRAY(SELECT f FROM jsonb_array_elements_text(l->'features') f
+                       WHERE f = ANY (p.features))
+            ELSE p.features END AS features,
+       to_timestamp((l->>'expires_at')::bigint) + make_interval(days => COALESCE(p.grace_days, 0)) AS grace_until,
+       (SELECT count(*) FROM jsonb_array_elements_text(COALESCE(l->'resets', '[]'::jsonb)) r
+         WHERE r::bigint >= extract(epoch FROM now() - interval '30 days'))::integer AS resets_last_30_days,
+       CASE WHEN p.max_resets_per_30_days > 0 THEN greatest(0, p.max_resets_per_30_days -
+            (SELECT count(*) FROM jsonb_array_elements_text(COALESCE(l->'resets', '[]'::jsonb)) r
+              WHERE r::bigint >= extract(epoch FROM now() - interval '30 days'))::integer) END AS resets_left,
+       COALESCE(l->>'model', 'host') AS model
+FROM records a
+CROSS JOIN LATERAL jsonb_array_elements(a.doc->'licenses') l
+LEFT JOIN products p ON p.id = l->>'product'
+WHERE a.kind = 'account';
+
+CREATE OR REPLACE VIEW coupons AS
+SELECT right(doc->>'body', 5) AS code_last_group,
+       doc->>'product' AS product,
+       (doc->>'seats')::integer AS seats,
+       (doc->>'term_days')::integer AS term_days,
+       to_timestamp((doc->>'issued_at')::bigint) AS issued_at,
+       doc->'redeemed'->>'account_id' AS redeemed_by,
+       doc->'redeemed'->>'license_id' AS license_id,
+       to_timestamp((doc->'redeemed'->>'at')::bigint) AS redeemed_at,
+       COALESCE(doc->>'kind', 'license') AS kind,
+       (doc->>'days')::integer AS days,
+       CASE WHEN jsonb_typeof(doc->'features') = 'array'
+            THEN ARRAY(SELECT jsonb_array_elements_text(doc->'features')) END AS features,
+       CASE WHEN COALESCE(doc->>'kind', 'license') = 'license'
+            THEN COALESCE(doc->>'model', 'host') END AS model
 FROM records WHERE kind = 'coupon';
 "#,
 ];
