@@ -6,10 +6,10 @@ use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use licet_core::agent::{Ask, Policy, Reply, Step, Verdict};
+use licet_core::agent::{Ask, AskKind, Policy, Reply, Step, Verdict};
 use licet_core::{Code, Entitlement, Fingerprint, Host, LicenseKind, TokenFormat, TrustedKeys};
 use licet_store::{AgentCache, CacheError, OsEntropy};
-use licet_wire::{GrantAnswer, HostJson, HostRequest, Nonce};
+use licet_wire::{GrantAnswer, HostJson, HostRequest, Nonce, SessionAnswer, SessionRequest, TokenRequest};
 use serde::{Deserialize, Serialize};
 
 pub use licet_core::agent::Source;
@@ -44,6 +44,9 @@ pub struct Grant {
     pub features: Vec<String>,
     /// Whether the term is over and its grace period running.
     pub in_grace: bool,
+    /// The floating session whose seat this is; `None` for a host's seat.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
 }
 
 impl Grant {
@@ -56,6 +59,7 @@ impl Grant {
             source,
             features: e.features,
             in_grace: e.in_grace,
+            session_id: e.session_id,
         }
     }
 
@@ -101,6 +105,8 @@ pub struct Agent {
     started: Instant,
     state: Mutex<State>,
     warning: Mutex<Option<String>>,
+    /// The user named in floating sessions' checkouts.
+    user: Option<String>,
 }
 
 impl std::fmt::Debug for Agent {
@@ -181,6 +187,7 @@ impl Agent {
             started: Instant::now(),
             state: Mutex::new(State { policy }),
             warning: Mutex::new(warning),
+            user: config.user,
         })
     }
 
@@ -189,7 +196,7 @@ impl Agent {
         self.fixed_now.unwrap_or_else(Utc::now)
     }
 
-    fn mono(&self) -> Duration {
+    pub(crate) fn mono(&self) -> Duration {
         self.started.elapsed()
     }
 
@@ -284,6 +291,11 @@ impl Agent {
             st.policy.load(&memory);
             step = st.policy.handle_check(self.now(), self.mono(), product, &features, &mut OsEntropy);
         }
+        self.drive(st, step)
+    }
+
+    /// Runs the policy's steps from `step` until it answers, sending what it asks.
+    pub(crate) fn drive<'a>(&'a self, mut st: MutexGuard<'a, State>, mut step: Step) -> Result<Grant, Error> {
         self.persist(&mut st, true)?;
         loop {
             match step {
@@ -299,21 +311,42 @@ impl Agent {
         }
     }
 
-    /// Sends a check to the server the policy chose.
+    /// Sends what the policy asks to the server it chose.
     fn ask(&self, ask: &Ask) -> Reply {
         let client = match self.client(ask.server) {
             Ok(c) => c,
             Err(e) => return Reply::Fault { reason: e.to_string() },
         };
-        let request = HostRequest {
-            registration_number: ask.number.expose().to_owned(),
-            product: ask.product.clone(),
-            host: self.host_json(),
-            token_format: Some(TokenFormat::LATEST_MARKER),
-            nonce: Some(Nonce(ask.nonce)),
+        let number = ask.number.expose();
+        let nonce = Some(Nonce(ask.nonce));
+        let token_format = Some(TokenFormat::LATEST_MARKER);
+        let answer = match &ask.kind {
+            AskKind::Activate => {
+                let (product, host) = (ask.product.clone(), self.host_json());
+                let request =
+                    HostRequest { registration_number: number.to_owned(), product, host, token_format, nonce };
+                client.call::<_, GrantAnswer>("/v1/activate", None, Some(&request)).map(|a| a.token)
+            }
+            AskKind::Checkout { borrow_hours } => {
+                let request = SessionRequest {
+                    registration_number: number.to_owned(),
+                    product: ask.product.clone(),
+                    host: self.host_json(),
+                    user: self.user.clone(),
+                    borrow_hours: *borrow_hours,
+                    token_format,
+                    nonce,
+                };
+                client.call::<_, SessionAnswer>("/v1/sessions", None, Some(&request)).map(|a| a.token)
+            }
+            AskKind::Heartbeat { session, .. } => {
+                let path = format!("/v1/sessions/{session}/heartbeat");
+                let request = TokenRequest { token_format, nonce };
+                client.call::<_, SessionAnswer>(&path, Some(number), Some(&request)).map(|a| a.token)
+            }
         };
-        match client.call::<_, GrantAnswer>("/v1/activate", None, Some(&request)) {
-            Ok(answer) => Reply::Granted { token: answer.token },
+        match answer {
+            Ok(token) => Reply::Granted { token },
             Err(CallError::Refused { code, message, proof }) => Reply::Refused { code, message, proof },
             Err(CallError::Fault(reason)) => Reply::Fault { reason },
         }

@@ -100,6 +100,32 @@ enum Command {
     },
     /// This host's fingerprint components.
     Fingerprint,
+    /// Check out a session of a floating license of a product on this host.
+    Checkout {
+        #[arg(long)]
+        product: String,
+        /// Hold the seat this many hours, for use offline (at most the product allows).
+        #[arg(long)]
+        borrow_hours: Option<u32>,
+        /// The user shown in the session monitor.
+        #[arg(long)]
+        user: Option<String>,
+        /// Hold the session, heartbeating, until standard input ends, then release it (for
+        /// scripts: `licet-agent checkout --hold … <&-`); a killed process's seat is freed by its
+        /// lease. Prints the checkout at once, and the release at the end.
+        #[arg(long, conflicts_with = "borrow_hours")]
+        hold: bool,
+    },
+    /// Extend a floating session this host checked out.
+    Heartbeat {
+        #[arg(long)]
+        session: String,
+    },
+    /// End a floating session, freeing its seat.
+    Release {
+        #[arg(long)]
+        session: String,
+    },
 }
 
 fn default_data_dir() -> PathBuf {
@@ -171,6 +197,10 @@ fn grant_fields(g: &Grant) -> Said {
     if !g.features.is_empty() {
         said = said.line(format!("features: {}", g.features.join(", ")));
     }
+    if let Some(session) = &g.session_id {
+        said = said
+            .line(format!("floating session {session}, held until {}", g.lease_until.format("%Y-%m-%d %H:%M:%S UTC")));
+    }
     if let Value::Object(map) = to_json(g) {
         said.fields.extend(map);
     }
@@ -197,6 +227,11 @@ pub struct Overrides {
 }
 
 fn execute(cli: Cli, overrides: Overrides) -> Result<Said, Error> {
+    let json_output = cli.json;
+    let user = match &cli.command {
+        Command::Checkout { user, .. } => user.clone(),
+        _ => None,
+    };
     let mut config = AgentConfig::new(&cli.server, cli.data_dir.unwrap_or_else(default_data_dir));
     config.vendor = cli.vendor;
     config.trusted_keys = cli.trusted_keys.into_iter().map(|k| k.trim().to_owned()).filter(|k| !k.is_empty()).collect();
@@ -206,7 +241,8 @@ fn execute(cli: Cli, overrides: Overrides) -> Result<Said, Error> {
     config.hostname = overrides.hostname;
     config.now = overrides.now;
     config.time_evidence = overrides.time_evidence;
-    let agent = Agent::new(config)?;
+    config.user = user;
+    let agent = std::sync::Arc::new(Agent::new(config)?);
     let said = match cli.command {
         Command::Register { email, org, contact, phone, product } => {
             let form = RegistrationForm { email, organization: org, contact, phone, product };
@@ -279,6 +315,21 @@ fn execute(cli: Cli, overrides: Overrides) -> Result<Said, Error> {
             agent.forget(release)?;
             Said::new().line("the registration number and cached licenses were removed from this host")
         }
+        Command::Checkout { product, hold: true, .. } => {
+            let session = agent.checkout(&product)?;
+            print_said(json_output, &grant_fields(&session.grant()?));
+            // Until standard input ends (its contents are ignored).
+            let _ = std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink());
+            let id = session.id();
+            session.release()?;
+            Said::new().field("released", json!(id)).line(format!("session {} released", id.unwrap_or_default()))
+        }
+        Command::Checkout { product, borrow_hours, .. } => grant_fields(&agent.open_session(&product, borrow_hours)?),
+        Command::Heartbeat { session } => grant_fields(&agent.heartbeat(&session)?),
+        Command::Release { session } => {
+            agent.release(&session)?;
+            Said::new().line(format!("session {session} released; its seat is free"))
+        }
         Command::Fingerprint => {
             let components = agent.fingerprint().components();
             let mut said = Said::new().field("components", to_json(components));
@@ -294,6 +345,25 @@ fn execute(cli: Cli, overrides: Overrides) -> Result<Said, Error> {
     Ok(said)
 }
 
+/// Prints what a command says: one JSON object, or its lines.
+fn write_said(out: &mut impl Write, json: bool, said: &Said) -> std::io::Result<()> {
+    if json {
+        let mut fields = Map::new();
+        fields.insert("ok".into(), json!(true));
+        fields.extend(said.fields.clone());
+        writeln!(out, "{}", Value::Object(fields))?;
+    } else {
+        said.text.iter().try_for_each(|l| writeln!(out, "{l}"))?;
+    }
+    out.flush()
+}
+
+/// Prints what a command says before it goes on (`checkout --hold`); a closed output is no
+/// reason to stop holding.
+fn print_said(json: bool, said: &Said) {
+    let _ = write_said(&mut std::io::stdout().lock(), json, said);
+}
+
 /// Runs the command line: prints the outcome and returns exit code 0 (ok) or 1 (refused).
 pub fn run(cli: Cli) -> ExitCode {
     run_with(cli, Overrides::default())
@@ -305,13 +375,7 @@ pub fn run_with(cli: Cli, overrides: Overrides) -> ExitCode {
     let outcome = execute(cli, overrides);
     let mut out = std::io::stdout().lock();
     let written = match &outcome {
-        Ok(said) if json => {
-            let mut fields = Map::new();
-            fields.insert("ok".into(), json!(true));
-            fields.extend(said.fields.clone());
-            writeln!(out, "{}", Value::Object(fields))
-        }
-        Ok(said) => said.text.iter().try_for_each(|l| writeln!(out, "{l}")),
+        Ok(said) => write_said(&mut out, json, said),
         Err(e) if json => writeln!(
             out,
             "{}",

@@ -102,6 +102,20 @@ impl Client {
                 req.call()
             }
         };
+        self.read(response)
+    }
+
+    /// `DELETE path`; the answer read as `A`.
+    pub(crate) fn delete<A: DeserializeOwned>(&self, path: &str, bearer: &str) -> Result<A, CallError> {
+        let url = format!("{}{path}", self.base);
+        self.read(self.http.delete(&url).header("Authorization", &format!("Bearer {bearer}")).call())
+    }
+
+    /// Classifies an answer: read as `A`, a SPEC refusal, or a fault.
+    fn read<A: DeserializeOwned>(
+        &self,
+        response: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> Result<A, CallError> {
         let mut response = response.map_err(|e| CallError::Fault(format!("{}: {e}", self.base)))?;
         let status = response.status();
         let text = response

@@ -187,10 +187,16 @@ impl Agent {
     }
 
     /// Forgets the number and every token on this host; with `release`, first frees the seats
-    /// this host holds (a seat the server no longer knows is not an error).
+    /// this host holds — bindings and floating sessions (a seat the server no longer knows is
+    /// not an error).
     pub fn forget(&self, release: bool) -> Result<(), Error> {
         if release && self.number()?.is_some() {
             for (product, _) in self.cached_products()? {
+                let session = self.state()?.policy.session_of(&product);
+                if let Some(session) = session {
+                    self.release(&session)?;
+                    continue;
+                }
                 match self.deactivate(&product) {
                     Ok(()) => {}
                     Err(e) if e.code() == Code::BindingNotFound => {}

@@ -47,6 +47,8 @@ pub struct AgentConfig {
     /// [`AgentConfig::now`] replaces the clock, as the system's file times then say nothing
     /// about it. `Some(vec![])`: none.
     pub time_evidence: Option<Vec<crate::evidence::Place>>,
+    /// The user named in floating sessions (SPEC §11), shown in the portal's session monitor.
+    pub user: Option<String>,
 }
 
 impl AgentConfig {
@@ -72,12 +74,19 @@ impl AgentConfig {
             hostname: None,
             now: None,
             time_evidence: None,
+            user: None,
         }
     }
 
     /// Adds a trusted public key (64 hex characters).
     pub fn trust(mut self, public_key: impl Into<String>) -> AgentConfig {
         self.trusted_keys.push(public_key.into());
+        self
+    }
+
+    /// Names the user of floating sessions checked out by this agent.
+    pub fn user(mut self, user: impl Into<String>) -> AgentConfig {
+        self.user = Some(user.into());
         self
     }
 

@@ -32,9 +32,11 @@ mod config;
 mod error;
 pub mod evidence;
 pub mod fingerprint;
+mod floating;
 
 pub use agent::{Agent, Grant, ProductVerdict, Source};
 pub use commands::RegistrationForm;
 pub use config::AgentConfig;
 pub use error::Error;
+pub use floating::Session;
 pub use licet_wire::LicenseObject;
