@@ -177,6 +177,34 @@ fn run() -> Result<()> {
         grant.kind.as_str()
     ));
 
+    let floating = admin(
+        &http,
+        "POST",
+        &format!("{url}/v1/admin/coupons"),
+        &token,
+        json!({"product": "call-journal", "count": 1, "seats": 1, "model": "floating"}),
+    )?;
+    reception.redeem(floating["coupons"][0].as_str().ok_or("a floating coupon was issued")?)?;
+    let designer = std::sync::Arc::new(host(dir.path(), "designer", &url, &key, 0)?);
+    designer.set_number(&number)?;
+    let session = designer.checkout("call-journal")?;
+    let held = session.grant()?;
+    story.say(format!(
+        "The customer adds a floating license for one user at a time: designer's program checks out a \
+         session (held until {}, heartbeated in the background).",
+        held.lease_until.format("%H:%M UTC")
+    ));
+    let accountant = host(dir.path(), "accountant", &url, &key, 0)?;
+    accountant.set_number(&number)?;
+    let e = accountant.open_session("call-journal", None).expect_err("the floating seat is in use");
+    story.say(format!("accountant's program asks for a session too: {} — the seat is in use.", refused(&e)));
+    drop(session);
+    let grant = accountant.open_session("call-journal", None)?;
+    story.say(format!(
+        "designer's program exits and releases its session; accountant gets the seat at once ({}).",
+        grant.session_id.as_deref().unwrap_or("")
+    ));
+
     server.stop()?;
     story.say("The license server goes down.");
     let laptop_offline = host(dir.path(), "laptop", &url, &key, 24 * 5)?;
@@ -191,6 +219,7 @@ fn run() -> Result<()> {
     story.say(format!("After eight days without the server: {} — time to reconnect.", refused(&e)));
 
     drop((office, office_later, laptop, laptop_restarted, laptop_offline, laptop_too_late, warehouse, reception));
+    drop((designer, accountant));
     dir.close()?;
     println!("Done: the server is stopped and its temporary directory removed.");
     Ok(())

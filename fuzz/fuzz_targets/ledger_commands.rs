@@ -4,8 +4,8 @@
 use chrono::{DateTime, Duration, Utc};
 use libfuzzer_sys::fuzz_target;
 use licet_core::{
-    AccountFound, Command, CouponBatch, CouponCode, Fingerprint, Host, HostCommand, Ledger, MemState, Offer, Outcome,
-    Product, ProductSettings, Registration, Secret, SeededEntropy, check_invariants,
+    AccountFound, Checkout, Command, CouponBatch, CouponCode, Fingerprint, Host, HostCommand, Ledger, LicenseModel,
+    MemState, Offer, Outcome, Product, ProductSettings, Registration, Secret, SeededEntropy, check_invariants,
 };
 
 fn host(i: u8) -> Host {
@@ -32,6 +32,8 @@ fuzz_target!(|data: &[u8]| {
             features: Some(["a".to_owned(), "b".to_owned()].into()),
             grace_days: Some(2),
             max_resets_per_30_days: Some(3),
+            session_lease_seconds: Some(3600),
+            max_borrow_hours: Some(24),
             ..Default::default()
         };
         state.execute::<Product>(&ledger, now, &mut rng, &Command::PutProduct { id: p.into(), settings }).unwrap();
@@ -39,11 +41,17 @@ fuzz_target!(|data: &[u8]| {
     let mut coupons: Vec<CouponCode> = Vec::new();
     let offers = [
         Offer::License { seats: 1, term_days: None, features: None, model: Default::default() },
-        Offer::License { seats: 3, term_days: None, features: Some(["a".to_owned()].into()), model: Default::default() },
+        Offer::License {
+            seats: 3,
+            term_days: None,
+            features: Some(["a".to_owned()].into()),
+            model: Default::default(),
+        },
         Offer::License { seats: 2, term_days: Some(10), features: None, model: Default::default() },
         Offer::Extend { days: 5 },
         Offer::Seats { seats: 2 },
         Offer::Upgrade { features: ["b".to_owned()].into() },
+        Offer::License { seats: 2, term_days: Some(2), features: None, model: LicenseModel::Floating },
     ];
     for offer in offers {
         let batch = CouponBatch { product: "call-journal".into(), count: 2, offer };
@@ -57,7 +65,7 @@ fuzz_target!(|data: &[u8]| {
         let product = products[(b & 1) as usize];
         let on_host = |n: String| HostCommand { number: n.into(), product: product.into(), host: host(b >> 1) };
         // Every input byte triple becomes a command value, decided by the ledger's one dispatcher.
-        let command = match (op % 8, number) {
+        let command = match (op % 11, number) {
             (0, _) => Command::Register(Registration {
                 email: format!("u{}@example.com", a % 6),
                 organization: "O".into(),
@@ -82,8 +90,28 @@ fuzz_target!(|data: &[u8]| {
                 Command::Reset { credential: n.into(), binding_id: binding.id.clone() }
             }
             (6, _) => {
-                now += Duration::hours(i64::from(a) * 4);
+                // Up to about a week in steps of ten minutes: sessions live an hour.
+                now += Duration::minutes(i64::from(a) * 10 * i64::from(b % 4 + 1));
                 continue;
+            }
+            (7, Some(n)) => Command::Checkout(Checkout {
+                number: n.into(),
+                product: product.into(),
+                host: host(b >> 1),
+                user: String::new(),
+                borrow_hours: (a % 4 == 0).then_some(u32::from(a % 30)),
+            }),
+            (8 | 9, Some(n)) => {
+                let found: AccountFound =
+                    state.execute(&ledger, now, &mut rng, &Command::Account { credential: n.clone().into() }).unwrap();
+                let Some(session) = found.account.sessions.get(b as usize % found.account.sessions.len().max(1)) else {
+                    continue;
+                };
+                let (credential, session_id) = (n.into(), session.id.clone());
+                match op % 11 {
+                    8 => Command::Heartbeat { credential, session_id },
+                    _ => Command::Release { credential, session_id },
+                }
             }
             _ => continue,
         };

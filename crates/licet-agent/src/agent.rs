@@ -47,6 +47,9 @@ pub struct Grant {
     /// The floating session whose seat this is; `None` for a host's seat.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_id: Option<String>,
+    /// When the server issued the token (by the server's clock).
+    #[serde(with = "licet_wire::time")]
+    pub issued_at: DateTime<Utc>,
 }
 
 impl Grant {
@@ -60,6 +63,7 @@ impl Grant {
             features: e.features,
             in_grace: e.in_grace,
             session_id: e.session_id,
+            issued_at: e.issued_at,
         }
     }
 

@@ -322,7 +322,7 @@ fn execute(cli: Cli, overrides: Overrides) -> Result<Said, Error> {
             let _ = std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink());
             let id = session.id();
             session.release()?;
-            Said::new().field("released", json!(id)).line(format!("session {} released", id.unwrap_or_default()))
+            Said::new().field("released", json!(id)).line(format!("session {id} released"))
         }
         Command::Checkout { product, borrow_hours, .. } => grant_fields(&agent.open_session(&product, borrow_hours)?),
         Command::Heartbeat { session } => grant_fields(&agent.heartbeat(&session)?),

@@ -19,9 +19,11 @@ use crate::agent::{Agent, Grant};
 use crate::client::CallError;
 use crate::error::Error;
 
-/// Longest pause between a background session's checks: it heartbeats once its token is due
-/// (half the lease), so this only bounds how late after that it notices.
-const MOST_PATIENT: Duration = Duration::from_secs(60);
+/// Bounds of the pause between a background session's heartbeats (half the lease, normally).
+const MOST_EAGER: Duration = Duration::from_secs(5);
+const MOST_PATIENT: Duration = Duration::from_secs(12 * 3600);
+/// The pause after a heartbeat or checkout failed (a server down, or every seat taken).
+const RETRY: Duration = Duration::from_secs(10);
 
 impl Agent {
     /// Checks out a session of a floating license of `product` on this host and caches its
@@ -38,7 +40,18 @@ impl Agent {
     /// has died or is not this host's). Its new token is cached.
     pub fn heartbeat(&self, session: &str) -> Result<Grant, Error> {
         let mut st = self.state()?;
-        let step = st.policy.handle_heartbeat(self.mono(), session, &mut OsEntropy);
+        let Some(product) = st.policy.product_of_session(session) else {
+            return Err(Error::Local(licet_core::Error::Refused(Code::SessionExpired)));
+        };
+        let step = st.policy.handle_heartbeat(self.mono(), &product, session, false, &mut OsEntropy);
+        self.drive(st, step)
+    }
+
+    /// Keeps floating session `session` of `product` alive: a heartbeat, and if the session died
+    /// a new checkout (the grant names the session now held); no server answering, the cache.
+    fn renew(&self, product: &str, session: &str) -> Result<Grant, Error> {
+        let mut st = self.state()?;
+        let step = st.policy.handle_heartbeat(self.mono(), product, session, true, &mut OsEntropy);
         self.drive(st, step)
     }
 
@@ -47,6 +60,9 @@ impl Agent {
     /// as released.
     pub fn release(&self, session: &str) -> Result<(), Error> {
         let number = self.number()?.ok_or(Error::local(Code::NotActivated))?;
+        if !is_session_id(session) {
+            return Err(Error::Local(licet_core::Error::Refused(Code::SessionExpired)));
+        }
         let path = format!("/v1/sessions/{session}");
         let mut fault = "no license server is configured".to_owned();
         let mut released = false;
@@ -65,8 +81,10 @@ impl Agent {
             return Err(Error::Unreachable(fault));
         }
         let mut st = self.state()?;
-        if let Some(product) = st.policy.product_of_session(session) {
-            st.policy.forget(&product);
+        if let Some(product) = st.policy.product_of_session(session)
+            && let Some(token) = st.policy.token(&product).map(str::to_owned)
+        {
+            st.policy.forget_if(&product, &token);
         }
         self.persist(&mut st, false)
     }
@@ -89,34 +107,61 @@ impl Agent {
     /// ```
     pub fn checkout(self: &Arc<Self>, product: &str) -> Result<Session, Error> {
         let grant = self.open_session(product, None)?;
-        let latest = Arc::new(Mutex::new(Ok(grant)));
+        let id =
+            grant.session_id.clone().ok_or_else(|| Error::Internal("the server's token names no session".into()))?;
+        let held = Arc::new(Held { id: Mutex::new(id), latest: Mutex::new(Ok(grant)) });
         let (stop, stopped) = mpsc::channel::<()>();
-        let (agent, product_owned, shared) = (self.clone(), product.to_owned(), latest.clone());
-        let thread = std::thread::Builder::new()
+        let (agent, product_owned, shared) = (self.clone(), product.to_owned(), held.clone());
+        let spawned = std::thread::Builder::new()
             .name(format!("licet-session-{product}"))
-            .spawn(move || keep_alive(&agent, &product_owned, &shared, &stopped))
-            .map_err(|e| Error::Internal(format!("cannot start the session's heartbeat thread: {e}")))?;
-        Ok(Session { agent: self.clone(), product: product.to_owned(), latest, stop: Some(stop), thread: Some(thread) })
+            .spawn(move || keep_alive(&agent, &product_owned, &shared, &stopped));
+        let mut session =
+            Session { agent: self.clone(), product: product.to_owned(), held, stop: Some(stop), thread: None };
+        match spawned {
+            Ok(thread) => session.thread = Some(thread),
+            Err(e) => {
+                let _ = session.stop_and_release();
+                return Err(Error::Internal(format!("cannot start the session's heartbeat thread: {e}")));
+            }
+        }
+        Ok(session)
     }
 }
 
-/// The background thread of a [`Session`]: checks the product whenever its token may be due
-/// (the check heartbeats, or checks out anew if the session died), until told to stop.
-fn keep_alive(agent: &Agent, product: &str, latest: &Mutex<Result<Grant, Error>>, stopped: &mpsc::Receiver<()>) {
+/// Whether `id` looks like a session id (`ses_` and 16 symbols), so that it can go in a URL.
+fn is_session_id(id: &str) -> bool {
+    id.strip_prefix("ses_").is_some_and(|rest| rest.len() == 16 && rest.bytes().all(|b| b.is_ascii_alphanumeric()))
+}
+
+/// What a [`Session`] holds: the id of its own session (not whatever another program cached for
+/// the product since) and the latest answer about it.
+struct Held {
+    id: Mutex<String>,
+    latest: Mutex<Result<Grant, Error>>,
+}
+
+/// The background thread of a [`Session`]: at half of each token's lease (counted from the
+/// token's own times, so a wrong local clock neither hastens nor delays it) it heartbeats its
+/// session — or, if the session died, checks out a new one — until told to stop.
+fn keep_alive(agent: &Agent, product: &str, held: &Held, stopped: &mpsc::Receiver<()>) {
     loop {
-        let wait = match &*latest.lock().unwrap_or_else(|e| e.into_inner()) {
+        let wait = match &*held.latest.lock().unwrap_or_else(|e| e.into_inner()) {
             Ok(grant) => {
-                let left = (grant.lease_until - agent.now()).to_std().unwrap_or(Duration::ZERO);
-                (left / 4).clamp(Duration::from_secs(1), MOST_PATIENT)
+                let lease = (grant.lease_until - grant.issued_at).to_std().unwrap_or(Duration::ZERO);
+                (lease / 2).clamp(MOST_EAGER, MOST_PATIENT)
             }
-            Err(_) => Duration::from_secs(5),
+            Err(_) => RETRY,
         };
         match stopped.recv_timeout(wait) {
             Err(RecvTimeoutError::Timeout) => {}
             Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
         }
-        let result = agent.check(product);
-        *latest.lock().unwrap_or_else(|e| e.into_inner()) = result;
+        let id = held.id.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let result = agent.renew(product, &id);
+        if let Ok(Some(now_held)) = result.as_ref().map(|g| g.session_id.clone()) {
+            *held.id.lock().unwrap_or_else(|e| e.into_inner()) = now_held;
+        }
+        *held.latest.lock().unwrap_or_else(|e| e.into_inner()) = result;
     }
 }
 
@@ -124,14 +169,14 @@ fn keep_alive(agent: &Agent, product: &str, latest: &Mutex<Result<Grant, Error>>
 pub struct Session {
     agent: Arc<Agent>,
     product: String,
-    latest: Arc<Mutex<Result<Grant, Error>>>,
+    held: Arc<Held>,
     stop: Option<mpsc::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Session").field("product", &self.product).finish_non_exhaustive()
+        f.debug_struct("Session").field("product", &self.product).field("id", &self.id()).finish_non_exhaustive()
     }
 }
 
@@ -141,18 +186,18 @@ impl Session {
         &self.product
     }
 
-    /// The latest check of the session's seat: the grant (naming the session, which changes if
-    /// the session died and a new one was checked out), or why the seat is not held now.
+    /// The latest answer about the session's seat: the grant (naming the session, which changes
+    /// if the session died and a new one was checked out), or why the seat is not held now.
     pub fn grant(&self) -> Result<Grant, Error> {
-        match &*self.latest.lock().unwrap_or_else(|e| e.into_inner()) {
+        match &*self.held.latest.lock().unwrap_or_else(|e| e.into_inner()) {
             Ok(grant) => Ok(grant.clone()),
             Err(e) => Err(Error::Server { code: e.code(), message: e.to_string() }),
         }
     }
 
-    /// The session's id now, as its cached token names it.
-    pub fn id(&self) -> Option<String> {
-        self.agent.state().ok()?.policy.session_of(&self.product)
+    /// The id of the session held.
+    pub fn id(&self) -> String {
+        self.held.id.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Stops heartbeating and releases the seat, saying whether the release reached a server.
@@ -165,16 +210,13 @@ impl Session {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
-        match self.id() {
-            Some(id) => self.agent.release(&id),
-            None => Ok(()),
-        }
+        self.agent.release(&self.id())
     }
 }
 
 impl Drop for Session {
     fn drop(&mut self) {
-        if self.thread.is_some() {
+        if self.stop.is_some() {
             // Nothing to report to: an unreachable server leaves the seat to its lease.
             let _ = self.stop_and_release();
         }

@@ -150,3 +150,39 @@ fn a_held_session_is_released_by_a_clean_exit_and_freed_by_its_lease_when_killed
     server.set_clock(&after);
     ok(b.at(&after).run(&["checkout", "--product", PRODUCT]));
 }
+
+/// An agent of the library on `host`'s data directory and fingerprint, naming `user`.
+fn library_agent(host: &Host, user: &str) -> std::sync::Arc<licet_agent::Agent> {
+    let mut config = licet_agent::AgentConfig::new(&host.server, &host.data_dir).trust(&host.key).user(user);
+    let components = host.fingerprint.split(',').filter_map(|pair| pair.split_once('='));
+    config.fingerprint = Some(licet_core::Fingerprint::new(components).unwrap());
+    config.time_evidence = Some(Vec::new());
+    std::sync::Arc::new(licet_agent::Agent::new(config).unwrap())
+}
+
+#[test]
+fn a_programs_session_is_its_own_whatever_other_programs_on_the_host_check_out() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (server, a, _, _) = setup(tmp.path(), 2);
+    // Two programs on host `a`, run by two users: each its own session of the two seats.
+    let anna = library_agent(&a, "anna");
+    let boris = library_agent(&a, "boris");
+    let anna_session = anna.checkout(PRODUCT).unwrap();
+    let boris_grant = boris.open_session(PRODUCT, None).unwrap();
+    let boris_id = boris_grant.session_id.clone().unwrap();
+    assert_ne!(anna_session.id(), boris_id);
+    // A third program is refused (a signed 1051): that removes no token another program holds.
+    let third = library_agent(&a, "carol");
+    assert_eq!(third.open_session(PRODUCT, None).unwrap_err().code(), licet_core::Code::NoFreeLicense);
+    assert!(boris.token(PRODUCT).is_ok(), "the host's cached session token is still there");
+    // Anna's program ends: its own session is released — not Boris's, whose token the cache
+    // holds now — and the seat is free for Carol.
+    let anna_id = anna_session.id();
+    drop(anna_session);
+    assert!(ok(a.run(&["token", "--product", PRODUCT]))["token"].is_string(), "Boris's token stays cached");
+    let carol = third.open_session(PRODUCT, None).unwrap();
+    assert_ne!(carol.session_id.as_deref(), Some(anna_id.as_str()));
+    assert_eq!(third.heartbeat(&anna_id).unwrap_err().code(), licet_core::Code::SessionExpired);
+    boris.heartbeat(&boris_id).unwrap_or_else(|e| panic!("Boris's session lives: {e}"));
+    drop(server);
+}

@@ -168,6 +168,10 @@ pub struct Ask {
     /// Whether it serves a license check, which the cache answers when no server does; an
     /// explicit checkout or heartbeat is answered by a server or not at all.
     check: bool,
+    /// The cached token this request refreshes: a proven definitive refusal removes that one
+    /// only — not a token another program cached meanwhile, nor one an explicit checkout never
+    /// touched.
+    replaces: Option<String>,
     /// The policy's generation when the check began.
     generation: u64,
 }
@@ -204,6 +208,9 @@ pub struct Persist {
     pub number: Option<Option<String>>,
     /// Tokens to store (`Some`) or delete (`None`), by product.
     pub tokens: BTreeMap<String, Option<String>>,
+    /// Tokens to delete only if the one stored for the product is still this text: what a
+    /// refusal or a release is about, which another program may have replaced meanwhile.
+    pub drop_if: BTreeMap<String, String>,
     /// A server's fresh answer (its token carried this agent's nonce): the server's time is
     /// trusted time, so the floor rises to the token's issue time and the mark becomes the mark
     /// judged with it — even if lower than before (a clock once wrongly in the future locks
@@ -241,6 +248,11 @@ impl Persist {
                 None => memory.tokens.remove(product),
             };
         }
+        for (product, text) in &self.drop_if {
+            if memory.tokens.get(product) == Some(text) {
+                memory.tokens.remove(product);
+            }
+        }
         if let Some(reset) = self.reset {
             let floor = memory.floor.map_or(reset.issued_at, |f| f.max(reset.issued_at));
             memory.floor = Some(floor);
@@ -265,7 +277,11 @@ impl Persist {
         if newer.number.is_some() {
             self.number = newer.number;
         }
+        for product in newer.tokens.keys() {
+            self.drop_if.remove(product);
+        }
         self.tokens.extend(newer.tokens);
+        self.drop_if.extend(newer.drop_if);
         self.reset = match (self.reset, newer.reset) {
             (Some(a), Some(b)) => Some(if b.issued_at >= a.issued_at { b } else { a }),
             (a, b) => b.or(a),
@@ -428,6 +444,16 @@ impl Policy {
         self.pending.tokens.insert(product.to_owned(), None);
     }
 
+    /// Forgets the token of `product` if it is `text` — here, and on disk only if it is still
+    /// that one there (another program may have cached a newer one).
+    pub fn forget_if(&mut self, product: &str, text: &str) {
+        self.generation += 1;
+        if self.token(product) == Some(text) {
+            self.tokens.remove(product);
+        }
+        self.pending.drop_if.insert(product.to_owned(), text.to_owned());
+    }
+
     /// Records the vendor name that keys this machine's fingerprint, if the directory has none.
     pub fn record_vendor(&mut self, vendor: &str) {
         self.pending.vendor = Some(vendor.to_owned());
@@ -507,12 +533,18 @@ impl Policy {
         let Some(number) = self.number.clone() else {
             return Step::Answer(from_cache(local, features, Failure::Local(Error::Token(Code::NotActivated))));
         };
-        // A floating session's token is refreshed by its heartbeat, never by an activation.
+        // A floating session's token is refreshed by its heartbeat, never by an activation — if it
+        // is this host's: a session token copied from another machine is not, and neither is
+        // its session (a new one is checked out).
+        let foreign = matches!(&local, Some(Err(e)) if matches!(e.code(), Code::TokenInvalid | Code::HostMismatch));
         let kind = match self.session_of(product) {
-            Some(session) => AskKind::Heartbeat { session, renew: true },
+            Some(session) if !foreign => AskKind::Heartbeat { session, renew: true },
+            Some(_) => AskKind::Checkout { borrow_hours: None },
             None => AskKind::Activate,
         };
-        let ask = self.new_ask(kind, product, number, features, entropy);
+        let mut ask = self.new_ask(kind, product, number, features, entropy);
+        ask.check = true;
+        ask.replaces = self.token(product).map(str::to_owned);
         match self.next_server(&ask, mono) {
             Some(server) => Step::Ask(Ask { server, ..ask }),
             // Every server failed a moment ago: the cache answers, if it has anything; if not,
@@ -546,6 +578,7 @@ impl Policy {
             tried: Vec::new(),
             refused: None,
             check: matches!(kind, AskKind::Activate | AskKind::Heartbeat { renew: true, .. }),
+            replaces: None,
             generation: self.generation,
             kind,
         }
@@ -579,17 +612,25 @@ impl Policy {
         Step::Ask(Ask { server, ..ask })
     }
 
-    /// A heartbeat of the floating session `session`, whose token is cached here (1055 when it
-    /// is not: this host holds no such session). A refusal is the answer; no checkout follows.
-    pub fn handle_heartbeat(&mut self, mono: Duration, session: &str, entropy: &mut dyn Entropy) -> Step {
+    /// A heartbeat of floating session `session` of `product`. With `renew` (a program keeping
+    /// its session alive), a refusal is followed by a checkout and no server answering by the
+    /// cache; without (an explicit heartbeat), a server's answer is the answer.
+    pub fn handle_heartbeat(
+        &mut self,
+        mono: Duration,
+        product: &str,
+        session: &str,
+        renew: bool,
+        entropy: &mut dyn Entropy,
+    ) -> Step {
         let Some(number) = self.number.clone() else {
             return Step::Answer(Err(Failure::Local(Error::Token(Code::NotActivated))));
         };
-        let Some(product) = self.product_of_session(session) else {
-            return Step::Answer(Err(Failure::Local(Error::Refused(Code::SessionExpired))));
-        };
-        let kind = AskKind::Heartbeat { session: session.to_owned(), renew: false };
-        let ask = self.new_ask(kind, &product, number, &[], entropy);
+        let kind = AskKind::Heartbeat { session: session.to_owned(), renew };
+        let mut ask = self.new_ask(kind, product, number, &[], entropy);
+        if self.session_of(product).as_deref() == Some(session) {
+            ask.replaces = self.token(product).map(str::to_owned);
+        }
         let server = self.next_server(&ask, mono).unwrap_or(0);
         Step::Ask(Ask { server, ..ask })
     }
@@ -634,11 +675,14 @@ impl Policy {
                     });
                 if proven {
                     self.backoff[ask.server] = None;
-                    // The token goes if it was the one checked, or a session's; a refused
-                    // checkout leaves a host's seat on the same product alone.
-                    if ask.check || self.session_of(&ask.product).is_some() {
-                        self.forget(&ask.product);
+                    // The token refreshed goes — if it is still the one cached.
+                    if let Some(text) = &ask.replaces {
+                        self.forget_if(&ask.product, text);
                     }
+                    return Step::Answer(Err(Failure::Server { code, message }));
+                }
+                // An explicit checkout or heartbeat asked this server, and it answered.
+                if !ask.check {
                     return Step::Answer(Err(Failure::Server { code, message }));
                 }
                 ask.refused = Some((code, message.clone()));

@@ -566,7 +566,8 @@ pub struct Account {
     pub bindings: Vec<Binding>,
     /// Products whose trial the account has used (registration counts).
     pub trials_used: BTreeSet<String>,
-    /// Sessions on its floating licenses (dead ones go at the account's next session command).
+    /// Sessions on its floating licenses (dead ones go at the account's next session command, an
+    /// hour after they died).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sessions: Vec<Session>,
 }

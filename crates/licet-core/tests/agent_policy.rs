@@ -402,3 +402,39 @@ fn a_session_token_answers_from_the_cache_until_its_lease_while_the_server_is_do
     m.skew = Duration::minutes(-30);
     refused(m.check(&mut sim, &down), Code::LeaseExpired);
 }
+
+#[test]
+fn a_refusal_removes_only_the_token_it_was_about_also_on_disk() {
+    use licet_core::agent::{Memory, Persist};
+    // Another program cached a newer token meanwhile: a conditional removal leaves it.
+    let mut disk = Memory::default();
+    disk.tokens.insert(PRODUCT.into(), "newer".into());
+    let mut change = Persist::default();
+    change.drop_if.insert(PRODUCT.into(), "older".into());
+    change.apply(&mut disk);
+    assert_eq!(disk.tokens.get(PRODUCT).map(String::as_str), Some("newer"));
+    change.drop_if.insert(PRODUCT.into(), "newer".into());
+    change.apply(&mut disk);
+    assert!(disk.tokens.is_empty());
+
+    // A refused explicit checkout removes nothing: the host's cached token (here its trial's)
+    // is not what it was about.
+    let mut sim = Sim::new();
+    let net = Net::new(&[Mode::Up]);
+    let (mut m, number) = registered(&mut sim, "a", 1);
+    let offer = licet_core::Offer::License {
+        seats: 1,
+        term_days: None,
+        features: None,
+        model: licet_core::LicenseModel::Floating,
+    };
+    let coupon = sim.coupon(offer);
+    sim.redeem(Some(&number), &coupon).unwrap();
+    let mut other = Machine::new(pc("b"), &sim.keys, 1);
+    other.set_number(&number);
+    other.checkout(&mut sim, &net, None).unwrap();
+    let trial_token = m.policy.token(PRODUCT).unwrap().to_owned();
+    refused(m.checkout(&mut sim, &net, None), Code::NoFreeLicense);
+    assert_eq!(m.policy.token(PRODUCT), Some(trial_token.as_str()));
+    assert_eq!(m.disk.tokens.get(PRODUCT), Some(&trial_token));
+}

@@ -74,6 +74,9 @@ fn the_same_host_and_user_get_their_live_session_back() {
 fn a_token_lives_as_long_as_its_session_and_names_it() {
     let (mut sim, number) = floating_sim(1, 900);
     let (seat, token) = sim.checkout(&number, &pc("a"), None).unwrap();
+    // Three host components and the session's id: still inside the 300 characters of SPEC §10.
+    assert!(token.len() <= 300, "{} characters", token.len());
+    println!("session token: {} characters", token.len());
     let mut agent = AgentSim::new(pc("a"));
     agent.token = Some(token);
     let grant = agent.check_offline(&sim.keys, PRODUCT, sim.now).unwrap();
@@ -151,4 +154,28 @@ fn sessions_are_the_accounts_own() {
     check(sim.release(&other, &seat.session.id), Code::SessionExpired);
     check(sim.heartbeat("MIKO-00000-00000-00000-00000", &seat.session.id), Code::Unauthorized);
     sim.heartbeat(&number, &seat.session.id).unwrap();
+}
+
+#[test]
+fn a_dead_session_is_kept_an_hour_and_a_seats_coupon_goes_to_the_host_license() {
+    let (mut sim, number) = floating_sim(1, 900);
+    let (seat, _) = sim.checkout(&number, &pc("a"), None).unwrap();
+    // Dead after its lease, but kept an hour (a server clock stepped back finds it again).
+    sim.advance(Duration::seconds(1000));
+    sim.checkout(&number, &pc("b"), None).unwrap();
+    assert!(sim.account(&number).sessions.iter().any(|s| s.id == seat.session.id));
+    check(sim.heartbeat(&number, &seat.session.id), Code::SessionExpired);
+    sim.advance(Duration::hours(1));
+    let (b, _) = sim.checkout(&number, &pc("b"), None).unwrap();
+    let sessions = sim.account(&number).sessions;
+    assert!(!sessions.iter().any(|s| s.id == seat.session.id), "dead for over an hour: tidied away");
+    assert!(sessions.iter().any(|s| s.id == b.session.id));
+    assert_eq!(sim.account(&number).sessions_live(&seat.license.id, sim.now), 1);
+
+    // With a paid host license beside the floating one, seats coupons add to the host license.
+    let host_license =
+        sim.coupon(Offer::License { seats: 1, term_days: None, features: None, model: LicenseModel::Host });
+    let host_license = sim.redeem(Some(&number), &host_license).unwrap();
+    let more = sim.coupon(Offer::Seats { seats: 2 });
+    assert_eq!(sim.redeem(Some(&number), &more).unwrap().id, host_license.id);
 }

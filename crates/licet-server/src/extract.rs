@@ -34,8 +34,8 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     }
 }
 
-/// A JSON body that may be left out (`T::default()`): a request with no body at all is taken
-/// as `{}`; one with a body follows [`JsonBody`]'s rules.
+/// A JSON body that may be left out (`T::default()`): an empty body, of whatever declared type,
+/// is taken as `{}`; one with a body follows [`JsonBody`]'s rules.
 pub(crate) struct OptionalJsonBody<T>(pub(crate) T);
 
 impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptionalJsonBody<T> {
@@ -68,7 +68,8 @@ async fn read_json<S: Send + Sync, T: DeserializeOwned>(
         }
     })?;
     match declared {
-        None if optional && bytes.is_empty() => Ok(None),
+        // No body at all, whatever a client declared for it (`curl -d ''` says form data).
+        _ if optional && bytes.is_empty() => Ok(None),
         Some(declared) if is_json(&declared) => crate::wire::parse_json(&bytes).map(Some),
         _ => Err(unsupported()),
     }

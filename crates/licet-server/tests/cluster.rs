@@ -122,6 +122,41 @@ fn seats_coupons_and_e_mails_hold_across_three_nodes() {
         }
     }
 
+    // Floating seats too: 24 hosts race for 3 sessions through the three nodes; then a release
+    // on one node frees a seat that a checkout on another takes.
+    let number = number_of(&any().register("floating@example.com", "floating-owner"));
+    let batch = json!({"product": PRODUCT, "count": 1, "seats": 3, "model": "floating"});
+    let (status, coupons) = any().admin_post("/v1/admin/coupons", batch);
+    assert_eq!(status, 201, "{coupons}");
+    let (status, body) =
+        any().post("/v1/redeem", json!({"registration_number": number, "coupon": coupons["coupons"][0]}));
+    assert_eq!(status, 200, "{body}");
+    let sessions = Mutex::new(Vec::new());
+    let full = AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for i in 0..24 {
+            let (nodes, number, sessions, full) = (&nodes, &number, &sessions, &full);
+            s.spawn(move || {
+                let checkout =
+                    json!({"registration_number": number, "product": PRODUCT, "host": host(&format!("f{i}"))});
+                let (status, answer) = nodes[i % 3].post("/v1/sessions", checkout);
+                match status {
+                    201 => sessions.lock().unwrap().push(answer["session_id"].as_str().unwrap().to_owned()),
+                    409 if answer["error"]["code"] == 1051 => {
+                        full.fetch_add(1, Ordering::SeqCst);
+                    }
+                    _ => panic!("unexpected answer {status} {answer}"),
+                }
+            });
+        }
+    });
+    let sessions = sessions.into_inner().unwrap();
+    assert_eq!((sessions.len(), full.into_inner()), (3, 21));
+    let released = &sessions[0];
+    assert_eq!(nodes[1].delete_bearer(&format!("/v1/sessions/{released}"), &number).0, 200);
+    let checkout = json!({"registration_number": number, "product": PRODUCT, "host": host("late")});
+    assert_eq!(nodes[2].post("/v1/sessions", checkout).0, 201);
+
     // One coupon, eight accounts on two nodes: redeemed once.
     let numbers: Vec<String> =
         (0..8).map(|i| number_of(&nodes[i % 3].register(&format!("c{i}@example.com"), &format!("c{i}")))).collect();

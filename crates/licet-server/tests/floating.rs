@@ -92,6 +92,14 @@ fn three_hosts_on_two_seats_heartbeats_releases_and_a_lease_that_ends_on_the_ser
     let (status, beat) = s.post_empty(&format!("/v1/sessions/{a_id}/heartbeat"), &number);
     assert_eq!(status, 200, "{beat}");
     assert_eq!(beat["lease_until"], "2026-03-01T10:01:50Z");
+    // An empty body declared as form data (what `curl -d ''` and many HTTP libraries send) too.
+    let formish = common::agent()
+        .post(format!("{}/v1/sessions/{a_id}/heartbeat", s.url))
+        .header("Authorization", format!("Bearer {number}"))
+        .content_type("application/x-www-form-urlencoded")
+        .send(&b""[..])
+        .unwrap();
+    assert_eq!(formish.status().as_u16(), 200);
     s.set_clock("2026-03-01T10:01:00Z");
     let (status, c) = checkout(&s, &number, "c", json!({}));
     assert_eq!(status, 201, "{c}");

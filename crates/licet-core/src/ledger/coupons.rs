@@ -69,7 +69,8 @@ fn validate(offer: &Offer, product: &Product) -> Result<(), Error> {
 
 /// The license of `product` in `account` that a coupon of `kind` changes: for `extend`, the
 /// trial or subscription that ends last; for `seats` and `upgrade`, the paid license a host
-/// would be bound to (SPEC §2.5's preference, current ones first). `None` for `license`.
+/// would be bound to (SPEC §2.5's preference, current ones first) — a floating one only when
+/// the account has no paid host license of the product. `None` for `license`.
 fn target(account: &Account, product: &Product, kind: CouponKind, now: Time) -> Option<usize> {
     let of_product = || account.licenses.iter().enumerate().filter(|(_, l)| l.product == product.id);
     let found = match kind {
@@ -79,7 +80,7 @@ fn target(account: &Account, product: &Product, kind: CouponKind, now: Time) -> 
             .max_by_key(|(_, l)| l.expires_at),
         CouponKind::Seats | CouponKind::Upgrade => of_product()
             .filter(|(_, l)| l.kind != LicenseKind::Trial)
-            .min_by_key(|(_, l)| (!l.is_current(product, now), preference(l))),
+            .min_by_key(|(_, l)| (!l.is_current(product, now), l.model != LicenseModel::Host, preference(l))),
     };
     found.map(|(i, _)| i)
 }

@@ -4,7 +4,7 @@
 //! A seat of a floating license is a *live* session: one whose `lease_until` is after `now`.
 //! The count is a function of `now`, decided here, so a session whose host went silent frees its
 //! seat the moment its lease passes, with no background job; dead sessions are merely tidied away
-//! at the account's next session command.
+//! at the account's next session command an hour after they died.
 
 use serde::{Deserialize, Serialize};
 
@@ -64,6 +64,15 @@ fn session_seat(account: &Account, product: &Product, license: License, session:
     }
 }
 
+/// How long a dead session is kept before it is tidied away: should the server's clock have
+/// jumped forward and back, a session it judged dead meanwhile lives again, seat included.
+const KEPT_DEAD: chrono::Duration = chrono::Duration::hours(1);
+
+/// Removes the sessions that died more than [`KEPT_DEAD`] before `now`.
+fn tidy(account: &mut Account, now: Time) {
+    account.sessions.retain(|s| s.lease_until + KEPT_DEAD > now);
+}
+
 /// The live session `id` of `account`, by index (1055 when it is unknown or dead).
 fn live_session(account: &Account, id: &str, now: Time) -> Result<usize, Error> {
     account.sessions.iter().position(|s| s.id == id && s.is_live(now)).ok_or(Error::Refused(Code::SessionExpired))
@@ -97,9 +106,12 @@ impl Ledger {
         if !account.licenses.iter().any(|l| floating(&l)) {
             return Err(Error::Refused(Code::NoLicenseForProduct));
         }
-        account.sessions.retain(|s| s.is_live(now));
+        tidy(&mut account, now);
         let mine = account.sessions.iter().position(|s| {
-            s.product == product.id && s.user == user && request.host.is(&s.host.fingerprint, None).is_same()
+            s.is_live(now)
+                && s.product == product.id
+                && s.user == user
+                && request.host.is(&s.host.fingerprint, None).is_same()
         });
         if let Some(i) = mine
             && let Some(license) = account.license(&account.sessions[i].license_id).cloned()
@@ -166,7 +178,7 @@ impl Ledger {
         session.lease_until = session.lease_until.max(lease);
         session.last_heartbeat = now;
         let session = session.clone();
-        account.sessions.retain(|s| s.is_live(now));
+        tidy(&mut account, now);
         tx.put_account(&account);
         Ok(session_seat(&account, &product, license, session, now))
     }
@@ -177,7 +189,7 @@ impl Ledger {
         let mut account = self.authenticate(tx, credential)?;
         let i = live_session(&account, session_id, now)?;
         account.sessions.remove(i);
-        account.sessions.retain(|s| s.is_live(now));
+        tidy(&mut account, now);
         tx.put_account(&account);
         Ok(())
     }
