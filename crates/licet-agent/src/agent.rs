@@ -53,7 +53,7 @@ pub struct Grant {
 }
 
 impl Grant {
-    fn new(e: Entitlement, source: Source) -> Grant {
+    pub(crate) fn new(e: Entitlement, source: Source) -> Grant {
         Grant {
             product: e.product,
             kind: e.kind,
@@ -227,6 +227,11 @@ impl Agent {
     /// How many servers are configured.
     pub(crate) fn server_count(&self) -> usize {
         self.servers.len()
+    }
+
+    /// This machine as requests present it.
+    pub(crate) fn host(&self) -> &Host {
+        &self.host
     }
 
     pub(crate) fn host_json(&self) -> HostJson {

@@ -53,7 +53,19 @@ enum Command {
         product: String,
     },
     /// Enter the account's registration number on this host.
-    SetNumber { number: String },
+    SetNumber {
+        number: String,
+        /// Store it after the local format check only, for a host that never reaches the server.
+        #[arg(long)]
+        offline: bool,
+    },
+    /// Print this host's air-gapped activation request (no network).
+    OfflineRequest {
+        #[arg(long)]
+        product: String,
+    },
+    /// Install the token an air-gapped activation answered with (`-`: from standard input).
+    OfflineInstall { token: String },
     /// Start the account's trial of a product on this host.
     Trial {
         #[arg(long)]
@@ -253,7 +265,29 @@ fn execute(cli: Cli, overrides: Overrides) -> Result<Said, Error> {
                 .line(format!("registered; your registration number is {number} (it was also e-mailed to you)"))
                 .line(describe_license(&license))
         }
-        Command::SetNumber { number } => {
+        Command::SetNumber { number, offline: true } => {
+            agent.set_number_offline(&number)?;
+            Said::new()
+                .field("offline", json!(true))
+                .line("number stored (checked for typos only, not with the server)")
+        }
+        Command::OfflineRequest { product } => {
+            let request = agent.offline_request(&product)?;
+            Said::new().field("request", json!(request)).line(request)
+        }
+        Command::OfflineInstall { token } => {
+            let token = match token.as_str() {
+                "-" => {
+                    let mut text = String::new();
+                    std::io::Read::read_to_string(&mut std::io::stdin().lock(), &mut text)
+                        .map_err(|e| Error::Internal(format!("standard input: {e}")))?;
+                    text
+                }
+                _ => token,
+            };
+            grant_fields(&agent.offline_install(&token)?)
+        }
+        Command::SetNumber { number, offline: false } => {
             let licenses = agent.set_number(&number)?;
             let mut said = Said::new().field("licenses", to_json(&licenses)).line("number stored");
             for l in &licenses {

@@ -2,7 +2,7 @@
 //! deactivation, forgetting, listing licenses. Each goes to the servers of the list in order,
 //! the next one on a server fault, until one answers.
 
-use licet_core::{Code, CouponCode, RegistrationNumber, TokenFormat};
+use licet_core::{Code, CouponCode, OfflineRequest, RegistrationNumber, TokenFormat};
 use licet_store::OsEntropy;
 use licet_wire::{
     AccountObject, Empty, GrantAnswer, HostRequest, LicenseAnswer, LicenseObject, Nonce, RedeemRequest, RegisterAnswer,
@@ -11,7 +11,7 @@ use licet_wire::{
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::agent::Agent;
+use crate::agent::{Agent, Grant, Source};
 use crate::client::CallError;
 use crate::error::Error;
 
@@ -140,6 +140,32 @@ impl Agent {
         })?;
         self.store_number(Some(canonical))?;
         Ok(licenses)
+    }
+
+    /// Stores a number after the local format check only (1002 on a typo), for a host that never
+    /// reaches a server (SPEC §8).
+    pub fn set_number_offline(&self, number: &str) -> Result<(), Error> {
+        let canonical = RegistrationNumber::parse(number)?.to_string();
+        self.store_number(Some(canonical))
+    }
+
+    /// The air-gapped activation request of `product` for this host: one line of text that a
+    /// connected machine takes to the server (the portal's "Offline activation" page, or
+    /// `POST /v1/offline/activate`). No network; 3005 without a number.
+    pub fn offline_request(&self, product: &str) -> Result<String, Error> {
+        let number = self.require_number(Code::NotActivated)?;
+        licet_core::model::validate_product_id(product)?;
+        let request = OfflineRequest { number: number.into(), product: product.to_owned(), host: self.host().clone() };
+        Ok(request.encode())
+    }
+
+    /// Verifies the token an air-gapped activation answered with (trusted keys, this host, the
+    /// clock rules) and caches it: `check` then passes without a server until its lease ends.
+    pub fn offline_install(&self, token: &str) -> Result<Grant, Error> {
+        let mut st = self.state()?;
+        let verdict = st.policy.install(self.now(), token.trim());
+        self.persist(&mut st, false)?;
+        verdict.map(|e| Grant::new(e, Source::Cache)).map_err(Error::from)
     }
 
     fn licenses_of(&self, number: &str) -> Result<Vec<LicenseObject>, Error> {

@@ -778,6 +778,23 @@ impl Policy {
         }
     }
 
+    /// Takes a token brought by hand from an air-gapped activation (SPEC §8): verified, for this
+    /// host, judged by the clock rules, and cached for its product unless it is older than a
+    /// token already accepted. It answers no request of this agent, so its time is not trusted
+    /// time. The answer is its verdict.
+    pub fn install(&mut self, now: Time, token: &str) -> Result<Entitlement, Failure> {
+        let verified = self.keys.verify(token).map_err(Failure::Local)?;
+        let product = verified.claims().product.clone();
+        match self.judge_token(&verified, &product, now, None).result {
+            Err(e) if matches!(e.code(), Code::TokenInvalid | Code::HostMismatch) => return Err(Failure::Local(e)),
+            _ => {}
+        }
+        match self.accept(&product, token, now, None) {
+            Ok(verdict) => verdict,
+            Err(why) => Err(Failure::Local(Error::input("token", why))),
+        }
+    }
+
     /// What must be written to disk now, if anything.
     pub fn poll_persist(&mut self) -> Option<Persist> {
         let pending = std::mem::take(&mut self.pending);

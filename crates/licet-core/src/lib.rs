@@ -21,6 +21,7 @@ pub mod host;
 pub mod invariants;
 pub mod ledger;
 pub mod model;
+pub mod offline;
 pub mod record;
 pub mod token;
 pub mod txn;
@@ -38,6 +39,7 @@ pub use model::{
     Account, Binding, Coupon, CouponKind, Host, HostMatch, License, LicenseFacts, LicenseKind, LicenseModel, Offer,
     Product, ProductSettings, Session, Time,
 };
+pub use offline::OfflineRequest;
 pub use record::{Record, RecordError};
 pub use token::{
     Claims, Endorsement, Entitlement, Judgement, KeyId, Refusal, TokenFormat, TokenSigner, TrustedKeys, VerifiedToken,

@@ -57,6 +57,9 @@ pub struct Product {
     /// Most hours a floating session may be borrowed for, offline (0: no borrowing).
     #[serde(default)]
     pub max_borrow_hours: u32,
+    /// The lease of a token from an air-gapped activation (SPEC §8), in days.
+    #[serde(default = "default_offline_activation_days")]
+    pub offline_activation_days: u32,
 }
 
 fn default_refresh_hours() -> u32 {
@@ -65,6 +68,10 @@ fn default_refresh_hours() -> u32 {
 
 fn default_session_lease_seconds() -> u32 {
     900
+}
+
+fn default_offline_activation_days() -> u32 {
+    30
 }
 
 /// Most features a product declares.
@@ -112,6 +119,9 @@ pub struct ProductSettings {
     /// See [`Product::max_borrow_hours`].
     #[serde(default)]
     pub max_borrow_hours: Option<u32>,
+    /// See [`Product::offline_activation_days`].
+    #[serde(default)]
+    pub offline_activation_days: Option<u32>,
 }
 
 impl Product {
@@ -132,6 +142,7 @@ impl Product {
             max_resets_per_30_days: 0,
             session_lease_seconds: default_session_lease_seconds(),
             max_borrow_hours: 0,
+            offline_activation_days: default_offline_activation_days(),
         })
     }
 
@@ -175,6 +186,8 @@ impl Product {
         )?;
         next.max_borrow_hours =
             range("max_borrow_hours", settings.max_borrow_hours, 0, MAX_BORROW_HOURS, next.max_borrow_hours)?;
+        next.offline_activation_days =
+            range("offline_activation_days", settings.offline_activation_days, 1, 366, next.offline_activation_days)?;
         if let Some(features) = &settings.features {
             next.features = validate_features("features", features)?;
         }

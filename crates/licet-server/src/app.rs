@@ -217,6 +217,7 @@ pub(crate) fn routes(app: AppState) -> Router {
         .route("/v1/recover", post(recover))
         .route("/v1/account", get(account))
         .route("/v1/bindings/{id}/reset", post(reset))
+        .route("/v1/offline/activate", post(crate::offline::activate))
         .route("/v1/sessions", post(crate::sessions::checkout))
         .route("/v1/sessions/{id}/heartbeat", post(crate::sessions::heartbeat))
         .route("/v1/sessions/{id}", delete(crate::sessions::release))

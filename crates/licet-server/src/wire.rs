@@ -1,8 +1,8 @@
 //! Parsing request bodies into the shared wire types of `licet_wire`, every failure a 1001.
 
 use licet_wire::{
-    ClockRequest, CouponsRequest, HostRequest, ProductRequest, RecoverRequest, RedeemRequest, RegisterRequest,
-    SessionRequest, TokenRequest,
+    ClockRequest, CouponsRequest, HostRequest, OfflineActivateRequest, ProductRequest, RecoverRequest, RedeemRequest,
+    RegisterRequest, SessionRequest, TokenRequest,
 };
 
 use crate::error::ApiError;
@@ -35,11 +35,13 @@ pub enum Endpoint {
     Session,
     /// `POST /v1/sessions/{id}/heartbeat`.
     Heartbeat,
+    /// `POST /v1/offline/activate`.
+    Offline,
 }
 
 impl Endpoint {
     /// Every endpoint.
-    pub const ALL: [Endpoint; 9] = [
+    pub const ALL: [Endpoint; 10] = [
         Endpoint::Register,
         Endpoint::Host,
         Endpoint::Redeem,
@@ -49,6 +51,7 @@ impl Endpoint {
         Endpoint::Clock,
         Endpoint::Session,
         Endpoint::Heartbeat,
+        Endpoint::Offline,
     ];
 }
 
@@ -70,5 +73,9 @@ pub fn check_body(endpoint: Endpoint, body: &[u8]) -> Result<(), licet_core::Cod
             parse_json::<SessionRequest>(body).and_then(|r| Ok(r.to_checkout()?)).map(drop).map_err(code)
         }
         Endpoint::Heartbeat => parse_json::<TokenRequest>(body).map(drop).map_err(code),
+        Endpoint::Offline => parse_json::<OfflineActivateRequest>(body)
+            .and_then(|r| Ok(licet_core::OfflineRequest::decode(&r.request)?))
+            .map(drop)
+            .map_err(code),
     }
 }

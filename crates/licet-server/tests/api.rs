@@ -143,7 +143,8 @@ fn admin_products_and_coupons() {
         p,
         json!({"id": "recorder", "name": "Recorder", "trial_days": 14, "trial_seats": 1,
         "offline_lease_hours": 168, "clock_tolerance_minutes": 60, "refresh_hours": 24,
-        "features": [], "grace_days": 0, "max_resets_per_30_days": 0})
+        "features": [], "grace_days": 0, "max_resets_per_30_days": 0, "session_lease_seconds": 900,
+        "max_borrow_hours": 0, "offline_activation_days": 30})
     );
     let (_, p) = s.admin_put("/v1/admin/products/recorder", json!({"trial_seats": 3}));
     assert_eq!((p["trial_days"].as_u64(), p["trial_seats"].as_u64()), (Some(14), Some(3)));

@@ -15,6 +15,13 @@ use serde_json::json;
 
 struct Driver(Child);
 
+/// What `licet-agent offline-request` prints on host `tag` (as `common::host` fingerprints it).
+fn offline_request(number: &str, tag: &str) -> String {
+    let components = [("machine-id", format!("m-{tag}")), ("mac", format!("a-{tag}")), ("disk", format!("d-{tag}"))];
+    let host = licet_core::Host::new(licet_core::Fingerprint::new(components).unwrap(), tag, "Linux").unwrap();
+    licet_core::OfflineRequest { number: number.into(), product: common::PRODUCT.into(), host }.encode()
+}
+
 /// Finds an element, waiting up to 10 s for it (pages load after a click asynchronously).
 async fn find(
     c: &fantoccini::Client,
@@ -220,6 +227,37 @@ fn the_portal_in_a_real_browser() {
         find(&c, css("#tab-bindings")).await.unwrap().click().await.unwrap();
         assert_eq!(c.find_all(css("tr.binding")).await.unwrap().len(), 3);
 
+        // Offline activation: a request of the laptop (bound already) gets its token; a new host's
+        // finds no seat; another account's request is refused.
+        c.goto(&url).await.unwrap();
+        find(&c, css("#offline-link")).await.unwrap().click().await.unwrap();
+        find(&c, css("#request")).await.unwrap().send_keys(&offline_request(&number, "laptop")).await.unwrap();
+        std::fs::write(shots.join("offline-request.png"), c.screenshot().await.unwrap()).unwrap();
+        find(&c, css("#activate")).await.unwrap().click().await.unwrap();
+        let token = find(&c, css("#token")).await.unwrap().prop("value").await.unwrap().unwrap_or_default();
+        let (_, keys) = s.get("/v1/keys", None);
+        let mut trusted = licet_core::TrustedKeys::new();
+        trusted.add_hex(keys["keys"][0]["public_key"].as_str().unwrap()).unwrap();
+        let claims = trusted.verify(&token).unwrap().claims().clone();
+        assert_eq!(claims.lease_until - claims.issued_at, 30 * 86_400, "the product's offline_activation_days");
+        std::fs::write(shots.join("offline-token.png"), c.screenshot().await.unwrap()).unwrap();
+        c.goto(&format!("{url}/offline")).await.unwrap();
+        find(&c, css("#request")).await.unwrap().send_keys(&offline_request(&number, "vault")).await.unwrap();
+        find(&c, css("#activate")).await.unwrap().click().await.unwrap();
+        let error = find(&c, css("#error")).await.unwrap().text().await.unwrap();
+        assert!(error.contains("No seat is free"), "{error}");
+        let (_, other) = s.register("other@example.com", "other");
+        let other_number = other["registration_number"].as_str().unwrap();
+        c.goto(&format!("{url}/offline")).await.unwrap();
+        find(&c, css("#request")).await.unwrap().send_keys(&offline_request(other_number, "other")).await.unwrap();
+        find(&c, css("#activate")).await.unwrap().click().await.unwrap();
+        let error = find(&c, css("#error")).await.unwrap().text().await.unwrap();
+        assert!(error.contains("another account") && error.contains("1002"), "{error}");
+        c.goto(&format!("{url}/offline")).await.unwrap();
+        find(&c, css("#request")).await.unwrap().send_keys("LICET1.garbled").await.unwrap();
+        find(&c, css("#activate")).await.unwrap().click().await.unwrap();
+        assert!(find(&c, css("#error")).await.unwrap().text().await.unwrap().contains("damaged"));
+
         // Log out: the session is over.
         c.goto(&url).await.unwrap();
         find(&c, css("#logout")).await.unwrap().click().await.unwrap();
@@ -243,6 +281,12 @@ fn the_portal_in_a_real_browser() {
         assert!(monitor.contains("Монитор сессий") && monitor.contains("Пользователь"), "{monitor}");
         assert!(monitor.contains("intern") && monitor.contains("Освободить"), "{monitor}");
         std::fs::write(shots.join("sessions-ru.png"), c.screenshot().await.unwrap()).unwrap();
+        find(&c, css("#offline-link")).await.unwrap().click().await.unwrap();
+        assert!(c.source().await.unwrap().contains("Офлайн-активация"));
+        find(&c, css("#request")).await.unwrap().send_keys("не запрос").await.unwrap();
+        find(&c, css("#activate")).await.unwrap().click().await.unwrap();
+        let error = find(&c, css("#error")).await.unwrap().text().await.unwrap();
+        assert!(error.contains("повреждён"), "{error}");
         c.close().await.unwrap();
     });
 }

@@ -238,6 +238,8 @@ pub struct ProductObject {
     pub session_lease_seconds: u32,
     /// Most hours a floating session may be borrowed for (0: no borrowing).
     pub max_borrow_hours: u32,
+    /// The lease of an air-gapped activation's token, in days.
+    pub offline_activation_days: u32,
 }
 
 impl ProductObject {
@@ -256,6 +258,7 @@ impl ProductObject {
             max_resets_per_30_days: p.max_resets_per_30_days,
             session_lease_seconds: p.session_lease_seconds,
             max_borrow_hours: p.max_borrow_hours,
+            offline_activation_days: p.offline_activation_days,
         }
     }
 }

@@ -18,6 +18,6 @@ pub use answer::{
 };
 pub use error::{ErrorBody, ErrorObject};
 pub use request::{
-    ClockRequest, CouponsRequest, EmailQuery, HostJson, HostRequest, Nonce, ProductRequest, RecoverRequest,
-    RedeemRequest, RegisterRequest, SessionRequest, TokenRequest,
+    ClockRequest, CouponsRequest, EmailQuery, HostJson, HostRequest, Nonce, OfflineActivateRequest, ProductRequest,
+    RecoverRequest, RedeemRequest, RegisterRequest, SessionRequest, TokenRequest,
 };

@@ -168,6 +168,13 @@ pub struct TokenRequest {
     pub nonce: Option<Nonce>,
 }
 
+/// `POST /v1/offline/activate`: an air-gapped host's request, as its agent wrote it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OfflineActivateRequest {
+    /// The one-line text of `licet-agent offline-request`.
+    pub request: String,
+}
+
 /// `POST /v1/redeem`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RedeemRequest {

@@ -185,6 +185,7 @@ fn product(p: ProductV1) -> Product {
         max_resets_per_30_days: 0,
         session_lease_seconds: 900,
         max_borrow_hours: 0,
+        offline_activation_days: 30,
     }
 }
 

@@ -257,6 +257,17 @@ impl TokenSigner {
         self.sign(&claims, TokenFormat::V2)
     }
 
+    /// Signs the token of an air-gapped activation (SPEC §8) of a seat, issued now: its lease is
+    /// the product's `offline_activation_days` (never past the term), and it is refreshed only
+    /// at half of that — the host is not expected to reach a server.
+    pub fn issue_offline(&self, seat: &Seat, now: Time) -> String {
+        let mut claims = Claims::for_seat(seat, self.kid, now);
+        let lease = claims.issued_at.saturating_add(i64::from(seat.product.offline_activation_days) * 86_400);
+        claims.lease_until = claims.term_end().map_or(lease, |end| end.min(lease));
+        claims.refresh_after = None;
+        self.sign(&claims, TokenFormat::V2)
+    }
+
     /// Signs the claims for a seat issued now, in `format`, answering the request that carried
     /// `nonce` (version 2 only).
     pub fn issue_as(&self, seat: &Seat, now: Time, format: TokenFormat, nonce: Option<[u8; 16]>) -> String {

@@ -3,6 +3,7 @@
 //! a session, reset a binding. Plain HTML
 //! forms and CSS served by the binary: no JavaScript, no CDN.
 
+mod offline;
 mod page;
 mod session;
 mod text;
@@ -56,6 +57,7 @@ pub(crate) fn routes(portal: PortalState) -> Router {
         .route("/logout", post(logout))
         .route("/reset/{id}", get(confirm_reset).post(reset))
         .route("/release/{id}", post(release))
+        .route("/offline", get(offline::form).post(offline::activate))
         .route("/style.css", get(style))
         .with_state(portal)
 }

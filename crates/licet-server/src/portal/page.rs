@@ -216,6 +216,21 @@ pub(crate) fn account(
 }
 
 #[derive(Template)]
+#[template(path = "offline.html")]
+struct Offline<'a> {
+    frame: Frame<'a>,
+    csrf: &'a str,
+    request: &'a str,
+    token: Option<&'a str>,
+    error: Option<&'a str>,
+}
+
+/// The offline activation page: the form (with `request` as pasted, after an error), or the token.
+pub(crate) fn offline(lang: Lang, csrf: &str, request: &str, token: Option<&str>, error: Option<&str>) -> String {
+    render(&Offline { frame: Frame::new(lang, Some(csrf)), csrf, request, token, error })
+}
+
+#[derive(Template)]
 #[template(path = "confirm_reset.html")]
 struct ConfirmReset<'a> {
     frame: Frame<'a>,

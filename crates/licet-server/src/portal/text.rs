@@ -99,6 +99,16 @@ pub(crate) struct Text {
     pub(crate) was_released: &'static str,
     pub(crate) session_not_found: &'static str,
     pub(crate) floating: &'static str,
+    pub(crate) offline_activation: &'static str,
+    pub(crate) offline_hint: &'static str,
+    pub(crate) offline_request: &'static str,
+    pub(crate) offline_activate: &'static str,
+    pub(crate) offline_token_heading: &'static str,
+    pub(crate) offline_token_hint: &'static str,
+    pub(crate) offline_damaged: &'static str,
+    pub(crate) offline_other_account: &'static str,
+    pub(crate) offline_no_seat: &'static str,
+    pub(crate) back: &'static str,
 }
 
 const RU: Text = Text {
@@ -155,6 +165,16 @@ const RU: Text = Text {
     was_released: "Сессия завершена, место свободно.",
     session_not_found: "Сессия не найдена или уже завершена.",
     floating: "плавающая",
+    offline_activation: "Офлайн-активация",
+    offline_hint: "Вставьте запрос, который команда licet-agent offline-request напечатала на компьютере без доступа к серверу лицензий.",
+    offline_request: "Запрос активации",
+    offline_activate: "Активировать",
+    offline_token_heading: "Лицензия для компьютера без сети",
+    offline_token_hint: "Перенесите этот текст на тот компьютер и передайте его команде licet-agent offline-install.",
+    offline_damaged: "Это не запрос активации, или он повреждён при переносе. Скопируйте его целиком.",
+    offline_other_account: "Запрос создан с регистрационным номером другой учётной записи (1002).",
+    offline_no_seat: "Свободных мест нет: сбросьте привязку другого хоста (1051).",
+    back: "Назад",
 };
 
 const EN: Text = Text {
@@ -211,6 +231,16 @@ const EN: Text = Text {
     was_released: "The session was released; the seat is free.",
     session_not_found: "No such live session: it has ended.",
     floating: "floating",
+    offline_activation: "Offline activation",
+    offline_hint: "Paste the request that licet-agent offline-request printed on the computer that cannot reach the license server.",
+    offline_request: "Activation request",
+    offline_activate: "Activate",
+    offline_token_heading: "The license for the offline computer",
+    offline_token_hint: "Take this text to that computer and give it to licet-agent offline-install.",
+    offline_damaged: "This is not an activation request, or it was damaged on the way. Copy all of it.",
+    offline_other_account: "The request was made with another account's registration number (1002).",
+    offline_no_seat: "No seat is free: reset another host's binding first (1051).",
+    back: "Back",
 };
 
 pub(crate) fn text(lang: Lang) -> &'static Text {

@@ -175,7 +175,7 @@ SELECT right(doc->>'body', 5) AS code_last_group,
             THEN ARRAY(SELECT jsonb_array_elements_text(doc->'features')) END AS features
 FROM records WHERE kind = 'coupon';
 "#,
-    // 2 → 3: floating licenses (SPEC §11). Licenses show their model, and for a floating one
+    // 2 → 3: floating licenses (SPEC §11) and air-gapped activation (§8). Licenses show their model, and for a floating one
     // `seats_used` counts the sessions live now; the `sessions` view lists every stored
     // session, `live` saying whether it holds its seat now (dead ones are tidied away at the
     // account's next session command).
@@ -192,7 +192,8 @@ SELECT doc->>'id' AS id,
        COALESCE((doc->>'grace_days')::integer, 0) AS grace_days,
        COALESCE((doc->>'max_resets_per_30_days')::integer, 0) AS max_resets_per_30_days,
        COALESCE((doc->>'session_lease_seconds')::integer, 900) AS session_lease_seconds,
-       COALESCE((doc->>'max_borrow_hours')::integer, 0) AS max_borrow_hours
+       COALESCE((doc->>'max_borrow_hours')::integer, 0) AS max_borrow_hours,
+       COALESCE((doc->>'offline_activation_days')::integer, 30) AS offline_activation_days
 FROM records WHERE kind = 'product';
 
 CREATE VIEW sessions AS
