@@ -271,7 +271,10 @@ async fn activate(
 ) -> Result<Response, ApiError> {
     let now = app.clock.now();
     let command = Command::Activate(req.to_command()?);
-    let seat: Seat = app.execute_limited(ip, now, command).await.map_err(|e| app.prove(e, &req, now))?;
+    let seat: Seat = app
+        .execute_limited(ip, now, command)
+        .await
+        .map_err(|e| app.prove(e, &req, now).for_marker(req.token_format))?;
     Ok(json(
         StatusCode::OK,
         GrantAnswer {
@@ -289,8 +292,10 @@ async fn trial(
 ) -> Result<Response, ApiError> {
     let now = app.clock.now();
     let command = Command::Trial(req.to_command()?);
-    let TrialStarted { trial, seat } =
-        app.execute_limited(ip, now, command).await.map_err(|e| app.prove(e, &req, now))?;
+    let TrialStarted { trial, seat } = app
+        .execute_limited(ip, now, command)
+        .await
+        .map_err(|e| app.prove(e, &req, now).for_marker(req.token_format))?;
     let seats_used = if seat.license.id == trial.id { seat.seats_used } else { 0 };
     Ok(json(
         StatusCode::CREATED,
@@ -319,16 +324,8 @@ async fn deactivate(
     JsonBody(req): JsonBody<HostRequest>,
 ) -> Result<Response, ApiError> {
     let command = Command::Deactivate(req.to_command()?);
-    match app.execute_limited::<()>(ip, app.clock.now(), command).await {
-        Ok(()) => Ok(json(StatusCode::OK, Empty {})),
-        // Release 0.1.0 agents (no format marker) read an unknown code as a server fault, and
-        // would say the server is unreachable: they are told with a code they know, and why.
-        Err(e) if e.code == Code::ResetLimitReached && req.token_format.is_none() => Err(ApiError {
-            status: Some(StatusCode::CONFLICT),
-            ..ApiError::with_message(Code::InvalidRequest, format!("{} (code 1054)", Code::ResetLimitReached.message()))
-        }),
-        Err(e) => Err(e),
-    }
+    app.execute_limited::<()>(ip, app.clock.now(), command).await.map_err(|e| e.for_marker(req.token_format))?;
+    Ok(json(StatusCode::OK, Empty {}))
 }
 
 async fn recover(

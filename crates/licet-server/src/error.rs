@@ -37,6 +37,17 @@ impl ApiError {
         ApiError { message: message.into(), ..ApiError::new(code) }
     }
 
+    /// The error as an agent of release 0.1.0 — a request without the newer agents' format
+    /// `marker` — can read it: a code that release did not know becomes 1001 with the same
+    /// status, the real code and its explanation in the message.
+    pub(crate) fn for_marker(self, marker: Option<u8>) -> ApiError {
+        if marker.is_some() || self.code.known_to_0_1_0() {
+            return self;
+        }
+        let message = format!("{} (code {})", self.message, self.code.number());
+        ApiError { status: Some(self.status.unwrap_or_else(|| status_of(self.code))), ..ApiError::invalid(message) }
+    }
+
     /// 1001 for a malformed request.
     pub(crate) fn invalid(message: impl Into<String>) -> ApiError {
         ApiError::with_message(Code::InvalidRequest, message)
