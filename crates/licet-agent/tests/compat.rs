@@ -304,3 +304,100 @@ fn a_0_1_0_agent_keeps_passing_against_a_product_with_features_and_grace() {
     // After the grace: refused, as an expired license always was.
     refused(run(&at(24 * 13), &["check", "--product", PRODUCT]), 1052);
 }
+
+/// `licet-server keys ARGS --json --data-dir DIR`: exit status and printed object (or stderr).
+fn keys(dir: &Path, args: &[&str]) -> (bool, Value) {
+    let out = Command::new(common::server_binary())
+        .arg("keys")
+        .args(args)
+        .arg("--json")
+        .arg("--data-dir")
+        .arg(dir)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let value = serde_json::from_str(text.trim())
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&out.stderr).into()));
+    (out.status.success(), value)
+}
+
+/// Whether `token` verifies against `public_key` alone, and the key id it names.
+fn signed_by(token: &str, public_key: &str) -> Option<String> {
+    let mut trusted = licet_core::TrustedKeys::new();
+    trusted.add_hex(public_key).unwrap();
+    trusted.verify(token).ok().map(|t| t.claims().kid.to_string())
+}
+
+#[test]
+fn a_key_rotation_keeps_agents_of_the_old_key_the_new_key_and_release_0_1_0_passing() {
+    let old_agent = agent_0_1_0();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("server");
+    let mut server = Server::start(&dir, "127.0.0.1:0", &[]);
+    let first_key = server.public_key.clone();
+    // Restarted on the same address: release 0.1.0's cache belongs to its server's URL.
+    let listen = format!("127.0.0.1:{}", server.port());
+    let a = Host::new(tmp.path().join("a"), "a", &server);
+    let reg = ok(a.run(&["register", "--email", "a@example.com", "--org", "O", "--product", PRODUCT]));
+    let number = reg["registration_number"].as_str().unwrap().to_owned();
+    ok(a.run(&["redeem", &server.coupon(3)]));
+    let z = Host::new(tmp.path().join("z"), "z", &server);
+    ok(run_0_1_0(&old_agent, &z, &["set-number", &number]));
+    ok(run_0_1_0(&old_agent, &z, &["check", "--product", PRODUCT]));
+
+    // A rotation, the server stopped; it signs with the new key from its next start.
+    server.kill();
+    let (done, rotated) = keys(&dir, &["rotate"]);
+    assert!(done, "{rotated}");
+    let (new_kid, new_key) =
+        (rotated["kid"].as_str().unwrap().to_owned(), rotated["public_key"].as_str().unwrap().to_owned());
+    let mut server = Server::start(&dir, &listen, &[]);
+    let listed = server.get("/v1/keys", "");
+    assert_eq!(listed["keys"].as_array().unwrap().len(), 2, "{listed}");
+    assert_eq!((listed["keys"][1]["active"].clone(), listed["keys"][0]["active"].clone()), (json!(true), json!(false)));
+    assert_eq!(listed["keys"][1]["endorsed_by"], listed["keys"][0]["kid"]);
+
+    // An agent that trusts only the first key takes the new key's token at its next refresh: the
+    // token carries the first key's endorsement of the new one.
+    let a = Host { server: server.url.clone(), ..a };
+    assert_eq!(ok(a.at(&hours_from_now(25)).check())["source"], "server");
+    let token = ok(a.run(&["token", "--product", PRODUCT]))["token"].as_str().unwrap().to_owned();
+    assert_eq!(signed_by(&token, &new_key).as_deref(), Some(new_kid.as_str()));
+    assert_eq!(signed_by(&token, &first_key).as_deref(), Some(new_kid.as_str()), "through the endorsement");
+    // One that trusts only the new key works as well.
+    let n = Host { key: new_key.clone(), ..Host::new(tmp.path().join("n"), "n", &server) };
+    ok(n.run(&["set-number", &number]));
+    assert_eq!(ok(n.check())["source"], "server");
+    // Release 0.1.0 agents still get 0.1.0 tokens of the oldest key, which they trust.
+    let z = Host { server: server.url.clone(), ..z };
+    assert_eq!(
+        ok(run_0_1_0(&old_agent, &z.at(&hours_from_now(90)), &["check", "--product", PRODUCT]))["source"],
+        "server"
+    );
+    let old_token =
+        ok(run_0_1_0(&old_agent, &z, &["token", "--product", PRODUCT]))["token"].as_str().unwrap().to_owned();
+    assert!(signed_by(&old_token, &first_key).is_some() && signed_by(&old_token, &new_key).is_none());
+
+    // Retiring the first key would strand them: refused without --force, and said why.
+    server.kill();
+    let (done, refusal) = keys(&dir, &["retire", &first_kid(&listed)]);
+    assert!(!done && refusal.as_str().unwrap().contains("0.1.0"), "{refusal}");
+    let (done, retired) = keys(&dir, &["retire", &first_kid(&listed), "--force"]);
+    assert!(done, "{retired}");
+    let server = Server::start(&dir, &listen, &[]);
+    assert_eq!(server.get("/v1/keys", "")["keys"][0]["retired"], true);
+    // 0.1.0 tokens are the new key's now (what `keys retire` warned of)...
+    let http: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    let body = json!({"registration_number": number, "product": PRODUCT, "host": {"fingerprint": {"machine-id": "m-z", "mac": "a-z", "disk": "d-z"}, "hostname": "z", "os": "Linux"}});
+    let answer: Value =
+        http.post(format!("{}/v1/activate", server.url)).send_json(&body).unwrap().body_mut().read_json().unwrap();
+    let legacy = answer["token"].as_str().unwrap();
+    assert!(signed_by(legacy, &new_key).is_some() && signed_by(legacy, &first_key).is_none(), "{answer}");
+    // ...while this release's agents that trust only the retired key keep passing.
+    let a = Host { server: server.url.clone(), ..a };
+    assert_eq!(ok(a.at(&hours_from_now(50)).check())["source"], "server");
+}
+
+fn first_kid(listed: &Value) -> String {
+    listed["keys"][0]["kid"].as_str().unwrap().to_owned()
+}

@@ -13,13 +13,13 @@ use axum::routing::{delete, get, post, put};
 use chrono::{DateTime, Utc};
 use licet_core::{
     AccountFound, Code, Command, CouponCode, Error, Ledger, Mail, Outcome, Product, Redeemed, Registered, Registration,
-    Seat, Secret, TokenFormat, TokenSigner, TrialStarted,
+    Seat, Secret, TokenFormat, TrialStarted,
 };
 use licet_store::{OsEntropy, Store, StoreExt};
 use licet_wire::{
     AccountObject, ClockRequest, CouponsAnswer, CouponsRequest, EmailQuery, Empty, GrantAnswer, HealthAnswer,
-    HostRequest, KeyObject, KeysAnswer, LicenseAnswer, LicenseObject, Nonce, ProductObject, ProductRequest,
-    RecoverRequest, RedeemRequest, RegisterAnswer, RegisterRequest,
+    HostRequest, KeysAnswer, LicenseAnswer, LicenseObject, Nonce, ProductObject, ProductRequest, RecoverRequest,
+    RedeemRequest, RegisterAnswer, RegisterRequest,
 };
 use subtle::ConstantTimeEq;
 
@@ -34,7 +34,8 @@ use crate::ratelimit::Limiter;
 pub(crate) struct App {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) ledger: Ledger,
-    pub(crate) signer: TokenSigner,
+    /// The signing keys: this release's tokens by the active one, 0.1.0's by the oldest.
+    pub(crate) keys: crate::keys::Keyring,
     pub(crate) admin_hash: [u8; 32],
     pub(crate) clock: Clock,
     pub(crate) limiter: Limiter,
@@ -177,7 +178,10 @@ impl App {
     /// the request carries the newer agents' marker — naming the request's nonce, if it sent one,
     /// so that the agent knows the answer is fresh.
     fn token(&self, seat: &Seat, now: DateTime<Utc>, marker: Option<u8>, nonce: Option<Nonce>) -> String {
-        self.signer.issue_as(seat, now, TokenFormat::for_marker(marker), nonce.map(|n| n.0))
+        match TokenFormat::for_marker(marker) {
+            TokenFormat::V1 => self.keys.legacy.issue_as(seat, now, TokenFormat::V1, None),
+            format => self.keys.active.issue_as(seat, now, format, nonce.map(|n| n.0)),
+        }
     }
 
     /// A definitive refusal of a license check carries the server's signed statement of it, when
@@ -194,7 +198,7 @@ impl App {
             && let Ok(host) = check.host.to_host()
         {
             let digest = host.fingerprint.digest();
-            let proof = self.signer.sign_refusal(refusal.code, check.product, &digest, check.number, now, nonce.0);
+            let proof = self.keys.active.sign_refusal(refusal.code, check.product, &digest, check.number, now, nonce.0);
             refusal.proof = Some(proof);
         }
         refusal
@@ -369,16 +373,7 @@ async fn reset(
 }
 
 async fn keys(State(app): State<AppState>) -> Response {
-    json(
-        StatusCode::OK,
-        KeysAnswer {
-            keys: vec![KeyObject {
-                kid: app.signer.kid().to_string(),
-                public_key: app.signer.public_key_hex(),
-                active: true,
-            }],
-        },
-    )
+    json(StatusCode::OK, KeysAnswer { keys: app.keys.listing.clone() })
 }
 
 /// `ok` — or, on a node of a cluster whose database does not answer, 503 with 1099.

@@ -90,6 +90,20 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The signing keys: list, add, activate, rotate, retire (takes effect at the next start).
+    Keys {
+        #[command(subcommand)]
+        action: KeysAction,
+        /// The data directory.
+        #[arg(long, env = "LICET_DATA_DIR", default_value = "licet-data", global = true)]
+        data_dir: PathBuf,
+        /// A cluster's database: `add` records the key there, `activate` makes it the nodes' key.
+        #[arg(long, env = "LICET_DATABASE_URL", global = true)]
+        database: Option<String>,
+        /// Print one JSON object.
+        #[arg(long, global = true)]
+        json: bool,
+    },
     /// Replace the ledger with a backup (the server must be stopped; the ledger it replaces is
     /// kept beside it).
     Restore {
@@ -102,6 +116,27 @@ enum Command {
         /// Print `{"ok","path","commits","records","replaced"}`.
         #[arg(long)]
         json: bool,
+    },
+}
+
+/// What `keys` does (SPEC §9).
+#[derive(Debug, Subcommand)]
+enum KeysAction {
+    /// Every key: whether it is active or retired, and which key endorsed it.
+    List,
+    /// Create a key endorsed by the active one, not yet active (in a cluster, copy the data
+    /// directory's `keys/` to every node before activating it).
+    Add,
+    /// Make a key the active signer (from the server's, or each node's, next start).
+    Activate { kid: String },
+    /// `add` then `activate` in one step (a single node).
+    Rotate,
+    /// The key signs nothing more; what it signed stays valid until its lease ends. Refused
+    /// without `--force` when release-0.1.0 agents would be stranded.
+    Retire {
+        kid: String,
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -178,6 +213,7 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Keys { action, data_dir, database, json } => keys(action, &data_dir, database.as_deref(), json),
         Command::Backup { data_dir, out, json } => {
             let report = crate::backup::backup(&data_dir, &out)?;
             print_report(&report, json, "backup written to")
@@ -188,6 +224,84 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
             print_report(&report, json, "restored from")
         }
     }
+}
+
+fn keys(action: KeysAction, dir: &std::path::Path, database: Option<&str>, json: bool) -> anyhow::Result<()> {
+    use crate::keys;
+    let db = database.map(licet_store::PgStore::connect).transpose()?;
+    let record = |key: &keys::KeyInfo| -> anyhow::Result<()> {
+        if let Some(db) = &db {
+            db.add_signing_key(&key.kid, &key.public_key)?;
+        }
+        Ok(())
+    };
+    let activate = |kid: &str| -> anyhow::Result<()> {
+        keys::activate(dir, kid)?;
+        if let Some(db) = &db {
+            let key = keys::list(dir)?.into_iter().find(|k| k.kid == kid);
+            record(&key.ok_or_else(|| anyhow::anyhow!("no key {kid}"))?)?;
+            db.set_active_key(kid)?;
+        }
+        Ok(())
+    };
+    let (value, text) = match action {
+        KeysAction::List => {
+            let list = keys::list(dir)?;
+            let text = list
+                .iter()
+                .map(|k| {
+                    let state = if k.active {
+                        "active"
+                    } else if k.retired {
+                        "retired"
+                    } else {
+                        ""
+                    };
+                    format!("{} {} {state}", k.kid, k.public_key)
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
+            (serde_json::json!({ "keys": list }), text)
+        }
+        KeysAction::Add => {
+            let key = keys::add(dir, chrono::Utc::now())?;
+            record(&key)?;
+            let text = format!(
+                "added {} ({}), endorsed by {}; not active yet",
+                key.kid,
+                key.public_key,
+                key.endorsed_by.as_deref().unwrap_or("-")
+            );
+            (serde_json::to_value(&key)?, text)
+        }
+        KeysAction::Activate { kid } => {
+            activate(&kid)?;
+            (serde_json::json!({ "active": kid }), format!("{kid} is the active key from the next start"))
+        }
+        KeysAction::Rotate => {
+            let key = keys::add(dir, chrono::Utc::now())?;
+            record(&key)?;
+            activate(&key.kid)?;
+            let text = format!("{} ({}) is the active key from the next start", key.kid, key.public_key);
+            (serde_json::json!({ "kid": key.kid, "public_key": key.public_key, "active": true }), text)
+        }
+        KeysAction::Retire { kid, force } => match keys::retire(dir, &kid, force)? {
+            keys::Retire::WouldStrand(warning) => anyhow::bail!("{warning} (retire it anyway with --force)"),
+            keys::Retire::Done(warning) => {
+                if let Some(warning) = warning {
+                    eprintln!("warning: {warning}");
+                }
+                (serde_json::json!({ "retired": kid }), format!("{kid} is retired from the next start"))
+            }
+        },
+    };
+    let mut out = std::io::stdout().lock();
+    if json {
+        writeln!(out, "{value}")?;
+    } else {
+        writeln!(out, "{text}")?;
+    }
+    Ok(())
 }
 
 fn print_report(report: &crate::backup::Report, json: bool, done: &str) -> anyhow::Result<()> {

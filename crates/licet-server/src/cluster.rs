@@ -29,19 +29,19 @@ pub(crate) fn node(dir: &std::path::Path, url: &str) -> anyhow::Result<Node> {
             dir.display()
         );
     }
-    let loaded = data_dir::load(dir)?;
     let db = Arc::new(PgStore::connect(url)?);
     if let Some((from, to)) = db.migrated() {
         tracing::info!(from, to, database = db.name(), "database schema brought up to date");
     }
     let facts = db.server_facts()?;
-    let public_key = loaded.signer.public_key_hex();
+    let loaded = data_dir::load(dir, facts.active_kid.as_deref())?;
+    let public_key = loaded.keys.active.public_key_hex();
     if !facts.keys.iter().any(|(_, key)| *key == public_key) {
         anyhow::bail!(
             "database {} does not know the signing key of {} ({}): this data directory belongs to another cluster",
             db.name(),
             dir.display(),
-            loaded.signer.kid()
+            loaded.keys.active.kid()
         );
     }
     if facts.vendor_prefix.as_deref().is_some_and(|p| p != loaded.vendor_prefix) {
@@ -71,7 +71,7 @@ pub struct Migration {
 /// into the empty database at `url`; the server must be stopped. The directory is left as it
 /// was: it becomes a node's data directory (`serve --database`), and its ledger a fallback.
 pub fn migrate(dir: &Path, url: &str) -> anyhow::Result<Migration> {
-    let loaded = data_dir::load(dir)?;
+    let loaded = data_dir::load(dir, None)?;
     let admin_hash =
         loaded.admin_hash.with_context(|| format!("{} has no admin-token.sha256 to move", dir.display()))?;
     let options = SledOptions { must_exist: true, ..SledOptions::default() };
@@ -85,9 +85,13 @@ pub fn migrate(dir: &Path, url: &str) -> anyhow::Result<Migration> {
     if !facts.keys.is_empty() || db.record_count()? != 0 {
         anyhow::bail!("database {} is not empty: migrate only into a new, empty database", db.name());
     }
-    let public_key = loaded.signer.public_key_hex();
-    let kid = loaded.signer.kid().to_string();
+    let public_key = loaded.keys.active.public_key_hex();
+    let kid = loaded.keys.active.kid().to_string();
     let registration = Registration::new(&kid, &public_key, &hex::encode(admin_hash), &loaded.vendor_prefix);
     let copied = db.copy_records(&records, &registration)?;
+    // Every key of the ring goes with it (the active one first, as `init` records a cluster's).
+    for (other, key) in loaded.keys.public_keys.iter().filter(|(k, _)| *k != kid) {
+        db.add_signing_key(other, key)?;
+    }
     Ok(Migration { database: db.name().to_owned(), records: copied, kid })
 }

@@ -30,7 +30,8 @@ struct ServerFile {
 /// An initialised data directory, loaded.
 pub(crate) struct Loaded {
     pub(crate) vendor_prefix: String,
-    pub(crate) signer: TokenSigner,
+    /// The signing keys.
+    pub(crate) keys: crate::keys::Keyring,
     /// The admin token's hash; a node of a cluster keeps it in the database instead.
     pub(crate) admin_hash: Option<[u8; 32]>,
 }
@@ -163,29 +164,33 @@ pub(crate) fn admin_hash_of(text: &str) -> Option<[u8; 32]> {
     unhex::<32>(text)
 }
 
-pub(crate) fn load(dir: &Path) -> Result<Loaded, DataDirError> {
-    let server_path = dir.join("server.json");
-    let server: ServerFile = serde_json::from_slice(&std::fs::read(&server_path).map_err(|e| bad(&server_path, e))?)
-        .map_err(|e| bad(&server_path, e))?;
-    let key_path = dir.join("signing.key");
+/// A secret signing key's file: 64 hex characters, readable by its owner only.
+pub(crate) fn read_secret(key_path: &Path) -> Result<[u8; 32], DataDirError> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(&key_path).map_err(|e| bad(&key_path, e))?.permissions().mode();
+        let mode = std::fs::metadata(key_path).map_err(|e| bad(key_path, e))?.permissions().mode();
         if mode & 0o077 != 0 {
-            return Err(DataDirError::KeyTooOpen(key_path));
+            return Err(DataDirError::KeyTooOpen(key_path.to_owned()));
         }
     }
-    let secret = std::fs::read_to_string(&key_path).map_err(|e| bad(&key_path, e))?;
-    let secret = unhex::<32>(&secret).ok_or_else(|| bad(&key_path, "not 64 hex characters"))?;
-    let signer = TokenSigner::from_secret(&secret);
+    let secret = std::fs::read_to_string(key_path).map_err(|e| bad(key_path, e))?;
+    unhex::<32>(&secret).ok_or_else(|| bad(key_path, "not 64 hex characters"))
+}
+
+/// Loads an initialised data directory; `active` is a cluster database's choice of signing key.
+pub(crate) fn load(dir: &Path, active: Option<&str>) -> Result<Loaded, DataDirError> {
+    let server_path = dir.join("server.json");
+    let server: ServerFile = serde_json::from_slice(&std::fs::read(&server_path).map_err(|e| bad(&server_path, e))?)
+        .map_err(|e| bad(&server_path, e))?;
+    let keys = crate::keys::Keyring::load(dir, active)?;
     let hash_path = dir.join("admin-token.sha256");
     let admin_hash = match std::fs::read_to_string(&hash_path) {
         Ok(hash) => Some(unhex::<32>(&hash).ok_or_else(|| bad(&hash_path, "not 64 hex characters"))?),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => return Err(bad(&hash_path, e)),
     };
-    Ok(Loaded { vendor_prefix: server.vendor_prefix, signer, admin_hash })
+    Ok(Loaded { vendor_prefix: server.vendor_prefix, keys, admin_hash })
 }
 
 #[cfg(test)]
@@ -198,9 +203,9 @@ mod tests {
         let facts = init(dir.path(), "MIKO")?;
         assert_eq!(facts.public_key.len(), 64);
         assert_eq!(facts.kid.len(), 16);
-        let loaded = load(dir.path())?;
+        let loaded = load(dir.path(), None)?;
         assert_eq!(loaded.vendor_prefix, "MIKO");
-        assert_eq!(loaded.signer.public_key_hex(), facts.public_key);
+        assert_eq!(loaded.keys.active.public_key_hex(), facts.public_key);
         assert_eq!(loaded.admin_hash, Some(token_hash(&facts.admin_token)));
         #[cfg(unix)]
         {
@@ -208,7 +213,7 @@ mod tests {
             let mode = std::fs::metadata(dir.path().join("signing.key"))?.permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
             std::fs::set_permissions(dir.path().join("signing.key"), std::fs::Permissions::from_mode(0o644))?;
-            assert!(matches!(load(dir.path()), Err(DataDirError::KeyTooOpen(_))));
+            assert!(matches!(load(dir.path(), None), Err(DataDirError::KeyTooOpen(_))));
         }
         assert!(init(dir.path(), "MIKO").is_err());
         assert!(init(&dir.path().join("other"), "bad prefix").is_err());

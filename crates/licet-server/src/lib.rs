@@ -17,6 +17,7 @@ mod data_dir;
 mod durability;
 mod error;
 mod extract;
+pub mod keys;
 mod offline;
 mod outbox;
 mod portal;

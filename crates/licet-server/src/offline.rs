@@ -26,7 +26,7 @@ impl App {
         Ok(GrantAnswer {
             license: LicenseObject::at(&seat.license, seat.seats_used, &seat.product, now),
             binding_id: seat.binding.id.clone(),
-            token: self.signer.issue_offline(&seat, now),
+            token: self.keys.active.issue_offline(&seat, now),
         })
     }
 }

@@ -135,7 +135,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
         }
     };
     let Node { store, backend, loaded, admin_hash, initialised } = node;
-    let public_key = loaded.signer.public_key_hex();
+    let public_key = loaded.keys.active.public_key_hex();
     let outbox = Outbox::new(dir.join("outbox"), &format!("licet@{}", loaded.vendor_prefix.to_lowercase()));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let (limiter, sessions, mail, control, deliverer) = match &backend {
@@ -176,7 +176,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
             Backend::Database(_) => None,
         },
         ledger: Ledger::new(&loaded.vendor_prefix)?,
-        signer: loaded.signer,
+        keys: loaded.keys,
         admin_hash,
         clock: if config.dev_clock { Clock::dev() } else { Clock::system() },
         limiter,
@@ -249,7 +249,7 @@ fn embedded(config: &ServerConfig) -> anyhow::Result<Node> {
     let dir = &config.data_dir;
     let initialised =
         if data_dir::is_initialised(dir) { None } else { Some(data_dir::init(dir, &config.vendor_prefix)?) };
-    let loaded = data_dir::load(dir)?;
+    let loaded = data_dir::load(dir, None)?;
     let admin_hash = loaded.admin_hash.with_context(|| format!("{} has no admin-token.sha256", dir.display()))?;
     let options = SledOptions { must_exist: true, ..SledOptions::default() };
     let store = Arc::new(SledStore::open_with(dir.join("ledger"), options).context("opening the ledger")?);

@@ -24,7 +24,7 @@ fn answer(
 ) -> SessionAnswer {
     SessionAnswer {
         session_id: seat.session.id.clone(),
-        token: app.signer.issue_session(seat, now, nonce),
+        token: app.keys.active.issue_session(seat, now, nonce),
         lease_until: seat.session.lease_until,
         license: LicenseObject::at(&seat.license, seat.sessions_live, &seat.product, now),
     }

@@ -448,3 +448,41 @@ fn readable_sql(_db: &TestInstance, url: &str) -> i64 {
         client.query_one("SELECT count(*) FROM accounts", &[]).await.unwrap().get::<_, i64>(0)
     })
 }
+
+#[test]
+fn a_key_rotation_across_two_nodes_follows_the_key_the_database_records() {
+    let Some(cluster) = Cluster::new() else { return };
+    let (dir0, dir1) = (cluster.dir(0), cluster.dir(1));
+    let keys = |dir: &std::path::Path, args: &[&str]| {
+        let mut all = vec!["keys"];
+        all.extend_from_slice(args);
+        all.extend(["--json", "--database", &cluster.url, "--data-dir", dir.to_str().unwrap()]);
+        licet_server(&all)
+    };
+    // Added on node 0 (recorded in the database), not yet active.
+    let out = keys(&dir0, &["add"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let added: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let kid = added["kid"].as_str().unwrap().to_owned();
+    // Activated before node 1 has the key: node 1 refuses to start and says what to copy.
+    let out = keys(&dir0, &["activate", &kid]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    cluster.refused(&dir1, "copy keys/");
+    let status = Command::new("cp").arg("-a").arg(dir0.join("keys")).arg(&dir1).status().unwrap();
+    assert!(status.success());
+    // Both nodes sign with the new key, which an agent trusting only the first one accepts.
+    let nodes = cluster.nodes(2);
+    let mut trusted = licet_core::TrustedKeys::new();
+    trusted.add_hex(&cluster.public_key).unwrap();
+    for (i, node) in nodes.iter().enumerate() {
+        // This release's agents send the format marker; without it a 0.1.0 token of the oldest key.
+        let body = json!({"email": format!("k{i}@example.com"), "organization": "Org", "product": PRODUCT,
+                          "host": host(&format!("k{i}")), "token_format": 2});
+        let (status, reg) = node.post("/v1/register", body);
+        assert_eq!(status, 201, "{reg}");
+        let claims = trusted.verify(reg["token"].as_str().unwrap()).unwrap().claims().clone();
+        assert_eq!(claims.kid.to_string(), kid, "node {i}");
+        let (_, listed) = node.get("/v1/keys", None);
+        assert_eq!(listed["keys"][1]["active"], true, "{listed}");
+    }
+}

@@ -327,6 +327,15 @@ pub struct KeyObject {
     pub public_key: String,
     /// Whether it signs new tokens.
     pub active: bool,
+    /// Whether it signs nothing any more (what it signed stays valid until its lease ends).
+    #[serde(default)]
+    pub retired: bool,
+    /// The key that endorsed it when it was added (`None` for the first key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endorsed_by: Option<String>,
+    /// That endorsement, as tokens carry it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endorsement: Option<String>,
 }
 
 /// The answer to `GET /v1/keys`.

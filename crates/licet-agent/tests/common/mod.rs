@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 pub const PRODUCT: &str = "call-journal";
 
 /// The `licet-server` binary next to this test's, built first if needed.
-fn server_binary() -> PathBuf {
+pub fn server_binary() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let dir = exe.parent().unwrap().parent().unwrap().to_owned(); // target/<profile>
     let bin = dir.join(format!("licet-server{}", std::env::consts::EXE_SUFFIX));

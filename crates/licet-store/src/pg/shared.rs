@@ -22,6 +22,9 @@ pub struct ServerFacts {
     pub admin_hash: Option<String>,
     /// The vendor prefix of registration numbers.
     pub vendor_prefix: Option<String>,
+    /// The signing key the nodes sign with, once `keys activate` chose one (SPEC §9); before,
+    /// the first.
+    pub active_kid: Option<String>,
 }
 
 /// The cluster's first signing key and settings, as `init` and `migrate` record them.
@@ -129,6 +132,42 @@ impl PgStore {
         })
     }
 
+    /// Records a signing key added to the cluster (`keys add`); a key it knows already is left.
+    pub fn add_signing_key(&self, kid: &str, public_key: &str) -> Result<(), Error> {
+        self.setting_statement(
+            "INSERT INTO signing_keys (kid, public_key) VALUES ($1, $2) ON CONFLICT (kid) DO NOTHING",
+            kid,
+            public_key,
+        )
+    }
+
+    /// Records the signing key every node signs with from its next start (`keys activate`);
+    /// the database must know it.
+    pub fn set_active_key(&self, kid: &str) -> Result<(), Error> {
+        let known = self.server_facts()?.keys.iter().any(|(k, _)| k == kid);
+        if !known {
+            return Err(Error::Database {
+                database: self.name.clone(),
+                message: format!("knows no signing key {kid}: add it with --database first"),
+            });
+        }
+        self.setting_statement(
+            "INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value",
+            "active_kid",
+            kid,
+        )
+    }
+
+    fn setting_statement(&self, sql: &str, a: &str, b: &str) -> Result<(), Error> {
+        let name = self.name.clone();
+        self.block_on(async {
+            let fail = |e: String| Error::Database { database: name.clone(), message: e };
+            let client = self.pool().get().await.map_err(|e| fail(e.to_string()))?;
+            client.execute(sql, &[&a, &b]).await.map_err(|e| fail(e.to_string()))?;
+            Ok(())
+        })
+    }
+
     /// The keys and settings `init` recorded.
     pub fn server_facts(&self) -> Result<ServerFacts, Error> {
         let name = self.name.clone();
@@ -149,7 +188,8 @@ impl PgStore {
             };
             let admin_hash = setting("admin_token_sha256").await?;
             let vendor_prefix = setting("vendor_prefix").await?;
-            Ok(ServerFacts { keys, admin_hash, vendor_prefix })
+            let active_kid = setting("active_kid").await?;
+            Ok(ServerFacts { keys, admin_hash, vendor_prefix, active_kid })
         })
     }
 
