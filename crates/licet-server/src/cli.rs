@@ -229,7 +229,7 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
 fn keys(action: KeysAction, dir: &std::path::Path, database: Option<&str>, json: bool) -> anyhow::Result<()> {
     use crate::keys;
     let db = database.map(licet_store::PgStore::connect).transpose()?;
-    let record = |key: &keys::KeyInfo| -> anyhow::Result<()> {
+    let record = |key: &licet_wire::KeyObject| -> anyhow::Result<()> {
         if let Some(db) = &db {
             db.add_signing_key(&key.kid, &key.public_key)?;
         }

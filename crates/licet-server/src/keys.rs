@@ -46,21 +46,6 @@ struct RingFile {
     keys: Vec<Entry>,
 }
 
-/// A key as `licet-server keys` lists it.
-#[derive(Clone, Debug, Serialize)]
-pub struct KeyInfo {
-    /// 16 hex characters.
-    pub kid: String,
-    /// 64 hex characters.
-    pub public_key: String,
-    /// Whether it signs this release's tokens now (as of the last start: see the module).
-    pub active: bool,
-    /// Whether it signs nothing any more.
-    pub retired: bool,
-    /// The key that endorsed it.
-    pub endorsed_by: Option<String>,
-}
-
 /// The signers a server uses, and the keys it lists.
 pub(crate) struct Keyring {
     /// Signs this release's tokens, refusals and endorsements, with its chain attached.
@@ -160,18 +145,7 @@ impl Keyring {
             .find(|e| e.kid == ring.active)
             .ok_or_else(|| bad(&ring_path(dir), format!("the active key {} is not in the ring", ring.active)))?;
         let legacy_entry = ring.keys.iter().find(|e| !e.retired).unwrap_or(active_entry);
-        let listing = ring
-            .keys
-            .iter()
-            .map(|e| KeyObject {
-                kid: e.kid.clone(),
-                public_key: e.public_key.clone(),
-                active: e.kid == ring.active,
-                retired: e.retired,
-                endorsed_by: e.endorsed_by.clone(),
-                endorsement: e.endorsement.clone(),
-            })
-            .collect();
+        let listing = objects(&ring);
         Ok(Keyring {
             active: signer_of(dir, active_entry)?.with_chain(chain(&ring, &ring.active)),
             legacy: signer_of(dir, legacy_entry)?,
@@ -181,26 +155,30 @@ impl Keyring {
     }
 }
 
-fn info(ring: &RingFile) -> Vec<KeyInfo> {
+/// The keys as `GET /v1/keys` and `licet-server keys` list them: whether each is active (in the
+/// ring; a cluster's database may choose another, see [`Keyring::load`]) or retired, and its
+/// endorsement.
+fn objects(ring: &RingFile) -> Vec<KeyObject> {
     ring.keys
         .iter()
-        .map(|e| KeyInfo {
+        .map(|e| KeyObject {
             kid: e.kid.clone(),
             public_key: e.public_key.clone(),
             active: e.kid == ring.active,
             retired: e.retired,
             endorsed_by: e.endorsed_by.clone(),
+            endorsement: e.endorsement.clone(),
         })
         .collect()
 }
 
 /// `keys list`.
-pub fn list(dir: &Path) -> Result<Vec<KeyInfo>, DataDirError> {
-    Ok(info(&read_ring(dir)?))
+pub fn list(dir: &Path) -> Result<Vec<KeyObject>, DataDirError> {
+    Ok(objects(&read_ring(dir)?))
 }
 
 /// `keys add`: a new key, endorsed by the active one from `now` on, not yet active.
-pub fn add(dir: &Path, now: DateTime<Utc>) -> Result<KeyInfo, DataDirError> {
+pub fn add(dir: &Path, now: DateTime<Utc>) -> Result<KeyObject, DataDirError> {
     let mut ring = read_ring(dir)?;
     let active = ring.keys.iter().find(|e| e.kid == ring.active).cloned();
     let active = active.ok_or_else(|| bad(&ring_path(dir), "no active key"))?;
@@ -223,7 +201,7 @@ pub fn add(dir: &Path, now: DateTime<Utc>) -> Result<KeyInfo, DataDirError> {
         retired: false,
     });
     write_ring(dir, &ring)?;
-    info(&ring).into_iter().find(|k| k.kid == kid).ok_or_else(|| bad(&ring_path(dir), "the new key vanished"))
+    objects(&ring).into_iter().find(|k| k.kid == kid).ok_or_else(|| bad(&ring_path(dir), "the new key vanished"))
 }
 
 /// `keys activate KID`.

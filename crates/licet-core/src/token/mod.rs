@@ -26,7 +26,7 @@ use crate::codec;
 use crate::error::{Code, Error};
 use crate::host::HostDigest;
 use crate::ledger::{Seat, SessionSeat};
-use crate::model::{LicenseKind, Time};
+use crate::model::{License, LicenseKind, Product, Time};
 use encoding::{MAX_TOKEN_BYTES, SIGNATURE_LEN};
 
 /// Most endorsement links followed from a token to a trusted key.
@@ -127,51 +127,46 @@ pub struct Claims {
 }
 
 impl Claims {
-    /// The claims for a seat issued at `now` by key `kid`.
-    pub fn for_seat(seat: &Seat, kid: KeyId, now: Time) -> Claims {
+    /// What any token of `license` of `product` for `host`, issued at `now` by key `kid`,
+    /// states — with the product's offline lease (never past the term) and refresh interval.
+    fn of_license(license: &License, product: &Product, host: HostDigest, kid: KeyId, now: Time) -> Claims {
         let issued_at = now.timestamp();
-        let lease = issued_at + i64::from(seat.product.offline_lease_hours) * 3600;
-        let expires_at = seat.license.expires_at.map(|t| t.timestamp());
-        let term_end = seat.license.term_end(&seat.product).map(|t| t.timestamp());
+        let lease = issued_at + i64::from(product.offline_lease_hours) * 3600;
+        let expires_at = license.expires_at.map(|t| t.timestamp());
+        let term_end = license.term_end(product).map(|t| t.timestamp());
         Claims {
             kid,
-            license_id: seat.license.id.clone(),
-            product: seat.product.id.clone(),
-            kind: seat.license.kind,
-            host: seat.binding.host.fingerprint.digest(),
+            license_id: license.id.clone(),
+            product: product.id.clone(),
+            kind: license.kind,
+            host,
             issued_at,
             lease_until: term_end.map_or(lease, |e| e.min(lease)),
             expires_at,
-            clock_tolerance_minutes: seat.product.clock_tolerance_minutes,
+            clock_tolerance_minutes: product.clock_tolerance_minutes,
             grace_until: term_end.filter(|end| Some(*end) != expires_at),
-            refresh_after: Some(seat.product.refresh_hours.saturating_mul(3600)),
-            features: seat.license.features_granted(&seat.product),
+            refresh_after: Some(product.refresh_hours.saturating_mul(3600)),
+            features: license.features_granted(product),
             nonce: None,
             session: None,
         }
+    }
+
+    /// The claims for a seat issued at `now` by key `kid`.
+    pub fn for_seat(seat: &Seat, kid: KeyId, now: Time) -> Claims {
+        Claims::of_license(&seat.license, &seat.product, seat.binding.host.fingerprint.digest(), kid, now)
     }
 
     /// The claims for a floating session issued at `now` by key `kid`: valid on the host that
     /// checked it out until the session's lease ends (its term capped it already); refreshed by
     /// heartbeat at half of what is left.
     pub fn for_session(seat: &SessionSeat, kid: KeyId, now: Time) -> Claims {
-        let expires_at = seat.license.expires_at.map(|t| t.timestamp());
-        let term_end = seat.license.term_end(&seat.product).map(|t| t.timestamp());
+        let host = seat.session.host.fingerprint.digest();
         Claims {
-            kid,
-            license_id: seat.license.id.clone(),
-            product: seat.product.id.clone(),
-            kind: seat.license.kind,
-            host: seat.session.host.fingerprint.digest(),
-            issued_at: now.timestamp(),
             lease_until: seat.session.lease_until.timestamp(),
-            expires_at,
-            clock_tolerance_minutes: seat.product.clock_tolerance_minutes,
-            grace_until: term_end.filter(|end| Some(*end) != expires_at),
             refresh_after: None,
-            features: seat.license.features_granted(&seat.product),
-            nonce: None,
             session: Some(seat.session.id.clone()),
+            ..Claims::of_license(&seat.license, &seat.product, host, kid, now)
         }
     }
 
