@@ -156,14 +156,21 @@ impl Agent {
         let number = self.require_number(Code::NotActivated)?;
         licet_core::model::validate_product_id(product)?;
         let request = OfflineRequest { number: number.into(), product: product.to_owned(), host: self.host().clone() };
-        Ok(request.encode())
+        let text = request.encode();
+        if text.len() > licet_core::offline::MAX_REQUEST_CHARS {
+            let why = "longer than 2 KB: give this host a shorter name";
+            return Err(Error::Local(licet_core::Error::input("request", why)));
+        }
+        Ok(text)
     }
 
     /// Verifies the token an air-gapped activation answered with (trusted keys, this host, the
     /// clock rules) and caches it: `check` then passes without a server until its lease ends.
     pub fn offline_install(&self, token: &str) -> Result<Grant, Error> {
         let mut st = self.state()?;
-        let verdict = st.policy.install(self.now(), token.trim());
+        // Line breaks or spaces a mail program added are not part of a token.
+        let token: String = token.chars().filter(|c| !c.is_whitespace()).collect();
+        let verdict = st.policy.install(self.now(), &token);
         self.persist(&mut st, false)?;
         verdict.map(|e| Grant::new(e, Source::Cache)).map_err(Error::from)
     }

@@ -69,6 +69,9 @@ fn the_air_gapped_round_trip_works_sixty_days_offline_and_counts_seats() {
     let check = ok(vault.at(&days_from_now(59)).check());
     assert_eq!(check["source"], "cache");
     refused(vault.at(&days_from_now(61)).check(), 3003);
+    // A token that would not pass (here: installed again after its lease) is refused.
+    refused(vault.at(&days_from_now(61)).run(&["offline-install", &token]), 3003);
+    assert_eq!(ok(vault.run(&["token", "--product", PRODUCT]))["token"], json!(token));
 
     // Seats count as online: office holds the trial, the vault the paid seat; a third host is 1051.
     let third = air_gapped(&Host::new(tmp.path().join("third"), "third", &server));

@@ -16,6 +16,7 @@ use sha2::{Digest, Sha256};
 use crate::codec;
 use crate::credential::Secret;
 use crate::error::Error;
+use crate::host::Fingerprint;
 use crate::ledger::HostCommand;
 use crate::model::Host;
 
@@ -63,9 +64,12 @@ impl OfflineRequest {
             return Err(damaged());
         }
         let request: OfflineRequest = codec::unpack(payload).map_err(|_| damaged())?;
-        // The host as an online request's would be checked.
-        let host = Host::new(request.host.fingerprint.clone(), &request.host.hostname, &request.host.os)?
-            .with_legacy(request.host.legacy.clone());
+        // The host checked as an online request's is: the fingerprints' components (a checksum
+        // anyone can compute vouches for nothing), the names.
+        let checked = |f: &Fingerprint| Fingerprint::new(f.components().clone());
+        let legacy = request.host.legacy.as_ref().map(checked).transpose()?;
+        let host = Host::new(checked(&request.host.fingerprint)?, &request.host.hostname, &request.host.os)?
+            .with_legacy(legacy);
         Ok(OfflineRequest { host, ..request })
     }
 
@@ -114,7 +118,12 @@ mod tests {
                 Ok(same) => assert_eq!(same, request(), "position {i}"),
             }
         }
-        for bad in [&text[..text.len() - 3], "", "LICET1.", "LICET2.AAAA", "hello", &"A".repeat(5000)] {
+        // Well-formed and checksummed, but with a fingerprint an online request could not send.
+        let mut empty = request();
+        empty.host.fingerprint =
+            codec::unpack(&codec::pack(&std::collections::BTreeMap::<String, String>::new())).unwrap();
+        let forged = empty.encode();
+        for bad in [&text[..text.len() - 3], "", "LICET1.", "LICET2.AAAA", "hello", &"A".repeat(5000), &forged] {
             assert_eq!(OfflineRequest::decode(bad).unwrap_err().code(), crate::error::Code::InvalidRequest, "{bad}");
         }
     }

@@ -438,3 +438,22 @@ fn a_refusal_removes_only_the_token_it_was_about_also_on_disk() {
     assert_eq!(m.policy.token(PRODUCT), Some(trial_token.as_str()));
     assert_eq!(m.disk.tokens.get(PRODUCT), Some(&trial_token));
 }
+
+#[test]
+fn an_installed_token_must_pass_now_and_never_replaces_a_newer_one() {
+    let mut sim = Sim::new();
+    let (mut m, number) = registered(&mut sim, "a", 1);
+    let (seat, older) = sim.activate(&number, &m.host).unwrap();
+    m.wait(&mut sim, Duration::hours(1));
+    let newer = sim.signer.issue(&seat, sim.now);
+    m.policy.install(sim.now, &newer).unwrap();
+    let refused_older = m.policy.install(sim.now, &older).unwrap_err();
+    assert_eq!(refused_older.code(), Code::InvalidRequest);
+    assert_eq!(m.policy.token(PRODUCT), Some(newer.as_str()));
+    // Another host's token is refused as such, and changes nothing either.
+    let mut claims = licet_core::Claims::for_seat(&seat, sim.signer.kid(), sim.now);
+    claims.host = pc("b").fingerprint.digest();
+    let other = sim.signer.sign(&claims, licet_core::TokenFormat::V2);
+    assert_eq!(m.policy.install(sim.now, &other).unwrap_err().code(), Code::HostMismatch);
+    assert_eq!(m.policy.token(PRODUCT), Some(newer.as_str()));
+}

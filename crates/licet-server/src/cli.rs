@@ -126,11 +126,19 @@ enum KeysAction {
     List,
     /// Create a key endorsed by the active one, not yet active (in a cluster, copy the data
     /// directory's `keys/` to every node before activating it).
-    Add,
+    Add {
+        /// Even if agents trusting only the first key could not follow its chain.
+        #[arg(long)]
+        force: bool,
+    },
     /// Make a key the active signer (from the server's, or each node's, next start).
     Activate { kid: String },
     /// `add` then `activate` in one step (a single node).
-    Rotate,
+    Rotate {
+        /// As for `add`.
+        #[arg(long)]
+        force: bool,
+    },
     /// The key signs nothing more; what it signed stays valid until its lease ends. Refused
     /// without `--force` when release-0.1.0 agents would be stranded.
     Retire {
@@ -229,20 +237,38 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
 fn keys(action: KeysAction, dir: &std::path::Path, database: Option<&str>, json: bool) -> anyhow::Result<()> {
     use crate::keys;
     let db = database.map(licet_store::PgStore::connect).transpose()?;
+    // With a cluster's database, the ring first follows what the database says: the key that
+    // endorses, the keys that may be retired.
+    if let Some(db) = &db {
+        let facts = db.server_facts()?;
+        let public_key = keys::list(dir)?.into_iter().find(|k| k.active).map(|k| k.public_key);
+        if !public_key.is_some_and(|key| facts.keys.iter().any(|(_, known)| *known == key)) {
+            anyhow::bail!(
+                "database {} does not know the keys of {}: it is another cluster's",
+                db.name(),
+                dir.display()
+            );
+        }
+        keys::follow_cluster(dir, &keys::ClusterKeys { active: facts.active_kid, retired: facts.retired })?;
+    }
     let record = |key: &licet_wire::KeyObject| -> anyhow::Result<()> {
         if let Some(db) = &db {
             db.add_signing_key(&key.kid, &key.public_key)?;
         }
         Ok(())
     };
+    // The database first: should it fail, the nodes go on as they were.
     let activate = |kid: &str| -> anyhow::Result<()> {
-        keys::activate(dir, kid)?;
+        let key = keys::list(dir)?.into_iter().find(|k| k.kid == kid);
+        let key = key.ok_or_else(|| anyhow::anyhow!("no key {kid}"))?;
+        if key.retired {
+            anyhow::bail!("key {kid} is retired");
+        }
         if let Some(db) = &db {
-            let key = keys::list(dir)?.into_iter().find(|k| k.kid == kid);
-            record(&key.ok_or_else(|| anyhow::anyhow!("no key {kid}"))?)?;
+            record(&key)?;
             db.set_active_key(kid)?;
         }
-        Ok(())
+        Ok(keys::activate(dir, kid)?)
     };
     let (value, text) = match action {
         KeysAction::List => {
@@ -263,8 +289,8 @@ fn keys(action: KeysAction, dir: &std::path::Path, database: Option<&str>, json:
                 .join("\n");
             (serde_json::json!({ "keys": list }), text)
         }
-        KeysAction::Add => {
-            let key = keys::add(dir, chrono::Utc::now())?;
+        KeysAction::Add { force } => {
+            let key = keys::add(dir, chrono::Utc::now(), force)?;
             record(&key)?;
             let text = format!(
                 "added {} ({}), endorsed by {}; not active yet",
@@ -278,8 +304,8 @@ fn keys(action: KeysAction, dir: &std::path::Path, database: Option<&str>, json:
             activate(&kid)?;
             (serde_json::json!({ "active": kid }), format!("{kid} is the active key from the next start"))
         }
-        KeysAction::Rotate => {
-            let key = keys::add(dir, chrono::Utc::now())?;
+        KeysAction::Rotate { force } => {
+            let key = keys::add(dir, chrono::Utc::now(), force)?;
             record(&key)?;
             activate(&key.kid)?;
             let text = format!("{} ({}) is the active key from the next start", key.kid, key.public_key);
@@ -288,6 +314,9 @@ fn keys(action: KeysAction, dir: &std::path::Path, database: Option<&str>, json:
         KeysAction::Retire { kid, force } => match keys::retire(dir, &kid, force)? {
             keys::Retire::WouldStrand(warning) => anyhow::bail!("{warning} (retire it anyway with --force)"),
             keys::Retire::Done(warning) => {
+                if let Some(db) = &db {
+                    db.retire_signing_key(&kid)?;
+                }
                 if let Some(warning) = warning {
                     eprintln!("warning: {warning}");
                 }

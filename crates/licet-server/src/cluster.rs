@@ -34,7 +34,8 @@ pub(crate) fn node(dir: &std::path::Path, url: &str) -> anyhow::Result<Node> {
         tracing::info!(from, to, database = db.name(), "database schema brought up to date");
     }
     let facts = db.server_facts()?;
-    let loaded = data_dir::load(dir, facts.active_kid.as_deref())?;
+    let cluster = crate::keys::ClusterKeys { active: facts.active_kid.clone(), retired: facts.retired.clone() };
+    let loaded = data_dir::load(dir, Some(&cluster))?;
     let public_key = loaded.keys.active.public_key_hex();
     if !facts.keys.iter().any(|(_, key)| *key == public_key) {
         anyhow::bail!(

@@ -178,12 +178,12 @@ pub(crate) fn read_secret(key_path: &Path) -> Result<[u8; 32], DataDirError> {
     unhex::<32>(&secret).ok_or_else(|| bad(key_path, "not 64 hex characters"))
 }
 
-/// Loads an initialised data directory; `active` is a cluster database's choice of signing key.
-pub(crate) fn load(dir: &Path, active: Option<&str>) -> Result<Loaded, DataDirError> {
+/// Loads an initialised data directory; `cluster` is what a cluster's database says of its keys.
+pub(crate) fn load(dir: &Path, cluster: Option<&crate::keys::ClusterKeys>) -> Result<Loaded, DataDirError> {
     let server_path = dir.join("server.json");
     let server: ServerFile = serde_json::from_slice(&std::fs::read(&server_path).map_err(|e| bad(&server_path, e))?)
         .map_err(|e| bad(&server_path, e))?;
-    let keys = crate::keys::Keyring::load(dir, active)?;
+    let keys = crate::keys::Keyring::load(dir, cluster)?;
     let hash_path = dir.join("admin-token.sha256");
     let admin_hash = match std::fs::read_to_string(&hash_path) {
         Ok(hash) => Some(unhex::<32>(&hash).ok_or_else(|| bad(&hash_path, "not 64 hex characters"))?),

@@ -126,18 +126,51 @@ fn chain(ring: &RingFile, kid: &str) -> Vec<String> {
     links
 }
 
-impl Keyring {
-    /// The keys of `dir`, with `active` (a cluster's database's choice) instead of the ring's.
-    pub(crate) fn load(dir: &Path, active: Option<&str>) -> Result<Keyring, DataDirError> {
-        let mut ring = read_ring(dir)?;
-        if let Some(kid) = active {
-            if !ring.keys.iter().any(|e| e.kid == kid) {
-                return Err(bad(
-                    &ring_path(dir),
-                    format!("the cluster's active key {kid} is not here: copy keys/ from the node where it was added"),
-                ));
+/// What a cluster's database says of its keys, which a node's ring follows.
+#[derive(Clone, Debug, Default)]
+pub struct ClusterKeys {
+    /// The active key, once `keys activate --database` chose one.
+    pub active: Option<String>,
+    /// The keys retired with `--database`.
+    pub retired: Vec<String>,
+}
+
+/// `ring` as the cluster's database has it: its active key (which must be here and not retired)
+/// and its retired ones.
+fn follow(dir: &Path, ring: &mut RingFile, cluster: &ClusterKeys) -> Result<(), DataDirError> {
+    for entry in &mut ring.keys {
+        entry.retired |= cluster.retired.contains(&entry.kid);
+    }
+    if let Some(kid) = &cluster.active {
+        match ring.keys.iter().find(|e| e.kid == *kid) {
+            None => {
+                let why =
+                    format!("the cluster's active key {kid} is not here: copy keys/ from the node where it was added");
+                return Err(bad(&ring_path(dir), why));
             }
-            ring.active = kid.to_owned();
+            Some(e) if e.retired => {
+                return Err(bad(&ring_path(dir), format!("the cluster's active key {kid} is retired")));
+            }
+            Some(_) => ring.active = kid.clone(),
+        }
+    }
+    Ok(())
+}
+
+/// Writes what a cluster's database says of its keys into the ring of `dir`, before a `keys`
+/// command with `--database` works on it: the key it endorses with, the keys it may retire.
+pub fn follow_cluster(dir: &Path, cluster: &ClusterKeys) -> Result<(), DataDirError> {
+    let mut ring = read_ring(dir)?;
+    follow(dir, &mut ring, cluster)?;
+    write_ring(dir, &ring)
+}
+
+impl Keyring {
+    /// The keys of `dir`, as a cluster's database has them (`cluster`) when there is one.
+    pub(crate) fn load(dir: &Path, cluster: Option<&ClusterKeys>) -> Result<Keyring, DataDirError> {
+        let mut ring = read_ring(dir)?;
+        if let Some(cluster) = cluster {
+            follow(dir, &mut ring, cluster)?;
         }
         let active_entry = ring
             .keys
@@ -177,11 +210,21 @@ pub fn list(dir: &Path) -> Result<Vec<KeyObject>, DataDirError> {
     Ok(objects(&read_ring(dir)?))
 }
 
-/// `keys add`: a new key, endorsed by the active one from `now` on, not yet active.
-pub fn add(dir: &Path, now: DateTime<Utc>) -> Result<KeyObject, DataDirError> {
+/// `keys add`: a new key, endorsed by the active one from `now` on, not yet active. Refused
+/// without `force` when its chain back to the first key would be longer than agents follow.
+pub fn add(dir: &Path, now: DateTime<Utc>, force: bool) -> Result<KeyObject, DataDirError> {
     let mut ring = read_ring(dir)?;
     let active = ring.keys.iter().find(|e| e.kid == ring.active).cloned();
     let active = active.ok_or_else(|| bad(&ring_path(dir), "no active key"))?;
+    if chain(&ring, &active.kid).len() >= MAX_LINKS && !force {
+        let first = ring.keys.first().map_or("the first key", |e| e.kid.as_str());
+        let why = format!(
+            "a new key would be {} endorsements away from {first}, more than agents follow: programs that trust \
+             only {first} would refuse its tokens; build a newer key into them first, or use --force",
+            MAX_LINKS + 1
+        );
+        return Err(bad(&ring_path(dir), why));
+    }
     let endorser = signer_of(dir, &active)?;
     let mut secret = [0u8; 32];
     getrandom::fill(&mut secret).map_err(|e| bad(Path::new("getrandom"), e))?;
@@ -196,7 +239,9 @@ pub fn add(dir: &Path, now: DateTime<Utc>) -> Result<KeyObject, DataDirError> {
         public_key: signer.public_key_hex(),
         file,
         added_at: now.timestamp(),
-        endorsement: Some(endorser.endorse(&signer.public_key(), now)),
+        // From a day before now: a node whose clock runs behind must not issue tokens that the
+        // endorsement does not cover yet (the key did not exist before, so nothing is lost).
+        endorsement: Some(endorser.endorse(&signer.public_key(), now - chrono::Duration::days(1))),
         endorsed_by: Some(active.kid.clone()),
         retired: false,
     });
@@ -265,7 +310,7 @@ mod tests {
         let now = Utc::now();
         let first = Keyring::load(dir.path(), None)?;
         assert_eq!(first.active.kid().to_string(), facts.kid);
-        let second = add(dir.path(), now)?;
+        let second = add(dir.path(), now, false)?;
         assert!(!second.active);
         #[cfg(unix)]
         {
@@ -275,7 +320,7 @@ mod tests {
         }
         activate(dir.path(), &second.kid)?;
         let one_step = Keyring::load(dir.path(), None)?;
-        let third = add(dir.path(), now)?;
+        let third = add(dir.path(), now, false)?;
         activate(dir.path(), &third.kid)?;
         let ring = Keyring::load(dir.path(), None)?;
         assert_eq!(ring.active.kid().to_string(), third.kid);
@@ -314,6 +359,22 @@ mod tests {
         assert_eq!(ring.legacy.kid().to_string(), second.kid);
         assert!(trusted.verify(&ring.active.sign(&claims, licet_core::TokenFormat::V2)).is_ok(), "still endorsed");
         assert!(activate(dir.path(), &facts.kid).is_err(), "a retired key cannot be activated");
+        // Two more rotations make four links; a fifth is refused without --force.
+        for _ in 0..2 {
+            let next = add(dir.path(), now, false)?;
+            activate(dir.path(), &next.kid)?;
+        }
+        assert!(add(dir.path(), now, false).is_err());
+        assert!(add(dir.path(), now, true).is_ok());
+        // A cluster's view wins: its retired keys, its active key (which must be here).
+        let cluster = ClusterKeys { active: Some(second.kid.clone()), retired: vec![third.kid.clone()] };
+        let ring = Keyring::load(dir.path(), Some(&cluster))?;
+        assert_eq!(ring.active.kid().to_string(), second.kid);
+        assert!(ring.listing.iter().any(|k| k.kid == third.kid && k.retired));
+        let gone = ClusterKeys { active: Some("0000000000000000".into()), retired: Vec::new() };
+        assert!(Keyring::load(dir.path(), Some(&gone)).is_err());
+        let retired_active = ClusterKeys { active: Some(third.kid.clone()), retired: vec![third.kid.clone()] };
+        assert!(Keyring::load(dir.path(), Some(&retired_active)).is_err());
         Ok(())
     }
 }

@@ -474,6 +474,7 @@ fn a_key_rotation_across_two_nodes_follows_the_key_the_database_records() {
     let nodes = cluster.nodes(2);
     let mut trusted = licet_core::TrustedKeys::new();
     trusted.add_hex(&cluster.public_key).unwrap();
+    let mut first_kid = String::new();
     for (i, node) in nodes.iter().enumerate() {
         // This release's agents send the format marker; without it a 0.1.0 token of the oldest key.
         let body = json!({"email": format!("k{i}@example.com"), "organization": "Org", "product": PRODUCT,
@@ -484,5 +485,23 @@ fn a_key_rotation_across_two_nodes_follows_the_key_the_database_records() {
         assert_eq!(claims.kid.to_string(), kid, "node {i}");
         let (_, listed) = node.get("/v1/keys", None);
         assert_eq!(listed["keys"][1]["active"], true, "{listed}");
+        first_kid = listed["keys"][0]["kid"].as_str().unwrap().to_owned();
+    }
+    // The first key retired on node 0 (recorded in the database) is retired on node 1 too, whose
+    // ring never heard of it: release 0.1.0's tokens come from the new key on both.
+    drop(nodes);
+    let out = keys(&dir0, &["retire", &first_kid]);
+    assert!(!out.status.success(), "stranding 0.1.0 agents needs --force");
+    let out = keys(&dir0, &["retire", &first_kid, "--force"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let nodes = cluster.nodes(2);
+    let mut new_only = licet_core::TrustedKeys::new();
+    new_only.add_hex(added["public_key"].as_str().unwrap()).unwrap();
+    for (i, node) in nodes.iter().enumerate() {
+        let (_, listed) = node.get("/v1/keys", None);
+        assert_eq!(listed["keys"][0]["retired"], true, "node {i}: {listed}");
+        let (status, reg) = node.register(&format!("old{i}@example.com"), &format!("old{i}"));
+        assert_eq!(status, 201, "{reg}");
+        assert!(new_only.verify(reg["token"].as_str().unwrap()).is_ok(), "node {i}: a 0.1.0 token of the new key");
     }
 }

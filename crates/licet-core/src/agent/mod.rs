@@ -660,12 +660,16 @@ impl Policy {
     /// host, judged by the clock rules, and cached for its product unless it is older than a
     /// token already accepted. It answers no request of this agent, so its time is not trusted
     /// time. The answer is its verdict.
+    /// A token that would not pass now (another host, a lease over, a clock set back) is refused
+    /// and changes nothing, and so is one older than the token cached for its product.
     pub fn install(&mut self, now: Time, token: &str) -> Result<Entitlement, Failure> {
         let verified = self.keys.verify(token).map_err(Failure::Local)?;
         let product = verified.claims().product.clone();
-        match self.judge_token(&verified, &product, now, None).result {
-            Err(e) if matches!(e.code(), Code::TokenInvalid | Code::HostMismatch) => return Err(Failure::Local(e)),
-            _ => {}
+        self.judge_token(&verified, &product, now, self.mark).result.map_err(Failure::Local)?;
+        let cached = self.tokens.get(&product).and_then(|c| c.verified(&self.keys).as_ref().ok());
+        if cached.is_some_and(|c| c.claims().issued_at > verified.claims().issued_at) {
+            let why = "the token cached for this product was issued later: keep it";
+            return Err(Failure::Local(Error::input("token", why)));
         }
         match self.accept(&product, token, now, None) {
             Ok(verdict) => verdict,

@@ -70,6 +70,9 @@ pub(super) async fn activate(
         Ok(answer) => html(StatusCode::OK, page::offline(lang, &session.csrf, "", Some(&answer.token), None)),
         Err(e) if e.code == Code::InternalError => e.into_response(),
         Err(e) if e.code == Code::NoFreeLicense => refuse(StatusCode::CONFLICT, t.offline_no_seat),
-        Err(e) => refuse(StatusCode::BAD_REQUEST, &format!("{} ({} {})", e.message, e.code.number(), e.code.name())),
+        Err(e) => {
+            let status = crate::error::status_of(e.code);
+            refuse(status, &format!("{} ({} {})", e.message, e.code.number(), e.code.name()))
+        }
     }
 }

@@ -175,11 +175,14 @@ SELECT right(doc->>'body', 5) AS code_last_group,
             THEN ARRAY(SELECT jsonb_array_elements_text(doc->'features')) END AS features
 FROM records WHERE kind = 'coupon';
 "#,
-    // 2 → 3: floating licenses (SPEC §11) and air-gapped activation (§8). Licenses show their model, and for a floating one
+    // 2 → 3: floating licenses (SPEC §11), air-gapped activation (§8), retired signing keys
+    // (§9). Licenses show their model, and for a floating one
     // `seats_used` counts the sessions live now; the `sessions` view lists every stored
     // session, `live` saying whether it holds its seat now (dead ones are tidied away at the
     // account's next session command).
     r#"
+ALTER TABLE signing_keys ADD COLUMN retired boolean NOT NULL DEFAULT false;
+
 CREATE OR REPLACE VIEW products AS
 SELECT doc->>'id' AS id,
        doc->>'name' AS name,

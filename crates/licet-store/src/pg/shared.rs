@@ -25,6 +25,8 @@ pub struct ServerFacts {
     /// The signing key the nodes sign with, once `keys activate` chose one (SPEC §9); before,
     /// the first.
     pub active_kid: Option<String>,
+    /// The ids of the keys `keys retire` retired.
+    pub retired: Vec<String>,
 }
 
 /// The cluster's first signing key and settings, as `init` and `migrate` record them.
@@ -134,10 +136,9 @@ impl PgStore {
 
     /// Records a signing key added to the cluster (`keys add`); a key it knows already is left.
     pub fn add_signing_key(&self, kid: &str, public_key: &str) -> Result<(), Error> {
-        self.setting_statement(
+        self.statement(
             "INSERT INTO signing_keys (kid, public_key) VALUES ($1, $2) ON CONFLICT (kid) DO NOTHING",
-            kid,
-            public_key,
+            &[&kid, &public_key],
         )
     }
 
@@ -151,19 +152,24 @@ impl PgStore {
                 message: format!("knows no signing key {kid}: add it with --database first"),
             });
         }
-        self.setting_statement(
+        self.statement(
             "INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value",
-            "active_kid",
-            kid,
+            &[&"active_kid", &kid],
         )
     }
 
-    fn setting_statement(&self, sql: &str, a: &str, b: &str) -> Result<(), Error> {
+    /// Records that a signing key signs nothing more (`keys retire`).
+    pub fn retire_signing_key(&self, kid: &str) -> Result<(), Error> {
+        self.statement("UPDATE signing_keys SET retired = true WHERE kid = $1", &[&kid])
+    }
+
+    /// Runs one statement of the keys' administration (a command line, not a request).
+    fn statement(&self, sql: &str, params: &[&(dyn tokio_postgres::types::ToSql + Sync)]) -> Result<(), Error> {
         let name = self.name.clone();
         self.block_on(async {
             let fail = |e: String| Error::Database { database: name.clone(), message: e };
             let client = self.pool().get().await.map_err(|e| fail(e.to_string()))?;
-            client.execute(sql, &[&a, &b]).await.map_err(|e| fail(e.to_string()))?;
+            client.execute(sql, params).await.map_err(|e| fail(e.to_string()))?;
             Ok(())
         })
     }
@@ -175,10 +181,11 @@ impl PgStore {
             let fail = |e: String| Error::Database { database: name.clone(), message: e };
             let client = self.pool().get().await.map_err(|e| fail(e.to_string()))?;
             let rows = client
-                .query("SELECT kid, public_key FROM signing_keys ORDER BY added_at, kid", &[])
+                .query("SELECT kid, public_key, retired FROM signing_keys ORDER BY added_at, kid", &[])
                 .await
                 .map_err(|e| fail(e.to_string()))?;
             let keys = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+            let retired = rows.iter().filter(|r| r.get::<_, bool>(2)).map(|r| r.get(0)).collect();
             let setting = async |setting: &str| -> Result<Option<String>, Error> {
                 let row = client
                     .query_opt("SELECT value FROM settings WHERE name = $1", &[&setting])
@@ -189,7 +196,7 @@ impl PgStore {
             let admin_hash = setting("admin_token_sha256").await?;
             let vendor_prefix = setting("vendor_prefix").await?;
             let active_kid = setting("active_kid").await?;
-            Ok(ServerFacts { keys, admin_hash, vendor_prefix, active_kid })
+            Ok(ServerFacts { keys, admin_hash, vendor_prefix, active_kid, retired })
         })
     }
 
