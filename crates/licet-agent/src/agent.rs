@@ -250,7 +250,12 @@ impl Agent {
         let Some(change) = st.policy.poll_persist() else { return Ok(()) };
         let patience = if best_effort { CHECK_PATIENCE } else { COMMAND_PATIENCE };
         match self.cache.apply(&change, patience) {
-            Ok(_) => Ok(()),
+            // What the disk holds now, others' changes merged: e.g. a token another program
+            // cached, which a conditional removal of ours left in place.
+            Ok(merged) => {
+                st.policy.load(&merged);
+                Ok(())
+            }
             Err(e) if best_effort => {
                 if !matches!(e, CacheError::Busy(_)) {
                     let warning = format!("{e}; the change is kept in memory and written later");

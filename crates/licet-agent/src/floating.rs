@@ -15,7 +15,7 @@ use licet_core::Code;
 use licet_store::OsEntropy;
 use licet_wire::Empty;
 
-use crate::agent::{Agent, Grant};
+use crate::agent::{Agent, Grant, Source};
 use crate::client::CallError;
 use crate::error::Error;
 
@@ -146,11 +146,13 @@ struct Held {
 fn keep_alive(agent: &Agent, product: &str, held: &Held, stopped: &mpsc::Receiver<()>) {
     loop {
         let wait = match &*held.latest.lock().unwrap_or_else(|e| e.into_inner()) {
-            Ok(grant) => {
+            Ok(grant) if grant.source == Source::Server => {
                 let lease = (grant.lease_until - grant.issued_at).to_std().unwrap_or(Duration::ZERO);
                 (lease / 2).clamp(MOST_EAGER, MOST_PATIENT)
             }
-            Err(_) => RETRY,
+            // No server answered (the cache did), or the seat is not held: soon again, well
+            // before the lease ends.
+            _ => RETRY,
         };
         match stopped.recv_timeout(wait) {
             Err(RecvTimeoutError::Timeout) => {}
@@ -158,8 +160,13 @@ fn keep_alive(agent: &Agent, product: &str, held: &Held, stopped: &mpsc::Receive
         }
         let id = held.id.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let result = agent.renew(product, &id);
-        if let Ok(Some(now_held)) = result.as_ref().map(|g| g.session_id.clone()) {
-            *held.id.lock().unwrap_or_else(|e| e.into_inner()) = now_held;
+        // Only a server's answer names the session now held: the cache holds whatever another
+        // program on the host cached last.
+        if let Ok(grant) = &result
+            && grant.source == Source::Server
+            && let Some(now_held) = &grant.session_id
+        {
+            *held.id.lock().unwrap_or_else(|e| e.into_inner()) = now_held.clone();
         }
         *held.latest.lock().unwrap_or_else(|e| e.into_inner()) = result;
     }

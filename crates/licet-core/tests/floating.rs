@@ -158,7 +158,7 @@ fn sessions_are_the_accounts_own() {
 
 #[test]
 fn a_dead_session_is_kept_an_hour_and_a_seats_coupon_goes_to_the_host_license() {
-    let (mut sim, number) = floating_sim(1, 900);
+    let (mut sim, number) = floating_sim(2, 900);
     let (seat, _) = sim.checkout(&number, &pc("a"), None).unwrap();
     // Dead after its lease, but kept an hour (a server clock stepped back finds it again).
     sim.advance(Duration::seconds(1000));
@@ -178,4 +178,18 @@ fn a_dead_session_is_kept_an_hour_and_a_seats_coupon_goes_to_the_host_license() 
     let host_license = sim.redeem(Some(&number), &host_license).unwrap();
     let more = sim.coupon(Offer::Seats { seats: 2 });
     assert_eq!(sim.redeem(Some(&number), &more).unwrap().id, host_license.id);
+}
+
+#[test]
+fn a_dead_session_whose_seat_went_to_another_stays_dead_when_the_clock_steps_back() {
+    let (mut sim, number) = floating_sim(1, 900);
+    let (first, _) = sim.checkout(&number, &pc("a"), None).unwrap();
+    sim.advance(Duration::seconds(1000));
+    let (second, _) = sim.checkout(&number, &pc("b"), None).unwrap();
+    // A node whose clock runs 200 s behind, or a server clock stepped back: the first session
+    // would be within its lease again — but its seat is the second's now.
+    sim.now -= Duration::seconds(200);
+    check(sim.heartbeat(&number, &first.session.id), Code::SessionExpired);
+    assert_eq!(sim.account(&number).sessions_live(&second.license.id, sim.now), 1);
+    invariants(&sim);
 }

@@ -20,6 +20,8 @@ enum Op {
     Advance(u16),
     /// A `seats` coupon adds to the floating license.
     AddSeats(u8),
+    /// The server's clock steps back (a node of a cluster running behind), in seconds.
+    StepBack(u16),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -29,6 +31,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => any::<u8>().prop_map(Op::Release),
         3 => (1..2400u16).prop_map(Op::Advance),
         1 => (1..3u8).prop_map(Op::AddSeats),
+        1 => (1..600u16).prop_map(Op::StepBack),
     ]
 }
 
@@ -93,6 +96,7 @@ proptest! {
                     }
                 }
                 Op::Advance(secs) => sim.advance(Duration::seconds(i64::from(secs))),
+                Op::StepBack(secs) => sim.now -= Duration::seconds(i64::from(secs)),
                 Op::AddSeats(n) => {
                     let coupon = sim.coupon(Offer::Seats { seats: u32::from(n) });
                     sim.redeem(Some(&number), &coupon).unwrap();

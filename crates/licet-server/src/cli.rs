@@ -261,14 +261,12 @@ fn keys(action: KeysAction, dir: &std::path::Path, database: Option<&str>, json:
     let activate = |kid: &str| -> anyhow::Result<()> {
         let key = keys::list(dir)?.into_iter().find(|k| k.kid == kid);
         let key = key.ok_or_else(|| anyhow::anyhow!("no key {kid}"))?;
-        if key.retired {
-            anyhow::bail!("key {kid} is retired");
-        }
+        keys::activate(dir, kid, true)?;
         if let Some(db) = &db {
             record(&key)?;
             db.set_active_key(kid)?;
         }
-        Ok(keys::activate(dir, kid)?)
+        Ok(keys::activate(dir, kid, false)?)
     };
     let (value, text) = match action {
         KeysAction::List => {
@@ -311,12 +309,14 @@ fn keys(action: KeysAction, dir: &std::path::Path, database: Option<&str>, json:
             let text = format!("{} ({}) is the active key from the next start", key.kid, key.public_key);
             (serde_json::json!({ "kid": key.kid, "public_key": key.public_key, "active": true }), text)
         }
-        KeysAction::Retire { kid, force } => match keys::retire(dir, &kid, force)? {
+        KeysAction::Retire { kid, force } => match keys::retire(dir, &kid, force, true)? {
             keys::Retire::WouldStrand(warning) => anyhow::bail!("{warning} (retire it anyway with --force)"),
             keys::Retire::Done(warning) => {
+                // The database first, as for `activate`.
                 if let Some(db) = &db {
                     db.retire_signing_key(&kid)?;
                 }
+                keys::retire(dir, &kid, force, false)?;
                 if let Some(warning) = warning {
                     eprintln!("warning: {warning}");
                 }

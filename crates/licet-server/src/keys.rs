@@ -177,6 +177,10 @@ impl Keyring {
             .iter()
             .find(|e| e.kid == ring.active)
             .ok_or_else(|| bad(&ring_path(dir), format!("the active key {} is not in the ring", ring.active)))?;
+        if active_entry.retired {
+            let why = format!("the active key {} is retired: activate another one", ring.active);
+            return Err(bad(&ring_path(dir), why));
+        }
         let legacy_entry = ring.keys.iter().find(|e| !e.retired).unwrap_or(active_entry);
         let listing = objects(&ring);
         Ok(Keyring {
@@ -249,14 +253,18 @@ pub fn add(dir: &Path, now: DateTime<Utc>, force: bool) -> Result<KeyObject, Dat
     objects(&ring).into_iter().find(|k| k.kid == kid).ok_or_else(|| bad(&ring_path(dir), "the new key vanished"))
 }
 
-/// `keys activate KID`.
-pub fn activate(dir: &Path, kid: &str) -> Result<(), DataDirError> {
+/// `keys activate KID`; with `dry_run`, only whether it can (the key is here, readable, not
+/// retired).
+pub fn activate(dir: &Path, kid: &str, dry_run: bool) -> Result<(), DataDirError> {
     let mut ring = read_ring(dir)?;
     match ring.keys.iter().find(|e| e.kid == kid) {
         None => return Err(bad(&ring_path(dir), format!("no key {kid}"))),
         Some(e) if e.retired => return Err(bad(&ring_path(dir), format!("key {kid} is retired"))),
         Some(e) => signer_of(dir, e)?,
     };
+    if dry_run {
+        return Ok(());
+    }
     ring.active = kid.to_owned();
     write_ring(dir, &ring)
 }
@@ -270,8 +278,8 @@ pub enum Retire {
     WouldStrand(String),
 }
 
-/// `keys retire KID [--force]`.
-pub fn retire(dir: &Path, kid: &str, force: bool) -> Result<Retire, DataDirError> {
+/// `keys retire KID [--force]`; with `dry_run`, only what it would do.
+pub fn retire(dir: &Path, kid: &str, force: bool, dry_run: bool) -> Result<Retire, DataDirError> {
     let mut ring = read_ring(dir)?;
     if ring.active == kid {
         return Err(bad(&ring_path(dir), format!("key {kid} is active: activate another one first")));
@@ -293,8 +301,10 @@ pub fn retire(dir: &Path, kid: &str, force: bool) -> Result<Retire, DataDirError
         }
         warning = Some(text);
     }
-    ring.keys[position].retired = true;
-    write_ring(dir, &ring)?;
+    if !dry_run {
+        ring.keys[position].retired = true;
+        write_ring(dir, &ring)?;
+    }
     Ok(Retire::Done(warning))
 }
 
@@ -318,10 +328,10 @@ mod tests {
             let mode = std::fs::metadata(dir.path().join(format!("keys/{}.key", second.kid)))?.permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
         }
-        activate(dir.path(), &second.kid)?;
+        activate(dir.path(), &second.kid, false)?;
         let one_step = Keyring::load(dir.path(), None)?;
         let third = add(dir.path(), now, false)?;
-        activate(dir.path(), &third.kid)?;
+        activate(dir.path(), &third.kid, false)?;
         let ring = Keyring::load(dir.path(), None)?;
         assert_eq!(ring.active.kid().to_string(), third.kid);
         assert_eq!(ring.legacy.kid().to_string(), facts.kid, "0.1.0 tokens: the oldest key not retired");
@@ -352,17 +362,17 @@ mod tests {
         println!("token: {direct} characters; one endorsement: {one_link}; two: {}", token.len());
         assert!(direct <= 300 && one_link < direct + 200, "{direct} {one_link}");
         // Retiring the first key strands 0.1.0 agents: refused without --force.
-        assert!(matches!(retire(dir.path(), &facts.kid, false), Ok(Retire::WouldStrand(_))));
-        assert!(retire(dir.path(), &third.kid, true).is_err(), "the active key cannot be retired");
-        assert!(matches!(retire(dir.path(), &facts.kid, true)?, Retire::Done(Some(_))));
+        assert!(matches!(retire(dir.path(), &facts.kid, false, false), Ok(Retire::WouldStrand(_))));
+        assert!(retire(dir.path(), &third.kid, true, false).is_err(), "the active key cannot be retired");
+        assert!(matches!(retire(dir.path(), &facts.kid, true, false)?, Retire::Done(Some(_))));
         let ring = Keyring::load(dir.path(), None)?;
         assert_eq!(ring.legacy.kid().to_string(), second.kid);
         assert!(trusted.verify(&ring.active.sign(&claims, licet_core::TokenFormat::V2)).is_ok(), "still endorsed");
-        assert!(activate(dir.path(), &facts.kid).is_err(), "a retired key cannot be activated");
+        assert!(activate(dir.path(), &facts.kid, false).is_err(), "a retired key cannot be activated");
         // Two more rotations make four links; a fifth is refused without --force.
         for _ in 0..2 {
             let next = add(dir.path(), now, false)?;
-            activate(dir.path(), &next.kid)?;
+            activate(dir.path(), &next.kid, false)?;
         }
         assert!(add(dir.path(), now, false).is_err());
         assert!(add(dir.path(), now, true).is_ok());

@@ -73,6 +73,23 @@ fn tidy(account: &mut Account, now: Time) {
     account.sessions.retain(|s| s.lease_until + KEPT_DEAD > now);
 }
 
+/// Before a checkout takes a seat of `license`: the dead sessions kept beyond the seats still
+/// free lose theirs for good (those that died first), so that a clock behind — a node of a
+/// cluster, a server's clock stepped back — can never find more sessions live than seats.
+fn forfeit_dead(account: &mut Account, license: &License, now: Time) {
+    let live = account.sessions_live(&license.id, now) + 1;
+    let room = license.seats.saturating_sub(live) as usize;
+    let mut dead: Vec<(Time, String)> = account
+        .sessions
+        .iter()
+        .filter(|s| s.license_id == license.id && !s.is_live(now))
+        .map(|s| (s.lease_until, s.id.clone()))
+        .collect();
+    dead.sort();
+    let forfeit: Vec<String> = dead.iter().take(dead.len().saturating_sub(room)).map(|(_, id)| id.clone()).collect();
+    account.sessions.retain(|s| !forfeit.contains(&s.id));
+}
+
 /// The live session `id` of `account`, by index (1055 when it is unknown or dead).
 fn live_session(account: &Account, id: &str, now: Time) -> Result<usize, Error> {
     account.sessions.iter().position(|s| s.id == id && s.is_live(now)).ok_or(Error::Refused(Code::SessionExpired))
@@ -137,6 +154,7 @@ impl Ledger {
             let any_current = account.licenses.iter().filter(floating).any(|l| l.is_current(&product, now));
             return Err(Error::Refused(if any_current { Code::NoFreeLicense } else { Code::LicenseExpired }));
         };
+        forfeit_dead(&mut account, &license, now);
         let session = Session {
             id: new_id("ses_", entropy),
             license_id: license.id.clone(),

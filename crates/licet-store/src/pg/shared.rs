@@ -140,6 +140,7 @@ impl PgStore {
             "INSERT INTO signing_keys (kid, public_key) VALUES ($1, $2) ON CONFLICT (kid) DO NOTHING",
             &[&kid, &public_key],
         )
+        .map(drop)
     }
 
     /// Records the signing key every node signs with from its next start (`keys activate`);
@@ -156,21 +157,26 @@ impl PgStore {
             "INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value",
             &[&"active_kid", &kid],
         )
+        .map(drop)
     }
 
     /// Records that a signing key signs nothing more (`keys retire`).
     pub fn retire_signing_key(&self, kid: &str) -> Result<(), Error> {
-        self.statement("UPDATE signing_keys SET retired = true WHERE kid = $1", &[&kid])
+        let updated = self.statement("UPDATE signing_keys SET retired = true WHERE kid = $1", &[&kid])?;
+        if updated == 0 {
+            let message = format!("knows no signing key {kid}");
+            return Err(Error::Database { database: self.name.clone(), message });
+        }
+        Ok(())
     }
 
     /// Runs one statement of the keys' administration (a command line, not a request).
-    fn statement(&self, sql: &str, params: &[&(dyn tokio_postgres::types::ToSql + Sync)]) -> Result<(), Error> {
+    fn statement(&self, sql: &str, params: &[&(dyn tokio_postgres::types::ToSql + Sync)]) -> Result<u64, Error> {
         let name = self.name.clone();
         self.block_on(async {
             let fail = |e: String| Error::Database { database: name.clone(), message: e };
             let client = self.pool().get().await.map_err(|e| fail(e.to_string()))?;
-            client.execute(sql, params).await.map_err(|e| fail(e.to_string()))?;
-            Ok(())
+            client.execute(sql, params).await.map_err(|e| fail(e.to_string()))
         })
     }
 
