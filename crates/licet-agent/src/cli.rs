@@ -185,6 +185,9 @@ fn describe_license(l: &LicenseObject) -> String {
     if !l.features.is_empty() {
         text.push_str(&format!(", features: {}", l.features.join(", ")));
     }
+    if l.model != licet_core::LicenseModel::Host {
+        text.push_str(&format!(", {} ({} sessions live)", l.model.as_str(), l.sessions_live.unwrap_or(l.seats_used)));
+    }
     if let Some(n) = l.resets_left {
         text.push_str(&format!(", {n} resets left"));
     }

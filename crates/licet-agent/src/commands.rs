@@ -12,7 +12,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::agent::{Agent, Grant, Source};
-use crate::client::CallError;
+use crate::client::{CallError, Client};
 use crate::error::Error;
 
 /// What a customer fills in to register.
@@ -38,9 +38,15 @@ impl Agent {
         bearer: Option<&str>,
         body: Option<&B>,
     ) -> Result<A, Error> {
+        self.first_answer(|client| client.call(path, bearer, body))
+    }
+
+    /// Sends `request` to the servers of the list in order until one answers (a refusal is an
+    /// answer; a fault is not).
+    pub(crate) fn first_answer<A>(&self, request: impl Fn(&Client) -> Result<A, CallError>) -> Result<A, Error> {
         let mut fault = "no license server is configured".to_owned();
         for server in 0..self.server_count() {
-            match self.client(server)?.call(path, bearer, body) {
+            match request(self.client(server)?) {
                 Ok(answer) => return Ok(answer),
                 Err(CallError::Fault(reason)) => fault = reason,
                 Err(refused) => return Err(refused.into()),

@@ -16,7 +16,6 @@ use licet_store::OsEntropy;
 use licet_wire::Empty;
 
 use crate::agent::{Agent, Grant, Source};
-use crate::client::CallError;
 use crate::error::Error;
 
 /// Bounds of the pause between a background session's heartbeats (half the lease, normally).
@@ -64,21 +63,10 @@ impl Agent {
             return Err(Error::Local(licet_core::Error::Refused(Code::SessionExpired)));
         }
         let path = format!("/v1/sessions/{session}");
-        let mut fault = "no license server is configured".to_owned();
-        let mut released = false;
-        for server in 0..self.server_count() {
-            match self.client(server)?.delete::<Empty>(&path, &number) {
-                Ok(_) => released = true,
-                Err(CallError::Refused { code: Code::SessionExpired, .. }) => released = true,
-                Err(CallError::Fault(reason)) => fault = reason,
-                Err(refused) => return Err(refused.into()),
-            }
-            if released {
-                break;
-            }
-        }
-        if !released {
-            return Err(Error::Unreachable(fault));
+        match self.first_answer(|client| client.delete::<Empty>(&path, &number)) {
+            Ok(_) => {}
+            Err(e) if e.code() == Code::SessionExpired => {}
+            Err(e) => return Err(e),
         }
         let mut st = self.state()?;
         if let Some(product) = st.policy.product_of_session(session)

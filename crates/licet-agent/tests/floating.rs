@@ -71,6 +71,8 @@ fn three_hosts_on_two_seats_and_a_silent_hosts_seat_goes_to_the_next_after_its_l
 
     // `a` releases: the seat is free at once, for `b`.
     ok(a.run(&["release", "--session", &session_a]));
+    // A malformed session id never reaches a URL: no such session.
+    refused(a.run(&["release", "--session", "../v1/account"]), 1055);
     refused(a.at(&rfc3339(later)).run(&["heartbeat", "--session", &session_a]), 1055);
     ok(b.at(&rfc3339(later)).run(&["checkout", "--product", PRODUCT]));
 }

@@ -91,8 +91,8 @@ pub fn migrate(dir: &Path, url: &str) -> anyhow::Result<Migration> {
     let registration = Registration::new(&kid, &public_key, &hex::encode(admin_hash), &loaded.vendor_prefix);
     let copied = db.copy_records(&records, &registration)?;
     // Every key of the ring goes with it (the active one first, as `init` records a cluster's).
-    for (other, key) in loaded.keys.public_keys.iter().filter(|(k, _)| *k != kid) {
-        db.add_signing_key(other, key)?;
+    for other in loaded.keys.listing.iter().filter(|k| k.kid != kid) {
+        db.add_signing_key(&other.kid, &other.public_key)?;
     }
     Ok(Migration { database: db.name().to_owned(), records: copied, kid })
 }

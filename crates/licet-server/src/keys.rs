@@ -54,8 +54,6 @@ pub(crate) struct Keyring {
     pub(crate) legacy: TokenSigner,
     /// `GET /v1/keys`.
     pub(crate) listing: Vec<KeyObject>,
-    /// Every key's public half, hex, oldest first (a cluster's database must know the active).
-    pub(crate) public_keys: Vec<(String, String)>,
 }
 
 fn ring_path(dir: &Path) -> PathBuf {
@@ -187,7 +185,6 @@ impl Keyring {
             active: signer_of(dir, active_entry)?.with_chain(chain(&ring, &ring.active)),
             legacy: signer_of(dir, legacy_entry)?,
             listing,
-            public_keys: ring.keys.iter().map(|e| (e.kid.clone(), e.public_key.clone())).collect(),
         })
     }
 }

@@ -59,11 +59,9 @@ pub(super) async fn activate(
     };
     // The request's number must be this account's: the portal answers only for its own.
     let now = portal.app.clock.now();
-    let mine = portal.app.execute::<AccountFound>(now, account_of(&session.credential)).await;
-    let theirs = portal.app.execute::<AccountFound>(now, account_of(request.number.expose())).await;
-    match (mine, theirs) {
-        (Ok(mine), Ok(theirs)) if mine.account.id == theirs.account.id => {}
-        (Err(e), _) | (_, Err(e)) if e.code == Code::InternalError => return e.into_response(),
+    match portal.app.execute::<AccountFound>(now, account_of(request.number.expose())).await {
+        Ok(theirs) if theirs.account.id == session.account() => {}
+        Err(e) if e.code == Code::InternalError => return e.into_response(),
         _ => return refuse(StatusCode::BAD_REQUEST, t.offline_other_account),
     }
     match portal.app.activate_offline(ip, now, &request).await {

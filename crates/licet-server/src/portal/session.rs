@@ -52,6 +52,13 @@ pub(crate) struct Session {
     expires: Instant,
 }
 
+impl Session {
+    /// The id of the account logged in to.
+    pub(crate) fn account(&self) -> &str {
+        &self.account
+    }
+}
+
 /// All open sessions.
 /// Where sessions are kept: in this process, or in the cluster's database (by the SHA-256 of
 /// their ids, so that reading the table does not open a session), where every node sees them.
