@@ -111,6 +111,10 @@ pub struct Agent {
     warning: Mutex<Option<String>>,
     /// The user named in floating sessions' checkouts.
     user: Option<String>,
+    /// The floating sessions this agent checked out and has not released, and their products:
+    /// one program (the local service) may hold several sessions of a product at once, while
+    /// the cache keeps one token per product.
+    pub(crate) opened: Mutex<std::collections::BTreeMap<String, String>>,
 }
 
 impl std::fmt::Debug for Agent {
@@ -192,6 +196,7 @@ impl Agent {
             state: Mutex::new(State { policy }),
             warning: Mutex::new(warning),
             user: config.user,
+            opened: Mutex::new(std::collections::BTreeMap::new()),
         })
     }
 
@@ -341,12 +346,12 @@ impl Agent {
                     HostRequest { registration_number: number.to_owned(), product, host, token_format, nonce };
                 client.call::<_, GrantAnswer>("/v1/activate", None, Some(&request)).map(|a| a.token)
             }
-            AskKind::Checkout { borrow_hours } => {
+            AskKind::Checkout { borrow_hours, user } => {
                 let request = SessionRequest {
                     registration_number: number.to_owned(),
                     product: ask.product.clone(),
                     host: self.host_json(),
-                    user: self.user.clone(),
+                    user: user.clone().or_else(|| self.user.clone()),
                     borrow_hours: *borrow_hours,
                     token_format,
                     nonce,

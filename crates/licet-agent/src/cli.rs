@@ -5,10 +5,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use licet_core::RegistrationNumber;
-use serde_json::{Map, Value, json};
+use serde_json::json;
 
-use crate::{Agent, AgentConfig, Error, Grant, LicenseObject, RegistrationForm};
+use crate::request::{Answer, Request, refusal_json};
+use crate::{Agent, AgentConfig, Error, RegistrationForm};
 
 /// The licet agent: license checks for a vendor's program on this machine.
 #[derive(Debug, Parser)]
@@ -138,88 +138,19 @@ enum Command {
         #[arg(long)]
         session: String,
     },
+    /// Serve this agent to programs on this machine over HTTP on loopback (SPEC §12), until
+    /// SIGTERM or Ctrl-C.
+    #[cfg(feature = "service")]
+    Serve {
+        /// The loopback address and port to listen on (127.0.0.1:0 picks a free port).
+        #[arg(long, default_value = "127.0.0.1:8730")]
+        listen: String,
+    },
 }
 
 fn default_data_dir() -> PathBuf {
     let home = std::env::var_os("LOCALAPPDATA").or_else(|| std::env::var_os("HOME")).unwrap_or_else(|| ".".into());
     PathBuf::from(home).join(".licet")
-}
-
-/// What a command says on success: JSON fields and readable lines.
-struct Said {
-    fields: Map<String, Value>,
-    text: Vec<String>,
-}
-
-impl Said {
-    fn new() -> Said {
-        Said { fields: Map::new(), text: Vec::new() }
-    }
-    fn field(mut self, name: &str, value: Value) -> Said {
-        self.fields.insert(name.to_owned(), value);
-        self
-    }
-    fn line(mut self, line: impl Into<String>) -> Said {
-        self.text.push(line.into());
-        self
-    }
-}
-
-fn to_json<T: serde::Serialize>(value: &T) -> Value {
-    serde_json::to_value(value).unwrap_or(Value::Null)
-}
-
-fn describe_license(l: &LicenseObject) -> String {
-    let at = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%d %H:%M UTC").to_string();
-    let mut text = format!(
-        "{} {} ({} of {} seats used), {}",
-        l.product,
-        l.kind.as_str(),
-        l.seats_used,
-        l.seats,
-        l.expires_at.map_or("perpetual".to_owned(), |t| format!("until {}", at(t)))
-    );
-    if let Some(grace) = l.grace_until.filter(|g| Some(*g) != l.expires_at) {
-        text.push_str(&format!(", grace until {}", at(grace)));
-    }
-    if !l.features.is_empty() {
-        text.push_str(&format!(", features: {}", l.features.join(", ")));
-    }
-    if l.model != licet_core::LicenseModel::Host {
-        text.push_str(&format!(", {} ({} sessions live)", l.model.as_str(), l.sessions_live.unwrap_or(l.seats_used)));
-    }
-    if let Some(n) = l.resets_left {
-        text.push_str(&format!(", {n} resets left"));
-    }
-    text
-}
-
-fn strs(values: &[String]) -> Vec<&str> {
-    values.iter().map(String::as_str).collect()
-}
-
-fn grant_fields(g: &Grant) -> Said {
-    let end = g.expires_at.map_or("perpetual".to_owned(), |t| format!("term until {}", t.format("%Y-%m-%d %H:%M UTC")));
-    let mut said = Said::new().line(format!(
-        "{}: licensed ({}, {}{}), offline until {}, from the {}",
-        g.product,
-        g.kind.as_str(),
-        end,
-        if g.in_grace { ", in its grace period" } else { "" },
-        g.lease_until.format("%Y-%m-%d %H:%M UTC"),
-        if g.source == crate::Source::Server { "server" } else { "cache" }
-    ));
-    if !g.features.is_empty() {
-        said = said.line(format!("features: {}", g.features.join(", ")));
-    }
-    if let Some(session) = &g.session_id {
-        said = said
-            .line(format!("floating session {session}, held until {}", g.lease_until.format("%Y-%m-%d %H:%M:%S UTC")));
-    }
-    if let Value::Object(map) = to_json(g) {
-        said.fields.extend(map);
-    }
-    said
 }
 
 /// Replacements of what the agent measures, for tests and support (SPEC §6): given explicitly,
@@ -241,7 +172,8 @@ pub struct Overrides {
     pub time_evidence: Option<Vec<crate::evidence::Place>>,
 }
 
-fn execute(cli: Cli, overrides: Overrides) -> Result<Said, Error> {
+/// Carries out the command line; `None` when it has printed all it says (`serve`).
+fn execute(cli: Cli, overrides: Overrides) -> Result<Option<Answer>, Error> {
     let json_output = cli.json;
     let user = match &cli.command {
         Command::Checkout { user, .. } => user.clone(),
@@ -258,147 +190,72 @@ fn execute(cli: Cli, overrides: Overrides) -> Result<Said, Error> {
     config.time_evidence = overrides.time_evidence;
     config.user = user;
     let agent = std::sync::Arc::new(Agent::new(config)?);
-    let said = match cli.command {
+    let request = match cli.command {
         Command::Register { email, org, contact, phone, product } => {
-            let form = RegistrationForm { email, organization: org, contact, phone, product };
-            let (number, license) = agent.register(&form)?;
-            Said::new()
-                .field("registration_number", json!(number))
-                .field("license", to_json(&license))
-                .line(format!("registered; your registration number is {number} (it was also e-mailed to you)"))
-                .line(describe_license(&license))
+            Request::Register(RegistrationForm { email, organization: org, contact, phone, product })
         }
-        Command::SetNumber { number, offline: true } => {
-            agent.set_number_offline(&number)?;
-            Said::new()
-                .field("offline", json!(true))
-                .line("number stored (checked for typos only, not with the server)")
+        Command::SetNumber { number, offline } => Request::SetNumber { number, offline },
+        Command::OfflineRequest { product } => Request::OfflineRequest { product },
+        Command::OfflineInstall { token } if token == "-" => {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin().lock(), &mut text)
+                .map_err(|e| Error::Internal(format!("standard input: {e}")))?;
+            Request::OfflineInstall { token: text }
         }
-        Command::OfflineRequest { product } => {
-            let request = agent.offline_request(&product)?;
-            Said::new().field("request", json!(request)).line(request)
-        }
-        Command::OfflineInstall { token } => {
-            let token = match token.as_str() {
-                "-" => {
-                    let mut text = String::new();
-                    std::io::Read::read_to_string(&mut std::io::stdin().lock(), &mut text)
-                        .map_err(|e| Error::Internal(format!("standard input: {e}")))?;
-                    text
-                }
-                _ => token,
-            };
-            grant_fields(&agent.offline_install(&token)?)
-        }
-        Command::SetNumber { number, offline: false } => {
-            let licenses = agent.set_number(&number)?;
-            let mut said = Said::new().field("licenses", to_json(&licenses)).line("number stored");
-            for l in &licenses {
-                said = said.line(describe_license(l));
-            }
-            said
-        }
-        Command::Trial { product } => {
-            let license = agent.trial(&product)?;
-            Said::new().field("license", to_json(&license)).line(describe_license(&license))
-        }
-        Command::Redeem { coupon } => {
-            let license = agent.redeem(&coupon)?;
-            Said::new().field("license", to_json(&license)).line(describe_license(&license))
-        }
-        Command::Check { product, feature } => grant_fields(&agent.check_features(&product, &strs(&feature))?),
-        Command::Verify { token, product, feature } => {
-            grant_fields(&agent.verify_features(&token, &product, &strs(&feature))?)
-        }
-        Command::Status => {
-            let number = agent.number()?;
-            let masked = number.as_deref().and_then(|n| RegistrationNumber::parse(n).ok()).map(|n| n.masked());
-            let mut said = Said::new()
-                .field("registration_number", json!(masked))
-                .line(format!("registration number: {}", masked.as_deref().unwrap_or("none")));
-            let mut products = Vec::new();
-            for (product, verdict) in agent.cached_products()? {
-                match verdict {
-                    Ok(g) => {
-                        let g = grant_fields(&g);
-                        said.text.extend(g.text);
-                        products.push(Value::Object(g.fields));
-                    }
-                    Err(e) => {
-                        said.text.push(format!("{product}: {} ({} {})", e, e.code().number(), e.code().name()));
-                        products.push(json!({"product": product, "code": e.code().number(), "name": e.code().name(), "message": e.to_string()}));
-                    }
-                }
-            }
-            said.field("products", Value::Array(products))
-        }
-        Command::Licenses => {
-            let licenses = agent.licenses()?;
-            let mut said = Said::new().field("licenses", to_json(&licenses));
-            for l in &licenses {
-                said = said.line(describe_license(l));
-            }
-            said
-        }
-        Command::Token { product } => {
-            let token = agent.token(&product)?;
-            Said::new().field("token", json!(token)).line(token)
-        }
-        Command::Deactivate { product } => {
-            agent.deactivate(&product)?;
-            Said::new().line(format!("{product}: this host's seat is free"))
-        }
-        Command::Forget { release } => {
-            agent.forget(release)?;
-            Said::new().line("the registration number and cached licenses were removed from this host")
-        }
+        Command::OfflineInstall { token } => Request::OfflineInstall { token },
+        Command::Trial { product } => Request::Trial { product },
+        Command::Redeem { coupon } => Request::Redeem { coupon },
+        Command::Check { product, feature } => Request::Check { product, features: feature },
+        Command::Verify { token, product, feature } => Request::Verify { token, product, features: feature },
+        Command::Status => Request::Status,
+        Command::Licenses => Request::Licenses,
+        Command::Token { product } => Request::Token { product },
+        Command::Deactivate { product } => Request::Deactivate { product },
+        Command::Forget { release } => Request::Forget { release },
+        Command::Fingerprint => Request::Fingerprint,
         Command::Checkout { product, hold: true, .. } => {
             let session = agent.checkout(&product)?;
-            print_said(json_output, &grant_fields(&session.grant()?));
+            print_answer(json_output, &crate::request::grant_answer(&session.grant()?));
             // Until standard input ends (its contents are ignored).
             let _ = std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink());
             let id = session.id();
             session.release()?;
-            Said::new().field("released", json!(id)).line(format!("session {id} released"))
+            return Ok(Some(Answer::new().field("released", json!(id)).line(format!("session {id} released"))));
         }
-        Command::Checkout { product, borrow_hours, .. } => grant_fields(&agent.open_session(&product, borrow_hours)?),
-        Command::Heartbeat { session } => grant_fields(&agent.heartbeat(&session)?),
-        Command::Release { session } => {
-            agent.release(&session)?;
-            Said::new().line(format!("session {session} released; its seat is free"))
-        }
-        Command::Fingerprint => {
-            let components = agent.fingerprint().components();
-            let mut said = Said::new().field("components", to_json(components));
-            for (k, v) in components {
-                said = said.line(format!("{k}: {v}"));
-            }
-            said
+        Command::Checkout { product, borrow_hours, user, .. } => Request::Checkout { product, borrow_hours, user },
+        Command::Heartbeat { session } => Request::Heartbeat { session },
+        Command::Release { session } => Request::Release { session },
+        #[cfg(feature = "service")]
+        Command::Serve { listen } => {
+            // One line per request on standard error (the library itself installs no logger).
+            let colours = std::io::IsTerminal::is_terminal(&std::io::stderr());
+            let _ =
+                tracing_subscriber::fmt().with_writer(std::io::stderr).with_target(false).with_ansi(colours).try_init();
+            crate::service::serve(agent.clone(), &listen)?;
+            return Ok(None);
         }
     };
+    let answer = agent.perform(request)?;
     if let Some(warning) = agent.take_warning() {
         eprintln!("warning: {warning}");
     }
-    Ok(said)
+    Ok(Some(answer))
 }
 
 /// Prints what a command says: one JSON object, or its lines.
-fn write_said(out: &mut impl Write, json: bool, said: &Said) -> std::io::Result<()> {
+fn write_answer(out: &mut impl Write, json: bool, answer: &Answer) -> std::io::Result<()> {
     if json {
-        let mut fields = Map::new();
-        fields.insert("ok".into(), json!(true));
-        fields.extend(said.fields.clone());
-        writeln!(out, "{}", Value::Object(fields))?;
+        writeln!(out, "{}", answer.json())?;
     } else {
-        said.text.iter().try_for_each(|l| writeln!(out, "{l}"))?;
+        answer.lines().iter().try_for_each(|l| writeln!(out, "{l}"))?;
     }
     out.flush()
 }
 
 /// Prints what a command says before it goes on (`checkout --hold`); a closed output is no
 /// reason to stop holding.
-fn print_said(json: bool, said: &Said) {
-    let _ = write_said(&mut std::io::stdout().lock(), json, said);
+fn print_answer(json: bool, answer: &Answer) {
+    let _ = write_answer(&mut std::io::stdout().lock(), json, answer);
 }
 
 /// Runs the command line: prints the outcome and returns exit code 0 (ok) or 1 (refused).
@@ -412,12 +269,9 @@ pub fn run_with(cli: Cli, overrides: Overrides) -> ExitCode {
     let outcome = execute(cli, overrides);
     let mut out = std::io::stdout().lock();
     let written = match &outcome {
-        Ok(said) => write_said(&mut out, json, said),
-        Err(e) if json => writeln!(
-            out,
-            "{}",
-            json!({"ok": false, "code": e.code().number(), "name": e.code().name(), "message": e.to_string()})
-        ),
+        Ok(Some(answer)) => write_answer(&mut out, json, answer),
+        Ok(None) => Ok(()),
+        Err(e) if json => writeln!(out, "{}", refusal_json(e)),
         Err(e) => {
             drop(out);
             writeln!(std::io::stderr(), "error {} {}: {e}", e.code().number(), e.code().name())

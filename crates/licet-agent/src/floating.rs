@@ -30,16 +30,37 @@ impl Agent {
     /// most the product's `max_borrow_hours`). The grant names the session. Refusals: 1051
     /// when every seat is in use, 2008 without a floating license of the product.
     pub fn open_session(&self, product: &str, borrow_hours: Option<u32>) -> Result<Grant, Error> {
-        let mut st = self.state()?;
-        let step = st.policy.handle_checkout(self.mono(), product, borrow_hours, &mut OsEntropy);
-        self.drive(st, step)
+        self.open_session_as(product, borrow_hours, None)
     }
 
-    /// Extends floating session `session`, whose token this host caches (1055 when the session
-    /// has died or is not this host's). Its new token is cached.
+    /// [`Agent::open_session`] for `user` (shown in the session monitor) instead of the
+    /// configured [`AgentConfig::user`](crate::AgentConfig::user): a program serving several
+    /// users on one host (the local service) checks out a session for each. The agent remembers
+    /// the sessions it opened, so each can be heartbeated and released by its id while the cache
+    /// holds the token of the latest.
+    pub fn open_session_as(
+        &self,
+        product: &str,
+        borrow_hours: Option<u32>,
+        user: Option<&str>,
+    ) -> Result<Grant, Error> {
+        let mut st = self.state()?;
+        let user = user.map(str::to_owned);
+        let step = st.policy.handle_checkout(self.mono(), product, borrow_hours, user, &mut OsEntropy);
+        let grant = self.drive(st, step)?;
+        if let Some(id) = &grant.session_id {
+            self.opened.lock().unwrap_or_else(|e| e.into_inner()).insert(id.clone(), product.to_owned());
+        }
+        Ok(grant)
+    }
+
+    /// Extends floating session `session`, whose token this host caches or which this agent
+    /// checked out (1055 when the session has died or is not this host's). Its new token is
+    /// cached.
     pub fn heartbeat(&self, session: &str) -> Result<Grant, Error> {
         let mut st = self.state()?;
-        let Some(product) = st.policy.product_of_session(session) else {
+        let opened = || self.opened.lock().unwrap_or_else(|e| e.into_inner()).get(session).cloned();
+        let Some(product) = st.policy.product_of_session(session).or_else(opened) else {
             return Err(Error::Local(licet_core::Error::Refused(Code::SessionExpired)));
         };
         let step = st.policy.handle_heartbeat(self.mono(), &product, session, false, &mut OsEntropy);
@@ -68,6 +89,7 @@ impl Agent {
             Err(e) if e.code() == Code::SessionExpired => {}
             Err(e) => return Err(e),
         }
+        self.opened.lock().unwrap_or_else(|e| e.into_inner()).remove(session);
         let mut st = self.state()?;
         if let Some(product) = st.policy.product_of_session(session)
             && let Some(token) = st.policy.token(&product).map(str::to_owned)

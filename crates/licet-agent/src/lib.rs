@@ -33,6 +33,9 @@ mod error;
 pub mod evidence;
 pub mod fingerprint;
 mod floating;
+pub mod request;
+#[cfg(feature = "service")]
+pub mod service;
 
 pub use agent::{Agent, Grant, ProductVerdict, Source};
 pub use commands::RegistrationForm;
@@ -40,3 +43,4 @@ pub use config::AgentConfig;
 pub use error::Error;
 pub use floating::Session;
 pub use licet_wire::LicenseObject;
+pub use request::{Answer, Request};

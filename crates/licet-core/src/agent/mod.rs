@@ -107,6 +107,8 @@ pub enum AskKind {
     Checkout {
         /// Hours to borrow the seat for, offline.
         borrow_hours: Option<u32>,
+        /// The user the session monitor shows; `None`: the agent's own.
+        user: Option<String>,
     },
     /// `POST /v1/sessions/{session}/heartbeat`: extend a floating session.
     Heartbeat {
@@ -417,7 +419,7 @@ impl Policy {
         let foreign = matches!(&local, Some(Err(e)) if matches!(e.code(), Code::TokenInvalid | Code::HostMismatch));
         let kind = match self.session_of(product) {
             Some(session) if !foreign => AskKind::Heartbeat { session, renew: true },
-            Some(_) => AskKind::Checkout { borrow_hours: None },
+            Some(_) => AskKind::Checkout { borrow_hours: None, user: None },
             None => AskKind::Activate,
         };
         let mut ask = self.new_ask(kind, product, number, features, entropy);
@@ -480,12 +482,13 @@ impl Policy {
         mono: Duration,
         product: &str,
         borrow_hours: Option<u32>,
+        user: Option<String>,
         entropy: &mut dyn Entropy,
     ) -> Step {
         let Some(number) = self.number.clone() else {
             return Step::Answer(Err(Failure::Local(Error::Token(Code::NotActivated))));
         };
-        let ask = self.new_ask(AskKind::Checkout { borrow_hours }, product, number, &[], entropy);
+        let ask = self.new_ask(AskKind::Checkout { borrow_hours, user }, product, number, &[], entropy);
         let server = self.next_server(&ask, mono).unwrap_or(0);
         Step::Ask(Ask { server, ..ask })
     }
@@ -543,7 +546,7 @@ impl Policy {
             // (1051 when the seats went to others meanwhile) is signed like an activation's.
             Reply::Refused { .. } if matches!(ask.kind, AskKind::Heartbeat { renew: true, .. }) => {
                 ask.tried.pop();
-                return Step::Ask(Ask { kind: AskKind::Checkout { borrow_hours: None }, ..ask });
+                return Step::Ask(Ask { kind: AskKind::Checkout { borrow_hours: None, user: None }, ..ask });
             }
             Reply::Refused { code, message, proof } => {
                 let number = ask.number.expose();

@@ -59,7 +59,7 @@ impl Net {
         };
         let session = match &ask.kind {
             AskKind::Activate => None,
-            AskKind::Checkout { borrow_hours } => Some(Command::Checkout(Checkout {
+            AskKind::Checkout { borrow_hours, .. } => Some(Command::Checkout(Checkout {
                 number: number.as_str().into(),
                 product: ask.product.clone(),
                 host: host.clone(),
@@ -204,7 +204,7 @@ impl Machine {
     /// A checkout of a floating session of the product, driven to its answer.
     pub fn checkout(&mut self, sim: &mut Sim, net: &Net, borrow_hours: Option<u32>) -> Result<Verdict, Failure> {
         self.asked.clear();
-        let step = self.policy.handle_checkout(self.mono, super::PRODUCT, borrow_hours, &mut self.rng);
+        let step = self.policy.handle_checkout(self.mono, super::PRODUCT, borrow_hours, None, &mut self.rng);
         self.drive(sim, net, step)
     }
 

@@ -1,0 +1,400 @@
+//! The local agent service (SPEC §12, the seed's `mlworker`): one [`Agent`] kept in memory and
+//! offered over HTTP on loopback to the programs of this machine that cannot link Rust — a 1C
+//! configuration through `HTTPConnection`, scripts, other languages.
+//!
+//! `GET /v1/check?product=P[&feature=F…]` and `GET /v1/status` answer the command line's `--json`
+//! objects (200 when ok, 403 refused, 400 malformed); the commands are POSTs with JSON bodies
+//! named as the server's API names its fields. A check answers from the in-memory verified token
+//! (no disk, no network) while it is fresh; a background thread refreshes the host licenses'
+//! tokens when they are due, so a check rarely waits for a server.
+//!
+//! Only loopback addresses are served, and only requests whose `Host` names this machine
+//! (`localhost`, a loopback address): a web page the user opens cannot reach the service
+//! through a DNS name rebound to 127.0.0.1. Commands must declare a JSON body, which a browser
+//! does not send across origins without asking first (and the service never says yes).
+
+use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
+use std::sync::Arc;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, RawQuery, Request as HttpRequest, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use licet_core::Code;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::request::{Request, refusal_json};
+use crate::{Agent, Error, RegistrationForm};
+
+/// The largest request body taken (the longest command, a registration, is far smaller).
+const MAX_BODY: usize = 64 * 1024;
+/// How often the background thread looks for tokens due for a refresh.
+const REFRESH_EVERY: Duration = Duration::from_secs(60);
+
+/// The local service, bound to its address and not yet serving.
+#[derive(Debug)]
+pub struct Service {
+    agent: Arc<Agent>,
+    listener: TcpListener,
+}
+
+impl Service {
+    /// Binds `listen` (`HOST:PORT`; port 0 picks a free one). Every address it names must be a
+    /// loopback address: the service answers with the number's powers to anyone who can reach
+    /// it, so it is never offered to the network (1001 otherwise).
+    pub fn bind(agent: Arc<Agent>, listen: &str) -> Result<Service, Error> {
+        let refuse = |reason: String| Error::Local(licet_core::Error::InvalidInput { field: "listen", reason });
+        let addrs: Vec<SocketAddr> = listen.to_socket_addrs().map_err(|e| refuse(format!("{listen}: {e}")))?.collect();
+        if addrs.is_empty() || addrs.iter().any(|a| !a.ip().is_loopback()) {
+            return Err(refuse(format!("{listen} is not a loopback address: the service is for this machine only")));
+        }
+        let listener = TcpListener::bind(&addrs[..]).map_err(|e| refuse(format!("cannot listen on {listen}: {e}")))?;
+        Ok(Service { agent, listener })
+    }
+
+    /// The address bound (with the real port).
+    pub fn local_addr(&self) -> Result<SocketAddr, Error> {
+        self.listener.local_addr().map_err(|e| Error::Internal(format!("the listening socket: {e}")))
+    }
+
+    /// Serves until `shutdown` completes, then lets requests in flight finish. Blocks the
+    /// calling thread (the service runs its own small runtime).
+    pub fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), Error> {
+        let internal = |what: &str, e: std::io::Error| Error::Internal(format!("{what}: {e}"));
+        self.listener.set_nonblocking(true).map_err(|e| internal("the listening socket", e))?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("licet-service")
+            .enable_all()
+            .build()
+            .map_err(|e| internal("the service's runtime", e))?;
+        let (stop, stopped) = mpsc::channel::<()>();
+        let refresher = {
+            let agent = self.agent.clone();
+            std::thread::Builder::new()
+                .name("licet-refresh".into())
+                .spawn(move || refresh_until(&agent, &stopped))
+                .map_err(|e| internal("the refresh thread", e))?
+        };
+        let app = router(self.agent);
+        let served = runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(self.listener)?;
+            axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+        });
+        drop(stop);
+        let _ = refresher.join();
+        served.map_err(|e| internal("serving", e))
+    }
+}
+
+/// Serves `agent` on `listen` until SIGTERM or Ctrl-C, printing `listening on http://HOST:PORT`
+/// first (SPEC §12).
+pub(crate) fn serve(agent: Arc<Agent>, listen: &str) -> Result<(), Error> {
+    let service = Service::bind(agent, listen)?;
+    let addr = service.local_addr()?;
+    {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "listening on http://{addr}").and_then(|()| out.flush());
+    }
+    tracing::info!("licet-agent serving on http://{addr}");
+    service.run(terminated())?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Completes on SIGTERM or Ctrl-C.
+async fn terminated() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// The background refresh: every [`REFRESH_EVERY`], a check of each cached host license, which
+/// asks a server only when its token is due (SPEC §3). Floating sessions are left to their
+/// holders' heartbeats: refreshing them here would keep a seat whose user has gone.
+fn refresh_until(agent: &Agent, stopped: &mpsc::Receiver<()>) {
+    loop {
+        match stopped.recv_timeout(REFRESH_EVERY) {
+            Err(RecvTimeoutError::Timeout) => {}
+            Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
+        }
+        let Ok(products) = agent.cached_products() else { continue };
+        for (product, verdict) in products {
+            let session = match &verdict {
+                Ok(grant) => grant.session_id.is_some(),
+                Err(_) => agent.state().map(|st| st.policy.session_of(&product).is_some()).unwrap_or(true),
+            };
+            if !session {
+                let _ = agent.check(&product);
+            }
+        }
+        if let Some(warning) = agent.take_warning() {
+            tracing::warn!("{warning}");
+        }
+    }
+}
+
+fn router(agent: Arc<Agent>) -> Router {
+    Router::new()
+        .route("/v1/check", get(check))
+        .route("/v1/status", get(status))
+        .route("/v1/set-number", post(set_number))
+        .route("/v1/register", post(register))
+        .route("/v1/trial", post(trial))
+        .route("/v1/redeem", post(redeem))
+        .route("/v1/deactivate", post(deactivate))
+        .route("/v1/checkout", post(checkout))
+        .route("/v1/heartbeat", post(heartbeat))
+        .route("/v1/release", post(release))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(middleware::from_fn(this_machine_only))
+        .layer(middleware::from_fn(log_request))
+        .with_state(agent)
+}
+
+/// The code an answer carries, for the request's log line.
+#[derive(Clone, Copy)]
+struct Answered(Option<Code>);
+
+/// One log line per request: method, path (queries carry no credentials: bodies are not
+/// logged), status, code, time taken.
+async fn log_request(request: HttpRequest, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let target = request.uri().to_string();
+    let response = next.run(request).await;
+    let code = response.extensions().get::<Answered>().and_then(|a| a.0).map_or(0, Code::number);
+    let micros = started.elapsed().as_micros();
+    tracing::info!("{method} {target} {} code={code} {micros}µs", response.status().as_u16());
+    response
+}
+
+/// Whether `host` (a `Host` header) names this machine: `localhost` or a loopback address,
+/// with any port.
+fn names_this_machine(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or(""),
+        None => host.rsplit_once(':').map_or(host, |(name, port)| match port.parse::<u16>() {
+            Ok(_) => name,
+            Err(_) => host,
+        }),
+    };
+    name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+async fn this_machine_only(request: HttpRequest, next: Next) -> Response {
+    let host = request.headers().get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
+    if !names_this_machine(host) {
+        let why = "the Host header must name this machine (localhost or a loopback address)";
+        return refused(StatusCode::FORBIDDEN, &malformed("host", why));
+    }
+    if request.method() == Method::POST && !declares_json(request.headers()) {
+        return refused(StatusCode::UNSUPPORTED_MEDIA_TYPE, &malformed("body", "send Content-Type: application/json"));
+    }
+    next.run(request).await
+}
+
+fn declares_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"))
+}
+
+fn malformed(field: &'static str, reason: impl Into<String>) -> Error {
+    Error::Local(licet_core::Error::InvalidInput { field, reason: reason.into() })
+}
+
+fn json_response(status: StatusCode, body: &Value, code: Option<Code>) -> Response {
+    let mut response = (status, body.to_string()).into_response();
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response.extensions_mut().insert(Answered(code));
+    response
+}
+
+fn refused(status: StatusCode, e: &Error) -> Response {
+    json_response(status, &refusal_json(e), Some(e.code()))
+}
+
+/// Carries out `request` off the runtime's threads (a check that must ask a server waits for
+/// it) and answers: 200 with the answer, 400 for a malformed request, 500 when the agent itself
+/// failed (its disk), 403 for every refusal.
+async fn answer(agent: Arc<Agent>, request: Request) -> Response {
+    let outcome = tokio::task::spawn_blocking(move || agent.perform(request))
+        .await
+        .unwrap_or_else(|e| Err(Error::Internal(format!("the command failed: {e}"))));
+    match outcome {
+        Ok(answer) => json_response(StatusCode::OK, &answer.json(), None),
+        Err(e) => {
+            let status = match e.code() {
+                Code::InvalidRequest => StatusCode::BAD_REQUEST,
+                Code::InternalError => StatusCode::INTERNAL_SERVER_ERROR,
+                _ => StatusCode::FORBIDDEN,
+            };
+            refused(status, &e)
+        }
+    }
+}
+
+async fn check(State(agent): State<Arc<Agent>>, RawQuery(query): RawQuery) -> Response {
+    let (mut product, mut features) = (None, Vec::new());
+    for (name, value) in form_urlencoded::parse(query.as_deref().unwrap_or("").as_bytes()) {
+        match &*name {
+            "product" => product = Some(value.into_owned()),
+            "feature" => features.push(value.into_owned()),
+            _ => {}
+        }
+    }
+    match product.filter(|p| !p.is_empty()) {
+        Some(product) => answer(agent, Request::Check { product, features }).await,
+        None => refused(StatusCode::BAD_REQUEST, &malformed("product", "give ?product=…")),
+    }
+}
+
+async fn status(State(agent): State<Arc<Agent>>) -> Response {
+    answer(agent, Request::Status).await
+}
+
+async fn not_found() -> Response {
+    refused(StatusCode::NOT_FOUND, &malformed("path", "no such endpoint: see GET /v1/check and GET /v1/status"))
+}
+
+/// A request's body, or why it could not be read (larger than 64 KiB: 413).
+type Body = Result<Bytes, BytesRejection>;
+
+/// Answers a command whose JSON body is read as `T` and turned into a request by `make`; a body
+/// that cannot be read is 1001 (400, or 413 when larger than 64 KiB).
+async fn command<T: DeserializeOwned>(agent: Arc<Agent>, bytes: Body, make: impl FnOnce(T) -> Request) -> Response {
+    let bytes = match bytes {
+        Ok(bytes) => bytes,
+        Err(e) => return refused(e.status(), &malformed("body", e.body_text())),
+    };
+    match serde_json::from_slice::<T>(&bytes) {
+        Ok(fields) => answer(agent, make(fields)).await,
+        Err(e) => refused(StatusCode::BAD_REQUEST, &malformed("body", e.to_string())),
+    }
+}
+
+#[derive(Deserialize)]
+struct NumberBody {
+    registration_number: String,
+    #[serde(default)]
+    offline: bool,
+}
+
+#[derive(Deserialize)]
+struct RegisterBody {
+    email: String,
+    organization: String,
+    contact: Option<String>,
+    phone: Option<String>,
+    product: String,
+}
+
+#[derive(Deserialize)]
+struct ProductBody {
+    product: String,
+}
+
+#[derive(Deserialize)]
+struct CouponBody {
+    coupon: String,
+}
+
+#[derive(Deserialize)]
+struct CheckoutBody {
+    product: String,
+    borrow_hours: Option<u32>,
+    user: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct SessionBody {
+    session_id: String,
+}
+
+async fn set_number(State(agent): State<Arc<Agent>>, bytes: Body) -> Response {
+    command(agent, bytes, |b: NumberBody| Request::SetNumber { number: b.registration_number, offline: b.offline })
+        .await
+}
+
+async fn register(State(agent): State<Arc<Agent>>, bytes: Body) -> Response {
+    command(agent, bytes, |b: RegisterBody| {
+        let RegisterBody { email, organization, contact, phone, product } = b;
+        Request::Register(RegistrationForm { email, organization, contact, phone, product })
+    })
+    .await
+}
+
+async fn trial(State(agent): State<Arc<Agent>>, bytes: Body) -> Response {
+    command(agent, bytes, |b: ProductBody| Request::Trial { product: b.product }).await
+}
+
+async fn redeem(State(agent): State<Arc<Agent>>, bytes: Body) -> Response {
+    command(agent, bytes, |b: CouponBody| Request::Redeem { coupon: b.coupon }).await
+}
+
+async fn deactivate(State(agent): State<Arc<Agent>>, bytes: Body) -> Response {
+    command(agent, bytes, |b: ProductBody| Request::Deactivate { product: b.product }).await
+}
+
+async fn checkout(State(agent): State<Arc<Agent>>, bytes: Body) -> Response {
+    command(agent, bytes, |b: CheckoutBody| Request::Checkout {
+        product: b.product,
+        borrow_hours: b.borrow_hours,
+        user: b.user,
+    })
+    .await
+}
+
+async fn heartbeat(State(agent): State<Arc<Agent>>, bytes: Body) -> Response {
+    command(agent, bytes, |b: SessionBody| Request::Heartbeat { session: b.session_id }).await
+}
+
+async fn release(State(agent): State<Arc<Agent>>, bytes: Body) -> Response {
+    command(agent, bytes, |b: SessionBody| Request::Release { session: b.session_id }).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::names_this_machine;
+
+    #[test]
+    fn only_this_machines_names_pass_as_host() {
+        for host in ["localhost", "LOCALHOST:8730", "127.0.0.1", "127.0.0.1:8730", "127.8.9.1:1", "[::1]", "[::1]:8730"]
+        {
+            assert!(names_this_machine(host), "{host}");
+        }
+        for host in ["", "example.com", "evil.localhost.example.com:8730", "10.0.0.1:8730", "[2001:db8::1]:80", "::1x"]
+        {
+            assert!(!names_this_machine(host), "{host}");
+        }
+    }
+}
