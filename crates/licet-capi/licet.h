@@ -68,7 +68,8 @@ int licet_set_number(const struct licet_agent *agent, const char *number, char *
  * Checks out a session of a floating license of `product` for `user` (`NULL`: the configured
  * one), holding a seat until it is released or its lease passes — the caller heartbeats it
  * with [`licet_heartbeat`] before then (the JSON's `lease_until`). Writes the session's id to
- * `*session_id` (free it with [`licet_string_free`]). 1051 when every seat is in use.
+ * `*session_id` (free it with [`licet_string_free`]), `NULL` when the checkout failed; 1051
+ * when every seat is in use, 1001 when `session_id` and `json` are the same pointer.
  *
  * # Safety
  * As [`licet_check`]; `user` is `NULL` or a NUL-terminated string; `session_id` is `NULL` or

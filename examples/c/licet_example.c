@@ -2,14 +2,15 @@
  *
  *   cc -std=c99 -Wall -I crates/licet-capi examples/c/licet_example.c \
  *      -L target/release -llicet_capi -o licet_example
- *   LD_LIBRARY_PATH=target/release ./licet_example SERVER DATA_DIR PUBLIC_KEY NUMBER PRODUCT [FLOATING_PRODUCT]
+ *   LICET_NUMBER=... LD_LIBRARY_PATH=target/release ./licet_example SERVER DATA_DIR PUBLIC_KEY PRODUCT [FLOATING_PRODUCT]
  *
- * It enters the account's number, checks PRODUCT (and a feature it lacks), then, given a
+ * It enters the account's number (from the environment: a command line is visible to every user
+ * of the machine, and the number is a credential), checks PRODUCT (and a feature it lacks), then, given a
  * FLOATING_PRODUCT, checks out a floating seat, heartbeats and releases it. One line per step:
  * "<step> <code>" and, where the step asked for it, the JSON. CI runs it against a real server
  * (crates/licet-capi/tests/c_example.rs) and checks these lines. */
 #include <stdio.h>
-#include <string.h>
+#include <stdlib.h>
 
 #include "licet.h"
 
@@ -22,12 +23,13 @@ static int report(const char *step, int code, char *json) {
 }
 
 int main(int argc, char **argv) {
-    if (argc < 6) {
-        fprintf(stderr, "usage: %s SERVER DATA_DIR PUBLIC_KEY NUMBER PRODUCT [FLOATING_PRODUCT]\n", argv[0]);
+    const char *number = getenv("LICET_NUMBER");
+    if (argc < 5 || number == NULL) {
+        fprintf(stderr, "usage: LICET_NUMBER=... %s SERVER DATA_DIR PUBLIC_KEY PRODUCT [FLOATING_PRODUCT]\n", argv[0]);
         return 2;
     }
-    const char *server = argv[1], *data_dir = argv[2], *key = argv[3], *number = argv[4], *product = argv[5];
-    const char *floating = argc > 6 ? argv[6] : NULL;
+    const char *server = argv[1], *data_dir = argv[2], *key = argv[3], *product = argv[4];
+    const char *floating = argc > 5 ? argv[5] : NULL;
 
     /* The configuration is JSON; these arguments need no escaping (a real program escapes
      * quotes and backslashes in paths, or writes the JSON with a library). */
@@ -55,9 +57,11 @@ int main(int argc, char **argv) {
     /* Asked for JSON: the same object as `licet-agent --json check`. */
     code = licet_check(agent, product, NULL, &json);
     failed |= report("check_json", code, json) != 0;
+    json = NULL; /* freed by report */
     /* A feature the license lacks: 2009, and why. */
     code = licet_check(agent, product, "telepathy", &json);
     report("check_feature", code, json);
+    json = NULL;
 
     if (floating != NULL) {
         char *session = NULL;
@@ -67,7 +71,7 @@ int main(int argc, char **argv) {
         if (code == 0) {
             failed |= report("heartbeat", licet_heartbeat(agent, session, NULL), NULL) != 0;
             failed |= report("release", licet_release(agent, session, NULL), NULL) != 0;
-            /* Released: the server no longer extends it. */
+            /* Released: this agent no longer holds it. */
             report("heartbeat_after_release", licet_heartbeat(agent, session, NULL), NULL);
         }
         licet_string_free(session);
@@ -77,6 +81,7 @@ int main(int argc, char **argv) {
     report("check_null_product", licet_check(agent, NULL, NULL, NULL), NULL);
     code = licet_status(agent, &json);
     failed |= report("status", code, json) != 0;
+    json = NULL;
 
     licet_agent_free(agent);
     return failed ? 1 : 0;

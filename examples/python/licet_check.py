@@ -41,7 +41,8 @@ def check(lib, agent, product, feature=None):
     """(code, the answer's JSON object)."""
     out = ctypes.c_void_p()
     code = lib.licet_check(agent, product.encode(), feature.encode() if feature else None, ctypes.byref(out))
-    return code, json.loads(take_string(lib, out.value))
+    text = take_string(lib, out.value)
+    return code, json.loads(text) if text else {"name": "internal_error", "message": "no answer"}
 
 
 def main():

@@ -114,7 +114,7 @@ pub struct Agent {
     /// The floating sessions this agent checked out and has not released, and their products:
     /// one program (the local service) may hold several sessions of a product at once, while
     /// the cache keeps one token per product.
-    pub(crate) opened: Mutex<std::collections::BTreeMap<String, String>>,
+    pub(crate) opened: Mutex<std::collections::BTreeMap<String, crate::floating::Opened>>,
 }
 
 impl std::fmt::Debug for Agent {
@@ -311,6 +311,23 @@ impl Agent {
             step = st.policy.handle_check(self.now(), self.mono(), product, &features, &mut OsEntropy);
         }
         self.drive(st, step)
+    }
+
+    /// [`Agent::check_features`] when it is answered at once, from memory — the cached token is
+    /// fresh, or the verdict needs no server — and nothing need be written to disk; `None` when
+    /// answering would ask a server or write the cache (then call `check_features`, off any
+    /// thread that must not block). Never waits for the network or the disk.
+    pub fn check_now(&self, product: &str, features: &[&str]) -> Option<Result<Grant, Error>> {
+        let features: Vec<String> = features.iter().map(|f| (*f).to_owned()).collect();
+        let mut st = self.state.try_lock().ok()?;
+        if st.policy.must_persist() {
+            return None;
+        }
+        match st.policy.handle_check(self.now(), self.mono(), product, &features, &mut OsEntropy) {
+            Step::Answer(result) if !st.policy.must_persist() => Some(result.map(Grant::from).map_err(Error::from)),
+            // What was decided is kept in the policy, written by the next check that may block.
+            Step::Answer(_) | Step::Ask(_) => None,
+        }
     }
 
     /// Runs the policy's steps from `step` until it answers, sending what it asks.

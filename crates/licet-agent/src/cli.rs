@@ -220,6 +220,7 @@ fn execute(cli: Cli, overrides: Overrides) -> Result<Option<Answer>, Error> {
             let _ = std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink());
             let id = session.id();
             session.release()?;
+            warn(&agent);
             return Ok(Some(Answer::new().field("released", json!(id)).line(format!("session {id} released"))));
         }
         Command::Checkout { product, borrow_hours, user, .. } => Request::Checkout { product, borrow_hours, user },
@@ -236,10 +237,15 @@ fn execute(cli: Cli, overrides: Overrides) -> Result<Option<Answer>, Error> {
         }
     };
     let answer = agent.perform(request)?;
+    warn(&agent);
+    Ok(Some(answer))
+}
+
+/// Prints the agent's warning, if it has one (a damaged cache set aside, a write refused).
+fn warn(agent: &Agent) {
     if let Some(warning) = agent.take_warning() {
         eprintln!("warning: {warning}");
     }
-    Ok(Some(answer))
 }
 
 /// Prints what a command says: one JSON object, or its lines.

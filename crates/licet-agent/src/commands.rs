@@ -86,6 +86,7 @@ impl Agent {
 
     /// Stores (or forgets) the number, durably; tokens of another number go with it.
     fn store_number(&self, number: Option<String>) -> Result<(), Error> {
+        self.opened().clear();
         let mut st = self.state()?;
         st.policy.set_number(number);
         self.persist(&mut st, false)

@@ -48,10 +48,29 @@ impl Agent {
         let user = user.map(str::to_owned);
         let step = st.policy.handle_checkout(self.mono(), product, borrow_hours, user, &mut OsEntropy);
         let grant = self.drive(st, step)?;
-        if let Some(id) = &grant.session_id {
-            self.opened.lock().unwrap_or_else(|e| e.into_inner()).insert(id.clone(), product.to_owned());
-        }
+        self.remember(&grant);
         Ok(grant)
+    }
+
+    /// Records the session a server's grant names, with its token (cached now), and forgets the
+    /// sessions whose leases have passed (heartbeating one would be refused: 1055).
+    fn remember(&self, grant: &Grant) {
+        let Some(id) = &grant.session_id else { return };
+        let Ok(st) = self.state() else { return };
+        if grant.source != Source::Server || st.policy.session_of(&grant.product).as_deref() != Some(id.as_str()) {
+            return;
+        }
+        let Some(token) = st.policy.token(&grant.product).map(str::to_owned) else { return };
+        drop(st);
+        let now = self.now();
+        let mut opened = self.opened();
+        opened.retain(|_, o| o.lease_until > now);
+        let held = Opened { product: grant.product.clone(), token, lease_until: grant.lease_until };
+        opened.insert(id.clone(), held);
+    }
+
+    pub(crate) fn opened(&self) -> std::sync::MutexGuard<'_, std::collections::BTreeMap<String, Opened>> {
+        self.opened.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Extends floating session `session`, whose token this host caches or which this agent
@@ -59,12 +78,23 @@ impl Agent {
     /// cached.
     pub fn heartbeat(&self, session: &str) -> Result<Grant, Error> {
         let mut st = self.state()?;
-        let opened = || self.opened.lock().unwrap_or_else(|e| e.into_inner()).get(session).cloned();
+        let opened = || self.opened().get(session).map(|o| o.product.clone());
         let Some(product) = st.policy.product_of_session(session).or_else(opened) else {
             return Err(Error::Local(licet_core::Error::Refused(Code::SessionExpired)));
         };
         let step = st.policy.handle_heartbeat(self.mono(), &product, session, false, &mut OsEntropy);
-        self.drive(st, step)
+        match self.drive(st, step) {
+            Ok(grant) => {
+                self.remember(&grant);
+                Ok(grant)
+            }
+            Err(e) => {
+                if e.code() == Code::SessionExpired {
+                    self.opened().remove(session);
+                }
+                Err(e)
+            }
+        }
     }
 
     /// Keeps floating session `session` of `product` alive: a heartbeat, and if the session died
@@ -89,12 +119,32 @@ impl Agent {
             Err(e) if e.code() == Code::SessionExpired => {}
             Err(e) => return Err(e),
         }
-        self.opened.lock().unwrap_or_else(|e| e.into_inner()).remove(session);
+        let released = self.opened().remove(session);
         let mut st = self.state()?;
-        if let Some(product) = st.policy.product_of_session(session)
-            && let Some(token) = st.policy.token(&product).map(str::to_owned)
+        let cached = st.policy.product_of_session(session);
+        if let Some(product) = &cached
+            && let Some(token) = st.policy.token(product).map(str::to_owned)
         {
-            st.policy.forget_if(&product, &token);
+            st.policy.forget_if(product, &token);
+        }
+        // Another session this agent holds of the product takes the cache's place: a check
+        // goes on passing while one is live.
+        let product = cached.or(released.map(|o| o.product));
+        if let Some(product) = product
+            && st.policy.token(&product).is_none()
+        {
+            let now = self.now();
+            let others: Vec<String> = self
+                .opened()
+                .values()
+                .filter(|o| o.product == product && o.lease_until > now)
+                .map(|o| o.token.clone())
+                .collect();
+            for token in others {
+                if st.policy.install(now, &token).is_ok() {
+                    break;
+                }
+            }
         }
         self.persist(&mut st, false)
     }
@@ -136,6 +186,14 @@ impl Agent {
         }
         Ok(session)
     }
+}
+
+/// A floating session this agent checked out: its product, and its latest token and lease.
+#[derive(Clone, Debug)]
+pub(crate) struct Opened {
+    pub(crate) product: String,
+    token: String,
+    lease_until: chrono::DateTime<chrono::Utc>,
 }
 
 /// Whether `id` looks like a session id (`ses_` and 16 symbols), so that it can go in a URL.

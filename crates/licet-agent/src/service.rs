@@ -4,14 +4,19 @@
 //!
 //! `GET /v1/check?product=P[&feature=F…]` and `GET /v1/status` answer the command line's `--json`
 //! objects (200 when ok, 403 refused, 400 malformed); the commands are POSTs with JSON bodies
-//! named as the server's API names its fields. A check answers from the in-memory verified token
-//! (no disk, no network) while it is fresh; a background thread refreshes the host licenses'
+//! named as the server's API names its fields. A floating license is held by the programs
+//! using it, through checkout, heartbeat and release; a check of it answers from the cache. A
+//! check of a host license answers from the in-memory verified token
+//! (no disk, no network, no thread switch) while it is fresh; a background thread refreshes the host licenses'
 //! tokens when they are due, so a check rarely waits for a server.
 //!
 //! Only loopback addresses are served, and only requests whose `Host` names this machine
-//! (`localhost`, a loopback address): a web page the user opens cannot reach the service
-//! through a DNS name rebound to 127.0.0.1. Commands must declare a JSON body, which a browser
-//! does not send across origins without asking first (and the service never says yes).
+//! (`localhost`, a loopback address), which a DNS name rebound to 127.0.0.1 does not. Requests
+//! a browser makes for a web page (they carry `Origin` or `Sec-Fetch-Site`) are refused, and
+//! commands must declare a JSON body, which a browser does not send across origins without
+//! asking first (and the service never says yes). Any program of this machine may use the
+//! service, as any program that can read the agent's data directory may use the command line
+//! (docs/service.md, "Security").
 
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 use std::sync::Arc;
@@ -21,7 +26,7 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, RawQuery, Request as HttpRequest, State};
+use axum::extract::{DefaultBodyLimit, MatchedPath, RawQuery, Request as HttpRequest, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -44,6 +49,7 @@ const REFRESH_EVERY: Duration = Duration::from_secs(60);
 pub struct Service {
     agent: Arc<Agent>,
     listener: TcpListener,
+    runtime: tokio::runtime::Runtime,
 }
 
 impl Service {
@@ -57,7 +63,16 @@ impl Service {
             return Err(refuse(format!("{listen} is not a loopback address: the service is for this machine only")));
         }
         let listener = TcpListener::bind(&addrs[..]).map_err(|e| refuse(format!("cannot listen on {listen}: {e}")))?;
-        Ok(Service { agent, listener })
+        listener.set_nonblocking(true).map_err(|e| Error::Internal(format!("the listening socket: {e}")))?;
+        // One thread serves every connection: a check answered from memory takes about a
+        // microsecond, and anything that may block (a server asked, the disk written) goes to
+        // the runtime's blocking threads.
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .thread_name("licet-service")
+            .enable_all()
+            .build()
+            .map_err(|e| Error::Internal(format!("the service's runtime: {e}")))?;
+        Ok(Service { agent, listener, runtime })
     }
 
     /// The address bound (with the real port).
@@ -65,17 +80,37 @@ impl Service {
         self.listener.local_addr().map_err(|e| Error::Internal(format!("the listening socket: {e}")))
     }
 
-    /// Serves until `shutdown` completes, then lets requests in flight finish. Blocks the
-    /// calling thread (the service runs its own small runtime).
+    /// A future that completes on SIGTERM or Ctrl-C, its handlers installed now — before the
+    /// caller says it is listening, so that a supervisor's SIGTERM right after is never fatal.
+    pub fn signals(&self) -> Result<impl Future<Output = ()> + Send + 'static, Error> {
+        let _entered = self.runtime.enter();
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let install = |kind| signal(kind).map_err(|e| Error::Internal(format!("signal handler: {e}")));
+            let (mut term, mut interrupt) = (install(SignalKind::terminate())?, install(SignalKind::interrupt())?);
+            Ok(async move {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = interrupt.recv() => {}
+                }
+            })
+        }
+        #[cfg(not(unix))]
+        {
+            Ok(async {
+                // No handler, no stop: Ctrl-C then ends the process as it would have anyway.
+                if tokio::signal::ctrl_c().await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            })
+        }
+    }
+
+    /// Serves until `shutdown` completes, then gives requests in flight [`SHUTDOWN_GRACE`] to
+    /// finish. Blocks the calling thread (the service runs its own small runtime).
     pub fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), Error> {
         let internal = |what: &str, e: std::io::Error| Error::Internal(format!("{what}: {e}"));
-        self.listener.set_nonblocking(true).map_err(|e| internal("the listening socket", e))?;
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("licet-service")
-            .enable_all()
-            .build()
-            .map_err(|e| internal("the service's runtime", e))?;
         let (stop, stopped) = mpsc::channel::<()>();
         let refresher = {
             let agent = self.agent.clone();
@@ -85,53 +120,54 @@ impl Service {
                 .map_err(|e| internal("the refresh thread", e))?
         };
         let app = router(self.agent);
-        let served = runtime.block_on(async move {
-            let listener = tokio::net::TcpListener::from_std(self.listener)?;
-            axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+        let listener = self.listener;
+        let served = self.runtime.block_on(async move {
+            use axum::serve::ListenerExt;
+            // Answers are small and each is written at once: no waiting to fill a segment.
+            let listener = tokio::net::TcpListener::from_std(listener)?.tap_io(|tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
+            let (stopping, mut told) = tokio::sync::watch::channel(false);
+            let graceful = async move {
+                shutdown.await;
+                let _ = stopping.send(true);
+            };
+            // A client that never finishes its request must not hold the service up for ever.
+            let deadline = async move {
+                let _ = told.wait_for(|stopping| *stopping).await;
+                tokio::time::sleep(SHUTDOWN_GRACE).await;
+            };
+            tokio::select! {
+                served = axum::serve(listener, app).with_graceful_shutdown(graceful) => served,
+                () = deadline => Ok(()),
+            }
         });
+        // Commands still running on blocking threads are bounded by the agent's own timeouts.
+        self.runtime.shutdown_timeout(SHUTDOWN_GRACE);
         drop(stop);
         let _ = refresher.join();
         served.map_err(|e| internal("serving", e))
     }
 }
 
+/// How long requests in flight may take to finish once the service is told to stop.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
 /// Serves `agent` on `listen` until SIGTERM or Ctrl-C, printing `listening on http://HOST:PORT`
 /// first (SPEC §12).
 pub(crate) fn serve(agent: Arc<Agent>, listen: &str) -> Result<(), Error> {
     let service = Service::bind(agent, listen)?;
     let addr = service.local_addr()?;
+    let signals = service.signals()?;
     {
         use std::io::Write;
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "listening on http://{addr}").and_then(|()| out.flush());
     }
     tracing::info!("licet-agent serving on http://{addr}");
-    service.run(terminated())?;
+    service.run(signals)?;
     tracing::info!("stopped");
     Ok(())
-}
-
-/// Completes on SIGTERM or Ctrl-C.
-async fn terminated() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = tokio::signal::ctrl_c() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }
 
 /// The background refresh: every [`REFRESH_EVERY`], a check of each cached host license, which
@@ -172,6 +208,7 @@ fn router(agent: Arc<Agent>) -> Router {
         .route("/v1/heartbeat", post(heartbeat))
         .route("/v1/release", post(release))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(middleware::from_fn(this_machine_only))
         .layer(middleware::from_fn(log_request))
@@ -182,12 +219,23 @@ fn router(agent: Arc<Agent>) -> Router {
 #[derive(Clone, Copy)]
 struct Answered(Option<Code>);
 
-/// One log line per request: method, path (queries carry no credentials: bodies are not
-/// logged), status, code, time taken.
+/// One log line per request: method, the route (with the product and features of a check;
+/// nothing else a client put in the URL, nor any body: no credential reaches the log), status,
+/// code, time taken.
 async fn log_request(request: HttpRequest, next: Next) -> Response {
     let started = Instant::now();
     let method = request.method().clone();
-    let target = request.uri().to_string();
+    let mut target = match request.extensions().get::<MatchedPath>() {
+        Some(route) => route.as_str().to_owned(),
+        None => "(no such route)".to_owned(),
+    };
+    if target == "/v1/check" {
+        let (product, features) = check_query(request.uri().query());
+        target.push_str(&format!(" product={}", product.as_deref().unwrap_or("-")));
+        for feature in features {
+            target.push_str(&format!(" feature={feature}"));
+        }
+    }
     let response = next.run(request).await;
     let code = response.extensions().get::<Answered>().and_then(|a| a.0).map_or(0, Code::number);
     let micros = started.elapsed().as_micros();
@@ -199,7 +247,11 @@ async fn log_request(request: HttpRequest, next: Next) -> Response {
 /// with any port.
 fn names_this_machine(host: &str) -> bool {
     let name = match host.strip_prefix('[') {
-        Some(rest) => rest.split(']').next().unwrap_or(""),
+        Some(rest) => match rest.split_once(']') {
+            Some((name, "")) => name,
+            Some((name, port)) if port.strip_prefix(':').is_some_and(|p| p.parse::<u16>().is_ok()) => name,
+            _ => return false,
+        },
         None => host.rsplit_once(':').map_or(host, |(name, port)| match port.parse::<u16>() {
             Ok(_) => name,
             Err(_) => host,
@@ -214,10 +266,22 @@ async fn this_machine_only(request: HttpRequest, next: Next) -> Response {
         let why = "the Host header must name this machine (localhost or a loopback address)";
         return refused(StatusCode::FORBIDDEN, &malformed("host", why));
     }
+    if from_a_web_page(request.headers()) {
+        let why = "requests from web pages are refused: the service is for programs on this machine";
+        return refused(StatusCode::FORBIDDEN, &malformed("origin", why));
+    }
     if request.method() == Method::POST && !declares_json(request.headers()) {
         return refused(StatusCode::UNSUPPORTED_MEDIA_TYPE, &malformed("body", "send Content-Type: application/json"));
     }
     next.run(request).await
+}
+
+/// Whether a browser sent the request on a web page's behalf: browsers name the page's origin
+/// (`Origin`) or say where the request came from (`Sec-Fetch-Site`) — even for an image or a
+/// form; the programs the service is for (a 1C platform, curl, scripts) send neither.
+fn from_a_web_page(headers: &HeaderMap) -> bool {
+    let site = headers.get("sec-fetch-site").map(|v| v.as_bytes());
+    headers.contains_key(header::ORIGIN) || site.is_some_and(|s| s != b"none")
 }
 
 fn declares_json(headers: &HeaderMap) -> bool {
@@ -243,13 +307,26 @@ fn refused(status: StatusCode, e: &Error) -> Response {
     json_response(status, &refusal_json(e), Some(e.code()))
 }
 
-/// Carries out `request` off the runtime's threads (a check that must ask a server waits for
-/// it) and answers: 200 with the answer, 400 for a malformed request, 500 when the agent itself
-/// failed (its disk), 403 for every refusal.
+/// Carries out `request` — a check answered from memory at once, anything else on a blocking
+/// thread (a server asked, the disk written) — and answers: 200 with the answer, 400 for a
+/// malformed request, 500 when the agent itself failed (its disk), 403 for every refusal.
 async fn answer(agent: Arc<Agent>, request: Request) -> Response {
-    let outcome = tokio::task::spawn_blocking(move || agent.perform(request))
-        .await
-        .unwrap_or_else(|e| Err(Error::Internal(format!("the command failed: {e}"))));
+    let now = match &request {
+        // A floating license is held through checkouts and heartbeats by the programs using
+        // it: a check says whether a session of this host is live, and never heartbeats one
+        // (it may be another user's, whose program has gone) nor checks one out.
+        Request::Check { product, features } if agent.holds_session(product) => {
+            Some(agent.session_verdict(product, features))
+        }
+        Request::Check { product, features } => agent.check_answer_now(product, features),
+        _ => None,
+    };
+    let outcome = match now {
+        Some(outcome) => outcome,
+        None => tokio::task::spawn_blocking(move || agent.perform(request))
+            .await
+            .unwrap_or_else(|e| Err(Error::Internal(format!("the command failed: {e}")))),
+    };
     match outcome {
         Ok(answer) => json_response(StatusCode::OK, &answer.json(), None),
         Err(e) => {
@@ -263,16 +340,22 @@ async fn answer(agent: Arc<Agent>, request: Request) -> Response {
     }
 }
 
-async fn check(State(agent): State<Arc<Agent>>, RawQuery(query): RawQuery) -> Response {
+/// The product and features of a check's query string.
+fn check_query(query: Option<&str>) -> (Option<String>, Vec<String>) {
     let (mut product, mut features) = (None, Vec::new());
-    for (name, value) in form_urlencoded::parse(query.as_deref().unwrap_or("").as_bytes()) {
+    for (name, value) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
         match &*name {
             "product" => product = Some(value.into_owned()),
             "feature" => features.push(value.into_owned()),
             _ => {}
         }
     }
-    match product.filter(|p| !p.is_empty()) {
+    (product.filter(|p| !p.is_empty()), features)
+}
+
+async fn check(State(agent): State<Arc<Agent>>, RawQuery(query): RawQuery) -> Response {
+    let (product, features) = check_query(query.as_deref());
+    match product {
         Some(product) => answer(agent, Request::Check { product, features }).await,
         None => refused(StatusCode::BAD_REQUEST, &malformed("product", "give ?product=…")),
     }
@@ -280,6 +363,10 @@ async fn check(State(agent): State<Arc<Agent>>, RawQuery(query): RawQuery) -> Re
 
 async fn status(State(agent): State<Arc<Agent>>) -> Response {
     answer(agent, Request::Status).await
+}
+
+async fn method_not_allowed() -> Response {
+    refused(StatusCode::METHOD_NOT_ALLOWED, &malformed("method", "GET for check and status, POST for the commands"))
 }
 
 async fn not_found() -> Response {

@@ -123,15 +123,29 @@ fn the_service_answers_checks_and_commands_and_keeps_answering_without_its_serve
     let (a, b) = (first["session_id"].as_str().unwrap(), second["session_id"].as_str().unwrap());
     assert_ne!(a, b);
     refused(service.post("/v1/checkout", json!({"product": "softphone", "user": "sidorov"})), 403, 1051);
+    // Both heartbeat by id; then the one whose token is cached now (b's) is released, and a
+    // check of the product still passes, on a's session.
     assert_eq!(ok(service.post("/v1/heartbeat", json!({"session_id": a})))["session_id"], json!(a));
-    ok(service.post("/v1/release", json!({"session_id": a})));
-    refused(service.post("/v1/heartbeat", json!({"session_id": a})), 403, 1055);
+    assert_eq!(ok(service.post("/v1/heartbeat", json!({"session_id": b})))["session_id"], json!(b));
+    ok(service.post("/v1/release", json!({"session_id": b})));
+    let check = ok(service.get("/v1/check?product=softphone"));
+    assert_eq!((check["session_id"].clone(), check["source"].clone()), (json!(a), json!("cache")));
+    refused(service.post("/v1/heartbeat", json!({"session_id": b})), 403, 1055);
     ok(service.post("/v1/checkout", json!({"product": "softphone", "user": "sidorov"})));
     let account = server.get("/v1/account", &number);
     let mut users: Vec<&str> =
         account["sessions"].as_array().unwrap().iter().map(|s| s["user"].as_str().unwrap()).collect();
     users.sort_unstable();
-    assert_eq!(users, ["petrov", "sidorov"], "{account}");
+    assert_eq!(users, ["ivanov", "sidorov"], "{account}");
+    // Session a released in the portal: the server refuses its heartbeat (the agent still held it).
+    let http: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    let released = http
+        .delete(format!("{}/v1/sessions/{a}", server.url))
+        .header("Authorization", format!("Bearer {number}"))
+        .call()
+        .unwrap();
+    assert_eq!(released.status().as_u16(), 200);
+    refused(service.post("/v1/heartbeat", json!({"session_id": a})), 403, 1055);
 
     // Malformed requests: 400/404/413/415 with 1001, never a 5xx; a foreign Host is refused.
     refused(service.get("/v1/check"), 400, 1001);
@@ -146,6 +160,19 @@ fn the_service_answers_checks_and_commands_and_keeps_answering_without_its_serve
     refused(service.raw(&plain), 415, 1001);
     let rebound = format!("GET /v1/status HTTP/1.1\r\nHost: licensed.example.com:{port}\r\nConnection: close\r\n\r\n");
     refused(service.raw(&rebound), 403, 1001);
+    let from_page = format!(
+        "GET /v1/check?product={PRODUCT} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nSec-Fetch-Site: cross-site\r\nConnection: close\r\n\r\n"
+    );
+    refused(service.raw(&from_page), 403, 1001);
+    let with_origin = format!(
+        "GET /v1/status HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nOrigin: https://example.com\r\nConnection: close\r\n\r\n"
+    );
+    refused(service.raw(&with_origin), 403, 1001);
+    let wrong_method = format!("GET /v1/set-number HTTP/1.1\r\nHost: localhost:{port}\r\nConnection: close\r\n\r\n");
+    refused(service.raw(&wrong_method), 405, 1001);
+    // A credential a client put in a URL does not reach the log.
+    refused(service.get(&format!("/v1/nothing?registration_number={number}")), 404, 1001);
+    ok(service.get(&format!("/v1/check?product={PRODUCT}&registration_number={number}")));
 
     // The server goes away: checks go on from the cache; a command needs a server (1011).
     server.kill();
@@ -162,11 +189,12 @@ fn the_service_answers_checks_and_commands_and_keeps_answering_without_its_serve
     assert!(!log.contains(&number), "{log}");
     let lines: Vec<&str> = log.lines().filter(|l| l.contains("µs")).collect();
     assert!(
-        lines.iter().any(|l| l.contains("GET /v1/check?product=call-journal&feature=telepathy 403 code=2009")),
+        lines.iter().any(|l| l.contains("GET /v1/check product=call-journal feature=telepathy 403 code=2009")),
         "{log}"
     );
     assert!(lines.iter().any(|l| l.contains("POST /v1/register 200 code=0")), "{log}");
-    assert_eq!(lines.len(), 23, "{log}");
+    assert!(lines.iter().any(|l| l.contains("GET (no such route) 404 code=1001")), "{log}");
+    assert_eq!(lines.len(), 31, "{log}");
 }
 
 #[test]

@@ -14,7 +14,8 @@
 //!
 //! Every function returns 0 when it succeeded or the SPEC §4 code of its refusal, and writes the
 //! command line's `--json` object to `*json` only when `json` is not `NULL` (free it with
-//! [`licet_string_free`]). Nothing here unwinds into C: a panic is caught and answered as 1099.
+//! [`licet_string_free`], and do not change it: the library frees what it made). Out-pointers
+//! are always written, `NULL` where there is nothing to say. Nothing here unwinds into C: a panic is caught and answered as 1099.
 //! Invalid arguments (a `NULL` where a string is needed, text that is not UTF-8) are 1001. An
 //! agent may be used from several threads at once; it is freed once, with [`licet_agent_free`].
 
@@ -93,14 +94,16 @@ fn c_string(text: String) -> *mut c_char {
     CString::new(text).map_or(std::ptr::null_mut(), CString::into_raw)
 }
 
-/// Stores `value` at `out` if `out` is not `NULL`.
+/// Stores `value` at `out` if `out` is not `NULL` (`NULL` for an empty value).
 ///
 /// # Safety
 /// `out` is `NULL` or valid for writing one pointer.
 unsafe fn put(out: *mut *mut c_char, value: impl FnOnce() -> String) {
     if !out.is_null() {
+        let value = value();
+        let value = if value.is_empty() { std::ptr::null_mut() } else { c_string(value) };
         // SAFETY: not NULL, and writable by the caller's promise.
-        unsafe { *out = c_string(value()) };
+        unsafe { *out = value };
     }
 }
 
@@ -108,11 +111,11 @@ fn code_of(e: &Error) -> c_int {
     c_int::from(e.code().number())
 }
 
+const BUG: &str = "the licet library failed unexpectedly (a bug: please report it)";
+
 /// Runs `body` without letting a panic unwind into C: a panic is 1099.
-fn guarded(body: impl FnOnce() -> Result<Value, Error>) -> Result<Value, Error> {
-    catch_unwind(AssertUnwindSafe(body)).unwrap_or_else(|_| {
-        Err(Error::Internal("the licet library failed unexpectedly (a bug: please report it)".into()))
-    })
+fn guarded<T>(body: impl FnOnce() -> Result<T, Error>) -> Result<T, Error> {
+    catch_unwind(AssertUnwindSafe(body)).unwrap_or_else(|_| Err(Error::Internal(BUG.into())))
 }
 
 /// The agent behind `agent`; 1001 when it is `NULL`.
@@ -125,15 +128,23 @@ unsafe fn agent_of<'a>(agent: *const LicetAgent) -> Result<&'a Agent, Error> {
 }
 
 /// Carries out a request made by `make` (which reads the arguments) and answers its code,
-/// writing the JSON object to `json` when asked.
+/// writing the JSON object to `json` when asked (`NULL` there if even that failed).
 ///
 /// # Safety
 /// `json` is `NULL` or valid for writing one pointer.
 unsafe fn answer(json: *mut *mut c_char, make: impl FnOnce() -> Result<Value, Error>) -> c_int {
+    // SAFETY: the caller's promise, passed on.
+    unsafe { put(json, String::new) };
     let outcome = guarded(make);
     let code = outcome.as_ref().map_or_else(code_of, |_| 0);
-    // SAFETY: the caller's promise, passed on.
-    unsafe { put(json, || outcome.unwrap_or_else(|e| refusal_json(&e)).to_string()) };
+    let text = catch_unwind(AssertUnwindSafe(|| outcome.unwrap_or_else(|e| refusal_json(&e)).to_string()));
+    if let Ok(text) = text {
+        // SAFETY: the caller's promise, passed on.
+        unsafe { put(json, || text) };
+    } else if !json.is_null() {
+        // SAFETY: as above.
+        unsafe { *json = std::ptr::null_mut() };
+    }
     code
 }
 
@@ -146,7 +157,7 @@ unsafe fn answer(json: *mut *mut c_char, make: impl FnOnce() -> Result<Value, Er
 /// `config_json` is `NULL` or a NUL-terminated string.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn licet_agent_new(config_json: *const c_char) -> *mut LicetAgent {
-    let made = catch_unwind(AssertUnwindSafe(|| {
+    let made = guarded(|| {
         // SAFETY: the caller's promise.
         let text = unsafe { text(config_json, "config_json") }?;
         let config: Config = serde_json::from_str(text).map_err(|e| invalid("config_json", e.to_string()))?;
@@ -160,17 +171,13 @@ pub unsafe extern "C" fn licet_agent_new(config_json: *const c_char) -> *mut Lic
         settings.ca_cert = config.ca_cert.map(Into::into);
         settings.user = config.user;
         Agent::new(settings)
-    }))
-    .unwrap_or_else(|_| Err(Error::Internal("the licet library failed unexpectedly (a bug: please report it)".into())));
+    });
+    let error = made.as_ref().err().map(refusal_json);
+    // A thread being torn down has no thread-locals left: the error is then not kept.
+    let _ = LAST_ERROR.try_with(|last| last.replace(error));
     match made {
-        Ok(agent) => {
-            LAST_ERROR.with(|last| last.borrow_mut().take());
-            Box::into_raw(Box::new(LicetAgent { agent: Arc::new(agent) }))
-        }
-        Err(e) => {
-            LAST_ERROR.with(|last| *last.borrow_mut() = Some(refusal_json(&e)));
-            std::ptr::null_mut()
-        }
+        Ok(agent) => Box::into_raw(Box::new(LicetAgent { agent: Arc::new(agent) })),
+        Err(_) => std::ptr::null_mut(),
     }
 }
 
@@ -179,7 +186,11 @@ pub unsafe extern "C" fn licet_agent_new(config_json: *const c_char) -> *mut Lic
 /// [`licet_string_free`].
 #[unsafe(no_mangle)]
 pub extern "C" fn licet_last_error() -> *mut c_char {
-    LAST_ERROR.with(|last| last.borrow().as_ref().map_or(std::ptr::null_mut(), |e| c_string(e.to_string())))
+    let text = catch_unwind(|| LAST_ERROR.try_with(|last| last.borrow().as_ref().map(Value::to_string)));
+    match text {
+        Ok(Ok(Some(text))) => c_string(text),
+        _ => std::ptr::null_mut(),
+    }
 }
 
 /// Checks the license of `product` on this host — from the verified token in memory while it is
@@ -236,7 +247,8 @@ pub unsafe extern "C" fn licet_set_number(
 /// Checks out a session of a floating license of `product` for `user` (`NULL`: the configured
 /// one), holding a seat until it is released or its lease passes — the caller heartbeats it
 /// with [`licet_heartbeat`] before then (the JSON's `lease_until`). Writes the session's id to
-/// `*session_id` (free it with [`licet_string_free`]). 1051 when every seat is in use.
+/// `*session_id` (free it with [`licet_string_free`]), `NULL` when the checkout failed; 1051
+/// when every seat is in use, 1001 when `session_id` and `json` are the same pointer.
 ///
 /// # Safety
 /// As [`licet_check`]; `user` is `NULL` or a NUL-terminated string; `session_id` is `NULL` or
@@ -249,18 +261,28 @@ pub unsafe extern "C" fn licet_checkout(
     session_id: *mut *mut c_char,
     json: *mut *mut c_char,
 ) -> c_int {
+    // SAFETY: the caller's promise.
+    unsafe { put(session_id, String::new) };
+    let mut held = None;
     // SAFETY: the caller's promises.
-    unsafe {
+    let code = unsafe {
         answer(json, || {
+            if !session_id.is_null() && session_id == json {
+                return Err(invalid("session_id", "the same pointer as json"));
+            }
             let (agent, product, user) = (agent_of(agent)?, text(product, "product")?, optional_text(user, "user")?);
             let user = user.map(str::to_owned);
             let answer = agent.perform(Request::Checkout { product: product.to_owned(), borrow_hours: None, user })?;
-            if let Some(id) = answer.get("session_id").and_then(Value::as_str) {
-                put(session_id, || id.to_owned());
-            }
+            let id = answer.get("session_id").and_then(Value::as_str);
+            held = Some(id.ok_or_else(|| Error::Internal("the server's token names no session".into()))?.to_owned());
             Ok(answer.json())
         })
+    };
+    if let (0, Some(id)) = (code, held) {
+        // SAFETY: the caller's promise.
+        unsafe { put(session_id, || id) };
     }
+    code
 }
 
 /// Extends floating session `session_id`, which this agent checked out: 1055 when it has died

@@ -680,6 +680,11 @@ impl Policy {
         }
     }
 
+    /// Whether something waits to be written to disk ([`Policy::poll_persist`] would give it).
+    pub fn must_persist(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
     /// What must be written to disk now, if anything.
     pub fn poll_persist(&mut self) -> Option<Persist> {
         let pending = std::mem::take(&mut self.pending);
