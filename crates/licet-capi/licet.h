@@ -1,5 +1,5 @@
 /* licet.h: the C ABI of the licet license agent (docs/capi.md).
-   Link with -llicet_capi. Every function but licet_agent_new returns 0 or a licet code. */
+   Link with -llicet_capi. The int functions return 0 or a licet code (see the README). */
 
 #ifndef LICET_H
 #define LICET_H

@@ -8,43 +8,18 @@ use std::hint::black_box;
 use chrono::{DateTime, Utc};
 use criterion::{Criterion, criterion_group, criterion_main};
 use licet_agent::{Agent, AgentConfig};
-use licet_core::{
-    Command, Fingerprint, Host, Ledger, MemState, Product, ProductSettings, Registered, Registration, SeededEntropy,
-    TokenSigner,
-};
+use licet_core::{Fingerprint, TokenSigner};
+
+mod common;
 
 const SERVER: &str = "http://127.0.0.1:9";
 /// The bench's signing key; the agent trusts its public half.
 const SECRET: [u8; 32] = [5; 32];
 
 fn setup(dir: &std::path::Path) -> (String, String, Fingerprint, DateTime<Utc>) {
-    // Issued an hour ago by the real clock: the agent runs on the system's clock and looks at
-    // the system's files for evidence of the time, as a deployed agent does.
-    let now = DateTime::<Utc>::from_timestamp(Utc::now().timestamp() - 3600, 0).unwrap();
-    let signer = TokenSigner::from_secret(&SECRET);
-    let ledger = Ledger::new("LICET").unwrap();
-    let mut state = MemState::new();
-    let put = Command::PutProduct { id: "call-journal".into(), settings: ProductSettings::default() };
-    state.execute::<Product>(&ledger, now, &mut SeededEntropy::new(0), &put).unwrap();
     let fingerprint = Fingerprint::new([("machine-id", "m"), ("mac", "a"), ("disk", "d")]).unwrap();
-    let reg = Registration {
-        email: "bench@example.com".into(),
-        organization: "Bench".into(),
-        contact: None,
-        phone: None,
-        product: "call-journal".into(),
-        host: Host::new(fingerprint.clone(), "bench", "Linux").unwrap(),
-    };
-    let registered: Registered =
-        state.execute(&ledger, now, &mut SeededEntropy::new(1), &Command::Register(reg)).unwrap();
-    let token = signer.issue(&registered.seat, now);
-    let change = licet_core::agent::Persist {
-        number: Some(Some(registered.number.to_string())),
-        tokens: [("call-journal".to_owned(), Some(token.clone()))].into(),
-        ..Default::default()
-    };
-    licet_store::AgentCache::new(dir).apply(&change, std::time::Duration::from_secs(5)).unwrap();
-    (signer.public_key_hex(), token, fingerprint, now)
+    let (key, token, now) = common::cache_token(dir, &fingerprint, &SECRET);
+    (key, token, fingerprint, now)
 }
 
 fn agent(dir: &std::path::Path, key: &str, fingerprint: &Fingerprint, now: DateTime<Utc>) -> Agent {

@@ -11,41 +11,18 @@ use std::hint::black_box;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
 use licet_agent::service::Service;
 use licet_agent::{Agent, AgentConfig};
-use licet_core::{
-    Command, Fingerprint, Host, Ledger, MemState, Product, ProductSettings, Registered, Registration, SeededEntropy,
-};
+use licet_core::Fingerprint;
 
-const PRODUCT: &str = "call-journal";
+mod common;
+use common::PRODUCT;
 
-/// Caches in `dir` a token for the fingerprint returned, issued an hour ago; the trusted key.
+/// Caches in `dir` a token for the fingerprint returned; the trusted key.
 fn setup(dir: &std::path::Path) -> (String, Fingerprint) {
-    let now = DateTime::<Utc>::from_timestamp(Utc::now().timestamp() - 3600, 0).unwrap();
-    let signer = licet_core::TokenSigner::from_secret(&[9; 32]);
-    let ledger = Ledger::new("LICET").unwrap();
-    let mut state = MemState::new();
-    let put = Command::PutProduct { id: PRODUCT.into(), settings: ProductSettings::default() };
-    state.execute::<Product>(&ledger, now, &mut SeededEntropy::new(0), &put).unwrap();
     let fingerprint = Fingerprint::new([("machine-id", "m"), ("mac", "a"), ("disk", "d")]).unwrap();
-    let reg = Registration {
-        email: "bench@example.com".into(),
-        organization: "Bench".into(),
-        contact: None,
-        phone: None,
-        product: PRODUCT.into(),
-        host: Host::new(fingerprint.clone(), "bench", "Linux").unwrap(),
-    };
-    let registered: Registered =
-        state.execute(&ledger, now, &mut SeededEntropy::new(1), &Command::Register(reg)).unwrap();
-    let change = licet_core::agent::Persist {
-        number: Some(Some(registered.number.to_string())),
-        tokens: [(PRODUCT.to_owned(), Some(signer.issue(&registered.seat, now)))].into(),
-        ..Default::default()
-    };
-    licet_store::AgentCache::new(dir).apply(&change, Duration::from_secs(5)).unwrap();
-    (signer.public_key_hex(), fingerprint)
+    let (key, _, _) = common::cache_token(dir, &fingerprint, &[9; 32]);
+    (key, fingerprint)
 }
 
 /// Median and 99th percentile of `calls` timed one by one.

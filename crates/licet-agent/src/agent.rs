@@ -79,6 +79,28 @@ impl From<Verdict> for Grant {
     }
 }
 
+/// What [`Agent::check_now`] can say without waiting.
+#[cfg(feature = "service")]
+pub(crate) enum CheckNow {
+    /// The answer.
+    Answer(Result<Grant, Error>),
+    /// The cached token passes, but a server should be asked (it is due for a refresh): this
+    /// grant answers now, and a blocking check should follow.
+    Due(Grant),
+    /// Only a blocking check can answer: a server must be asked, the disk written, or another
+    /// thread holds the agent.
+    Wait,
+}
+
+/// The offline verdict on the floating session token cached for `product`, with `features`.
+fn session_verdict(st: &mut State, product: &str, features: &[String], now: DateTime<Utc>) -> Result<Grant, Error> {
+    let e = st.policy.judge(product, now)?;
+    if !features.iter().all(|f| e.has_feature(f)) {
+        return Err(Error::Local(licet_core::Error::Token(Code::FeatureNotLicensed)));
+    }
+    Ok(Grant::new(e, Source::Cache))
+}
+
 /// A product with the offline verdict on its cached token.
 pub type ProductVerdict = (String, Result<Grant, Error>);
 
@@ -301,36 +323,63 @@ impl Agent {
     /// [`Agent::check`], passing only if the license grants every one of `features` (2009
     /// otherwise, decided after one refresh when the cached token lacks one).
     pub fn check_features(&self, product: &str, features: &[&str]) -> Result<Grant, Error> {
+        self.check_with(product, features, true)
+    }
+
+    /// A check; with `renew_sessions` false, a floating session's token cached for `product` is
+    /// judged as it is — never heartbeated, never replaced by a checkout — for a program that
+    /// holds several users' sessions and leaves each to its holder (the local service).
+    pub(crate) fn check_with(&self, product: &str, features: &[&str], renew_sessions: bool) -> Result<Grant, Error> {
         let features: Vec<String> = features.iter().map(|f| (*f).to_owned()).collect();
         let mut st = self.state()?;
+        if !renew_sessions && st.policy.session_of(product).is_some() {
+            let verdict = session_verdict(&mut st, product, &features, self.now());
+            self.persist(&mut st, true)?;
+            return verdict;
+        }
         let mut step = st.policy.handle_check(self.now(), self.mono(), product, &features, &mut OsEntropy);
         // About to ask a server: another program may already have refreshed the token.
         if matches!(step, Step::Ask(_)) && self.cache.changed() {
             let memory = self.cache.load(&self.servers)?;
             st.policy.load(&memory);
+            if !renew_sessions && st.policy.session_of(product).is_some() {
+                let verdict = session_verdict(&mut st, product, &features, self.now());
+                self.persist(&mut st, true)?;
+                return verdict;
+            }
             step = st.policy.handle_check(self.now(), self.mono(), product, &features, &mut OsEntropy);
         }
         self.drive(st, step)
     }
 
-    /// [`Agent::check_features`] when it is answered at once, from memory — the cached token is
-    /// fresh, or the verdict needs no server — and nothing need be written to disk; `None` when
-    /// answering would ask a server or write the cache (then call `check_features`, off any
-    /// thread that must not block). Never waits for the network or the disk.
-    pub fn check_now(&self, product: &str, features: &[&str]) -> Option<Result<Grant, Error>> {
-        let features: Vec<String> = features.iter().map(|f| (*f).to_owned()).collect();
-        let mut st = self.state.try_lock().ok()?;
+    /// What a check (with `renew_sessions` as in [`Agent::check_with`]) can say at once, from
+    /// memory, without waiting for a lock another thread holds, the disk or a server.
+    #[cfg(feature = "service")]
+    pub(crate) fn check_now(&self, product: &str, features: &[String], renew_sessions: bool) -> CheckNow {
+        let Ok(mut st) = self.state.try_lock() else { return CheckNow::Wait };
         if st.policy.must_persist() {
-            return None;
+            return CheckNow::Wait;
         }
-        match st.policy.handle_check(self.now(), self.mono(), product, &features, &mut OsEntropy) {
-            Step::Answer(result) if !st.policy.must_persist() => Some(result.map(Grant::from).map_err(Error::from)),
-            // What was decided is kept in the policy, written by the next check that may block.
-            Step::Answer(_) | Step::Ask(_) => None,
-        }
+        let now = self.now();
+        let said = if !renew_sessions && st.policy.session_of(product).is_some() {
+            CheckNow::Answer(session_verdict(&mut st, product, features, now))
+        } else {
+            match st.policy.handle_check(now, self.mono(), product, features, &mut OsEntropy) {
+                Step::Answer(result) => CheckNow::Answer(result.map(Grant::from).map_err(Error::from)),
+                // Due for a refresh, or nothing usable cached, or a feature to ask the server for:
+                // a cached token that passes with every feature answers now.
+                Step::Ask(_) => match st.policy.judge(product, now) {
+                    Ok(e) if features.iter().all(|f| e.has_feature(f)) => CheckNow::Due(Grant::new(e, Source::Cache)),
+                    _ => CheckNow::Wait,
+                },
+            }
+        };
+        // What was decided waits in the policy for the next check that may write.
+        if st.policy.must_persist() { CheckNow::Wait } else { said }
     }
 
-    /// Runs the policy's steps from `step` until it answers, sending what it asks.
+    /// Runs the policy's steps from `step` until it answers, sending what it asks. A floating
+    /// session a server grants is remembered with its token (see [`Agent::open_session_as`]).
     pub(crate) fn drive<'a>(&'a self, mut st: MutexGuard<'a, State>, mut step: Step) -> Result<Grant, Error> {
         self.persist(&mut st, true)?;
         loop {
@@ -339,8 +388,17 @@ impl Agent {
                 Step::Ask(ask) => {
                     drop(st);
                     let reply = self.ask(&ask);
+                    let granted = match (&ask.kind, &reply) {
+                        (AskKind::Checkout { .. } | AskKind::Heartbeat { .. }, Reply::Granted { token }) => {
+                            Some(token.clone())
+                        }
+                        _ => None,
+                    };
                     st = self.state()?;
                     step = st.policy.handle_reply(self.now(), self.mono(), ask, reply);
+                    if let (Some(token), Step::Answer(Ok(verdict))) = (granted, &step) {
+                        self.remember(&verdict.entitlement, token);
+                    }
                     self.persist(&mut st, true)?;
                 }
             }

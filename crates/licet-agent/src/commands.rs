@@ -86,8 +86,11 @@ impl Agent {
 
     /// Stores (or forgets) the number, durably; tokens of another number go with it.
     fn store_number(&self, number: Option<String>) -> Result<(), Error> {
-        self.opened().clear();
         let mut st = self.state()?;
+        // Sessions of another number are not this agent's to heartbeat or release.
+        if st.policy.number() != number.as_deref() {
+            self.opened().clear();
+        }
         st.policy.set_number(number);
         self.persist(&mut st, false)
     }

@@ -47,26 +47,27 @@ impl Agent {
         let mut st = self.state()?;
         let user = user.map(str::to_owned);
         let step = st.policy.handle_checkout(self.mono(), product, borrow_hours, user, &mut OsEntropy);
-        let grant = self.drive(st, step)?;
-        self.remember(&grant);
-        Ok(grant)
+        self.drive(st, step)
     }
 
-    /// Records the session a server's grant names, with its token (cached now), and forgets the
-    /// sessions whose leases have passed (heartbeating one would be refused: 1055).
-    fn remember(&self, grant: &Grant) {
-        let Some(id) = &grant.session_id else { return };
-        let Ok(st) = self.state() else { return };
-        if grant.source != Source::Server || st.policy.session_of(&grant.product).as_deref() != Some(id.as_str()) {
-            return;
-        }
-        let Some(token) = st.policy.token(&grant.product).map(str::to_owned) else { return };
-        drop(st);
+    /// Records floating session `e.session_id`, which a server just granted this agent, with its
+    /// token, and forgets the sessions whose leases have passed (heartbeating one would be
+    /// refused: 1055). Called with the agent's state locked, so that concurrent grants are all
+    /// recorded in the order the policy took them.
+    pub(crate) fn remember(&self, e: &licet_core::Entitlement, token: String) {
+        let Some(id) = &e.session_id else { return };
         let now = self.now();
         let mut opened = self.opened();
         opened.retain(|_, o| o.lease_until > now);
-        let held = Opened { product: grant.product.clone(), token, lease_until: grant.lease_until };
-        opened.insert(id.clone(), held);
+        opened.insert(id.clone(), Opened { product: e.product.clone(), token, lease_until: e.lease_until });
+    }
+
+    /// Whether this agent holds floating session `session`: it checked it out, or caches its
+    /// token.
+    #[cfg(feature = "service")]
+    pub(crate) fn holds_session(&self, session: &str) -> bool {
+        self.opened().contains_key(session)
+            || self.state().is_ok_and(|st| st.policy.product_of_session(session).is_some())
     }
 
     pub(crate) fn opened(&self) -> std::sync::MutexGuard<'_, std::collections::BTreeMap<String, Opened>> {
@@ -83,18 +84,13 @@ impl Agent {
             return Err(Error::Local(licet_core::Error::Refused(Code::SessionExpired)));
         };
         let step = st.policy.handle_heartbeat(self.mono(), &product, session, false, &mut OsEntropy);
-        match self.drive(st, step) {
-            Ok(grant) => {
-                self.remember(&grant);
-                Ok(grant)
-            }
-            Err(e) => {
-                if e.code() == Code::SessionExpired {
-                    self.opened().remove(session);
-                }
-                Err(e)
-            }
+        let result = self.drive(st, step);
+        if let Err(e) = &result
+            && e.code() == Code::SessionExpired
+        {
+            self.drop_session(session)?;
         }
+        result
     }
 
     /// Keeps floating session `session` of `product` alive: a heartbeat, and if the session died
@@ -119,31 +115,34 @@ impl Agent {
             Err(e) if e.code() == Code::SessionExpired => {}
             Err(e) => return Err(e),
         }
-        let released = self.opened().remove(session);
+        self.drop_session(session)
+    }
+
+    /// Forgets floating session `session`, which has ended: its cached token goes, and another
+    /// live session this agent holds of the product (the latest to end) takes its place, so a
+    /// check goes on passing while one is live.
+    fn drop_session(&self, session: &str) -> Result<(), Error> {
         let mut st = self.state()?;
+        let released = self.opened().remove(session);
         let cached = st.policy.product_of_session(session);
         if let Some(product) = &cached
             && let Some(token) = st.policy.token(product).map(str::to_owned)
         {
             st.policy.forget_if(product, &token);
         }
-        // Another session this agent holds of the product takes the cache's place: a check
-        // goes on passing while one is live.
-        let product = cached.or(released.map(|o| o.product));
-        if let Some(product) = product
+        if let Some(product) = cached.or(released.map(|o| o.product))
             && st.policy.token(&product).is_none()
         {
             let now = self.now();
-            let others: Vec<String> = self
+            let latest = self
                 .opened()
                 .values()
                 .filter(|o| o.product == product && o.lease_until > now)
-                .map(|o| o.token.clone())
-                .collect();
-            for token in others {
-                if st.policy.install(now, &token).is_ok() {
-                    break;
-                }
+                .max_by_key(|o| o.lease_until)
+                .map(|o| o.token.clone());
+            if let Some(token) = latest {
+                // A session that does not pass now (its lease judged by this clock) is no loss.
+                let _ = st.policy.restore(now, &token);
             }
         }
         self.persist(&mut st, false)

@@ -212,23 +212,6 @@ pub(crate) fn grant_answer(g: &Grant) -> Answer {
 }
 
 impl Agent {
-    /// The answer to [`Request::Check`] when [`Agent::check_now`] has it at once.
-    pub fn check_answer_now(&self, product: &str, features: &[String]) -> Option<Result<Answer, Error>> {
-        Some(self.check_now(product, &strs(features))?.map(|g| grant_answer(&g)))
-    }
-
-    /// Whether the token cached for `product` is a floating session's.
-    pub fn holds_session(&self, product: &str) -> bool {
-        self.state().is_ok_and(|st| st.policy.session_of(product).is_some())
-    }
-
-    /// The offline verdict on the floating session token cached for `product`, as a check's
-    /// answer, without asking a server (what the local service answers for a floating license).
-    pub fn session_verdict(&self, product: &str, features: &[String]) -> Result<Answer, Error> {
-        let token = self.token(product)?;
-        Ok(grant_answer(&self.verify_features(&token, product, &strs(features))?))
-    }
-
     /// Carries out `request` and says what it did, as the command line prints it.
     ///
     /// ```no_run

@@ -36,7 +36,8 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::request::{Request, refusal_json};
+use crate::agent::CheckNow;
+use crate::request::{Answer, Request, grant_answer, refusal_json};
 use crate::{Agent, Error, RegistrationForm};
 
 /// The largest request body taken (the longest command, a registration, is far smaller).
@@ -80,8 +81,10 @@ impl Service {
         self.listener.local_addr().map_err(|e| Error::Internal(format!("the listening socket: {e}")))
     }
 
-    /// A future that completes on SIGTERM or Ctrl-C, its handlers installed now — before the
-    /// caller says it is listening, so that a supervisor's SIGTERM right after is never fatal.
+    /// A future that completes on SIGTERM or Ctrl-C, its handlers installed now (on Unix) —
+    /// before the caller says it is listening, so that a supervisor's SIGTERM right after is
+    /// never fatal. The handlers are the process's from then on: call it only in a program
+    /// whose way of stopping is this service's.
     pub fn signals(&self) -> Result<impl Future<Output = ()> + Send + 'static, Error> {
         let _entered = self.runtime.enter();
         #[cfg(unix)]
@@ -108,18 +111,20 @@ impl Service {
     }
 
     /// Serves until `shutdown` completes, then gives requests in flight [`SHUTDOWN_GRACE`] to
-    /// finish. Blocks the calling thread (the service runs its own small runtime).
+    /// finish. Blocks the calling thread: the service runs its own small runtime, so call it
+    /// from a thread of its own, not from inside an async runtime (that would panic).
     pub fn run(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), Error> {
         let internal = |what: &str, e: std::io::Error| Error::Internal(format!("{what}: {e}"));
-        let (stop, stopped) = mpsc::channel::<()>();
+        let (wake, woken) = mpsc::channel::<Wake>();
         let refresher = {
             let agent = self.agent.clone();
             std::thread::Builder::new()
                 .name("licet-refresh".into())
-                .spawn(move || refresh_until(&agent, &stopped))
+                .spawn(move || refresh_until(&agent, &woken))
                 .map_err(|e| internal("the refresh thread", e))?
         };
-        let app = router(self.agent);
+        let stop = wake.clone();
+        let app = router(Arc::new(Shared { agent: self.agent, wake }));
         let listener = self.listener;
         let served = self.runtime.block_on(async move {
             use axum::serve::ListenerExt;
@@ -130,6 +135,7 @@ impl Service {
             let (stopping, mut told) = tokio::sync::watch::channel(false);
             let graceful = async move {
                 shutdown.await;
+                let _ = stop.send(Wake::Stop);
                 let _ = stopping.send(true);
             };
             // A client that never finishes its request must not hold the service up for ever.
@@ -144,8 +150,10 @@ impl Service {
         });
         // Commands still running on blocking threads are bounded by the agent's own timeouts.
         self.runtime.shutdown_timeout(SHUTDOWN_GRACE);
-        drop(stop);
-        let _ = refresher.join();
+        // A refresh under way asks a server for at most a few seconds more: not waited for.
+        if refresher.is_finished() {
+            let _ = refresher.join();
+        }
         served.map_err(|e| internal("serving", e))
     }
 }
@@ -170,23 +178,43 @@ pub(crate) fn serve(agent: Arc<Agent>, listen: &str) -> Result<(), Error> {
     Ok(())
 }
 
-/// The background refresh: every [`REFRESH_EVERY`], a check of each cached host license, which
-/// asks a server only when its token is due (SPEC §3). Floating sessions are left to their
-/// holders' heartbeats: refreshing them here would keep a seat whose user has gone.
-fn refresh_until(agent: &Agent, stopped: &mpsc::Receiver<()>) {
+/// What the refresh thread is told.
+enum Wake {
+    /// A check found a token due: refresh now.
+    Refresh,
+    /// The service is stopping.
+    Stop,
+}
+
+/// What the service's handlers share.
+struct Shared {
+    agent: Arc<Agent>,
+    /// Wakes the refresh thread.
+    wake: mpsc::Sender<Wake>,
+}
+
+/// The background refresh: every [`REFRESH_EVERY`], and when a check found a token due, a check
+/// of each cached host license, which asks a server only when its token is due (SPEC §3).
+/// Floating sessions are left to their holders' heartbeats: refreshing them here would keep a
+/// seat whose user has gone.
+fn refresh_until(agent: &Agent, woken: &mpsc::Receiver<Wake>) {
     loop {
-        match stopped.recv_timeout(REFRESH_EVERY) {
-            Err(RecvTimeoutError::Timeout) => {}
-            Ok(()) | Err(RecvTimeoutError::Disconnected) => return,
+        match woken.recv_timeout(REFRESH_EVERY) {
+            Ok(Wake::Refresh) | Err(RecvTimeoutError::Timeout) => {}
+            Ok(Wake::Stop) | Err(RecvTimeoutError::Disconnected) => return,
+        }
+        // The checks that asked meanwhile are answered by this round.
+        while let Ok(wake) = woken.try_recv() {
+            if matches!(wake, Wake::Stop) {
+                return;
+            }
         }
         let Ok(products) = agent.cached_products() else { continue };
-        for (product, verdict) in products {
-            let session = match &verdict {
-                Ok(grant) => grant.session_id.is_some(),
-                Err(_) => agent.state().map(|st| st.policy.session_of(&product).is_some()).unwrap_or(true),
-            };
-            if !session {
-                let _ = agent.check(&product);
+        for (product, _) in products {
+            // Each check asks a server only if its token is due, and leaves sessions alone.
+            let _ = agent.check_with(&product, &[], false);
+            if matches!(woken.try_recv(), Ok(Wake::Stop)) {
+                return;
             }
         }
         if let Some(warning) = agent.take_warning() {
@@ -195,7 +223,7 @@ fn refresh_until(agent: &Agent, stopped: &mpsc::Receiver<()>) {
     }
 }
 
-fn router(agent: Arc<Agent>) -> Router {
+fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/v1/check", get(check))
         .route("/v1/status", get(status))
@@ -212,7 +240,7 @@ fn router(agent: Arc<Agent>) -> Router {
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(middleware::from_fn(this_machine_only))
         .layer(middleware::from_fn(log_request))
-        .with_state(agent)
+        .with_state(shared)
 }
 
 /// The code an answer carries, for the request's log line.
@@ -231,9 +259,10 @@ async fn log_request(request: HttpRequest, next: Next) -> Response {
     };
     if target == "/v1/check" {
         let (product, features) = check_query(request.uri().query());
-        target.push_str(&format!(" product={}", product.as_deref().unwrap_or("-")));
+        // Quoted and escaped: a line break in a query cannot forge a log line.
+        target.push_str(&format!(" product={:?}", product.as_deref().unwrap_or("")));
         for feature in features {
-            target.push_str(&format!(" feature={feature}"));
+            target.push_str(&format!(" feature={feature:?}"));
         }
     }
     let response = next.run(request).await;
@@ -307,26 +336,18 @@ fn refused(status: StatusCode, e: &Error) -> Response {
     json_response(status, &refusal_json(e), Some(e.code()))
 }
 
-/// Carries out `request` — a check answered from memory at once, anything else on a blocking
-/// thread (a server asked, the disk written) — and answers: 200 with the answer, 400 for a
-/// malformed request, 500 when the agent itself failed (its disk), 403 for every refusal.
-async fn answer(agent: Arc<Agent>, request: Request) -> Response {
-    let now = match &request {
-        // A floating license is held through checkouts and heartbeats by the programs using
-        // it: a check says whether a session of this host is live, and never heartbeats one
-        // (it may be another user's, whose program has gone) nor checks one out.
-        Request::Check { product, features } if agent.holds_session(product) => {
-            Some(agent.session_verdict(product, features))
-        }
-        Request::Check { product, features } => agent.check_answer_now(product, features),
-        _ => None,
-    };
-    let outcome = match now {
-        Some(outcome) => outcome,
-        None => tokio::task::spawn_blocking(move || agent.perform(request))
-            .await
-            .unwrap_or_else(|e| Err(Error::Internal(format!("the command failed: {e}")))),
-    };
+/// Carries out `request` on a blocking thread (a server asked, the disk written) and answers:
+/// 200 with the answer, 400 for a malformed request, 500 when the agent itself failed (its
+/// disk), 403 for every refusal.
+async fn answer(shared: &Shared, request: Request) -> Response {
+    let agent = shared.agent.clone();
+    let outcome = tokio::task::spawn_blocking(move || agent.perform(request))
+        .await
+        .unwrap_or_else(|e| Err(Error::Internal(format!("the command failed: {e}"))));
+    respond(outcome)
+}
+
+fn respond(outcome: Result<Answer, Error>) -> Response {
     match outcome {
         Ok(answer) => json_response(StatusCode::OK, &answer.json(), None),
         Err(e) => {
@@ -338,6 +359,30 @@ async fn answer(agent: Arc<Agent>, request: Request) -> Response {
             refused(status, &e)
         }
     }
+}
+
+/// A check: answered at once from memory when it can be — a token due for a refresh answers
+/// too, and the refresh thread is woken — else on a blocking thread. A floating session's token
+/// is judged as it is: the programs holding sessions heartbeat them, and a check never
+/// heartbeats one (it may be another user's whose program has gone) nor checks one out.
+async fn check_answer(shared: &Shared, product: String, features: Vec<String>) -> Response {
+    let grant = match shared.agent.check_now(&product, &features, false) {
+        CheckNow::Answer(result) => result,
+        CheckNow::Due(grant) => {
+            let _ = shared.wake.send(Wake::Refresh);
+            Ok(grant)
+        }
+        CheckNow::Wait => {
+            let agent = shared.agent.clone();
+            tokio::task::spawn_blocking(move || {
+                let features: Vec<&str> = features.iter().map(String::as_str).collect();
+                agent.check_with(&product, &features, false)
+            })
+            .await
+            .unwrap_or_else(|e| Err(Error::Internal(format!("the check failed: {e}"))))
+        }
+    };
+    respond(grant.map(|g| grant_answer(&g)))
 }
 
 /// The product and features of a check's query string.
@@ -353,16 +398,16 @@ fn check_query(query: Option<&str>) -> (Option<String>, Vec<String>) {
     (product.filter(|p| !p.is_empty()), features)
 }
 
-async fn check(State(agent): State<Arc<Agent>>, RawQuery(query): RawQuery) -> Response {
+async fn check(State(shared): State<Arc<Shared>>, RawQuery(query): RawQuery) -> Response {
     let (product, features) = check_query(query.as_deref());
     match product {
-        Some(product) => answer(agent, Request::Check { product, features }).await,
+        Some(product) => check_answer(&shared, product, features).await,
         None => refused(StatusCode::BAD_REQUEST, &malformed("product", "give ?product=…")),
     }
 }
 
-async fn status(State(agent): State<Arc<Agent>>) -> Response {
-    answer(agent, Request::Status).await
+async fn status(State(shared): State<Arc<Shared>>) -> Response {
+    answer(&shared, Request::Status).await
 }
 
 async fn method_not_allowed() -> Response {
@@ -378,13 +423,20 @@ type Body = Result<Bytes, BytesRejection>;
 
 /// Answers a command whose JSON body is read as `T` and turned into a request by `make`; a body
 /// that cannot be read is 1001 (400, or 413 when larger than 64 KiB).
-async fn command<T: DeserializeOwned>(agent: Arc<Agent>, bytes: Body, make: impl FnOnce(T) -> Request) -> Response {
+async fn command<T: DeserializeOwned>(
+    shared: &Shared,
+    bytes: Body,
+    make: impl FnOnce(T) -> Result<Request, Error>,
+) -> Response {
     let bytes = match bytes {
         Ok(bytes) => bytes,
         Err(e) => return refused(e.status(), &malformed("body", e.body_text())),
     };
     match serde_json::from_slice::<T>(&bytes) {
-        Ok(fields) => answer(agent, make(fields)).await,
+        Ok(fields) => match make(fields) {
+            Ok(request) => answer(shared, request).await,
+            Err(e) => respond(Err(e)),
+        },
         Err(e) => refused(StatusCode::BAD_REQUEST, &malformed("body", e.to_string())),
     }
 }
@@ -427,46 +479,53 @@ struct SessionBody {
     session_id: String,
 }
 
-async fn set_number(State(agent): State<Arc<Agent>>, bytes: Body) -> Response {
-    command(agent, bytes, |b: NumberBody| Request::SetNumber { number: b.registration_number, offline: b.offline })
-        .await
+async fn set_number(State(shared): State<Arc<Shared>>, bytes: Body) -> Response {
+    command(&shared, bytes, |b: NumberBody| {
+        Ok(Request::SetNumber { number: b.registration_number, offline: b.offline })
+    })
+    .await
 }
 
-async fn register(State(agent): State<Arc<Agent>>, bytes: Body) -> Response {
-    command(agent, bytes, |b: RegisterBody| {
+async fn register(State(shared): State<Arc<Shared>>, bytes: Body) -> Response {
+    command(&shared, bytes, |b: RegisterBody| {
         let RegisterBody { email, organization, contact, phone, product } = b;
-        Request::Register(RegistrationForm { email, organization, contact, phone, product })
+        Ok(Request::Register(RegistrationForm { email, organization, contact, phone, product }))
     })
     .await
 }
 
-async fn trial(State(agent): State<Arc<Agent>>, bytes: Body) -> Response {
-    command(agent, bytes, |b: ProductBody| Request::Trial { product: b.product }).await
+async fn trial(State(shared): State<Arc<Shared>>, bytes: Body) -> Response {
+    command(&shared, bytes, |b: ProductBody| Ok(Request::Trial { product: b.product })).await
 }
 
-async fn redeem(State(agent): State<Arc<Agent>>, bytes: Body) -> Response {
-    command(agent, bytes, |b: CouponBody| Request::Redeem { coupon: b.coupon }).await
+async fn redeem(State(shared): State<Arc<Shared>>, bytes: Body) -> Response {
+    command(&shared, bytes, |b: CouponBody| Ok(Request::Redeem { coupon: b.coupon })).await
 }
 
-async fn deactivate(State(agent): State<Arc<Agent>>, bytes: Body) -> Response {
-    command(agent, bytes, |b: ProductBody| Request::Deactivate { product: b.product }).await
+async fn deactivate(State(shared): State<Arc<Shared>>, bytes: Body) -> Response {
+    command(&shared, bytes, |b: ProductBody| Ok(Request::Deactivate { product: b.product })).await
 }
 
-async fn checkout(State(agent): State<Arc<Agent>>, bytes: Body) -> Response {
-    command(agent, bytes, |b: CheckoutBody| Request::Checkout {
-        product: b.product,
-        borrow_hours: b.borrow_hours,
-        user: b.user,
+async fn checkout(State(shared): State<Arc<Shared>>, bytes: Body) -> Response {
+    command(&shared, bytes, |b: CheckoutBody| {
+        Ok(Request::Checkout { product: b.product, borrow_hours: b.borrow_hours, user: b.user })
     })
     .await
 }
 
-async fn heartbeat(State(agent): State<Arc<Agent>>, bytes: Body) -> Response {
-    command(agent, bytes, |b: SessionBody| Request::Heartbeat { session: b.session_id }).await
+async fn heartbeat(State(shared): State<Arc<Shared>>, bytes: Body) -> Response {
+    command(&shared, bytes, |b: SessionBody| Ok(Request::Heartbeat { session: b.session_id })).await
 }
 
-async fn release(State(agent): State<Arc<Agent>>, bytes: Body) -> Response {
-    command(agent, bytes, |b: SessionBody| Request::Release { session: b.session_id }).await
+/// Releases a session this service holds (another id, even of the account, is 1055: a program of
+/// this machine ends its own users' sessions, not other hosts').
+async fn release(State(shared): State<Arc<Shared>>, bytes: Body) -> Response {
+    let agent = shared.agent.clone();
+    command(&shared, bytes, |b: SessionBody| match agent.holds_session(&b.session_id) {
+        true => Ok(Request::Release { session: b.session_id }),
+        false => Err(Error::Local(licet_core::Error::Refused(Code::SessionExpired))),
+    })
+    .await
 }
 
 #[cfg(test)]

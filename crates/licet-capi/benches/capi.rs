@@ -8,43 +8,20 @@ use std::ffi::{CString, c_char};
 use std::hint::black_box;
 use std::ptr;
 
-use chrono::{DateTime, Utc};
 use criterion::{Criterion, criterion_group, criterion_main};
 use licet_agent::{Agent, AgentConfig};
-use licet_core::{Command, Host, Ledger, MemState, Product, ProductSettings, Registered, Registration, SeededEntropy};
+
+#[path = "../../licet-agent/benches/common/mod.rs"]
+mod common;
+use common::PRODUCT;
 
 const SERVER: &str = "http://127.0.0.1:9";
-const SECRET: [u8; 32] = [7; 32];
-const PRODUCT: &str = "call-journal";
 
 /// Caches, in `dir`, a token of this machine (as the agent measures it) issued an hour ago.
 fn setup(dir: &std::path::Path) -> String {
-    let signer = licet_core::TokenSigner::from_secret(&SECRET);
-    let key = signer.public_key_hex();
+    let key = licet_core::TokenSigner::from_secret(&[7; 32]).public_key_hex();
     let measured = Agent::new(AgentConfig::new(SERVER, dir).trust(&key)).unwrap();
-    let now = DateTime::<Utc>::from_timestamp(Utc::now().timestamp() - 3600, 0).unwrap();
-    let ledger = Ledger::new("LICET").unwrap();
-    let mut state = MemState::new();
-    let put = Command::PutProduct { id: PRODUCT.into(), settings: ProductSettings::default() };
-    state.execute::<Product>(&ledger, now, &mut SeededEntropy::new(0), &put).unwrap();
-    let reg = Registration {
-        email: "bench@example.com".into(),
-        organization: "Bench".into(),
-        contact: None,
-        phone: None,
-        product: PRODUCT.into(),
-        host: Host::new(measured.fingerprint().clone(), "bench", "Linux").unwrap(),
-    };
-    let registered: Registered =
-        state.execute(&ledger, now, &mut SeededEntropy::new(1), &Command::Register(reg)).unwrap();
-    let token = signer.issue(&registered.seat, now);
-    let change = licet_core::agent::Persist {
-        number: Some(Some(registered.number.to_string())),
-        tokens: [(PRODUCT.to_owned(), Some(token))].into(),
-        ..Default::default()
-    };
-    licet_store::AgentCache::new(dir).apply(&change, std::time::Duration::from_secs(5)).unwrap();
-    key
+    common::cache_token(dir, measured.fingerprint(), &[7; 32]).0
 }
 
 fn capi(c: &mut Criterion) {

@@ -297,10 +297,24 @@ pub unsafe extern "C" fn licet_heartbeat(
     json: *mut *mut c_char,
 ) -> c_int {
     // SAFETY: the caller's promises.
+    unsafe { session_command(agent, session_id, json, |session| Request::Heartbeat { session }) }
+}
+
+/// Carries out the request `make` builds of floating session `session_id`.
+///
+/// # Safety
+/// As [`licet_heartbeat`].
+unsafe fn session_command(
+    agent: *const LicetAgent,
+    session_id: *const c_char,
+    json: *mut *mut c_char,
+    make: fn(String) -> Request,
+) -> c_int {
+    // SAFETY: the caller's promises.
     unsafe {
         answer(json, || {
             let (agent, session) = (agent_of(agent)?, text(session_id, "session_id")?);
-            Ok(agent.perform(Request::Heartbeat { session: session.to_owned() })?.json())
+            Ok(agent.perform(make(session.to_owned()))?.json())
         })
     }
 }
@@ -317,12 +331,7 @@ pub unsafe extern "C" fn licet_release(
     json: *mut *mut c_char,
 ) -> c_int {
     // SAFETY: the caller's promises.
-    unsafe {
-        answer(json, || {
-            let (agent, session) = (agent_of(agent)?, text(session_id, "session_id")?);
-            Ok(agent.perform(Request::Release { session: session.to_owned() })?.json())
-        })
-    }
+    unsafe { session_command(agent, session_id, json, |session| Request::Release { session }) }
 }
 
 /// The number entered (masked) and the offline verdict on each cached license, as the command

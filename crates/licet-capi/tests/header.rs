@@ -16,7 +16,7 @@ fn the_checked_in_header_is_the_generated_one() {
         )
         .with_header(
             "/* licet.h: the C ABI of the licet license agent (docs/capi.md).\n   \
-             Link with -llicet_capi. Every function but licet_agent_new returns 0 or a licet code. */",
+             Link with -llicet_capi. The int functions return 0 or a licet code (see the README). */",
         )
         .rename_item("LicetAgent", "licet_agent")
         .generate()

@@ -685,6 +685,25 @@ impl Policy {
         !self.pending.is_empty()
     }
 
+    /// Puts back in the cache a token a server gave this agent earlier, in answer to one of its
+    /// own requests — a floating session the driver still holds, whose token a later session's
+    /// replaced. It must verify, be this host's and pass now; unlike [`Policy::install`] it is
+    /// not compared with the newest token accepted (the driver vouches that a server sent it to
+    /// this agent), and nothing in it becomes trusted time. The answer is its verdict.
+    pub fn restore(&mut self, now: Time, token: &str) -> Result<Entitlement, Failure> {
+        let verified = self.keys.verify(token).map_err(Failure::Local)?;
+        let product = verified.claims().product.clone();
+        let judgement = self.judge_token(&verified, &product, now, self.mark);
+        let entitlement = judgement.result.map_err(Failure::Local)?;
+        self.mark = judgement.high_water;
+        self.note_mark();
+        self.pending.tokens.insert(product.clone(), Some(token.to_owned()));
+        let cached = Cached::new(token.to_owned());
+        let _ = cached.verified.set(Ok(verified));
+        self.tokens.insert(product, cached);
+        Ok(entitlement)
+    }
+
     /// What must be written to disk now, if anything.
     pub fn poll_persist(&mut self) -> Option<Persist> {
         let pending = std::mem::take(&mut self.pending);
