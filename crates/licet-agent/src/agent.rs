@@ -87,8 +87,8 @@ pub(crate) enum CheckNow {
     /// The cached token passes, but a server should be asked (it is due for a refresh): this
     /// grant answers now, and a blocking check should follow.
     Due(Grant),
-    /// Only a blocking check can answer: a server must be asked, the disk written, or another
-    /// thread holds the agent.
+    /// A server must be asked — or, unless the caller may block, the disk written or a lock
+    /// another thread holds awaited.
     Wait,
 }
 
@@ -352,12 +352,28 @@ impl Agent {
         self.drive(st, step)
     }
 
-    /// What a check (with `renew_sessions` as in [`Agent::check_with`]) can say at once, from
-    /// memory, without waiting for a lock another thread holds, the disk or a server.
+    /// What a check (with `renew_sessions` as in [`Agent::check_with`]) can say without asking
+    /// a server: the answer, or the cached token's grant when it passes but is due for a
+    /// refresh. Without `may_block` it does not wait for a lock another thread holds nor write
+    /// the disk either (`Wait` then).
     #[cfg(feature = "service")]
-    pub(crate) fn check_now(&self, product: &str, features: &[String], renew_sessions: bool) -> CheckNow {
-        let Ok(mut st) = self.state.try_lock() else { return CheckNow::Wait };
-        if st.policy.must_persist() {
+    pub(crate) fn check_now(
+        &self,
+        product: &str,
+        features: &[String],
+        renew_sessions: bool,
+        may_block: bool,
+    ) -> CheckNow {
+        let mut st = match self.state.try_lock() {
+            Ok(st) => st,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) if may_block => match self.state() {
+                Ok(st) => st,
+                Err(e) => return CheckNow::Answer(Err(e)),
+            },
+            Err(std::sync::TryLockError::WouldBlock) => return CheckNow::Wait,
+        };
+        if !may_block && st.policy.must_persist() {
             return CheckNow::Wait;
         }
         let now = self.now();
@@ -374,8 +390,16 @@ impl Agent {
                 },
             }
         };
-        // What was decided waits in the policy for the next check that may write.
-        if st.policy.must_persist() { CheckNow::Wait } else { said }
+        if st.policy.must_persist() {
+            // What was decided waits in the policy for a check that may write.
+            if !may_block {
+                return CheckNow::Wait;
+            }
+            if let Err(e) = self.persist(&mut st, true) {
+                return CheckNow::Answer(Err(e));
+            }
+        }
+        said
     }
 
     /// Runs the policy's steps from `step` until it answers, sending what it asks. A floating

@@ -366,17 +366,24 @@ fn respond(outcome: Result<Answer, Error>) -> Response {
 /// is judged as it is: the programs holding sessions heartbeat them, and a check never
 /// heartbeats one (it may be another user's whose program has gone) nor checks one out.
 async fn check_answer(shared: &Shared, product: String, features: Vec<String>) -> Response {
-    let grant = match shared.agent.check_now(&product, &features, false) {
+    let grant = match shared.agent.check_now(&product, &features, false, false) {
         CheckNow::Answer(result) => result,
         CheckNow::Due(grant) => {
             let _ = shared.wake.send(Wake::Refresh);
             Ok(grant)
         }
         CheckNow::Wait => {
-            let agent = shared.agent.clone();
-            tokio::task::spawn_blocking(move || {
-                let features: Vec<&str> = features.iter().map(String::as_str).collect();
-                agent.check_with(&product, &features, false)
+            let (agent, wake) = (shared.agent.clone(), shared.wake.clone());
+            tokio::task::spawn_blocking(move || match agent.check_now(&product, &features, false, true) {
+                CheckNow::Answer(result) => result,
+                CheckNow::Due(grant) => {
+                    let _ = wake.send(Wake::Refresh);
+                    Ok(grant)
+                }
+                CheckNow::Wait => {
+                    let features: Vec<&str> = features.iter().map(String::as_str).collect();
+                    agent.check_with(&product, &features, false)
+                }
             })
             .await
             .unwrap_or_else(|e| Err(Error::Internal(format!("the check failed: {e}"))))

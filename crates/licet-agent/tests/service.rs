@@ -212,3 +212,33 @@ fn a_non_loopback_address_is_refused() {
         assert_eq!((out.status.code(), &said["code"]), (Some(1), &json!(1001)), "{listen}: {said}");
     }
 }
+
+#[test]
+fn a_check_due_for_a_refresh_answers_at_once_and_the_refresh_follows_in_the_background() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Server::start(&tmp.path().join("server"), "127.0.0.1:0", &[]);
+    let host = Host::new(tmp.path().join("agent"), "a", &server);
+    let registered =
+        common::ok(host.run(&["register", "--email", "d@example.com", "--org", "O", "--product", PRODUCT]));
+    assert_eq!(registered["license"]["kind"], "trial");
+    let issued = common::ok(host.check())["issued_at"].clone();
+
+    // A day and an hour later (the token is due: refresh_hours is 24; its lease of a week is
+    // not over), by the agent's clock and the server's.
+    let later = common::hours_from_now(25);
+    server.set_clock(&later);
+    let service = Service::start(&host.at(&later), &tmp.path().join("service.log"));
+    let check = ok(service.get(&format!("/v1/check?product={PRODUCT}")));
+    assert_eq!((check["source"].clone(), check["issued_at"].clone()), (json!("cache"), issued.clone()));
+    // The refresh thread was woken: the token it fetched answers soon after.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let status = ok(service.get("/v1/status"));
+        if status["products"][0]["issued_at"] != issued {
+            assert_eq!(status["products"][0]["issued_at"].as_str().unwrap()[..13], later[..13], "{status}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no refresh: {status}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
