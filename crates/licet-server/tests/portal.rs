@@ -62,7 +62,8 @@ fn the_portal_in_a_real_browser() {
         return;
     };
     let s = start(&["--rate-limit", "50"]);
-    let edition = json!({"features": ["recording", "analytics"], "max_resets_per_30_days": 1});
+    let edition =
+        json!({"name": "Журнал звонков", "features": ["recording", "analytics"], "max_resets_per_30_days": 1});
     assert_eq!(s.admin_put(&format!("/v1/admin/products/{}", common::PRODUCT), edition).0, 200);
     let (_, reg) = s.register("portal@example.com", "office");
     let number = reg["registration_number"].as_str().unwrap().to_owned();
@@ -148,6 +149,8 @@ fn the_portal_in_a_real_browser() {
         // The licenses show their features (the trial all of them) and the resets they have left.
         let licenses = find(&c, css("#licenses")).await.unwrap().text().await.unwrap();
         assert!(licenses.contains("analytics, recording") && licenses.contains("Resets left"), "{licenses}");
+        // Products by their names, not their ids.
+        assert!(licenses.contains("Журнал звонков") && !licenses.contains(common::PRODUCT), "{licenses}");
         let resets: Vec<String> = {
             let mut texts = Vec::new();
             for cell in c.find_all(css("tr.license td.resets-left")).await.unwrap() {
@@ -169,7 +172,8 @@ fn the_portal_in_a_real_browser() {
         let warehouse_row = find(&c, Locator::XPath("//tr[td='warehouse']")).await.unwrap();
         warehouse_row.find(css("a.button")).await.unwrap().click().await.unwrap();
         find(&c, css("#confirm")).await.unwrap();
-        assert!(c.source().await.unwrap().contains("Reset this binding?"));
+        let confirm = c.source().await.unwrap();
+        assert!(confirm.contains("Reset this binding?") && confirm.contains("Журнал звонков"), "{confirm}");
         c.execute("document.querySelector('form[action^=\"/reset\"] input[name=csrf]').remove()", vec![])
             .await
             .unwrap();
@@ -215,7 +219,7 @@ fn the_portal_in_a_real_browser() {
         assert_eq!(c.find_all(css("tr.session")).await.unwrap().len(), 2);
         let sessions = find(&c, css("#sessions")).await.unwrap().text().await.unwrap();
         assert!(sessions.contains("designer") && sessions.contains("anna") && sessions.contains("boris"), "{sessions}");
-        assert!(sessions.contains("Last heartbeat"), "{sessions}");
+        assert!(sessions.contains("Last heartbeat") && sessions.contains("Журнал звонков"), "{sessions}");
         std::fs::write(shots.join("sessions.png"), c.screenshot().await.unwrap()).unwrap();
         // Release frees the seat at once.
         let designer = find(&c, Locator::XPath("//tr[td='designer']")).await.unwrap();

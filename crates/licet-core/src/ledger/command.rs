@@ -153,6 +153,12 @@ pub struct AccountFound {
 }
 
 impl AccountFound {
+    /// The display name of product `id` (its id when the product is missing, which a ledger
+    /// never lets happen).
+    pub fn product_name<'a>(&'a self, id: &'a str) -> &'a str {
+        self.products.get(id).map_or(id, |p| p.name.as_str())
+    }
+
     /// What license `license` grants at `now` (no features, no grace, no limit should its
     /// product be missing, which a ledger never lets happen).
     pub fn facts(&self, license: &License, now: Time) -> LicenseFacts {

@@ -279,9 +279,13 @@ async fn confirm_reset(
         Err(e) => return e.into_response(),
     };
     let found = portal.app.execute::<AccountFound>(portal.app.clock.now(), account_of(&session.credential)).await;
-    match found.map(|f| f.account.bindings.into_iter().find(|b| b.id == binding)) {
-        Ok(Some(b)) => html(StatusCode::OK, page::confirm_reset(lang, &b, &session.csrf)),
-        _ => not_found(lang),
+    let found = match found {
+        Ok(found) => found,
+        Err(_) => return not_found(lang),
+    };
+    match found.account.bindings.iter().find(|b| b.id == binding) {
+        Some(b) => html(StatusCode::OK, page::confirm_reset(lang, b, &found, &session.csrf)),
+        None => not_found(lang),
     }
 }
 

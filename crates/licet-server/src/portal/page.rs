@@ -102,10 +102,11 @@ struct BindingRow {
 }
 
 impl BindingRow {
-    fn of(b: &Binding) -> BindingRow {
+    /// The row of binding `b`, its product shown by its name.
+    fn of(b: &Binding, found: &AccountFound) -> BindingRow {
         BindingRow {
             id: b.id.clone(),
-            product: b.product.clone(),
+            product: found.product_name(&b.product).to_owned(),
             hostname: b.host.hostname.clone(),
             os: b.host.os.clone(),
             bound_at: when(b.bound_at),
@@ -127,10 +128,11 @@ struct SessionRow {
 }
 
 impl SessionRow {
-    fn of(s: &Session) -> SessionRow {
+    /// The row of session `s`, its product shown by its name.
+    fn of(s: &Session, found: &AccountFound) -> SessionRow {
         SessionRow {
             id: s.id.clone(),
-            product: s.product.clone(),
+            product: found.product_name(&s.product).to_owned(),
             hostname: s.host.hostname.clone(),
             user: if s.user.is_empty() { "—".to_owned() } else { s.user.clone() },
             started_at: when(s.started_at),
@@ -183,7 +185,7 @@ pub(crate) fn account(
             let facts = found.facts(l, now);
             let grace_until = facts.grace_until.filter(|end| Some(*end) != l.expires_at);
             LicenseRow {
-                product: l.product.clone(),
+                product: found.product_name(&l.product).to_owned(),
                 kind: kind(t, l.kind),
                 floating: l.model == LicenseModel::Floating,
                 seats_used: account.seats_taken(l, now),
@@ -208,8 +210,8 @@ pub(crate) fn account(
         organization: &account.organization,
         masked: &masked,
         licenses,
-        bindings: account.bindings.iter().map(BindingRow::of).collect(),
-        sessions: account.sessions.iter().filter(|s| s.is_live(now)).map(SessionRow::of).collect(),
+        bindings: account.bindings.iter().map(|b| BindingRow::of(b, found)).collect(),
+        sessions: account.sessions.iter().filter(|s| s.is_live(now)).map(|s| SessionRow::of(s, found)).collect(),
         sessions_tab: tab == Tab::Sessions,
         csrf,
     })
@@ -239,8 +241,8 @@ struct ConfirmReset<'a> {
 }
 
 /// Asks before a reset.
-pub(crate) fn confirm_reset(lang: Lang, b: &Binding, csrf: &str) -> String {
-    render(&ConfirmReset { frame: Frame::new(lang, Some(csrf)), binding: BindingRow::of(b), csrf })
+pub(crate) fn confirm_reset(lang: Lang, b: &Binding, found: &AccountFound, csrf: &str) -> String {
+    render(&ConfirmReset { frame: Frame::new(lang, Some(csrf)), binding: BindingRow::of(b, found), csrf })
 }
 
 #[cfg(test)]
