@@ -339,9 +339,7 @@ impl Agent {
         }
         let mut step = st.policy.handle_check(self.now(), self.mono(), product, &features, &mut OsEntropy);
         // About to ask a server: another program may already have refreshed the token.
-        if matches!(step, Step::Ask(_)) && self.cache.changed() {
-            let memory = self.cache.load(&self.servers)?;
-            st.policy.load(&memory);
+        if matches!(step, Step::Ask(_)) && self.reload_if_changed(&mut st)? {
             if !renew_sessions && st.policy.session_of(product).is_some() {
                 let verdict = session_verdict(&mut st, product, &features, self.now());
                 self.persist(&mut st, true)?;
@@ -352,18 +350,23 @@ impl Agent {
         self.drive(st, step)
     }
 
-    /// What a check (with `renew_sessions` as in [`Agent::check_with`]) can say without asking
-    /// a server: the answer, or the cached token's grant when it passes but is due for a
-    /// refresh. Without `may_block` it does not wait for a lock another thread holds nor write
-    /// the disk either (`Wait` then).
+    /// Takes what other programs wrote to the cache since this agent last read or wrote it;
+    /// whether there was anything.
+    pub(crate) fn reload_if_changed(&self, st: &mut State) -> Result<bool, Error> {
+        if !self.cache.changed() {
+            return Ok(false);
+        }
+        let memory = self.cache.load(&self.servers)?;
+        st.policy.load(&memory);
+        Ok(true)
+    }
+
+    /// What a check that leaves floating sessions alone (`renew_sessions` false in
+    /// [`Agent::check_with`]) can say without asking a server: the answer, or the cached token's
+    /// grant when it passes but is due for a refresh. Without `may_block` it does not wait for
+    /// a lock another thread holds nor write the disk either (`Wait` then).
     #[cfg(feature = "service")]
-    pub(crate) fn check_now(
-        &self,
-        product: &str,
-        features: &[String],
-        renew_sessions: bool,
-        may_block: bool,
-    ) -> CheckNow {
+    pub(crate) fn check_now(&self, product: &str, features: &[String], may_block: bool) -> CheckNow {
         let mut st = match self.state.try_lock() {
             Ok(st) => st,
             Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
@@ -377,7 +380,7 @@ impl Agent {
             return CheckNow::Wait;
         }
         let now = self.now();
-        let said = if !renew_sessions && st.policy.session_of(product).is_some() {
+        let said = if st.policy.session_of(product).is_some() {
             CheckNow::Answer(session_verdict(&mut st, product, features, now))
         } else {
             match st.policy.handle_check(now, self.mono(), product, features, &mut OsEntropy) {
@@ -419,9 +422,21 @@ impl Agent {
                         _ => None,
                     };
                     st = self.state()?;
+                    let product = ask.product.clone();
+                    let had_token = st.policy.token(&product).is_some();
                     step = st.policy.handle_reply(self.now(), self.mono(), ask, reply);
-                    if let (Some(token), Step::Answer(Ok(verdict))) = (granted, &step) {
-                        self.remember(&verdict.entitlement, token);
+                    let cached = st.policy.token(&product);
+                    match (&step, granted) {
+                        // Only a token the policy took (not one answering a request sent before
+                        // the number changed or the session was dropped) is a session held.
+                        (Step::Answer(Ok(verdict)), Some(token)) if cached == Some(token.as_str()) => {
+                            self.remember(&verdict.entitlement, token);
+                        }
+                        // A proven refusal removed the product's token: its sessions are over too.
+                        (Step::Answer(Err(_)), _) if had_token && cached.is_none() => {
+                            self.opened().retain(|_, o| o.product != product);
+                        }
+                        _ => {}
                     }
                     self.persist(&mut st, true)?;
                 }

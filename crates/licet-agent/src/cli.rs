@@ -138,7 +138,7 @@ enum Command {
         #[arg(long)]
         session: String,
     },
-    /// Serve this agent to programs on this machine over HTTP on loopback (SPEC §12), until
+    /// Serve this agent to programs on this machine over HTTP on loopback (docs/service.md), until
     /// SIGTERM or Ctrl-C.
     #[cfg(feature = "service")]
     Serve {

@@ -246,6 +246,11 @@ impl Agent {
                     Err(e) => return Err(e),
                 }
             }
+            // The sessions this agent holds whose tokens are not cached.
+            let held: Vec<String> = self.opened().keys().cloned().collect();
+            for session in held {
+                self.release(&session)?;
+            }
         }
         self.store_number(None)
     }

@@ -123,6 +123,8 @@ impl Agent {
     /// check goes on passing while one is live.
     fn drop_session(&self, session: &str) -> Result<(), Error> {
         let mut st = self.state()?;
+        // Another program may have cached a newer token of the product meanwhile: keep it.
+        self.reload_if_changed(&mut st)?;
         let released = self.opened().remove(session);
         let cached = st.policy.product_of_session(session);
         if let Some(product) = &cached

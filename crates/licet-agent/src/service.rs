@@ -44,6 +44,8 @@ use crate::{Agent, Error, RegistrationForm};
 const MAX_BODY: usize = 64 * 1024;
 /// How often the background thread looks for tokens due for a refresh.
 const REFRESH_EVERY: Duration = Duration::from_secs(60);
+/// The least time between two refresh rounds.
+const MIN_GAP: Duration = Duration::from_secs(10);
 
 /// The local service, bound to its address and not yet serving.
 #[derive(Debug)]
@@ -148,8 +150,9 @@ impl Service {
                 () = deadline => Ok(()),
             }
         });
-        // Commands still running on blocking threads are bounded by the agent's own timeouts.
-        self.runtime.shutdown_timeout(SHUTDOWN_GRACE);
+        // The grace is over: commands still running on blocking threads (each bounded by the
+        // agent's own timeouts) are not waited for.
+        self.runtime.shutdown_timeout(Duration::from_millis(100));
         // A refresh under way asks a server for at most a few seconds more: not waited for.
         if refresher.is_finished() {
             let _ = refresher.join();
@@ -198,11 +201,20 @@ struct Shared {
 /// Floating sessions are left to their holders' heartbeats: refreshing them here would keep a
 /// seat whose user has gone.
 fn refresh_until(agent: &Agent, woken: &mpsc::Receiver<Wake>) {
+    let mut last_round = Instant::now();
     loop {
         match woken.recv_timeout(REFRESH_EVERY) {
             Ok(Wake::Refresh) | Err(RecvTimeoutError::Timeout) => {}
             Ok(Wake::Stop) | Err(RecvTimeoutError::Disconnected) => return,
         }
+        // At most one round per MIN_GAP, however many checks find a token due (a clock ahead
+        // of the server's finds every fresh token due at once).
+        while let Some(rest) = MIN_GAP.checked_sub(last_round.elapsed()).filter(|r| !r.is_zero()) {
+            if let Ok(Wake::Stop) | Err(RecvTimeoutError::Disconnected) = woken.recv_timeout(rest) {
+                return;
+            }
+        }
+        last_round = Instant::now();
         // The checks that asked meanwhile are answered by this round.
         while let Ok(wake) = woken.try_recv() {
             if matches!(wake, Wake::Stop) {
@@ -340,8 +352,13 @@ fn refused(status: StatusCode, e: &Error) -> Response {
 /// 200 with the answer, 400 for a malformed request, 500 when the agent itself failed (its
 /// disk), 403 for every refusal.
 async fn answer(shared: &Shared, request: Request) -> Response {
+    blocking(shared, move |agent| agent.perform(request)).await
+}
+
+/// Runs `job` on a blocking thread and answers what it says.
+async fn blocking(shared: &Shared, job: impl FnOnce(&Agent) -> Result<Answer, Error> + Send + 'static) -> Response {
     let agent = shared.agent.clone();
-    let outcome = tokio::task::spawn_blocking(move || agent.perform(request))
+    let outcome = tokio::task::spawn_blocking(move || job(&agent))
         .await
         .unwrap_or_else(|e| Err(Error::Internal(format!("the command failed: {e}"))));
     respond(outcome)
@@ -366,7 +383,7 @@ fn respond(outcome: Result<Answer, Error>) -> Response {
 /// is judged as it is: the programs holding sessions heartbeat them, and a check never
 /// heartbeats one (it may be another user's whose program has gone) nor checks one out.
 async fn check_answer(shared: &Shared, product: String, features: Vec<String>) -> Response {
-    let grant = match shared.agent.check_now(&product, &features, false, false) {
+    let grant = match shared.agent.check_now(&product, &features, false) {
         CheckNow::Answer(result) => result,
         CheckNow::Due(grant) => {
             let _ = shared.wake.send(Wake::Refresh);
@@ -374,7 +391,7 @@ async fn check_answer(shared: &Shared, product: String, features: Vec<String>) -
         }
         CheckNow::Wait => {
             let (agent, wake) = (shared.agent.clone(), shared.wake.clone());
-            tokio::task::spawn_blocking(move || match agent.check_now(&product, &features, false, true) {
+            tokio::task::spawn_blocking(move || match agent.check_now(&product, &features, true) {
                 CheckNow::Answer(result) => result,
                 CheckNow::Due(grant) => {
                     let _ = wake.send(Wake::Refresh);
@@ -430,20 +447,17 @@ type Body = Result<Bytes, BytesRejection>;
 
 /// Answers a command whose JSON body is read as `T` and turned into a request by `make`; a body
 /// that cannot be read is 1001 (400, or 413 when larger than 64 KiB).
-async fn command<T: DeserializeOwned>(
+async fn command<T: DeserializeOwned + Send + 'static>(
     shared: &Shared,
     bytes: Body,
-    make: impl FnOnce(T) -> Result<Request, Error>,
+    job: impl FnOnce(T, &Agent) -> Result<Answer, Error> + Send + 'static,
 ) -> Response {
     let bytes = match bytes {
         Ok(bytes) => bytes,
         Err(e) => return refused(e.status(), &malformed("body", e.body_text())),
     };
     match serde_json::from_slice::<T>(&bytes) {
-        Ok(fields) => match make(fields) {
-            Ok(request) => answer(shared, request).await,
-            Err(e) => respond(Err(e)),
-        },
+        Ok(fields) => blocking(shared, move |agent| job(fields, agent)).await,
         Err(e) => refused(StatusCode::BAD_REQUEST, &malformed("body", e.to_string())),
     }
 }
@@ -487,49 +501,48 @@ struct SessionBody {
 }
 
 async fn set_number(State(shared): State<Arc<Shared>>, bytes: Body) -> Response {
-    command(&shared, bytes, |b: NumberBody| {
-        Ok(Request::SetNumber { number: b.registration_number, offline: b.offline })
+    command(&shared, bytes, |b: NumberBody, agent| {
+        agent.perform(Request::SetNumber { number: b.registration_number, offline: b.offline })
     })
     .await
 }
 
 async fn register(State(shared): State<Arc<Shared>>, bytes: Body) -> Response {
-    command(&shared, bytes, |b: RegisterBody| {
+    command(&shared, bytes, |b: RegisterBody, agent| {
         let RegisterBody { email, organization, contact, phone, product } = b;
-        Ok(Request::Register(RegistrationForm { email, organization, contact, phone, product }))
+        agent.perform(Request::Register(RegistrationForm { email, organization, contact, phone, product }))
     })
     .await
 }
 
 async fn trial(State(shared): State<Arc<Shared>>, bytes: Body) -> Response {
-    command(&shared, bytes, |b: ProductBody| Ok(Request::Trial { product: b.product })).await
+    command(&shared, bytes, |b: ProductBody, agent| agent.perform(Request::Trial { product: b.product })).await
 }
 
 async fn redeem(State(shared): State<Arc<Shared>>, bytes: Body) -> Response {
-    command(&shared, bytes, |b: CouponBody| Ok(Request::Redeem { coupon: b.coupon })).await
+    command(&shared, bytes, |b: CouponBody, agent| agent.perform(Request::Redeem { coupon: b.coupon })).await
 }
 
 async fn deactivate(State(shared): State<Arc<Shared>>, bytes: Body) -> Response {
-    command(&shared, bytes, |b: ProductBody| Ok(Request::Deactivate { product: b.product })).await
+    command(&shared, bytes, |b: ProductBody, agent| agent.perform(Request::Deactivate { product: b.product })).await
 }
 
 async fn checkout(State(shared): State<Arc<Shared>>, bytes: Body) -> Response {
-    command(&shared, bytes, |b: CheckoutBody| {
-        Ok(Request::Checkout { product: b.product, borrow_hours: b.borrow_hours, user: b.user })
+    command(&shared, bytes, |b: CheckoutBody, agent| {
+        agent.perform(Request::Checkout { product: b.product, borrow_hours: b.borrow_hours, user: b.user })
     })
     .await
 }
 
 async fn heartbeat(State(shared): State<Arc<Shared>>, bytes: Body) -> Response {
-    command(&shared, bytes, |b: SessionBody| Ok(Request::Heartbeat { session: b.session_id })).await
+    command(&shared, bytes, |b: SessionBody, agent| agent.perform(Request::Heartbeat { session: b.session_id })).await
 }
 
 /// Releases a session this service holds (another id, even of the account, is 1055: a program of
 /// this machine ends its own users' sessions, not other hosts').
 async fn release(State(shared): State<Arc<Shared>>, bytes: Body) -> Response {
-    let agent = shared.agent.clone();
-    command(&shared, bytes, |b: SessionBody| match agent.holds_session(&b.session_id) {
-        true => Ok(Request::Release { session: b.session_id }),
+    command(&shared, bytes, |b: SessionBody, agent| match agent.holds_session(&b.session_id) {
+        true => agent.perform(Request::Release { session: b.session_id }),
         false => Err(Error::Local(licet_core::Error::Refused(Code::SessionExpired))),
     })
     .await

@@ -143,6 +143,7 @@ enum KeysAction {
     /// without `--force` when release-0.1.0 agents would be stranded.
     Retire {
         kid: String,
+        /// Even if release-0.1.0 agents trusting only this key would be stranded.
         #[arg(long)]
         force: bool,
     },
