@@ -457,3 +457,37 @@ fn an_installed_token_must_pass_now_and_never_replaces_a_newer_one() {
     assert_eq!(m.policy.install(sim.now, &other).unwrap_err().code(), Code::HostMismatch);
     assert_eq!(m.policy.token(PRODUCT), Some(newer.as_str()));
 }
+
+#[test]
+fn restore_puts_back_a_session_token_this_agent_took_if_it_passes_now() {
+    let mut sim = Sim::new();
+    let net = Net::new(&[Mode::Up]);
+    let (mut m, _) = floating_machine(&mut sim, "a");
+    m.checkout(&mut sim, &net, None).unwrap();
+    let older = m.policy.token(PRODUCT).unwrap().to_owned();
+    // Half a lease later a check heartbeats: a newer token, and the newest issue time accepted
+    // moves past the older one's.
+    m.wait(&mut sim, Duration::seconds(450));
+    assert_eq!(m.check(&mut sim, &net).unwrap().source, Source::Server);
+    assert_ne!(m.policy.token(PRODUCT), Some(older.as_str()));
+    m.policy.forget(PRODUCT);
+    let _ = m.policy.poll_persist();
+
+    // Installing by hand refuses a token older than one accepted; the driver's restore, of a
+    // token it took from a server itself, puts it back — in memory and on disk.
+    assert_eq!(m.policy.install(sim.now, &older).unwrap_err().code(), Code::InvalidRequest);
+    assert!(m.policy.token(PRODUCT).is_none());
+    let restored = m.policy.restore(sim.now, &older).unwrap();
+    assert_eq!(restored.product, PRODUCT);
+    assert_eq!(m.policy.token(PRODUCT), Some(older.as_str()));
+    let change = m.policy.poll_persist().unwrap();
+    assert_eq!(change.tokens.get(PRODUCT), Some(&Some(older.clone())));
+
+    // One that does not pass now is refused, and so is another host's.
+    m.policy.forget(PRODUCT);
+    m.wait(&mut sim, Duration::seconds(451));
+    assert_eq!(m.policy.restore(sim.now, &older).unwrap_err().code(), Code::LeaseExpired);
+    assert!(m.policy.token(PRODUCT).is_none());
+    let mut other = Machine::new(pc("b"), &sim.keys, 1);
+    assert_eq!(other.policy.restore(sim.now, &older).unwrap_err().code(), Code::HostMismatch);
+}
