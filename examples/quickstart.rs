@@ -205,6 +205,28 @@ fn run() -> Result<()> {
         grant.session_id.as_deref().unwrap_or("")
     ));
 
+    // A 1C configuration cannot link Rust: on office-pc it asks the local agent service
+    // (`licet-agent serve`, docs/service.md) over HTTP on loopback.
+    let office_agent = std::sync::Arc::new(host(dir.path(), "office-pc", &url, &key, 100)?);
+    let service = licet::agent::service::Service::bind(office_agent, "127.0.0.1:0")?;
+    let local = format!("http://{}", service.local_addr()?);
+    let (stop_service, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = std::thread::spawn(move || {
+        service.run(async {
+            let _ = stopped.await;
+        })
+    });
+    let answer: Value = http.get(format!("{local}/v1/check?product=call-journal")).call()?.body_mut().read_json()?;
+    story.say(format!(
+        "office-pc's 1C module asks the local agent service: GET {local}/v1/check?product=call-journal → \
+         ok: {}, {} license, from the {} (what `licet-agent --json check` prints).",
+        answer["ok"],
+        answer["kind"].as_str().unwrap_or("?"),
+        answer["source"].as_str().unwrap_or("?")
+    ));
+    let _ = stop_service.send(());
+    serving.join().map_err(|_| "the local service's thread panicked")??;
+
     server.stop()?;
     story.say("The license server goes down.");
     let laptop_offline = host(dir.path(), "laptop", &url, &key, 24 * 5)?;
