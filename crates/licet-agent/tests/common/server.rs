@@ -23,6 +23,15 @@ pub fn server_binary() -> PathBuf {
     bin
 }
 
+/// Starts `serve` (quiet) and reads the URL of its first line.
+fn listening(mut serve: Command) -> (Child, String) {
+    let mut child = serve.env("LICET_LOG", "warn").stdout(Stdio::piped()).spawn().unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let url = line.trim().strip_prefix("listening on ").unwrap().to_owned();
+    (child, url)
+}
+
 /// A running server; killed when dropped.
 pub struct Server {
     pub child: Child,
@@ -46,17 +55,12 @@ impl Server {
             std::fs::write(dir.join("facts.json"), facts.to_string()).unwrap();
             (facts["admin_token"].as_str().unwrap().to_owned(), facts["public_key"].as_str().unwrap().to_owned())
         };
-        let mut child = Command::new(&bin)
+        let mut serve = Command::new(&bin);
+        serve
             .args(["serve", "--dev-clock", "--rate-limit", "0", "--listen", listen, "--data-dir"])
             .arg(dir)
-            .args(extra)
-            .env("LICET_LOG", "warn")
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let url = line.trim().strip_prefix("listening on ").unwrap().to_owned();
+            .args(extra);
+        let (child, url) = listening(serve);
         let server = Server { child, url, dir: dir.to_owned(), admin, public_key };
         server.admin_put(&format!("/v1/admin/products/{PRODUCT}"), json!({}));
         server
@@ -67,20 +71,10 @@ impl Server {
         let bin = server_binary();
         let out = Command::new(&bin).args(["init", "--json", "--data-dir"]).arg(dir).output().unwrap();
         let facts: Value = serde_json::from_slice(&out.stdout).unwrap();
-        let mut child = Command::new(&bin)
-            .args(["serve", "--rate-limit", "0", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(dir)
-            .arg("--tls-cert")
-            .arg(cert)
-            .arg("--tls-key")
-            .arg(key)
-            .env("LICET_LOG", "warn")
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let url = line.trim().strip_prefix("listening on ").unwrap().to_owned();
+        let mut serve = Command::new(&bin);
+        serve.args(["serve", "--rate-limit", "0", "--listen", "127.0.0.1:0", "--data-dir"]).arg(dir);
+        serve.arg("--tls-cert").arg(cert).arg("--tls-key").arg(key);
+        let (child, url) = listening(serve);
         let pem = std::fs::read(cert).unwrap();
         let root = ureq::tls::parse_pem(&pem)
             .find_map(|i| match i {
