@@ -332,22 +332,21 @@ impl Agent {
     pub(crate) fn check_with(&self, product: &str, features: &[&str], renew_sessions: bool) -> Result<Grant, Error> {
         let features: Vec<String> = features.iter().map(|f| (*f).to_owned()).collect();
         let mut st = self.state()?;
-        if !renew_sessions && st.policy.session_of(product).is_some() {
-            let verdict = session_verdict(&mut st, product, &features, self.now());
-            self.persist(&mut st, true)?;
-            return verdict;
-        }
-        let mut step = st.policy.handle_check(self.now(), self.mono(), product, &features, &mut OsEntropy);
-        // About to ask a server: another program may already have refreshed the token.
-        if matches!(step, Step::Ask(_)) && self.reload_if_changed(&mut st)? {
+        let mut reloaded = false;
+        loop {
             if !renew_sessions && st.policy.session_of(product).is_some() {
                 let verdict = session_verdict(&mut st, product, &features, self.now());
                 self.persist(&mut st, true)?;
                 return verdict;
             }
-            step = st.policy.handle_check(self.now(), self.mono(), product, &features, &mut OsEntropy);
+            let step = st.policy.handle_check(self.now(), self.mono(), product, &features, &mut OsEntropy);
+            // About to ask a server: another program may already have refreshed the token.
+            if matches!(step, Step::Ask(_)) && !reloaded && self.reload_if_changed(&mut st)? {
+                reloaded = true;
+                continue;
+            }
+            return self.drive(st, step);
         }
-        self.drive(st, step)
     }
 
     /// Takes what other programs wrote to the cache since this agent last read or wrote it;

@@ -38,7 +38,7 @@ use serde_json::Value;
 
 use crate::agent::CheckNow;
 use crate::request::{Answer, Request, grant_answer, refusal_json};
-use crate::{Agent, Error, RegistrationForm};
+use crate::{Agent, Error, Grant, RegistrationForm};
 
 /// The largest request body taken (the longest command, a registration, is far smaller).
 const MAX_BODY: usize = 64 * 1024;
@@ -221,8 +221,10 @@ fn refresh_until(agent: &Agent, woken: &mpsc::Receiver<Wake>) {
                 return;
             }
         }
-        let Ok(products) = agent.cached_products() else { continue };
-        for (product, _) in products {
+        let Ok(products) = agent.state().map(|st| st.policy.products().map(str::to_owned).collect::<Vec<_>>()) else {
+            continue;
+        };
+        for product in products {
             // Each check asks a server only if its token is due, and leaves sessions alone.
             let _ = agent.check_with(&product, &[], false);
             if matches!(woken.try_recv(), Ok(Wake::Stop)) {
@@ -351,10 +353,6 @@ fn refused(status: StatusCode, e: &Error) -> Response {
 /// Carries out `request` on a blocking thread (a server asked, the disk written) and answers:
 /// 200 with the answer, 400 for a malformed request, 500 when the agent itself failed (its
 /// disk), 403 for every refusal.
-async fn answer(shared: &Shared, request: Request) -> Response {
-    blocking(shared, move |agent| agent.perform(request)).await
-}
-
 /// Runs `job` on a blocking thread and answers what it says.
 async fn blocking(shared: &Shared, job: impl FnOnce(&Agent) -> Result<Answer, Error> + Send + 'static) -> Response {
     let agent = shared.agent.clone();
@@ -383,30 +381,34 @@ fn respond(outcome: Result<Answer, Error>) -> Response {
 /// is judged as it is: the programs holding sessions heartbeat them, and a check never
 /// heartbeats one (it may be another user's whose program has gone) nor checks one out.
 async fn check_answer(shared: &Shared, product: String, features: Vec<String>) -> Response {
-    let grant = match shared.agent.check_now(&product, &features, false) {
-        CheckNow::Answer(result) => result,
-        CheckNow::Due(grant) => {
-            let _ = shared.wake.send(Wake::Refresh);
-            Ok(grant)
-        }
-        CheckNow::Wait => {
+    let grant = match settled(shared.agent.check_now(&product, &features, false), &shared.wake) {
+        Some(grant) => grant,
+        None => {
             let (agent, wake) = (shared.agent.clone(), shared.wake.clone());
-            tokio::task::spawn_blocking(move || match agent.check_now(&product, &features, true) {
-                CheckNow::Answer(result) => result,
-                CheckNow::Due(grant) => {
-                    let _ = wake.send(Wake::Refresh);
-                    Ok(grant)
-                }
-                CheckNow::Wait => {
+            tokio::task::spawn_blocking(move || {
+                settled(agent.check_now(&product, &features, true), &wake).unwrap_or_else(|| {
                     let features: Vec<&str> = features.iter().map(String::as_str).collect();
                     agent.check_with(&product, &features, false)
-                }
+                })
             })
             .await
             .unwrap_or_else(|e| Err(Error::Internal(format!("the check failed: {e}"))))
         }
     };
     respond(grant.map(|g| grant_answer(&g)))
+}
+
+/// The answer [`Agent::check_now`] gave, the refresh thread woken for a token due; `None` when a
+/// server must be asked (or, on the service's thread, a lock or the disk awaited).
+fn settled(now: CheckNow, wake: &mpsc::Sender<Wake>) -> Option<Result<Grant, Error>> {
+    match now {
+        CheckNow::Answer(result) => Some(result),
+        CheckNow::Due(grant) => {
+            let _ = wake.send(Wake::Refresh);
+            Some(Ok(grant))
+        }
+        CheckNow::Wait => None,
+    }
 }
 
 /// The product and features of a check's query string.
@@ -431,7 +433,7 @@ async fn check(State(shared): State<Arc<Shared>>, RawQuery(query): RawQuery) -> 
 }
 
 async fn status(State(shared): State<Arc<Shared>>) -> Response {
-    answer(&shared, Request::Status).await
+    blocking(&shared, |agent| agent.perform(Request::Status)).await
 }
 
 async fn method_not_allowed() -> Response {
