@@ -43,6 +43,7 @@ fn setup() -> (TokenSigner, TrustedKeys, String, Host, DateTime<Utc>) {
         phone: None,
         product: "call-journal".into(),
         host: host.clone(),
+        lang: Default::default(),
     };
     let registered: Registered = state.execute(&ledger, now, &mut rng, &Command::Register(reg)).unwrap();
     // As agents of this release receive it: naming the nonce of their request.

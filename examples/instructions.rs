@@ -65,6 +65,7 @@ fn run() -> Result<()> {
         phone: None,
         product: "call-journal".into(),
         host: Host::new(fingerprint.clone(), "bench", "Linux")?,
+        lang: Default::default(),
     };
     let registered: Registered = state.execute(&ledger, now, &mut rng, &Command::Register(registration))?;
     let token = signer.issue(&registered.seat, now);

@@ -73,6 +73,7 @@ fuzz_target!(|data: &[u8]| {
                 phone: None,
                 product: product.into(),
                 host: host(b),
+                lang: Default::default(),
             }),
             (1, Some(n)) => Command::Activate(on_host(n)),
             (2, Some(n)) => Command::Trial(on_host(n)),

@@ -51,6 +51,9 @@ enum Command {
         phone: Option<String>,
         #[arg(long)]
         product: String,
+        /// The language of the account's mail: ru (the default) or en.
+        #[arg(long, value_parser = parse_lang)]
+        lang: Option<licet_core::Lang>,
     },
     /// Enter the account's registration number on this host.
     SetNumber {
@@ -191,8 +194,8 @@ fn execute(cli: Cli, overrides: Overrides) -> Result<Option<Answer>, Error> {
     config.user = user;
     let agent = std::sync::Arc::new(Agent::new(config)?);
     let request = match cli.command {
-        Command::Register { email, org, contact, phone, product } => {
-            Request::Register(RegistrationForm { email, organization: org, contact, phone, product })
+        Command::Register { email, org, contact, phone, product, lang } => {
+            Request::Register(RegistrationForm { email, organization: org, contact, phone, product, lang })
         }
         Command::SetNumber { number, offline } => Request::SetNumber { number, offline },
         Command::OfflineRequest { product } => Request::OfflineRequest { product },
@@ -287,4 +290,8 @@ pub fn run_with(cli: Cli, overrides: Overrides) -> ExitCode {
         (Ok(_), Ok(())) => ExitCode::SUCCESS,
         _ => ExitCode::from(1),
     }
+}
+
+fn parse_lang(text: &str) -> Result<licet_core::Lang, String> {
+    licet_core::Lang::parse(text).ok_or_else(|| format!("`{text}` is not a language of licet's mail: ru or en"))
 }

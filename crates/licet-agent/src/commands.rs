@@ -28,6 +28,8 @@ pub struct RegistrationForm {
     pub phone: Option<String>,
     /// The product to try.
     pub product: String,
+    /// The language of the account's mail (the server's default, Russian, when `None`).
+    pub lang: Option<licet_core::Lang>,
 }
 
 impl Agent {
@@ -117,6 +119,7 @@ impl Agent {
             contact: form.contact.clone(),
             phone: form.phone.clone(),
             product: form.product.clone(),
+            lang: form.lang,
             host: self.host_json(),
             token_format: Some(TokenFormat::LATEST_MARKER),
             nonce: Some(Agent::nonce()),

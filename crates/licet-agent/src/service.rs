@@ -478,6 +478,8 @@ struct RegisterBody {
     contact: Option<String>,
     phone: Option<String>,
     product: String,
+    #[serde(default)]
+    lang: Option<licet_core::Lang>,
 }
 
 #[derive(Deserialize)]
@@ -511,8 +513,8 @@ async fn set_number(State(shared): State<Arc<Shared>>, bytes: Body) -> Response 
 
 async fn register(State(shared): State<Arc<Shared>>, bytes: Body) -> Response {
     command(&shared, bytes, |b: RegisterBody, agent| {
-        let RegisterBody { email, organization, contact, phone, product } = b;
-        agent.perform(Request::Register(RegistrationForm { email, organization, contact, phone, product }))
+        let RegisterBody { email, organization, contact, phone, product, lang } = b;
+        agent.perform(Request::Register(RegistrationForm { email, organization, contact, phone, product, lang }))
     })
     .await
 }

@@ -20,6 +20,7 @@ pub mod error;
 pub mod host;
 pub mod invariants;
 pub mod ledger;
+pub mod mail;
 pub mod model;
 pub mod offline;
 pub mod record;
@@ -32,9 +33,10 @@ pub use error::{Code, Error};
 pub use host::{Fingerprint, HostDigest};
 pub use invariants::check_invariants;
 pub use ledger::{
-    AccountFound, Checkout, Command, CouponBatch, HostCommand, Ledger, Mail, Outcome, Redeemed, Registered,
-    Registration, Seat, SessionSeat, TrialStarted,
+    AccountFound, Checkout, Command, CouponBatch, HostCommand, Ledger, Outcome, Redeemed, Registered, Registration,
+    Seat, SessionSeat, TrialStarted,
 };
+pub use mail::{Lang, Mail, Message};
 pub use model::{
     Account, Binding, Coupon, CouponKind, Host, HostMatch, License, LicenseFacts, LicenseKind, LicenseModel, Offer,
     Product, ProductSettings, Session, Time,
@@ -45,4 +47,4 @@ pub use token::{
     Claims, Endorsement, Entitlement, Judgement, KeyId, Refusal, TokenFormat, TokenSigner, TrustedKeys, VerifiedToken,
     verdict,
 };
-pub use txn::{Changes, MemState, RecordKey, Snapshot, Tx};
+pub use txn::{Changes, MemState, RecordKey, Snapshot, Table, Tx};

@@ -315,6 +315,9 @@ pub struct License {
     /// Whether its seats are bound hosts or live sessions.
     #[serde(default, skip_serializing_if = "LicenseModel::is_host")]
     pub model: LicenseModel,
+    /// When the vendor revoked it: from then on it grants nothing, grace or not.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "chrono::serde::ts_seconds_option")]
+    pub revoked_at: Option<Time>,
 }
 
 /// What a license grants at a moment, given its product's settings: the facts a license object
@@ -344,6 +347,7 @@ impl License {
             features: None,
             resets: Vec::new(),
             model: LicenseModel::Host,
+            revoked_at: None,
         }
     }
 
@@ -352,9 +356,9 @@ impl License {
         self.expires_at.map(|end| add_days(end, product.grace_days))
     }
 
-    /// Whether checks pass at `now`: the term, grace included, is still running.
+    /// Whether checks pass at `now`: not revoked, and the term, grace included, still running.
     pub fn is_current(&self, product: &Product, now: Time) -> bool {
-        self.term_end(product).is_none_or(|end| now < end)
+        self.revoked_at.is_none() && self.term_end(product).is_none_or(|end| now < end)
     }
 
     /// Whether at `now` the term as sold is over and `product`'s grace period is running.
@@ -583,6 +587,11 @@ pub struct Account {
     /// hour after they died).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sessions: Vec<Session>,
+    /// The language of the account's mail (SPEC §13), chosen at registration (Russian unless
+    /// asked otherwise). An account registered before there was a choice keeps the English its
+    /// mail always had ([`crate::mail::Lang::before_choice`]).
+    #[serde(default = "crate::mail::Lang::before_choice")]
+    pub lang: crate::mail::Lang,
 }
 
 impl Binding {

@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 
 use crate::error::Error;
+use crate::mail::Mail;
 use crate::model::{Account, Coupon, Product};
 use crate::record::Record;
 
@@ -28,6 +29,48 @@ pub enum RecordKey {
     Coupon(String),
     /// Ids of accounts whose registration host has this component (16 bytes of its hash).
     HostComponent([u8; 16]),
+    /// A queued [`Mail`] by its queue id ([`Mail::new_id`]).
+    Mail(String),
+}
+
+/// A kind of record: the keys a store lists together ([`Table::prefix`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Table {
+    /// [`RecordKey::Product`].
+    Product,
+    /// [`RecordKey::Account`].
+    Account,
+    /// [`RecordKey::Coupon`].
+    Coupon,
+    /// [`RecordKey::Mail`].
+    Mail,
+}
+
+impl Table {
+    /// What the byte form of every key of this table starts with.
+    pub fn prefix(self) -> [u8; 2] {
+        [self.tag(), b'/']
+    }
+
+    fn tag(self) -> u8 {
+        match self {
+            Table::Product => b'p',
+            Table::Account => b'a',
+            Table::Coupon => b'c',
+            Table::Mail => b'm',
+        }
+    }
+
+    /// The name [`RecordKey::table`] gives this table's keys.
+    pub fn name(self) -> &'static str {
+        match self {
+            Table::Product => "product",
+            Table::Account => "account",
+            Table::Coupon => "coupon",
+            Table::Mail => "mail",
+        }
+    }
 }
 
 impl std::fmt::Debug for RecordKey {
@@ -41,6 +84,7 @@ impl std::fmt::Debug for RecordKey {
             RecordKey::Product(s) => write!(f, "Product({s})"),
             RecordKey::Account(s) => write!(f, "Account({s})"),
             RecordKey::Email(s) => write!(f, "Email({s})"),
+            RecordKey::Mail(s) => write!(f, "Mail({s})"),
         }
     }
 }
@@ -55,6 +99,7 @@ impl RecordKey {
             RecordKey::Number(s) => (b'n', s.as_bytes()),
             RecordKey::Coupon(s) => (b'c', s.as_bytes()),
             RecordKey::HostComponent(h) => (b'h', h.as_slice()),
+            RecordKey::Mail(s) => (b'm', s.as_bytes()),
         };
         let mut out = Vec::with_capacity(2 + id.len());
         out.push(tag);
@@ -77,6 +122,7 @@ impl RecordKey {
             b'n' => RecordKey::Number(text()?),
             b'c' => RecordKey::Coupon(text()?),
             b'h' => RecordKey::HostComponent(id.try_into().ok()?),
+            b'm' => RecordKey::Mail(text()?),
             _ => return None,
         })
     }
@@ -90,6 +136,7 @@ impl RecordKey {
             RecordKey::Number(_) => "number",
             RecordKey::Coupon(_) => "coupon",
             RecordKey::HostComponent(_) => "host_component",
+            RecordKey::Mail(_) => "mail",
         }
     }
 }
@@ -225,6 +272,17 @@ impl<'s> Tx<'s> {
     /// Stores a coupon.
     pub fn put_coupon(&mut self, coupon: &Coupon) {
         self.write(RecordKey::Coupon(coupon.body.clone()), Record::Coupon(coupon.clone()));
+    }
+
+    /// A queued mail.
+    pub fn mail(&self, id: &str) -> Result<Option<Mail>, Error> {
+        let key = RecordKey::Mail(id.to_owned());
+        record_as!(self.read(&key)?, key, Mail)
+    }
+
+    /// Stores a queued mail under `id` (a new one: [`Mail::new_id`]).
+    pub fn put_mail(&mut self, id: &str, mail: &Mail) {
+        self.write(RecordKey::Mail(id.to_owned()), Record::Mail(mail.clone()));
     }
 
     /// Accounts whose registration host has this component.

@@ -4,8 +4,8 @@ mod sim;
 
 use chrono::Duration;
 use licet_core::{
-    AccountFound, Code, Command, Error, LicenseKind, Mail, Product, ProductSettings, Registered, Registration,
-    RegistrationNumber, TrialStarted,
+    AccountFound, Code, Command, Error, Lang, LicenseKind, Message, Product, ProductSettings, Redeemed, Registered,
+    Registration, RegistrationNumber, TrialStarted,
 };
 use sim::{AgentSim, PRODUCT, Sim, host, pc};
 
@@ -28,9 +28,19 @@ fn register_creates_an_account_with_a_trial_bound_to_the_host() {
     assert_eq!(reg.seat.license.kind, LicenseKind::Trial);
     assert_eq!(reg.seat.license.expires_at, Some(sim.now + Duration::days(30)));
     assert_eq!(reg.seat.seats_used, 1);
-    assert_eq!(reg.mail.to, "Boss@Example.com");
-    assert!(reg.mail.body.contains(&number));
-    assert!(!format!("{:?}", reg.mail).contains(&number), "Debug of a mail must not leak the number");
+    // The mail is queued with the account, in the account's language.
+    let mails = sim.mails();
+    assert_eq!(mails.len(), 1);
+    assert_eq!(mails[0].to, "Boss@Example.com");
+    assert_eq!(mails[0].lang, Lang::Ru);
+    match &mails[0].message {
+        Message::Registered { number: n, trial_ends, product_name, .. } => {
+            assert_eq!((n, *trial_ends), (&number, reg.seat.license.expires_at));
+            assert_eq!(product_name, &reg.seat.product.name);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(!format!("{:?}", mails[0]).contains(&number), "Debug of a mail must not leak the number");
 
     let token = sim.signer.issue(&reg.seat, sim.now);
     let mut agent = AgentSim::new(a);
@@ -329,11 +339,23 @@ fn recover_mails_the_number_only_to_a_known_address() {
     let mut sim = Sim::new();
     let number = sim.register("a@example.com", &pc("a")).unwrap().number.to_string();
     let recover = |email: &str| Command::Recover { email: email.into() };
-    let mail = sim.exec::<Option<Mail>>(recover("A@Example.com")).unwrap().unwrap();
-    assert_eq!(mail.to, "a@example.com");
-    assert!(mail.body.contains(&number));
-    assert!(sim.exec::<Option<Mail>>(recover("b@example.com")).unwrap().is_none());
-    check(sim.exec::<Option<Mail>>(recover("not-an-email")), Code::InvalidRequest);
+    let registration = Registration { lang: Lang::En, ..Sim::registration("en@example.com", &pc("e")) };
+    sim.exec::<Registered>(Command::Register(registration)).unwrap();
+    assert_eq!(sim.mails().len(), 2);
+    sim.exec::<()>(recover("A@Example.com")).unwrap();
+    sim.exec::<()>(recover("EN@example.com")).unwrap();
+    let mails = sim.mails();
+    assert_eq!(mails.len(), 4);
+    let reminder =
+        |to: &str| mails.iter().find(|m| m.to == to && matches!(m.message, Message::Reminder { .. })).unwrap().clone();
+    assert_eq!(reminder("a@example.com").lang, Lang::Ru);
+    assert_eq!(reminder("en@example.com").lang, Lang::En, "the account's language");
+    assert!(matches!(reminder("a@example.com").message, Message::Reminder { number: n, .. } if n == number));
+    sim.exec::<()>(recover("b@example.com")).unwrap();
+    assert_eq!(sim.mails().len(), 4, "nothing is queued for an unknown e-mail");
+    sim.exec::<()>(recover("a@example.com")).unwrap();
+    assert_eq!(sim.mails().len(), 4, "one reminder per account waits at a time (no mail bombing)");
+    check(sim.exec::<()>(recover("not-an-email")), Code::InvalidRequest);
     let by_email: Option<AccountFound> = sim.exec(Command::AccountByEmail { email: "A@EXAMPLE.COM".into() }).unwrap();
     assert_eq!(by_email.unwrap().number.to_string(), number);
 }
@@ -417,4 +439,60 @@ fn a_host_bound_by_a_0_1_0_agent_keeps_its_seat_and_moves_to_its_new_fingerprint
     // And the upgraded one again.
     assert_eq!(sim.activate(&number, &upgraded).unwrap().0.binding.id, seat.binding.id);
     licet_core::check_invariants(sim.state.records()).unwrap();
+}
+
+#[test]
+fn the_vendor_grants_extends_revokes_and_frees_seats_by_hand() {
+    let mut sim = Sim::new();
+    let (a, b) = (pc("a"), pc("b"));
+    let number = sim.register("a@example.com", &a).unwrap().number.to_string();
+    let account_id = sim.account(&number).id;
+    let grant = |seats, term_days| Command::Grant {
+        account_id: account_id.clone(),
+        product: PRODUCT.into(),
+        offer: licet_core::Offer::License { seats, term_days, features: None, model: Default::default() },
+    };
+    check(sim.exec::<Redeemed>(grant(0, None)), Code::InvalidRequest);
+    let Command::Grant { product, offer, .. } = grant(1, None) else { unreachable!() };
+    let unknown = Command::Grant { account_id: "acc_nobody".into(), product, offer };
+    check(sim.exec::<Redeemed>(unknown), Code::InvalidRequest);
+    let sub = sim.exec::<Redeemed>(grant(2, Some(30))).unwrap().license;
+    assert_eq!((sub.kind, sub.seats), (LicenseKind::Subscription, 2));
+    sim.activate(&number, &b).unwrap();
+
+    // Extending never shortens; a perpetual license has no term to extend.
+    let extend = |license_id: &str, days| Command::Extend {
+        account_id: account_id.clone(),
+        license_id: license_id.into(),
+        days,
+    };
+    let extended = sim.exec::<Redeemed>(extend(&sub.id, 10)).unwrap().license;
+    assert_eq!(extended.expires_at, sub.expires_at.map(|t| t + Duration::days(10)));
+    let perpetual = sim.exec::<Redeemed>(grant(1, None)).unwrap().license;
+    check(sim.exec::<Redeemed>(extend(&perpetual.id, 10)), Code::InvalidRequest);
+    check(sim.exec::<Redeemed>(extend("lic_none", 10)), Code::InvalidRequest);
+
+    // Freeing a seat by hand does not count as the customer's reset.
+    let account = sim.account(&number);
+    let binding = account.bindings.iter().find(|bd| bd.host.hostname == "b").unwrap().id.clone();
+    let free = Command::FreeBinding { account_id: account_id.clone(), binding_id: binding.clone() };
+    sim.exec::<()>(free.clone()).unwrap();
+    check(sim.exec::<()>(free), Code::BindingNotFound);
+    assert!(sim.account(&number).licenses.iter().all(|l| l.resets.is_empty()));
+
+    // Revoking ends a license at once, grace or not, and frees its seats.
+    let bound = sim.activate(&number, &b).unwrap().0.license;
+    let revoke = Command::Revoke { account_id: account_id.clone(), license_id: bound.id.clone() };
+    let revoked = sim.exec::<Redeemed>(revoke.clone()).unwrap();
+    assert_eq!((revoked.license.revoked_at, revoked.seats_used), (Some(sim.now), 0));
+    assert!(sim.account(&number).bindings.iter().all(|bd| bd.license_id != bound.id));
+    assert_eq!(
+        sim.exec::<Redeemed>(revoke).unwrap().license.revoked_at,
+        Some(sim.now),
+        "revoking again changes nothing"
+    );
+    let next = sim.activate(&number, &b).unwrap().0.license;
+    assert_ne!(next.id, bound.id, "a revoked license binds no host");
+    let found = sim.exec::<Option<AccountFound>>(Command::AccountById { account_id: account_id.clone() }).unwrap();
+    assert_eq!(found.unwrap().number.to_string(), number);
 }

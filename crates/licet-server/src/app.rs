@@ -6,20 +6,19 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post, put};
+use axum::routing::{delete, get, post};
 use chrono::{DateTime, Utc};
 use licet_core::{
-    AccountFound, Code, Command, CouponCode, Error, Ledger, Mail, Outcome, Product, Redeemed, Registered, Registration,
-    Seat, Secret, TokenFormat, TrialStarted,
+    AccountFound, Code, Command, Error, Ledger, Outcome, Redeemed, Registered, Registration, Seat, Secret, TokenFormat,
+    TrialStarted,
 };
 use licet_store::{OsEntropy, Store, StoreExt};
 use licet_wire::{
-    AccountObject, ClockRequest, CouponsAnswer, CouponsRequest, EmailQuery, Empty, GrantAnswer, HealthAnswer,
-    HostRequest, KeysAnswer, LicenseAnswer, LicenseObject, Nonce, ProductObject, ProductRequest, RecoverRequest,
-    RedeemRequest, RegisterAnswer, RegisterRequest,
+    AccountObject, ClockRequest, Empty, GrantAnswer, HealthAnswer, HostRequest, KeysAnswer, LicenseAnswer,
+    LicenseObject, Nonce, RecoverRequest, RedeemRequest, RegisterAnswer, RegisterRequest,
 };
 use subtle::ConstantTimeEq;
 
@@ -27,7 +26,6 @@ use crate::clock::Clock;
 use crate::data_dir::token_hash;
 use crate::error::ApiError;
 use crate::extract::{Bearer, ClientIp, JsonBody};
-use crate::outbox::Mailer;
 use crate::ratelimit::Limiter;
 
 /// Everything a request handler needs.
@@ -39,7 +37,8 @@ pub(crate) struct App {
     pub(crate) admin_hash: [u8; 32],
     pub(crate) clock: Clock,
     pub(crate) limiter: Limiter,
-    pub(crate) mail: Mailer,
+    /// Wakes this node's postman when a command queued mail ([`crate::mail::Postman`]).
+    pub(crate) mail_wake: tokio::sync::Notify,
     /// Bounds the commands in flight: the store runs them one at a time anyway, and a few
     /// dozen threads contending for its lock cost more than they gain in shared flushes.
     pub(crate) in_flight: tokio::sync::Semaphore,
@@ -72,7 +71,7 @@ pub(crate) type AppState = Arc<App>;
 /// How a command's client is rate-limited (SPEC §4, 1062): per client IP and minute, counting
 /// failed credentials — and every registration and recovery — but never a successful check.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Limit {
+pub(crate) enum Limit {
     /// Every request counts, successful or not; over the limit it is refused before it runs.
     Spend,
     /// Over the limit the request is refused before it runs; failed credentials count.
@@ -96,6 +95,17 @@ impl App {
     /// durable, on a database on a blocking thread — and takes its outcome as the type the
     /// handler expects.
     pub(crate) async fn execute<T>(self: &Arc<Self>, now: DateTime<Utc>, command: Command) -> Result<T, ApiError>
+    where
+        T: TryFrom<Outcome, Error = Error> + Send + 'static,
+    {
+        let started = std::time::Instant::now();
+        let name = command.name();
+        let result = self.execute_timed(now, command).await;
+        crate::metrics::commit(name, started.elapsed());
+        result
+    }
+
+    async fn execute_timed<T>(self: &Arc<Self>, now: DateTime<Utc>, command: Command) -> Result<T, ApiError>
     where
         T: TryFrom<Outcome, Error = Error> + Send + 'static,
     {
@@ -129,17 +139,24 @@ impl App {
     where
         T: TryFrom<Outcome, Error = Error> + Send + 'static,
     {
-        let limit = limit_of(&command);
-        match limit {
-            Limit::Spend => self.limiter.spend(ip).await?,
-            Limit::Guard => self.limiter.check(ip).await?,
-            Limit::Check => {}
-        }
+        let limit = self.admit(ip, &command).await?;
         let result = self.execute(now, command).await;
         match result {
             Err(e) if limit != Limit::Spend && e.code.is_failed_credential() => self.count_failure(ip, e).await,
             other => other,
         }
+    }
+
+    /// The part of `command`'s rate limit ([`limit_of`]) that comes before it runs: a request
+    /// over the limit is refused here.
+    pub(crate) async fn admit(&self, ip: IpAddr, command: &Command) -> Result<Limit, ApiError> {
+        let limit = limit_of(command);
+        match limit {
+            Limit::Spend => self.limiter.spend(ip).await?,
+            Limit::Guard => self.limiter.check(ip).await?,
+            Limit::Check => {}
+        }
+        Ok(limit)
     }
 
     /// Counts a failed credential; past the limit the answer becomes 429.
@@ -162,7 +179,7 @@ impl App {
     }
 
     /// Checks the admin bearer token in constant time, under the rate limit.
-    async fn admin(&self, ip: IpAddr, bearer: Result<Bearer, ApiError>) -> Result<(), ApiError> {
+    pub(crate) async fn admin(&self, ip: IpAddr, bearer: Result<Bearer, ApiError>) -> Result<(), ApiError> {
         self.limiter.check(ip).await?;
         let ok = bearer.map(|Bearer(token)| bool::from(token_hash(&token).ct_eq(&self.admin_hash)));
         match ok {
@@ -203,11 +220,6 @@ impl App {
         }
         refusal
     }
-
-    /// Hands a mail over durably before the request is answered (see [`Mailer::send`]).
-    async fn write_mail(self: &Arc<Self>, mail: Mail, now: DateTime<Utc>) {
-        self.mail.send(mail, now).await;
-    }
 }
 
 /// The API's routes (SPEC §5), with their state. `/v1/admin/clock` exists only with a dev clock.
@@ -227,9 +239,7 @@ pub(crate) fn routes(app: AppState) -> Router {
         .route("/v1/sessions/{id}", delete(crate::sessions::release))
         .route("/v1/keys", get(keys))
         .route("/v1/health", get(health))
-        .route("/v1/admin/products/{id}", put(put_product))
-        .route("/v1/admin/coupons", post(issue_coupons))
-        .route("/v1/admin/accounts", get(admin_account));
+        .merge(crate::admin::routes());
     if app.clock.is_dev() {
         router = router.route("/v1/admin/clock", post(set_clock));
     }
@@ -252,10 +262,11 @@ async fn register(
         phone: req.phone,
         product: req.product,
         host: req.host.to_host()?,
+        lang: req.lang.unwrap_or_default(),
     };
     let now = app.clock.now();
     let registered: Registered = app.execute_limited(ip, now, Command::Register(registration)).await?;
-    app.write_mail(registered.mail, now).await;
+    app.mail_wake.notify_one();
     let seat = &registered.seat;
     Ok(json(
         StatusCode::CREATED,
@@ -337,15 +348,19 @@ async fn recover(
     ClientIp(ip): ClientIp,
     JsonBody(req): JsonBody<RecoverRequest>,
 ) -> Result<Response, ApiError> {
-    let now = app.clock.now();
-    let mail: Option<Mail> = app.execute_limited(ip, now, Command::Recover { email: req.email }).await?;
-    // The same answer, after the same work, whether or not the e-mail is known: the mail is
-    // written after the answer (recovery changes nothing; asking again is always safe), so its
-    // fsync cannot tell anyone which e-mails have accounts.
-    if let Some(mail) = mail {
-        let app = app.clone();
-        tokio::spawn(async move { app.write_mail(mail, now).await });
-    }
+    let command = Command::Recover { email: req.email.clone() };
+    app.admit(ip, &command).await?;
+    licet_core::email::normalize(&req.email)?;
+    // The same answer, at once, whether or not the e-mail is known: the reminder is queued after
+    // the answer (recovery changes nothing else; asking again is always safe), so the commit of
+    // a queued mail cannot tell anyone which e-mails have accounts.
+    let app = app.clone();
+    tokio::spawn(async move {
+        match app.execute::<()>(app.clock.now(), command).await {
+            Ok(()) => app.mail_wake.notify_one(),
+            Err(e) => tracing::error!(code = e.code.number(), "could not queue a recovery mail"),
+        }
+    });
     Ok(json(StatusCode::ACCEPTED, Empty {}))
 }
 
@@ -378,56 +393,17 @@ async fn keys(State(app): State<AppState>) -> Response {
 
 /// `ok` — or, on a node of a cluster whose database does not answer, 503 with 1099.
 async fn health(State(app): State<AppState>) -> Result<Response, ApiError> {
-    if let Some(db) = &app.database {
-        db.ping().await?;
+    match &app.database {
+        Some(db) => db.ping().await?,
+        None => {
+            let store = app.store.clone();
+            match tokio::task::spawn_blocking(move || store.health()).await {
+                Ok(result) => result?,
+                Err(_) => return Err(ApiError::new(Code::InternalError)),
+            }
+        }
     }
     Ok(json(StatusCode::OK, HealthAnswer { status: "ok".into() }))
-}
-
-async fn put_product(
-    State(app): State<AppState>,
-    ClientIp(ip): ClientIp,
-    id: Result<Path<String>, PathRejection>,
-    bearer: Result<Bearer, ApiError>,
-    JsonBody(req): JsonBody<ProductRequest>,
-) -> Result<Response, ApiError> {
-    app.admin(ip, bearer).await?;
-    let Path(id) = id.map_err(|_| ApiError::invalid("malformed product id"))?;
-    let command = Command::PutProduct { id, settings: req };
-    let product: Product = app.execute(app.clock.now(), command).await?;
-    Ok(json(StatusCode::OK, ProductObject::of(&product)))
-}
-
-async fn issue_coupons(
-    State(app): State<AppState>,
-    ClientIp(ip): ClientIp,
-    bearer: Result<Bearer, ApiError>,
-    JsonBody(req): JsonBody<CouponsRequest>,
-) -> Result<Response, ApiError> {
-    app.admin(ip, bearer).await?;
-    let batch = req.to_batch()?;
-    let kind = batch.offer.kind();
-    let codes: Vec<CouponCode> = app.execute(app.clock.now(), Command::IssueCoupons(batch)).await?;
-    Ok(json(StatusCode::CREATED, CouponsAnswer { coupons: codes.iter().map(ToString::to_string).collect(), kind }))
-}
-
-async fn admin_account(
-    State(app): State<AppState>,
-    ClientIp(ip): ClientIp,
-    bearer: Result<Bearer, ApiError>,
-    query: Result<Query<EmailQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Response, ApiError> {
-    app.admin(ip, bearer).await?;
-    let Query(query) = query.map_err(|_| ApiError::invalid("the email query parameter is required"))?;
-    let now = app.clock.now();
-    let found: Option<AccountFound> = app.execute(now, Command::AccountByEmail { email: query.email }).await?;
-    match found {
-        Some(f) => Ok(json(StatusCode::OK, AccountObject::of(&f, true, now))),
-        None => Err(ApiError {
-            status: Some(StatusCode::NOT_FOUND),
-            ..ApiError::invalid("no account is registered with this e-mail")
-        }),
-    }
 }
 
 async fn set_clock(

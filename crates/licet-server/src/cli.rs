@@ -31,7 +31,7 @@ enum Command {
         json: bool,
         /// A cluster's PostgreSQL database (`postgres://…`): the ledger and the admin token go
         /// there, the data directory keeps the signing key; copy it to every node.
-        #[arg(long, env = "LICET_DATABASE_URL")]
+        #[arg(long, env = "LICET_DATABASE_URL", hide_env_values = true)]
         database: Option<String>,
     },
     /// Serve the HTTP API (initialising an empty data directory first).
@@ -59,12 +59,30 @@ enum Command {
         vendor_prefix: String,
         /// Serve as a node of the cluster on this PostgreSQL database (`postgres://…`); the data
         /// directory must come from `init --database` (it is never initialised then).
-        #[arg(long, env = "LICET_DATABASE_URL")]
+        #[arg(long, env = "LICET_DATABASE_URL", hide_env_values = true)]
         database: Option<String>,
         /// A load balancer's address range (CIDR, repeatable): from these peers the client's
         /// address is taken from `X-Forwarded-For`.
         #[arg(long = "trusted-proxy", value_name = "CIDR")]
         trusted_proxies: Vec<ipnet::IpNet>,
+        /// Deliver mail by SMTP: `smtp://host:port`, `smtps://user:pass@host:port`, or
+        /// `smtp://host?tls=required` for STARTTLS. Without it mail goes to `DATA_DIR/outbox/`.
+        #[arg(long, env = "LICET_SMTP_URL", hide_env_values = true, value_name = "URL")]
+        smtp: Option<String>,
+        /// The mail's sender address (default `licet@<vendor prefix>`).
+        #[arg(long, env = "LICET_MAIL_FROM", value_name = "ADDRESS")]
+        mail_from: Option<String>,
+        /// Serve `GET /metrics` on this address instead of the API's.
+        #[arg(long, value_name = "ADDR")]
+        metrics_listen: Option<String>,
+    },
+    /// The vendor's daily work: products, coupons, accounts, licenses, bindings — against a
+    /// running server (`--server` and the admin token) or a stopped server's data directory.
+    Admin {
+        #[command(flatten)]
+        target: crate::admin_cli::Target,
+        #[command(subcommand)]
+        command: crate::admin_cli::AdminCommand,
     },
     /// Copy a stopped server's embedded store into an empty PostgreSQL database.
     Migrate {
@@ -72,7 +90,7 @@ enum Command {
         #[arg(long, env = "LICET_DATA_DIR", default_value = "licet-data")]
         data_dir: PathBuf,
         /// The empty database (`postgres://…`).
-        #[arg(long, env = "LICET_DATABASE_URL")]
+        #[arg(long, env = "LICET_DATABASE_URL", hide_env_values = true)]
         database: String,
         /// Print `{"database","records","kid"}`.
         #[arg(long)]
@@ -98,7 +116,7 @@ enum Command {
         #[arg(long, env = "LICET_DATA_DIR", default_value = "licet-data", global = true)]
         data_dir: PathBuf,
         /// A cluster's database: `add` records the key there, `activate` makes it the nodes' key.
-        #[arg(long, env = "LICET_DATABASE_URL", global = true)]
+        #[arg(long, env = "LICET_DATABASE_URL", hide_env_values = true, global = true)]
         database: Option<String>,
         /// Print one JSON object.
         #[arg(long, global = true)]
@@ -196,16 +214,31 @@ fn execute(cli: Cli) -> anyhow::Result<()> {
             vendor_prefix,
             database,
             trusted_proxies,
+            smtp,
+            mail_from,
+            metrics_listen,
         } => {
             let tls = match (tls_cert, tls_key) {
                 (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
                 _ => None,
             };
-            let config =
-                ServerConfig { data_dir, listen, dev_clock, rate_limit, tls, vendor_prefix, database, trusted_proxies };
+            let config = ServerConfig {
+                data_dir,
+                listen,
+                dev_clock,
+                rate_limit,
+                tls,
+                vendor_prefix,
+                database,
+                trusted_proxies,
+                smtp,
+                mail_from,
+                metrics_listen,
+            };
             let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
             runtime.block_on(serve(config))
         }
+        Command::Admin { target, command } => crate::admin_cli::run(target, command),
         Command::Migrate { data_dir, database, json } => {
             let migration = crate::migrate(&data_dir, &database)?;
             let mut out = std::io::stdout().lock();
@@ -359,6 +392,9 @@ async fn serve(config: ServerConfig) -> anyhow::Result<()> {
     {
         let mut out = std::io::stdout().lock();
         writeln!(out, "listening on {}", running.url)?;
+        if let Some(metrics) = running.metrics_addr {
+            writeln!(out, "metrics on http://{metrics}/metrics")?;
+        }
         out.flush()?;
     }
     tracing::info!(url = %running.url, public_key = %running.public_key, "serving");

@@ -7,6 +7,9 @@
 //! status mapped from the code in one place.
 #![forbid(unsafe_code)]
 
+mod admin;
+mod admin_cli;
+mod admin_text;
 mod app;
 mod backup;
 pub mod cli;
@@ -18,8 +21,9 @@ mod durability;
 mod error;
 mod extract;
 pub mod keys;
+mod mail;
+mod metrics;
 mod offline;
-mod outbox;
 mod portal;
 mod ratelimit;
 mod routes;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, MatchedPath};
 use axum::http::StatusCode;
 use axum::response::Response;
 
@@ -15,9 +15,13 @@ use crate::error::{AnsweredCode, ApiError};
 use crate::extract::MAX_BODY;
 use crate::portal::Portal;
 
-/// Every route of a node.
-pub(crate) fn router(app: Arc<App>, portal: Arc<Portal>) -> Router {
-    Router::new()
+/// Every route of a node; `GET /metrics` too unless it has an address of its own.
+pub(crate) fn router(app: Arc<App>, portal: Arc<Portal>, with_metrics: bool) -> Router {
+    let mut router = Router::new();
+    if with_metrics {
+        router = router.merge(metrics_router());
+    }
+    router
         .merge(crate::app::routes(app))
         .merge(crate::portal::routes(portal))
         .fallback(not_found)
@@ -26,12 +30,20 @@ pub(crate) fn router(app: Arc<App>, portal: Arc<Portal>) -> Router {
         .layer(axum::middleware::from_fn(log_request))
 }
 
-/// One log line per request: method, path (never the query or body), status, code, latency.
+/// `GET /metrics` alone (`serve --metrics-listen`).
+pub(crate) fn metrics_router() -> Router {
+    Router::new().route("/metrics", axum::routing::get(crate::metrics::render))
+}
+
+/// One log line per request — method, path (never the query or body), status, code, latency —
+/// and its count and latency in the metrics, under the matched route.
 async fn log_request(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
     let (method, path) = (req.method().clone(), req.uri().path().to_owned());
+    let route = req.extensions().get::<MatchedPath>().map_or("unmatched", |m| m.as_str()).to_owned();
     let start = Instant::now();
     let response = next.run(req).await;
     let code = response.extensions().get::<AnsweredCode>().map(|c| c.0.number());
+    crate::metrics::request(&route, response.status().as_u16(), code, start.elapsed());
     tracing::info!(
         %method,
         path,

@@ -15,7 +15,7 @@ use crate::app::App;
 use crate::clock::Clock;
 use crate::connections::{self, Connections, CountingAcceptor, HEADER_READ_TIMEOUT};
 use crate::data_dir::{self, InitFacts};
-use crate::outbox::{Mailer, Outbox};
+use crate::mail::{Outbox, Postman, Transport};
 use crate::ratelimit::{Limiter, RateLimiter};
 
 /// A certificate chain and private key in PEM files, for https.
@@ -27,8 +27,9 @@ pub struct TlsFiles {
     pub key: PathBuf,
 }
 
-/// How to run a server.
-#[derive(Clone, Debug)]
+/// How to run a server. Its `Debug` leaves out the database's and the SMTP server's URLs, which
+/// may carry passwords.
+#[derive(Clone)]
 pub struct ServerConfig {
     /// The data directory; initialised first if empty.
     pub data_dir: PathBuf,
@@ -46,6 +47,32 @@ pub struct ServerConfig {
     pub database: Option<String>,
     /// Peers whose `X-Forwarded-For` names the client (load balancers).
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Deliver mail by SMTP to this URL (`smtp://host:port`, `smtps://user:pass@host:port`);
+    /// `None`: as `.eml` files in the data directory's `outbox/`.
+    pub smtp: Option<String>,
+    /// The mail's sender; `None`: `licet@<vendor prefix>`.
+    pub mail_from: Option<String>,
+    /// Serve `GET /metrics` on this address instead of the API's.
+    pub metrics_listen: Option<String>,
+}
+
+impl std::fmt::Debug for ServerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let set = |url: &Option<String>| if url.is_some() { "<set>" } else { "<none>" };
+        f.debug_struct("ServerConfig")
+            .field("data_dir", &self.data_dir)
+            .field("listen", &self.listen)
+            .field("dev_clock", &self.dev_clock)
+            .field("rate_limit", &self.rate_limit)
+            .field("tls", &self.tls)
+            .field("vendor_prefix", &self.vendor_prefix)
+            .field("database", &set(&self.database))
+            .field("trusted_proxies", &self.trusted_proxies)
+            .field("smtp", &set(&self.smtp))
+            .field("mail_from", &self.mail_from)
+            .field("metrics_listen", &self.metrics_listen)
+            .finish()
+    }
 }
 
 impl ServerConfig {
@@ -60,9 +87,15 @@ impl ServerConfig {
             vendor_prefix: "LICET".into(),
             database: None,
             trusted_proxies: Vec::new(),
+            smtp: None,
+            mail_from: None,
+            metrics_listen: None,
         }
     }
 }
+
+/// How long a stopping server waits for a delivery in progress.
+const POSTMAN_GRACE: Duration = Duration::from_secs(10);
 
 /// A server that is accepting connections.
 pub struct Running {
@@ -74,11 +107,13 @@ pub struct Running {
     pub public_key: String,
     /// What initialising the data directory produced, if this start did it.
     pub initialised: Option<InitFacts>,
+    /// Where `GET /metrics` is served when it has an address of its own.
+    pub metrics_addr: Option<SocketAddr>,
     handle: Handle<SocketAddr>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
     store: Arc<dyn Store>,
-    /// The mail deliverer of a cluster node, and what stops it.
-    deliverer: Option<(tokio::task::JoinHandle<()>, tokio::sync::watch::Sender<bool>)>,
+    /// The node's postman, and what stops it.
+    postman: (tokio::task::JoinHandle<()>, tokio::sync::watch::Sender<bool>),
     /// Answers `licet-server backup` on the data directory's control socket.
     control: Option<tokio::task::JoinHandle<()>>,
     data_dir: PathBuf,
@@ -136,9 +171,14 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
     };
     let Node { store, backend, loaded, admin_hash, initialised } = node;
     let public_key = loaded.keys.active.public_key_hex();
-    let outbox = Outbox::new(dir.join("outbox"), &format!("licet@{}", loaded.vendor_prefix.to_lowercase()));
+    // The recorder first, so that everything from the first request on is counted.
+    crate::metrics::handle();
+    let outbox = Outbox::new(dir.join("outbox"));
+    let from = config.mail_from.clone().unwrap_or_else(|| format!("licet@{}", loaded.vendor_prefix.to_lowercase()));
+    let from: lettre::message::Mailbox = from.parse().with_context(|| format!("the mail sender {from:?}"))?;
+    let transport = Transport::new(config.smtp.as_deref(), outbox.clone())?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let (limiter, sessions, mail, control, deliverer) = match &backend {
+    let (limiter, sessions, control) = match &backend {
         Backend::Embedded(sled) => {
             #[cfg(unix)]
             let control = match crate::backup::listen(&dir, sled.clone()) {
@@ -154,15 +194,11 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
                 None
             };
             let sessions = crate::portal::Sessions::Local(crate::portal::LocalSessions::default());
-            (Limiter::Local(RateLimiter::new(config.rate_limit)), sessions, Mailer::Files(outbox), control, None)
+            (Limiter::Local(RateLimiter::new(config.rate_limit)), sessions, control)
         }
         Backend::Database(db) => {
-            let wake = Arc::new(tokio::sync::Notify::new());
-            let deliverer =
-                tokio::spawn(crate::outbox::deliver_queued(db.clone(), outbox.clone(), wake.clone(), stop_rx));
             let limiter = Limiter::Shared { db: db.clone(), per_minute: config.rate_limit };
-            let mail = Mailer::Queue { db: db.clone(), wake };
-            (limiter, crate::portal::Sessions::Shared(db.clone()), mail, None, Some(deliverer))
+            (limiter, crate::portal::Sessions::Shared(db.clone()), None)
         }
     };
     let app = Arc::new(App {
@@ -180,7 +216,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
         admin_hash,
         clock: if config.dev_clock { Clock::dev() } else { Clock::system() },
         limiter,
-        mail,
+        mail_wake: tokio::sync::Notify::new(),
         in_flight: tokio::sync::Semaphore::new(crate::app::MAX_IN_FLIGHT),
         trusted_proxies: config.trusted_proxies.clone(),
     });
@@ -189,7 +225,15 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
         std::net::TcpListener::bind(&config.listen).with_context(|| format!("listening on {}", config.listen))?;
     let local_addr = listener.local_addr()?;
     let handle = Handle::new();
-    let service = crate::routes::router(app, portal).into_make_service_with_connect_info::<SocketAddr>();
+    let metrics = match &config.metrics_listen {
+        None => None,
+        Some(addr) => Some(serve_metrics(addr, stop_tx.subscribe()).await?),
+    };
+    // Everything that can fail is done: the node's own tasks start.
+    let postman = tokio::spawn(Postman::new(app.clone(), transport, from, outbox).run(stop_rx));
+    tokio::spawn(crate::metrics::keep(app.clone(), stop_tx.subscribe()));
+    let service =
+        crate::routes::router(app, portal, metrics.is_none()).into_make_service_with_connect_info::<SocketAddr>();
     // Connections are counted (before any TLS handshake) and idle ones time out: see connections.rs.
     let counting = CountingAcceptor::new(Connections::new(connections::capacity()));
     let (scheme, task) = match &config.tls {
@@ -221,13 +265,31 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
         url: format!("{scheme}://{local_addr}"),
         public_key,
         initialised,
+        metrics_addr: metrics,
         handle,
         task,
         store,
         control,
-        deliverer: deliverer.map(|task| (task, stop_tx)),
+        postman: (postman, stop_tx),
         data_dir: dir.clone(),
     })
+}
+
+/// `GET /metrics` on an address of its own, until `stop`; returns the bound address.
+async fn serve_metrics(addr: &str, mut stop: tokio::sync::watch::Receiver<bool>) -> anyhow::Result<SocketAddr> {
+    let listener =
+        tokio::net::TcpListener::bind(addr).await.with_context(|| format!("listening for /metrics on {addr}"))?;
+    let bound = listener.local_addr()?;
+    let router = crate::routes::metrics_router();
+    tokio::spawn(async move {
+        let stopped = async move {
+            let _ = stop.changed().await;
+        };
+        if let Err(e) = axum::serve(listener, router).with_graceful_shutdown(stopped).await {
+            tracing::error!(error = %e, "the /metrics listener failed");
+        }
+    });
+    Ok(bound)
 }
 
 /// What a node serves from.
@@ -275,9 +337,12 @@ impl Running {
             control.abort();
             crate::backup::stop_listening(&self.data_dir);
         }
-        if let Some((task, stop)) = self.deliverer {
-            let _ = stop.send(true);
-            let _ = task.await;
+        let (mut postman, stop) = self.postman;
+        let _ = stop.send(true);
+        // A message being handed over gets a little time; its claim lapses if it is cut short.
+        if tokio::time::timeout(POSTMAN_GRACE, &mut postman).await.is_err() {
+            postman.abort();
+            tracing::warn!("stopped the postman in the middle of a delivery; the message goes again later");
         }
         served??;
         self.store.flush()?;

@@ -56,6 +56,7 @@ fn populate(store: &SledStore, ledger: &Ledger, n: u64) -> Vec<String> {
             features: None,
             resets: Vec::new(),
             model: Default::default(),
+            revoked_at: None,
         };
         let account = Account {
             id: id.clone(),
@@ -80,6 +81,7 @@ fn populate(store: &SledStore, ledger: &Ledger, n: u64) -> Vec<String> {
             licenses: vec![license],
             trials_used: Default::default(),
             sessions: Vec::new(),
+            lang: Default::default(),
         };
         batch.push((RecordKey::Email(account.email.clone()), Record::AccountId(id.clone())));
         batch.push((RecordKey::Number(number.body()), Record::AccountId(id.clone())));

@@ -2,9 +2,9 @@
 
 use std::sync::Mutex;
 
-use licet_core::{Error, MemState, Tx};
+use licet_core::{Error, MemState, RecordKey, Table, Tx};
 
-use crate::store::Store;
+use crate::store::{Store, page_start};
 
 /// Keeps the ledger in memory behind one lock: the reference every other store is tested
 /// against. Nothing survives the process.
@@ -28,5 +28,17 @@ impl Store for MemStore {
 
     fn flush(&self) -> Result<(), Error> {
         Ok(())
+    }
+
+    fn keys(&self, table: Table, after: Option<&RecordKey>, limit: usize) -> Result<Vec<RecordKey>, Error> {
+        let state = self.state.lock().map_err(|_| Error::Internal("memory store lock poisoned".into()))?;
+        let start = page_start(table, after);
+        let mut keys: Vec<_> = state
+            .records()
+            .map(|(key, _)| key.to_bytes())
+            .filter(|bytes| bytes.starts_with(&table.prefix()) && *bytes >= start)
+            .collect();
+        keys.sort();
+        Ok(keys.iter().take(limit).filter_map(|bytes| RecordKey::from_bytes(bytes)).collect())
     }
 }

@@ -1,12 +1,12 @@
 //! The server's ledger on sled.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use licet_core::record::legacy;
-use licet_core::{Error as CoreError, Record, RecordKey, Tx};
+use licet_core::{Error as CoreError, Record, RecordKey, Table, Tx};
 
 mod commit;
 
@@ -26,6 +26,8 @@ const SCHEMA_MIGRATING: &str = "licet-ledger-2-migrating";
 /// What every ledger schema's name starts with; the number after it orders releases.
 const SCHEMA_PREFIX: &str = "licet-ledger-";
 const SCHEMA_KEY: &[u8] = b"licet/schema";
+/// Written by a health check after a failure, beside the schema (outside the ledger's trees).
+const HEALTH_PROBE: &[u8] = b"licet/health-probe";
 const LEDGER_TREE: &[u8] = b"ledger";
 /// The tree holding only the count of commits.
 const META_TREE: &[u8] = b"meta";
@@ -94,6 +96,8 @@ pub struct SledStore {
     group: GroupCommit,
     /// Commits in the ledger (applied, not necessarily flushed).
     commits: AtomicU64,
+    /// The disk refused a write, and no flush has succeeded since (what `/v1/health` reports).
+    degraded: AtomicBool,
     /// What the seal last recorded.
     sealed: Mutex<Sealed>,
     migrated: Option<usize>,
@@ -335,6 +339,7 @@ impl SledStore {
             write: Mutex::new(()),
             group: GroupCommit::default(),
             commits: AtomicU64::new(commits),
+            degraded: AtomicBool::new(false),
             sealed: Mutex::new(Sealed { count: commits, file: None, counted_at: long_ago() }),
             migrated,
         })
@@ -366,6 +371,7 @@ impl SledStore {
     /// Closes the database after the disk refused: commands answer `Unavailable` until it is
     /// open again. Changes applied but not flushed were never acknowledged.
     fn fail(&self, e: impl std::fmt::Display) -> CoreError {
+        self.degraded.store(true, Ordering::SeqCst);
         *self.opened.write().unwrap_or_else(PoisonError::into_inner) = None;
         *self.last_open.lock().unwrap_or_else(PoisonError::into_inner) = Instant::now();
         CoreError::Unavailable(format!("storage at {}: {e}", self.path.display()))
@@ -385,6 +391,7 @@ impl SledStore {
             sealed.counted_at = Instant::now();
         }
         opened.db.db.flush().map_err(|e| self.fail(e))?;
+        self.degraded.store(false, Ordering::SeqCst);
         if count_it {
             match overwrite_seal(&self.path, &mut sealed.file, commits) {
                 Ok(()) => sealed.count = commits,
@@ -648,5 +655,37 @@ impl Store for SledStore {
     fn flush(&self) -> Result<(), CoreError> {
         let opened = self.current()?;
         self.flush_and_seal(&opened, true)
+    }
+
+    /// Cheap while the last command went through. After the disk refused (the database is then
+    /// closed) it opens it again and proves it with a durable write of its own, so that a node
+    /// a load balancer took out of rotation comes back by itself once the disk does.
+    fn health(&self) -> Result<(), CoreError> {
+        if !self.degraded.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        let _write = self.write.lock().unwrap_or_else(PoisonError::into_inner);
+        let opened = self.current()?;
+        let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        opened.db.db.insert(HEALTH_PROBE, &stamp.as_secs().to_be_bytes()).map_err(|e| self.fail(e))?;
+        self.flush_and_seal(&opened, false)
+    }
+
+    /// Lists what the open database holds; while it is closed after a failure the listing is
+    /// unavailable (reopening is for commands and health checks, which prove it with a write).
+    fn keys(&self, table: Table, after: Option<&RecordKey>, limit: usize) -> Result<Vec<RecordKey>, CoreError> {
+        let opened = self.opened.read().unwrap_or_else(PoisonError::into_inner).clone().ok_or_else(|| {
+            CoreError::Unavailable(format!("storage at {}: closed after a failure", self.path.display()))
+        })?;
+        let prefix = table.prefix();
+        let mut keys = Vec::new();
+        for item in opened.ledger.range(crate::store::page_start(table, after)..).keys() {
+            let bytes = item.map_err(|e| self.fail(e))?;
+            if !bytes.starts_with(&prefix) || keys.len() == limit {
+                break;
+            }
+            keys.extend(RecordKey::from_bytes(&bytes));
+        }
+        Ok(keys)
     }
 }

@@ -1,6 +1,6 @@
 //! The storage trait the server drives the ledger through.
 
-use licet_core::{Command, Entropy, Error, Ledger, Outcome, Time, Tx};
+use licet_core::{Command, Entropy, Error, Ledger, Outcome, RecordKey, Table, Time, Tx};
 
 /// A durable home for the ledger's records.
 ///
@@ -20,6 +20,35 @@ pub trait Store: Send + Sync {
 
     /// Makes everything committed so far durable (e.g. before a clean shutdown).
     fn flush(&self) -> Result<(), Error>;
+
+    /// Up to `limit` keys of `table`'s records, in key order, starting after `after` (from the
+    /// first when `None`): a page of a listing. What a listed key holds is read in a
+    /// transaction; a key listed may be gone by then.
+    fn keys(&self, table: Table, after: Option<&RecordKey>, limit: usize) -> Result<Vec<RecordKey>, Error>;
+
+    /// Whether the store can take a durable change now (for `/v1/health`): `Unavailable` when it
+    /// lost its disk or database. May block briefly.
+    fn health(&self) -> Result<(), Error> {
+        Ok(())
+    }
+}
+
+/// The byte form just past every key of `table` (its prefix with the separator moved up one).
+pub(crate) fn table_end(table: Table) -> Vec<u8> {
+    let [tag, separator] = table.prefix();
+    vec![tag, separator + 1]
+}
+
+/// Where a page of `table`'s keys starts in byte form: just after `after`, or at the table's first.
+pub(crate) fn page_start(table: Table, after: Option<&RecordKey>) -> Vec<u8> {
+    match after {
+        Some(key) => {
+            let mut start = key.to_bytes();
+            start.push(0);
+            start
+        }
+        None => table.prefix().to_vec(),
+    }
 }
 
 /// Typed transactions on any [`Store`].

@@ -174,6 +174,7 @@ fn write_0_1_0_store(path: &std::path::Path) -> Vec<(RecordKey, Record)> {
                 features: None,
                 resets: Vec::new(),
                 model: Default::default(),
+                revoked_at: None,
             }],
             bindings: vec![licet_core::Binding {
                 id: format!("bnd_{i:016}"),
@@ -187,6 +188,7 @@ fn write_0_1_0_store(path: &std::path::Path) -> Vec<(RecordKey, Record)> {
             }],
             trials_used: [common::PRODUCT.to_owned()].into(),
             sessions: Vec::new(),
+            lang: licet_core::Lang::before_choice(),
         };
         records.push((RecordKey::Email(account.email.clone()), Record::AccountId(id.clone())));
         records.push((RecordKey::Number(account.number.clone()), Record::AccountId(id.clone())));

@@ -6,7 +6,7 @@ mod common;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use common::{Env, pc};
-use licet_core::Code;
+use licet_core::{Code, RecordKey, Table};
 use licet_store::pg::test_instance::TestInstance;
 use licet_store::{MemStore, PgStore, SledStore, Store, StoreExt};
 
@@ -141,6 +141,64 @@ fn one_email_one_account_under_concurrency<S: Fresh>() {
     assert_eq!(ok.into_inner(), 1);
 }
 
+/// Every key of `table`, read in pages of two.
+fn list<S: Store>(store: &S, table: Table) -> Vec<RecordKey> {
+    let mut all: Vec<RecordKey> = Vec::new();
+    loop {
+        let page = store.keys(table, all.last(), 2).unwrap();
+        assert!(page.len() <= 2);
+        if page.is_empty() {
+            return all;
+        }
+        all.extend(page);
+    }
+}
+
+fn mail_is_queued_with_its_change_listed_and_claimed_once<S: Fresh>() {
+    let Some(place) = S::place() else { return };
+    let env = Env::new(S::fresh(&place));
+    for (i, email) in ["a@example.com", "b@example.com", "c@example.com"].into_iter().enumerate() {
+        env.register(email, &pc(email), i as u64).unwrap();
+    }
+    assert!(env.register("a@example.com", &pc("x"), 9).is_err());
+    let mail = list(&env.store, Table::Mail);
+    assert_eq!(mail.len(), 3, "one mail per account, none for the refused registration: {mail:?}");
+    assert!(mail.windows(2).all(|w| w[0] < w[1]));
+    assert_eq!(list(&env.store, Table::Account).len(), 3);
+    assert_eq!(list(&env.store, Table::Product).len(), 1);
+    assert!(list(&env.store, Table::Coupon).is_empty());
+
+    // Eight deliverers race for one mail: one claims it.
+    let RecordKey::Mail(id) = &mail[0] else { panic!("{:?}", mail[0]) };
+    let claimed = AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for _ in 0..8 {
+            s.spawn(|| {
+                let won = env
+                    .store
+                    .transact(|tx| {
+                        let Some(mut m) = tx.mail(id)? else { return Ok(false) };
+                        let won = m.claim(common::now(), common::now() + chrono::Duration::minutes(2), "t");
+                        tx.put_mail(id, &m);
+                        Ok(won)
+                    })
+                    .unwrap();
+                if won {
+                    claimed.fetch_add(1, Ordering::SeqCst);
+                }
+            });
+        }
+    });
+    assert_eq!(claimed.into_inner(), 1);
+    env.store
+        .transact(|tx| {
+            tx.delete(RecordKey::Mail(id.clone()));
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(list(&env.store, Table::Mail), mail[1..]);
+}
+
 macro_rules! suite {
     ($module:ident: $store:ident, $($test:ident),* $(,)?) => {
         mod $module {
@@ -155,6 +213,7 @@ suite!(
     seats_hold_under_concurrency,
     a_coupon_is_redeemed_once_under_concurrency,
     one_email_one_account_under_concurrency,
+    mail_is_queued_with_its_change_listed_and_claimed_once,
 );
 suite!(
     sled: SledStore,
@@ -162,6 +221,7 @@ suite!(
     seats_hold_under_concurrency,
     a_coupon_is_redeemed_once_under_concurrency,
     one_email_one_account_under_concurrency,
+    mail_is_queued_with_its_change_listed_and_claimed_once,
 );
 suite!(
     pg: PgStore,
@@ -169,4 +229,5 @@ suite!(
     seats_hold_under_concurrency,
     a_coupon_is_redeemed_once_under_concurrency,
     one_email_one_account_under_concurrency,
+    mail_is_queued_with_its_change_listed_and_claimed_once,
 );

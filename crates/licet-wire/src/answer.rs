@@ -1,10 +1,10 @@
 //! Answer bodies of the HTTP API, and how core records become them.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 use licet_core::{
-    AccountFound, Binding, CouponKind, Host, License, LicenseFacts, LicenseKind, LicenseModel, Product, Session,
+    AccountFound, Binding, CouponKind, Host, License, LicenseFacts, LicenseKind, LicenseModel, Offer, Product, Session,
 };
 use serde::{Deserialize, Serialize};
 
@@ -42,6 +42,9 @@ pub struct LicenseObject {
     /// For a floating license, the sessions live now.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sessions_live: Option<u32>,
+    /// When the vendor revoked it (absent unless revoked); it grants nothing since.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::time::option")]
+    pub revoked_at: Option<DateTime<Utc>>,
 }
 
 impl LicenseObject {
@@ -60,6 +63,7 @@ impl LicenseObject {
             features: facts.features.clone(),
             grace_until: facts.grace_until,
             resets_left: facts.resets_left,
+            revoked_at: l.revoked_at,
         }
     }
 
@@ -166,6 +170,9 @@ impl BindingObject {
 /// The account view of `GET /v1/account` (number masked) and the admin lookup (in full).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccountObject {
+    /// `acc_…`, what the admin endpoints name the account by (absent from older servers' answers).
+    #[serde(default)]
+    pub id: String,
     /// The organisation.
     pub organization: String,
     /// The e-mail as registered.
@@ -194,6 +201,7 @@ impl AccountObject {
     pub fn of(found: &AccountFound, unmasked: bool, now: DateTime<Utc>) -> AccountObject {
         let (a, number) = (&found.account, &found.number);
         AccountObject {
+            id: a.id.clone(),
             organization: a.organization.clone(),
             email: a.email.clone(),
             contact: a.contact.clone(),
@@ -318,6 +326,80 @@ pub struct CouponsAnswer {
     pub kind: CouponKind,
 }
 
+/// A coupon as `GET /v1/admin/coupons` lists it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CouponObject {
+    /// The code, in full (a credential: admin answers only).
+    pub code: String,
+    /// The product.
+    pub product: String,
+    /// `license`, `extend`, `seats` or `upgrade`.
+    pub kind: CouponKind,
+    /// `license`: seats of the license; `seats`: seats added.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seats: Option<u32>,
+    /// `license`: the term in days (`null`: perpetual).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub term_days: Option<u32>,
+    /// `extend`: days added.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub days: Option<u32>,
+    /// `license`: its features (absent: all); `upgrade`: the features added.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub features: Option<BTreeSet<String>>,
+    /// `license`: `host` or `floating`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<LicenseModel>,
+    /// When it was issued.
+    #[serde(with = "crate::time")]
+    pub issued_at: DateTime<Utc>,
+    /// Who redeemed it, when, for which license; `null` while it is unused.
+    pub redeemed: Option<RedemptionObject>,
+}
+
+/// A coupon's redemption.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RedemptionObject {
+    /// `acc_…`.
+    pub account_id: String,
+    /// The license it made or changed.
+    pub license_id: String,
+    /// When.
+    #[serde(with = "crate::time")]
+    pub at: DateTime<Utc>,
+}
+
+impl CouponObject {
+    /// The listing form of `coupon`, whose full code is `code`.
+    pub fn of(coupon: &licet_core::Coupon, code: String) -> CouponObject {
+        let (mut seats, mut term_days, mut days, mut features, mut model) = (None, None, None, None, None);
+        match coupon.offer() {
+            Offer::License { seats: n, term_days: t, features: f, model: m } => {
+                (seats, term_days, features, model) = (Some(n), t, f, Some(m));
+            }
+            Offer::Extend { days: d } => days = Some(d),
+            Offer::Seats { seats: n } => seats = Some(n),
+            Offer::Upgrade { features: f } => features = Some(f),
+        }
+        CouponObject {
+            code,
+            product: coupon.product.clone(),
+            kind: coupon.kind,
+            seats,
+            term_days,
+            days,
+            features,
+            model,
+            issued_at: coupon.issued_at,
+            redeemed: coupon.redeemed.as_ref().map(|r| RedemptionObject {
+                account_id: r.account_id.clone(),
+                license_id: r.license_id.clone(),
+                at: r.at,
+            }),
+        }
+    }
+}
+
 /// A signing key as `GET /v1/keys` lists it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyObject {
@@ -376,6 +458,7 @@ mod tests {
             resets_left: Some(2),
             model: LicenseModel::Floating,
             sessions_live: Some(1),
+            revoked_at: None,
         };
         let text = serde_json::to_string(&l).unwrap();
         assert_eq!(

@@ -13,11 +13,12 @@ mod request;
 pub mod time;
 
 pub use answer::{
-    AccountObject, BindingObject, CouponsAnswer, Empty, GrantAnswer, HealthAnswer, KeyObject, KeysAnswer,
-    LicenseAnswer, LicenseObject, ProductObject, RegisterAnswer, SessionAnswer, SessionObject, StoredHost,
+    AccountObject, BindingObject, CouponObject, CouponsAnswer, Empty, GrantAnswer, HealthAnswer, KeyObject, KeysAnswer,
+    LicenseAnswer, LicenseObject, ProductObject, RedemptionObject, RegisterAnswer, SessionAnswer, SessionObject,
+    StoredHost,
 };
 pub use error::{ErrorBody, ErrorObject};
 pub use request::{
-    ClockRequest, CouponsRequest, EmailQuery, HostJson, HostRequest, Nonce, OfflineActivateRequest, ProductRequest,
-    RecoverRequest, RedeemRequest, RegisterRequest, SessionRequest, TokenRequest,
+    ClockRequest, CouponsRequest, EmailQuery, GrantRequest, HostJson, HostRequest, Nonce, OfflineActivateRequest,
+    ProductRequest, RecoverRequest, RedeemRequest, RegisterRequest, SessionRequest, TokenRequest,
 };

@@ -82,6 +82,9 @@ pub struct RegisterRequest {
     pub phone: Option<String>,
     /// The product to try.
     pub product: String,
+    /// The language of the account's mail (`ru`, the default, or `en`); older agents leave it out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lang: Option<licet_core::Lang>,
     /// The registering host.
     pub host: HostJson,
     /// Newer agents' marker: the token format they read (absent: release 0.1.0's).
@@ -231,19 +234,85 @@ pub struct CouponsRequest {
 impl CouponsRequest {
     /// The ledger's batch; a field the kind does not use, or a missing one it needs, is 1001.
     pub fn to_batch(&self) -> Result<CouponBatch, Error> {
+        let offer = OfferFields {
+            kind: self.kind,
+            seats: self.seats,
+            term_days: self.term_days,
+            days: self.days,
+            features: self.features.clone(),
+            model: self.model,
+        }
+        .into_offer()?;
+        Ok(CouponBatch { product: self.product.clone(), count: self.count, offer })
+    }
+}
+
+/// `POST /v1/admin/accounts/{id}/licenses`: what a coupon of `kind` would make, made at once.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GrantRequest {
+    /// The product.
+    pub product: String,
+    /// `license` (the default), `extend`, `seats` or `upgrade`, with the fields of a coupon of it.
+    #[serde(default)]
+    pub kind: CouponKind,
+    /// As in [`CouponsRequest`].
+    #[serde(default)]
+    pub seats: Option<u32>,
+    /// As in [`CouponsRequest`].
+    #[serde(default)]
+    pub term_days: Option<u32>,
+    /// As in [`CouponsRequest`].
+    #[serde(default)]
+    pub days: Option<u32>,
+    /// As in [`CouponsRequest`].
+    #[serde(default)]
+    pub features: Option<BTreeSet<String>>,
+    /// As in [`CouponsRequest`].
+    #[serde(default)]
+    pub model: Option<LicenseModel>,
+}
+
+impl GrantRequest {
+    /// The offer; a field the kind does not use, or a missing one it needs, is 1001.
+    pub fn to_offer(&self) -> Result<Offer, Error> {
+        OfferFields {
+            kind: self.kind,
+            seats: self.seats,
+            term_days: self.term_days,
+            days: self.days,
+            features: self.features.clone(),
+            model: self.model,
+        }
+        .into_offer()
+    }
+}
+
+/// The fields that describe an offer, as coupons and grants take them.
+struct OfferFields {
+    kind: CouponKind,
+    seats: Option<u32>,
+    term_days: Option<u32>,
+    days: Option<u32>,
+    features: Option<BTreeSet<String>>,
+    model: Option<LicenseModel>,
+}
+
+impl OfferFields {
+    fn into_offer(self) -> Result<Offer, Error> {
         let kind = self.kind.as_str();
         let unused = |field: &'static str, given: bool| match given {
-            true => Err(Error::input(field, format!("is not used by coupons of kind {kind}"))),
+            true => Err(Error::input(field, format!("is not used by offers of kind {kind}"))),
             false => Ok(()),
         };
-        let required = |field: &'static str| Error::input(field, format!("is required by coupons of kind {kind}"));
-        let offer = match self.kind {
+        let required = |field: &'static str| Error::input(field, format!("is required by offers of kind {kind}"));
+        Ok(match self.kind {
             CouponKind::License => {
                 unused("days", self.days.is_some())?;
                 Offer::License {
                     seats: self.seats.unwrap_or(1),
                     term_days: self.term_days,
-                    features: self.features.clone(),
+                    features: self.features,
                     model: self.model.unwrap_or_default(),
                 }
             }
@@ -266,10 +335,9 @@ impl CouponsRequest {
                 unused("term_days", self.term_days.is_some())?;
                 unused("days", self.days.is_some())?;
                 unused("model", self.model.is_some())?;
-                Offer::Upgrade { features: self.features.clone().ok_or_else(|| required("features"))? }
+                Offer::Upgrade { features: self.features.ok_or_else(|| required("features"))? }
             }
-        };
-        Ok(CouponBatch { product: self.product.clone(), count: self.count, offer })
+        })
     }
 }
 

@@ -31,6 +31,7 @@ pub fn cache_token(
         phone: None,
         product: PRODUCT.into(),
         host: Host::new(fingerprint.clone(), "bench", "Linux").unwrap(),
+        lang: Default::default(),
     };
     let registered: Registered =
         state.execute(&ledger, now, &mut SeededEntropy::new(1), &Command::Register(reg)).unwrap();

@@ -7,6 +7,7 @@ use crate::credential::RegistrationNumber;
 use crate::entropy::Entropy;
 use crate::error::{Code, Error};
 use crate::host::Fingerprint;
+use crate::mail::{Lang, Mail, Message};
 use crate::model::{Account, Binding, Host, HostMatch, License, Time, bounded_text};
 use crate::txn::{RecordKey, Tx};
 
@@ -27,23 +28,9 @@ pub struct Registration {
     pub product: String,
     /// The registering host, bound to the trial.
     pub host: Host,
-}
-
-/// An e-mail for the outbox.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Mail {
-    /// The recipient.
-    pub to: String,
-    /// The subject line.
-    pub subject: String,
-    /// Plain text; may carry a registration number, so never log it.
-    pub body: String,
-}
-
-impl std::fmt::Debug for Mail {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Mail").field("to", &self.to).field("subject", &self.subject).finish_non_exhaustive()
-    }
+    /// The language of the account's mail.
+    #[serde(default)]
+    pub lang: Lang,
 }
 
 /// The result of a registration.
@@ -53,8 +40,6 @@ pub struct Registered {
     pub number: RegistrationNumber,
     /// The trial and the registering host's seat.
     pub seat: Seat,
-    /// The e-mail that gives the customer the number.
-    pub mail: Mail,
 }
 
 /// Validates an e-mail address by [`crate::email`]'s rule; returns it as stored.
@@ -193,45 +178,41 @@ impl Ledger {
             bindings: vec![binding.clone()],
             trials_used: BTreeSet::from([product.id.clone()]),
             sessions: Vec::new(),
+            lang: reg.lang,
         };
         tx.put_account(&account);
         tx.put_account_id(email_key(&email), &account_id);
         tx.put_account_id(RecordKey::Number(number.body()), &account_id);
         index_registration_host(tx, &account_id, &reg.host.fingerprint)?;
-        let mail = Mail {
-            to: email,
-            subject: format!("Your registration number for {}", product.name),
-            body: format!(
-                "Hello,\n\nthank you for registering {org}.\n\nYour registration number is:\n\n    {number}\n\n\
-                 Keep this e-mail: you need the number to use {product} on other computers and to sign in \
-                 to the customer portal. Your trial ends on {end}.\n",
-                org = account.organization,
-                product = product.name,
-                end = license.expires_at.map(|t| t.format("%Y-%m-%d").to_string()).unwrap_or_default(),
-            ),
+        let message = Message::Registered {
+            organization: account.organization.clone(),
+            product_name: product.name.clone(),
+            number: number.to_string(),
+            trial_ends: license.expires_at,
         };
-        Ok(Registered { number, seat: Seat { account_id, product, seats_used: 1, license, binding }, mail })
+        tx.put_mail(&Mail::new_id(now, entropy), &Mail::new(email, reg.lang, message, now));
+        Ok(Registered { number, seat: Seat { account_id, product, seats_used: 1, license, binding } })
     }
 
-    /// The e-mail that reminds an account of its number, if `email` belongs to one. The caller
-    /// must answer the same either way, so that nobody learns which e-mails are registered.
-    pub(crate) fn recover(&self, tx: &Tx<'_>, email: &str) -> Result<Option<Mail>, Error> {
+    /// Queues the mail that reminds an account of its number, if `email` belongs to one. The
+    /// caller must answer the same either way, so that nobody learns which e-mails are
+    /// registered.
+    pub(crate) fn recover(&self, tx: &mut Tx<'_>, now: Time, email: &str) -> Result<(), Error> {
         let email = validate_email(email)?;
-        let Some(account) = tx.account_by(&email_key(&email))? else { return Ok(None) };
+        let Some(account) = tx.account_by(&email_key(&email))? else { return Ok(()) };
         // An address stored by release 0.1.0 that the rule refuses is not mailed (docs/accounts.md).
         if !crate::email::is_valid(&account.email) {
-            return Ok(None);
+            return Ok(());
         }
         let number = self.number_of(&account)?;
-        Ok(Some(Mail {
-            to: account.email.clone(),
-            subject: "Your registration number".to_owned(),
-            body: format!(
-                "Hello,\n\nsomebody (we hope you) asked for the registration number of {org}.\n\n    {number}\n\n\
-                 If it was not you, you can ignore this e-mail.\n",
-                org = account.organization
-            ),
-        }))
+        let id = Mail::reminder_id(&account.id);
+        if tx.mail(&id)?.is_some() {
+            // One is already on its way: asking again queues nothing more.
+            return Ok(());
+        }
+        let message = Message::Reminder { organization: account.organization.clone(), number: number.to_string() };
+        tx.put_mail(&id, &Mail::new(account.email.clone(), account.lang, message, now));
+        Ok(())
     }
 
     /// The account registered with `email` (admin lookup).

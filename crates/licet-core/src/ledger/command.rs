@@ -9,14 +9,14 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::Ledger;
-use super::accounts::{Mail, Registered, Registration};
+use super::accounts::{Registered, Registration};
 use super::bindings::Seat;
 use super::coupons::CouponBatch;
 use super::sessions::{Checkout, SessionSeat};
 use crate::credential::{CouponCode, RegistrationNumber, Secret};
 use crate::entropy::Entropy;
 use crate::error::Error;
-use crate::model::{Account, Host, License, LicenseFacts, Product, ProductSettings, Time};
+use crate::model::{Account, Host, License, LicenseFacts, Offer, Product, ProductSettings, Time};
 use crate::txn::Tx;
 
 /// What a host asks about a product with the account's registration number.
@@ -66,7 +66,7 @@ pub enum Command {
         /// The binding to free.
         binding_id: String,
     },
-    /// The mail that reminds an account of its number, if the e-mail has one → [`Outcome::Recovered`].
+    /// Queues the mail that reminds an account of its number, if the e-mail has one → [`Outcome::Done`].
     Recover {
         /// The e-mail as given.
         email: String,
@@ -80,6 +80,44 @@ pub enum Command {
     AccountByEmail {
         /// The e-mail.
         email: String,
+    },
+    /// The account with an id (admin) → [`Outcome::MaybeAccount`].
+    AccountById {
+        /// `acc_…`.
+        account_id: String,
+    },
+    /// Makes an offer to an account without a coupon (admin) → [`Outcome::Redeemed`].
+    Grant {
+        /// `acc_…`.
+        account_id: String,
+        /// The product.
+        product: String,
+        /// What a coupon of it would make.
+        offer: Offer,
+    },
+    /// Revokes a license: it grants nothing from now, its seats and sessions are freed (admin)
+    /// → [`Outcome::Redeemed`].
+    Revoke {
+        /// `acc_…`.
+        account_id: String,
+        /// `lic_…`.
+        license_id: String,
+    },
+    /// Adds days to a trial's or subscription's term (admin) → [`Outcome::Redeemed`].
+    Extend {
+        /// `acc_…`.
+        account_id: String,
+        /// `lic_…`.
+        license_id: String,
+        /// Days added.
+        days: u32,
+    },
+    /// Frees a host's seat without counting it as a reset (admin) → [`Outcome::Done`].
+    FreeBinding {
+        /// `acc_…`.
+        account_id: String,
+        /// `bnd_…`.
+        binding_id: String,
     },
     /// Checks out a session of a floating license on the host → [`Outcome::Session`].
     Checkout(Checkout),
@@ -114,6 +152,11 @@ impl Command {
             Command::Recover { .. } => "recover",
             Command::Account { .. } => "account",
             Command::AccountByEmail { .. } => "account_by_email",
+            Command::AccountById { .. } => "account_by_id",
+            Command::Grant { .. } => "grant",
+            Command::Revoke { .. } => "revoke",
+            Command::Extend { .. } => "extend",
+            Command::FreeBinding { .. } => "free_binding",
             Command::Checkout(_) => "checkout",
             Command::Heartbeat { .. } => "heartbeat",
             Command::Release { .. } => "release",
@@ -192,8 +235,6 @@ pub enum Outcome {
     Redeemed(Box<Redeemed>),
     /// Done; nothing to tell.
     Done,
-    /// A recovery mail, or none for an unknown e-mail (answer the same either way).
-    Recovered(Option<Mail>),
     /// An account.
     Account(Box<AccountFound>),
     /// An account, if there is one.
@@ -226,7 +267,6 @@ outcome_into! {
     Seat => Seat, |s| *s;
     Trial => TrialStarted, |t| *t;
     Redeemed => Redeemed, |r| *r;
-    Recovered => Option<Mail>, |m| m;
     Account => AccountFound, |a| *a;
     MaybeAccount => Option<AccountFound>, |a| a.map(|a| *a);
     Session => SessionSeat, |s| *s;
@@ -292,7 +332,10 @@ impl Ledger {
                 self.reset(tx, now, credential.expose(), binding_id)?;
                 Outcome::Done
             }
-            Command::Recover { email } => Outcome::Recovered(self.recover(tx, email)?),
+            Command::Recover { email } => {
+                self.recover(tx, now, email)?;
+                Outcome::Done
+            }
             Command::Account { credential } => {
                 let account = self.authenticate(tx, credential.expose())?;
                 Outcome::Account(Box::new(self.found(tx, account)?))
@@ -301,6 +344,23 @@ impl Ledger {
                 None => Outcome::MaybeAccount(None),
                 Some(account) => Outcome::MaybeAccount(Some(Box::new(self.found(tx, account)?))),
             },
+            Command::AccountById { account_id } => match self.account_with_id(tx, account_id)? {
+                None => Outcome::MaybeAccount(None),
+                Some(account) => Outcome::MaybeAccount(Some(Box::new(self.found(tx, account)?))),
+            },
+            Command::Grant { account_id, product, offer } => {
+                Outcome::Redeemed(Box::new(self.grant(tx, now, entropy, account_id, product, offer)?))
+            }
+            Command::Revoke { account_id, license_id } => {
+                Outcome::Redeemed(Box::new(self.revoke(tx, now, account_id, license_id)?))
+            }
+            Command::Extend { account_id, license_id, days } => {
+                Outcome::Redeemed(Box::new(self.extend(tx, now, account_id, license_id, *days)?))
+            }
+            Command::FreeBinding { account_id, binding_id } => {
+                self.free_binding(tx, account_id, binding_id)?;
+                Outcome::Done
+            }
             Command::Checkout(request) => Outcome::Session(Box::new(self.checkout(tx, now, entropy, request)?)),
             Command::Heartbeat { credential, session_id } => {
                 Outcome::Session(Box::new(self.heartbeat(tx, now, credential.expose(), session_id)?))

@@ -35,7 +35,7 @@ impl CouponBatch {
 }
 
 /// Checks an offer's numbers and that its features are the product's (1001).
-fn validate(offer: &Offer, product: &Product) -> Result<(), Error> {
+pub(crate) fn validate(offer: &Offer, product: &Product) -> Result<(), Error> {
     let seats = |seats: u32| match (1..=10_000).contains(&seats) {
         true => Ok(()),
         false => Err(Error::input("seats", "must be 1..=10000")),
@@ -83,6 +83,57 @@ fn target(account: &Account, product: &Product, kind: CouponKind, now: Time) -> 
             .min_by_key(|(_, l)| (!l.is_current(product, now), l.model != LicenseModel::Host, preference(l))),
     };
     found.map(|(i, _)| i)
+}
+
+/// Makes `offer` to `account`: a new license, or a change to the license of `product` it
+/// applies to (2008 when the account holds none). Returns the license made or changed.
+pub(crate) fn make_offer(
+    account: &mut Account,
+    product: &Product,
+    offer: Offer,
+    now: Time,
+    entropy: &mut dyn Entropy,
+) -> Result<License, Error> {
+    Ok(match offer {
+        Offer::License { seats, term_days, features, model } => {
+            let license = License {
+                id: new_id("lic_", entropy),
+                product: product.id.clone(),
+                kind: if term_days.is_some() { LicenseKind::Subscription } else { LicenseKind::Perpetual },
+                seats,
+                starts_at: now,
+                expires_at: term_days.map(|d| add_days(now, d)),
+                features,
+                resets: Vec::new(),
+                model,
+                revoked_at: None,
+            };
+            account.licenses.push(license.clone());
+            license
+        }
+        offer => {
+            let i = target(account, product, offer.kind(), now).ok_or(Error::Refused(Code::NoLicenseForProduct))?;
+            let license = &mut account.licenses[i];
+            match offer {
+                Offer::Extend { days } => extend_term(license, days, now),
+                Offer::Seats { seats } => license.seats = license.seats.saturating_add(seats),
+                Offer::Upgrade { features } => {
+                    if let Some(own) = &mut license.features {
+                        own.extend(features);
+                    }
+                }
+                Offer::License { .. } => {}
+            }
+            license.clone()
+        }
+    })
+}
+
+/// Adds `days` to a license's term: never shorter — from the end as sold, or from `now` once it
+/// has passed.
+pub(crate) fn extend_term(license: &mut License, days: u32, now: Time) {
+    let from = license.expires_at.map_or(now, |end| end.max(now));
+    license.expires_at = Some(add_days(from, days));
 }
 
 impl Ledger {
@@ -143,43 +194,7 @@ impl Ledger {
             })?;
             return Ok(Redeemed { seats_used: account.seats_taken(&license, now), license, product });
         }
-        let license = match coupon.offer() {
-            Offer::License { seats, term_days, features, model } => {
-                let license = License {
-                    id: new_id("lic_", entropy),
-                    product: product.id.clone(),
-                    kind: if term_days.is_some() { LicenseKind::Subscription } else { LicenseKind::Perpetual },
-                    seats,
-                    starts_at: now,
-                    expires_at: term_days.map(|d| add_days(now, d)),
-                    features,
-                    resets: Vec::new(),
-                    model,
-                };
-                account.licenses.push(license.clone());
-                license
-            }
-            offer => {
-                let i =
-                    target(&account, &product, offer.kind(), now).ok_or(Error::Refused(Code::NoLicenseForProduct))?;
-                let license = &mut account.licenses[i];
-                match offer {
-                    Offer::Extend { days } => {
-                        // Never shorter: from the end as sold, or from now once it has passed.
-                        let from = license.expires_at.map_or(now, |end| end.max(now));
-                        license.expires_at = Some(add_days(from, days));
-                    }
-                    Offer::Seats { seats } => license.seats = license.seats.saturating_add(seats),
-                    Offer::Upgrade { features } => {
-                        if let Some(own) = &mut license.features {
-                            own.extend(features);
-                        }
-                    }
-                    Offer::License { .. } => {}
-                }
-                license.clone()
-            }
-        };
+        let license = make_offer(&mut account, &product, coupon.offer(), now, entropy)?;
         coupon.redeemed = Some(Redemption { account_id: account.id.clone(), license_id: license.id.clone(), at: now });
         tx.put_coupon(&coupon);
         tx.put_account(&account);

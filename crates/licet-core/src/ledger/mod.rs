@@ -7,6 +7,7 @@
 //! [`Tx::into_changes`](crate::txn::Tx::into_changes) only on success.
 
 mod accounts;
+mod admin;
 mod bindings;
 mod command;
 mod coupons;
@@ -21,7 +22,7 @@ use crate::error::{Code, Error};
 use crate::model::{Account, Product, ProductSettings};
 use crate::txn::{RecordKey, Tx};
 
-pub use accounts::{Mail, Registered, Registration};
+pub use accounts::{Registered, Registration};
 pub use bindings::Seat;
 pub use sessions::{Checkout, SessionSeat};
 

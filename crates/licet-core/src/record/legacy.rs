@@ -136,6 +136,7 @@ fn license(l: LicenseV1) -> License {
         features: None,
         resets: Vec::new(),
         model: LicenseModel::Host,
+        revoked_at: None,
     }
 }
 
@@ -168,6 +169,8 @@ fn account(a: AccountV1) -> Result<Account, String> {
         bindings: a.bindings.into_iter().map(binding).collect::<Result<_, _>>()?,
         trials_used: a.trials_used,
         sessions: Vec::new(),
+        // Release 0.1.0 mailed in English; its customers go on getting English.
+        lang: crate::mail::Lang::before_choice(),
     })
 }
 
@@ -214,6 +217,7 @@ pub fn decode(key: &RecordKey, bytes: &[u8]) -> Result<Record, RecordError> {
         RecordKey::Email(_) | RecordKey::Number(_) => Record::AccountId(codec::decode(bytes).map_err(e)?),
         RecordKey::Coupon(_) => Record::Coupon(coupon(codec::decode(bytes).map_err(e)?)),
         RecordKey::HostComponent(_) => Record::HostAccounts(codec::decode(bytes).map_err(e)?),
+        RecordKey::Mail(_) => return Err(unreadable("release 0.1.0 kept no mail in its ledger".into())),
     })
 }
 
@@ -279,5 +283,7 @@ pub fn encode(record: &Record) -> Vec<u8> {
             }),
         }),
         Record::HostAccounts(ids) => codec::encode(ids),
+        // Release 0.1.0 wrote mail straight to the outbox; it has no such record to read.
+        Record::Mail(_) => Vec::new(),
     }
 }

@@ -10,6 +10,7 @@
 pub mod legacy;
 
 use crate::codec;
+use crate::mail::Mail;
 use crate::model::{Account, Coupon, Product};
 use crate::txn::RecordKey;
 
@@ -30,6 +31,8 @@ pub enum Record {
     Coupon(Coupon),
     /// Account ids, under [`RecordKey::HostComponent`].
     HostAccounts(Vec<String>),
+    /// Under [`RecordKey::Mail`].
+    Mail(Mail),
 }
 
 /// Why stored bytes are not a record.
@@ -69,6 +72,7 @@ impl Record {
             Record::AccountId(id) => codec::pack(id),
             Record::Coupon(c) => codec::pack(c),
             Record::HostAccounts(ids) => codec::pack(ids),
+            Record::Mail(m) => codec::pack(m),
         };
         let mut out = Vec::with_capacity(1 + body.len());
         out.push(FORMAT);
@@ -93,6 +97,7 @@ impl Record {
             RecordKey::Email(_) | RecordKey::Number(_) => Record::AccountId(codec::unpack(body).map_err(e)?),
             RecordKey::Coupon(_) => Record::Coupon(codec::unpack(body).map_err(e)?),
             RecordKey::HostComponent(_) => Record::HostAccounts(codec::unpack(body).map_err(e)?),
+            RecordKey::Mail(_) => Record::Mail(codec::unpack(body).map_err(e)?),
         })
     }
 
@@ -105,6 +110,7 @@ impl Record {
                 | (RecordKey::Email(_) | RecordKey::Number(_), Record::AccountId(_))
                 | (RecordKey::Coupon(_), Record::Coupon(_))
                 | (RecordKey::HostComponent(_), Record::HostAccounts(_))
+                | (RecordKey::Mail(_), Record::Mail(_))
         )
     }
 }

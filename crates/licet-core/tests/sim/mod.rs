@@ -75,7 +75,17 @@ impl Sim {
             phone: None,
             product: PRODUCT.into(),
             host: host.clone(),
+            lang: Default::default(),
         }
+    }
+
+    /// The mail queued in the ledger, oldest first.
+    pub fn mails(&self) -> Vec<licet_core::Mail> {
+        let mail = |(_, r): (&licet_core::RecordKey, &licet_core::Record)| match r {
+            licet_core::Record::Mail(m) => Some(m.clone()),
+            _ => None,
+        };
+        self.state.records().filter_map(mail).collect()
     }
 
     pub fn register(&mut self, email: &str, host: &Host) -> Result<Registered, Error> {

@@ -69,7 +69,7 @@ fn lang_of(headers: &HeaderMap, jar: &CookieJar, query: &LangQuery) -> Lang {
         .and_then(Lang::parse)
         .or_else(|| jar.get(LANG_COOKIE).and_then(|c| Lang::parse(c.value())))
         .unwrap_or_else(|| {
-            Lang::from_accept_language(headers.get(ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()).unwrap_or(""))
+            text::from_accept_language(headers.get(ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()).unwrap_or(""))
         })
 }
 
@@ -137,7 +137,7 @@ async fn home(
     let lang = lang_of(&headers, &jar, &query);
     if let Some(l) = query.lang.as_deref().and_then(Lang::parse) {
         let cookie =
-            Cookie::build((LANG_COOKIE, l.code())).path("/").same_site(SameSite::Strict).max_age(Duration::days(365));
+            Cookie::build((LANG_COOKIE, l.as_str())).path("/").same_site(SameSite::Strict).max_age(Duration::days(365));
         jar = jar.add(cookie.build());
     }
     let Some(id) = jar.get(SESSION_COOKIE).map(|c| c.value().to_owned()) else {

@@ -39,9 +39,9 @@ impl<'a> Frame<'a> {
     fn new(lang: Lang, logout_csrf: Option<&'a str>) -> Frame<'a> {
         let langs = [Lang::Ru, Lang::En]
             .into_iter()
-            .map(|l| LangLink { code: l.code(), label: l.code().to_uppercase(), current: l == lang })
+            .map(|l| LangLink { code: l.as_str(), label: l.as_str().to_uppercase(), current: l == lang })
             .collect();
-        Frame { lang: lang.code(), t: text(lang), langs, logout_csrf }
+        Frame { lang: lang.as_str(), t: text(lang), langs, logout_csrf }
     }
 }
 

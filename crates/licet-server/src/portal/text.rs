@@ -1,47 +1,25 @@
 //! The portal's words in Russian and English.
 
-/// A language of the portal.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Lang {
-    Ru,
-    En,
-}
+pub(crate) use licet_core::Lang;
 
-impl Lang {
-    pub(crate) fn code(self) -> &'static str {
-        match self {
-            Lang::Ru => "ru",
-            Lang::En => "en",
+/// From `Accept-Language`: the first of `ru`/`en` by preference; Russian when neither is
+/// named (the first customers read Russian).
+pub(crate) fn from_accept_language(header: &str) -> Lang {
+    let mut best: Option<(f32, Lang)> = None;
+    for part in header.split(',') {
+        let mut pieces = part.split(';');
+        let tag = pieces.next().unwrap_or("").trim().to_ascii_lowercase();
+        let q = pieces.find_map(|p| p.trim().strip_prefix("q=").and_then(|q| q.parse::<f32>().ok())).unwrap_or(1.0);
+        let lang = match tag.split('-').next() {
+            Some("ru") => Lang::Ru,
+            Some("en") => Lang::En,
+            _ => continue,
+        };
+        if best.is_none_or(|(bq, _)| q > bq) {
+            best = Some((q, lang));
         }
     }
-
-    pub(crate) fn parse(code: &str) -> Option<Lang> {
-        match code {
-            "ru" => Some(Lang::Ru),
-            "en" => Some(Lang::En),
-            _ => None,
-        }
-    }
-
-    /// From `Accept-Language`: the first of `ru`/`en` by preference; Russian when neither is
-    /// named (the first customers read Russian).
-    pub(crate) fn from_accept_language(header: &str) -> Lang {
-        let mut best: Option<(f32, Lang)> = None;
-        for part in header.split(',') {
-            let mut pieces = part.split(';');
-            let tag = pieces.next().unwrap_or("").trim().to_ascii_lowercase();
-            let q = pieces.find_map(|p| p.trim().strip_prefix("q=").and_then(|q| q.parse::<f32>().ok())).unwrap_or(1.0);
-            let lang = match tag.split('-').next() {
-                Some("ru") => Lang::Ru,
-                Some("en") => Lang::En,
-                _ => continue,
-            };
-            if best.is_none_or(|(bq, _)| q > bq) {
-                best = Some((q, lang));
-            }
-        }
-        best.map_or(Lang::Ru, |(_, l)| l)
-    }
+    best.map_or(Lang::Ru, |(_, l)| l)
 }
 
 /// Every phrase of the portal.
@@ -256,10 +234,10 @@ mod tests {
 
     #[test]
     fn accept_language_picks_the_preferred_of_ours() {
-        assert_eq!(Lang::from_accept_language("en-US,en;q=0.9,ru;q=0.8"), Lang::En);
-        assert_eq!(Lang::from_accept_language("ru-RU,ru;q=0.9,en;q=0.8"), Lang::Ru);
-        assert_eq!(Lang::from_accept_language("de;q=1.0, en;q=0.5"), Lang::En);
-        assert_eq!(Lang::from_accept_language("fr"), Lang::Ru);
-        assert_eq!(Lang::from_accept_language(""), Lang::Ru);
+        assert_eq!(from_accept_language("en-US,en;q=0.9,ru;q=0.8"), Lang::En);
+        assert_eq!(from_accept_language("ru-RU,ru;q=0.9,en;q=0.8"), Lang::Ru);
+        assert_eq!(from_accept_language("de;q=1.0, en;q=0.5"), Lang::En);
+        assert_eq!(from_accept_language("fr"), Lang::Ru);
+        assert_eq!(from_accept_language(""), Lang::Ru);
     }
 }

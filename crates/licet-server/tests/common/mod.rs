@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+pub mod smtp;
+
 pub const PRODUCT: &str = "call-journal";
 
 /// A running server process; killed when dropped.

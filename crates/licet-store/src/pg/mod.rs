@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use futures_util::future::try_join_all;
-use licet_core::{Entropy, Error as CoreError, Record, RecordKey, Snapshot, Tx};
+use licet_core::{Entropy, Error as CoreError, Record, RecordKey, Snapshot, Table, Tx};
 use tokio_postgres::IsolationLevel;
 use tokio_postgres::error::SqlState;
 
@@ -406,6 +406,7 @@ fn doc(record: &Record) -> serde_json::Value {
         Record::AccountId(id) => serde_json::to_value(id),
         Record::Coupon(c) => serde_json::to_value(c),
         Record::HostAccounts(ids) => serde_json::to_value(ids),
+        Record::Mail(m) => serde_json::to_value(m),
         _ => Ok(serde_json::Value::Null),
     };
     value.unwrap_or(serde_json::Value::Null)
@@ -490,6 +491,23 @@ impl Store for PgStore {
     fn flush(&self) -> Result<(), CoreError> {
         // Every commit is durable when it returns.
         Ok(())
+    }
+
+    fn keys(&self, table: Table, after: Option<&RecordKey>, limit: usize) -> Result<Vec<RecordKey>, CoreError> {
+        let start = crate::store::page_start(table, after);
+        let end = crate::store::table_end(table);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = self.block_on(async {
+            let client = self.pool.get().await.map_err(|e| pool_failed(&self.name, &e))?;
+            // A range of the primary key, bounded on both sides.
+            let query = "SELECT key FROM records WHERE key >= $1 AND key < $2 AND kind = $3 ORDER BY key LIMIT $4";
+            let params: [&(dyn tokio_postgres::types::ToSql + Sync); 4] = [&start, &end, &table.name(), &limit];
+            match tokio::time::timeout(self.timeout(), client.query(query, &params)).await {
+                Ok(rows) => rows.map_err(|e| self.failed(&e)),
+                Err(_) => Err(self.unavailable("the database did not list records in time")),
+            }
+        })?;
+        Ok(rows.iter().filter_map(|row| RecordKey::from_bytes(row.get::<_, &[u8]>(0))).collect())
     }
 }
 

@@ -46,6 +46,7 @@ impl<S: Store> Env<S> {
             phone: None,
             product: PRODUCT.into(),
             host: host.clone(),
+            lang: Default::default(),
         };
         let mut rng = SeededEntropy::new(seed);
         self.store.execute(&self.ledger, now(), &mut rng, &Command::Register(reg))
