@@ -493,6 +493,8 @@ fn the_vendor_grants_extends_revokes_and_frees_seats_by_hand() {
     );
     let next = sim.activate(&number, &b).unwrap().0.license;
     assert_ne!(next.id, bound.id, "a revoked license binds no host");
+    check(sim.exec::<Redeemed>(extend(&bound.id, 5)), Code::InvalidRequest);
+    licet_core::check_invariants(sim.state.records()).unwrap();
     let found = sim.exec::<Option<AccountFound>>(Command::AccountById { account_id: account_id.clone() }).unwrap();
     assert_eq!(found.unwrap().number.to_string(), number);
 }

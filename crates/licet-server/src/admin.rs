@@ -15,8 +15,8 @@ use licet_core::{
 };
 use licet_store::{OsEntropy, Store, StoreExt};
 use licet_wire::{
-    AccountObject, BindingObject, CouponObject, CouponsAnswer, CouponsRequest, EmailQuery, Empty, GrantRequest,
-    LicenseAnswer, ProductObject,
+    AccountObject, BindingObject, ClockRequest, CouponObject, CouponsAnswer, CouponsRequest, EmailQuery, Empty,
+    GrantRequest, LicenseAnswer, ProductObject,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -303,9 +303,11 @@ struct ExtendBody {
     days: u32,
 }
 
-/// The admin endpoints (all behind the admin token).
-pub(crate) fn routes() -> Router<AppState> {
-    Router::new()
+/// The admin endpoints. The admin token is checked by a layer in front of them, before any of
+/// them reads its path, query or body: without the token every one of them answers 401 (and the
+/// attempt counts toward the client's rate limit). `/v1/admin/clock` exists only with a dev clock.
+pub(crate) fn routes(app: &AppState) -> Router<AppState> {
+    let mut router = Router::new()
         .route("/v1/admin/products", get(list_products))
         .route("/v1/admin/products/{id}", put(put_product))
         .route("/v1/admin/coupons", post(issue_coupons).get(list_coupons_endpoint))
@@ -315,131 +317,109 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/v1/admin/accounts/{id}/licenses/{license}/revoke", post(revoke))
         .route("/v1/admin/accounts/{id}/licenses/{license}/extend", post(extend))
         .route("/v1/admin/accounts/{id}/bindings", get(list_bindings))
-        .route("/v1/admin/accounts/{id}/bindings/{binding}/reset", post(reset_binding))
+        .route("/v1/admin/accounts/{id}/bindings/{binding}/reset", post(reset_binding));
+    if app.clock.is_dev() {
+        router = router.route("/v1/admin/clock", post(set_clock));
+    }
+    router.route_layer(axum::middleware::from_fn_with_state(app.clone(), require_admin))
 }
 
-type Admin = (State<AppState>, ClientIp, Result<Bearer, ApiError>);
-
-async fn admitted(admin: Admin) -> Result<AppState, ApiError> {
-    let (State(app), ClientIp(ip), bearer) = admin;
-    app.admin(ip, bearer).await?;
-    Ok(app)
-}
-
-async fn list_products(
-    s: State<AppState>,
-    ip: ClientIp,
+/// Lets a request through only with the admin token.
+async fn require_admin(
+    State(app): State<AppState>,
+    ClientIp(ip): ClientIp,
     bearer: Result<Bearer, ApiError>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
 ) -> Result<Response, ApiError> {
-    let app = admitted((s, ip, bearer)).await?;
+    app.admin(ip, bearer).await?;
+    Ok(next.run(request).await)
+}
+
+async fn set_clock(State(app): State<AppState>, JsonBody(req): JsonBody<ClockRequest>) -> Result<Response, ApiError> {
+    app.clock.set(req.now);
+    Ok(json(StatusCode::OK, ClockRequest { now: app.clock.now() }))
+}
+
+async fn list_products(State(app): State<AppState>) -> Result<Response, ApiError> {
     run(&app, AdminRequest::ListProducts).await
 }
 
 async fn put_product(
-    s: State<AppState>,
-    ip: ClientIp,
-    bearer: Result<Bearer, ApiError>,
+    State(app): State<AppState>,
     id: Result<Path<String>, PathRejection>,
     JsonBody(settings): JsonBody<ProductSettings>,
 ) -> Result<Response, ApiError> {
-    let app = admitted((s, ip, bearer)).await?;
     let id = id.map(|Path(id)| id).map_err(|_| ApiError::invalid("malformed product id"))?;
     run(&app, AdminRequest::PutProduct { id, settings }).await
 }
 
 async fn issue_coupons(
-    s: State<AppState>,
-    ip: ClientIp,
-    bearer: Result<Bearer, ApiError>,
+    State(app): State<AppState>,
     JsonBody(req): JsonBody<CouponsRequest>,
 ) -> Result<Response, ApiError> {
-    let app = admitted((s, ip, bearer)).await?;
     run(&app, AdminRequest::IssueCoupons(req)).await
 }
 
 async fn list_coupons_endpoint(
-    s: State<AppState>,
-    ip: ClientIp,
-    bearer: Result<Bearer, ApiError>,
+    State(app): State<AppState>,
     query: Result<Query<CouponsQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let app = admitted((s, ip, bearer)).await?;
     let Query(q) = query.map_err(|_| ApiError::invalid("malformed query"))?;
     run(&app, AdminRequest::ListCoupons { product: q.product, after: q.after, limit: q.limit.unwrap_or(100) }).await
 }
 
 async fn find_account(
-    s: State<AppState>,
-    ip: ClientIp,
-    bearer: Result<Bearer, ApiError>,
+    State(app): State<AppState>,
     query: Result<Query<EmailQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let app = admitted((s, ip, bearer)).await?;
     let Query(q) = query.map_err(|_| ApiError::invalid("the email query parameter is required"))?;
     run(&app, AdminRequest::FindAccount { email: q.email }).await
 }
 
 async fn show_account(
-    s: State<AppState>,
-    ip: ClientIp,
-    bearer: Result<Bearer, ApiError>,
+    State(app): State<AppState>,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
-    let app = admitted((s, ip, bearer)).await?;
     run(&app, AdminRequest::ShowAccount { account_id: path(id)? }).await
 }
 
 async fn grant(
-    s: State<AppState>,
-    ip: ClientIp,
-    bearer: Result<Bearer, ApiError>,
+    State(app): State<AppState>,
     id: Result<Path<String>, PathRejection>,
     JsonBody(request): JsonBody<GrantRequest>,
 ) -> Result<Response, ApiError> {
-    let app = admitted((s, ip, bearer)).await?;
     run(&app, AdminRequest::Grant { account_id: path(id)?, request }).await
 }
 
 async fn revoke(
-    s: State<AppState>,
-    ip: ClientIp,
-    bearer: Result<Bearer, ApiError>,
+    State(app): State<AppState>,
     ids: Result<Path<(String, String)>, PathRejection>,
 ) -> Result<Response, ApiError> {
-    let app = admitted((s, ip, bearer)).await?;
     let (account_id, license_id) = path(ids)?;
     run(&app, AdminRequest::Revoke { account_id, license_id }).await
 }
 
 async fn extend(
-    s: State<AppState>,
-    ip: ClientIp,
-    bearer: Result<Bearer, ApiError>,
+    State(app): State<AppState>,
     ids: Result<Path<(String, String)>, PathRejection>,
     JsonBody(body): JsonBody<ExtendBody>,
 ) -> Result<Response, ApiError> {
-    let app = admitted((s, ip, bearer)).await?;
     let (account_id, license_id) = path(ids)?;
     run(&app, AdminRequest::Extend { account_id, license_id, days: body.days }).await
 }
 
 async fn list_bindings(
-    s: State<AppState>,
-    ip: ClientIp,
-    bearer: Result<Bearer, ApiError>,
+    State(app): State<AppState>,
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
-    let app = admitted((s, ip, bearer)).await?;
     run(&app, AdminRequest::ListBindings { account_id: path(id)? }).await
 }
 
 async fn reset_binding(
-    s: State<AppState>,
-    ip: ClientIp,
-    bearer: Result<Bearer, ApiError>,
+    State(app): State<AppState>,
     ids: Result<Path<(String, String)>, PathRejection>,
 ) -> Result<Response, ApiError> {
-    let app = admitted((s, ip, bearer)).await?;
     let (account_id, binding_id) = path(ids)?;
     run(&app, AdminRequest::ResetBinding { account_id, binding_id }).await
 }

@@ -14,8 +14,9 @@ use serde_json::Value;
 
 use crate::admin::{AdminAnswer, AdminRequest, perform};
 
-/// Where the admin commands go, and how they print.
-#[derive(Debug, Args)]
+/// Where the admin commands go, and how they print. Its `Debug` leaves out the token and the
+/// database URL.
+#[derive(Args)]
 pub(crate) struct Target {
     /// A running server (`https://lic.example.com`); without it the commands open the data
     /// directory (or `--database`) of a stopped server.
@@ -33,6 +34,29 @@ pub(crate) struct Target {
     /// Print the answer's JSON.
     #[arg(long, global = true)]
     json: bool,
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Target")
+            .field("server", &self.server)
+            .field("data_dir", &self.data_dir)
+            .field("database", &self.database.as_ref().map(|_| "<set>"))
+            .field("json", &self.json)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Whether the admin token may be sent to `server`: over https, or to this machine.
+fn safe_for_the_token(server: &str) -> bool {
+    if server.starts_with("https://") {
+        return true;
+    }
+    let Some(rest) = server.strip_prefix("http://") else { return false };
+    let host = rest.split(['/', '?']).next().unwrap_or("");
+    let host =
+        host.rsplit_once(':').map_or(host, |(h, port)| if port.chars().all(|c| c.is_ascii_digit()) { h } else { host });
+    matches!(host, "localhost" | "[::1]") || host.parse::<std::net::Ipv4Addr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// What to administer.
@@ -302,10 +326,13 @@ fn remote(server: &str, token: &str, request: &AdminRequest) -> anyhow::Result<A
             builder.header("Authorization", &auth).send_json(body.unwrap_or_else(|| serde_json::json!({})))
         }
     };
-    let mut response = response.with_context(|| format!("{method} {url}"))?;
+    // The query may hold an e-mail or a coupon code: errors name the path only.
+    let shown = format!("{method} {}", path.split('?').next().unwrap_or(""));
+    let mut response = response.with_context(|| shown.clone())?;
     let status = response.status().as_u16();
-    let text = response.body_mut().read_to_string().with_context(|| format!("reading the answer of {url}"))?;
-    let body: Value = serde_json::from_str(&text).with_context(|| format!("{url} did not answer JSON: {text}"))?;
+    let text = response.body_mut().read_to_string().with_context(|| format!("reading the answer of {shown}"))?;
+    let body: Value =
+        serde_json::from_str(&text).with_context(|| format!("{shown}: the server did not answer JSON"))?;
     Ok(AdminAnswer { status, body })
 }
 
@@ -325,7 +352,10 @@ fn local(data_dir: &Path, database: Option<&str>, request: AdminRequest) -> anyh
             let loaded = crate::data_dir::load(data_dir, None)?;
             let options = licet_store::SledOptions { must_exist: true, ..Default::default() };
             let store = licet_store::SledStore::open_with(data_dir.join("ledger"), options).with_context(|| {
-                format!("opening {}: is a server running on it? Then use --server", data_dir.join("ledger").display())
+                format!(
+                    "opening {} (a running server holds it: use --server; a cluster's directory: use --database)",
+                    data_dir.join("ledger").display()
+                )
             })?;
             (std::sync::Arc::new(store), loaded.vendor_prefix)
         }
@@ -348,6 +378,10 @@ pub(crate) fn run(target: Target, command: AdminCommand) -> anyhow::Result<()> {
     let request = request(command)?;
     let answer = match &target.server {
         Some(server) => {
+            anyhow::ensure!(
+                safe_for_the_token(server),
+                "--server {server}: the admin token goes only over https:// (or http:// to this machine)"
+            );
             let token =
                 target.token.as_deref().context("--server needs the admin token (--token or LICET_ADMIN_TOKEN)")?;
             remote(server, token, &request)?
@@ -372,4 +406,20 @@ pub(crate) fn run(target: Target, command: AdminCommand) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_token_goes_only_over_https_or_to_this_machine() {
+        for ok in ["https://lic.example.com", "http://127.0.0.1:8080", "http://localhost:8080/", "http://[::1]:80"] {
+            assert!(safe_for_the_token(ok), "{ok}");
+        }
+        for refused in ["http://lic.example.com", "http://10.0.0.5:8080", "ftp://x", "lic.example.com"] {
+            assert!(!safe_for_the_token(refused), "{refused}");
+        }
+        assert_eq!(segment("a b/ö?"), "a%20b%2F%C3%B6%3F");
+    }
 }

@@ -17,8 +17,8 @@ use licet_core::{
 };
 use licet_store::{OsEntropy, Store, StoreExt};
 use licet_wire::{
-    AccountObject, ClockRequest, Empty, GrantAnswer, HealthAnswer, HostRequest, KeysAnswer, LicenseAnswer,
-    LicenseObject, Nonce, RecoverRequest, RedeemRequest, RegisterAnswer, RegisterRequest,
+    AccountObject, Empty, GrantAnswer, HealthAnswer, HostRequest, KeysAnswer, LicenseAnswer, LicenseObject, Nonce,
+    RecoverRequest, RedeemRequest, RegisterAnswer, RegisterRequest,
 };
 use subtle::ConstantTimeEq;
 
@@ -222,9 +222,9 @@ impl App {
     }
 }
 
-/// The API's routes (SPEC §5), with their state. `/v1/admin/clock` exists only with a dev clock.
+/// The API's routes (SPEC §5), with their state.
 pub(crate) fn routes(app: AppState) -> Router {
-    let mut router = Router::new()
+    let router = Router::new()
         .route("/v1/register", post(register))
         .route("/v1/activate", post(activate))
         .route("/v1/trial", post(trial))
@@ -239,10 +239,7 @@ pub(crate) fn routes(app: AppState) -> Router {
         .route("/v1/sessions/{id}", delete(crate::sessions::release))
         .route("/v1/keys", get(keys))
         .route("/v1/health", get(health))
-        .merge(crate::admin::routes());
-    if app.clock.is_dev() {
-        router = router.route("/v1/admin/clock", post(set_clock));
-    }
+        .merge(crate::admin::routes(&app));
     router.with_state(app)
 }
 
@@ -404,15 +401,4 @@ async fn health(State(app): State<AppState>) -> Result<Response, ApiError> {
         }
     }
     Ok(json(StatusCode::OK, HealthAnswer { status: "ok".into() }))
-}
-
-async fn set_clock(
-    State(app): State<AppState>,
-    ClientIp(ip): ClientIp,
-    bearer: Result<Bearer, ApiError>,
-    JsonBody(req): JsonBody<ClockRequest>,
-) -> Result<Response, ApiError> {
-    app.admin(ip, bearer).await?;
-    app.clock.set(req.now);
-    Ok(json(StatusCode::OK, ClockRequest { now: app.clock.now() }))
 }

@@ -109,19 +109,58 @@ fn every_admin_subcommand_against_a_running_server_and_on_a_stopped_ones_data_di
     let bindings = json_of(&env, &["bindings", "list", &account]);
     let bound: Vec<&Value> = bindings["bindings"].as_array().unwrap().iter().collect();
     assert_eq!(bound.len(), 2, "{bindings}");
-    let b_binding = bound.iter().find(|b| b["host"]["hostname"] == "b").unwrap()["id"].as_str().unwrap().to_owned();
-    let (ok, out, _) = admin(&env, &["bindings", "reset", &account, &b_binding]);
-    assert!(ok && out.trim() == format!("{b_binding} freed"), "{out}");
-    assert_eq!(json_of(&env, &["bindings", "list", &account])["bindings"].as_array().unwrap().len(), 1);
+    let a_binding = bound.iter().find(|b| b["host"]["hostname"] == "a").unwrap()["id"].as_str().unwrap().to_owned();
+    let (ok, out, _) = admin(&env, &["bindings", "reset", &account, &a_binding]);
+    assert!(ok && out.trim() == format!("{a_binding} freed"), "{out}");
+    let left = json_of(&env, &["bindings", "list", &account]);
+    assert_eq!(left["bindings"].as_array().unwrap().len(), 1);
+    assert_eq!(left["bindings"][0]["host"]["hostname"], "b");
 
-    // Revoking every recorder license: the host can no longer activate the product.
+    // Revoking every recorder license frees host b's seat; b can no longer activate the product.
     for l in json_of(&env, &["accounts", "show", &account])["licenses"].as_array().unwrap() {
         if l["product"] == "recorder" {
             let revoked = json_of(&env, &["licenses", "revoke", &account, l["id"].as_str().unwrap()]);
             assert!(revoked["license"]["revoked_at"].is_string(), "{revoked}");
         }
     }
+    assert!(json_of(&env, &["bindings", "list", &account])["bindings"].as_array().unwrap().is_empty());
     assert_error(s.post("/v1/activate", activate), 403, 1052);
+    // An extend coupon has nothing to extend now (2008), and stays unused.
+    let extend_code = extend["coupons"][0].as_str().unwrap();
+    assert_error(s.post("/v1/redeem", json!({"registration_number": number, "coupon": extend_code})), 404, 2008);
+    let (ok, _, err) =
+        admin(&[("LICET_SERVER_URL", "http://lic.example.com"), ("LICET_ADMIN_TOKEN", "t")], &["products", "list"]);
+    assert!(!ok && err.contains("only over https"), "{err}");
+
+    // Without the token every admin route answers 401 before it reads anything of the request.
+    let no_token = |method: &str, path: &str, body: &str| {
+        let url = format!("{}{path}", s.url);
+        let req = match method {
+            "GET" => s.http.get(&url).call(),
+            "PUT" => s.http.put(&url).header("Content-Type", "text/plain").send(body),
+            _ => s.http.post(&url).header("Content-Type", "text/plain").send(body),
+        };
+        let mut resp = req.unwrap();
+        let text = resp.body_mut().read_to_string().unwrap();
+        (resp.status().as_u16(), text)
+    };
+    for (method, path) in [
+        ("POST", "/v1/admin/coupons"),
+        ("PUT", "/v1/admin/products/x"),
+        ("GET", "/v1/admin/coupons?limit=nonsense"),
+        ("GET", "/v1/admin/accounts"),
+        ("POST", "/v1/admin/accounts/acc_x/licenses"),
+        ("POST", "/v1/admin/accounts/acc_x/licenses/lic_x/extend"),
+        ("POST", "/v1/admin/accounts/acc_x/bindings/bnd_x/reset"),
+    ] {
+        let (status, text) = no_token(method, path, "not json at all");
+        assert!(status == 401 && text.contains("1061"), "{method} {path}: {status} {text}");
+    }
+
+    // A data directory a running server holds is refused, and nothing is written.
+    let dir = s.dir.to_str().unwrap().to_owned();
+    let (ok, _, err) = admin(&[("LICET_DATA_DIR", dir.as_str())], &["coupons", "issue", "--product", PRODUCT]);
+    assert!(!ok && err.contains("a running server holds it"), "{err}");
 
     // A wrong token is refused; the subcommand fails.
     let wrong = [("LICET_SERVER_URL", s.url.as_str()), ("LICET_ADMIN_TOKEN", "not-the-token")];
@@ -129,12 +168,12 @@ fn every_admin_subcommand_against_a_running_server_and_on_a_stopped_ones_data_di
     assert!(!ok && err.contains("1061"), "{err}");
 
     // Stopped: the same answers from the data directory itself.
+    let from_server = json_of(&env, &["accounts", "show", &account]);
     s.signal(15);
     let _ = s.child.wait();
-    let dir = s.dir.to_str().unwrap().to_owned();
     let here = [("LICET_DATA_DIR", dir.as_str())];
     let offline = json_of(&here, &["accounts", "show", &account]);
-    assert_eq!(offline["licenses"], json_of(&here, &["accounts", "find", "--email", "a@example.com"])["licenses"]);
+    assert_eq!(offline, from_server, "the same answer from the data directory");
     assert_eq!(offline["licenses"].as_array().unwrap().len(), 3);
     let more = json_of(&here, &["coupons", "issue", "--product", PRODUCT, "--count", "2"]);
     assert_eq!(more["coupons"].as_array().unwrap().len(), 2);

@@ -72,7 +72,9 @@ pub(crate) fn validate(offer: &Offer, product: &Product) -> Result<(), Error> {
 /// would be bound to (SPEC §2.5's preference, current ones first) — a floating one only when
 /// the account has no paid host license of the product. `None` for `license`.
 fn target(account: &Account, product: &Product, kind: CouponKind, now: Time) -> Option<usize> {
-    let of_product = || account.licenses.iter().enumerate().filter(|(_, l)| l.product == product.id);
+    // A revoked license is changed by nothing: the vendor took it back.
+    let of_product =
+        || account.licenses.iter().enumerate().filter(|(_, l)| l.product == product.id && l.revoked_at.is_none());
     let found = match kind {
         CouponKind::License => None,
         CouponKind::Extend => of_product()
