@@ -15,6 +15,7 @@ use crate::model::Time;
 /// The language of an account's mail (SPEC §13): Russian unless the customer chose English.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Lang {
     /// Russian, the default.
     #[default]

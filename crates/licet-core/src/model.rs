@@ -90,6 +90,7 @@ pub const RESET_WINDOW: chrono::Duration = chrono::Duration::days(30);
 
 /// Changes to a product's settings; `None` keeps the current value (or the default on create).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ProductSettings {
     /// See [`Product::name`].
     pub name: Option<String>,
@@ -240,6 +241,7 @@ pub(crate) fn bounded_text(field: &'static str, text: &str, min: usize, max: usi
 /// What kind of right a license grants.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum LicenseKind {
     /// A time-limited evaluation; once per account and product.
     Trial,
@@ -263,6 +265,7 @@ impl LicenseKind {
 /// How a license's seats are taken (SPEC §11).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum LicenseModel {
     /// A seat is a host bound to the license (`/v1/activate`); every license before floating
     /// licenses existed, and every trial.
@@ -680,6 +683,7 @@ pub enum Offer {
 /// A coupon's kind, as the API names it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum CouponKind {
     /// [`Offer::License`].
     #[default]

@@ -24,6 +24,7 @@ pub mod keys;
 mod mail;
 mod metrics;
 mod offline;
+mod openapi;
 mod portal;
 mod ratelimit;
 mod routes;

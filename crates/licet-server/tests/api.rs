@@ -440,3 +440,39 @@ fn one_address_in_any_unicode_form_is_one_account_and_header_syntax_is_refused()
     assert_eq!(account["email"], "álvaro@example.com");
     assert_eq!(s.register("иван@пример.рф", "cyrillic").0, 201);
 }
+
+#[test]
+fn the_openapi_document_describes_routes_the_server_has() {
+    let s = start(&["--rate-limit", "0"]);
+    let (status, doc) = s.get("/v1/openapi.json", None);
+    assert_eq!(status, 200, "{doc}");
+    assert_eq!(doc["openapi"], "3.1.0");
+    let paths = doc["paths"].as_object().unwrap();
+    for documented in
+        ["/v1/register", "/v1/sessions/{id}/heartbeat", "/v1/admin/accounts/{id}/licenses/{license}/revoke"]
+    {
+        assert!(paths.contains_key(documented), "{documented} is not in the document");
+    }
+    assert!(!paths.contains_key("/v1/admin/clock"), "the test-only clock is not part of the API");
+    // Every documented operation is routed: the router's own 404 and 405 never answer it.
+    let mut operations = 0;
+    for (path, methods) in paths {
+        let concrete = path.replace("{id}", "x").replace("{license}", "x").replace("{binding}", "x");
+        for method in methods.as_object().unwrap().keys() {
+            let url = format!("{}{concrete}", s.url);
+            let req = ureq::http::Request::builder()
+                .method(method.to_uppercase().as_str())
+                .uri(&url)
+                .header("Content-Type", "application/json")
+                .body(b"{}".to_vec())
+                .unwrap();
+            let mut resp = s.http.run(req).unwrap();
+            let status = resp.status().as_u16();
+            let text = resp.body_mut().read_to_string().unwrap_or_default();
+            assert!(status != 405 && !text.contains("no such endpoint"), "{method} {path}: {status} {text}");
+            assert!(status < 500, "{method} {path}: {status} {text}");
+            operations += 1;
+        }
+    }
+    assert!(operations >= 25, "{operations} operations");
+}

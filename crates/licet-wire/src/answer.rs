@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 /// The `license` object.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LicenseObject {
     /// `lic_…`.
     pub id: String,
@@ -75,6 +76,7 @@ impl LicenseObject {
 
 /// The host of a `binding` or `session` object.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StoredHost {
     /// For people.
     pub hostname: String,
@@ -93,6 +95,7 @@ impl StoredHost {
 
 /// The `session` object: a floating seat in use (SPEC §11).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SessionObject {
     /// `ses_…`.
     pub id: String,
@@ -136,6 +139,7 @@ impl SessionObject {
 
 /// The `binding` object.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BindingObject {
     /// `bnd_…`.
     pub id: String,
@@ -169,6 +173,7 @@ impl BindingObject {
 
 /// The account view of `GET /v1/account` (number masked) and the admin lookup (in full).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AccountObject {
     /// `acc_…`, what the admin endpoints name the account by (absent from older servers' answers).
     #[serde(default)]
@@ -221,6 +226,7 @@ impl AccountObject {
 
 /// The `product` object (admin).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ProductObject {
     /// The slug.
     pub id: String,
@@ -273,6 +279,7 @@ impl ProductObject {
 
 /// The answer to `activate` and `trial`: the license, the host's binding and a signed token.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct GrantAnswer {
     /// The license (for `trial`, the new trial).
     pub license: LicenseObject,
@@ -284,6 +291,7 @@ pub struct GrantAnswer {
 
 /// The answer to a checkout (`POST /v1/sessions`) and a heartbeat.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SessionAnswer {
     /// The session, `ses_…`.
     pub session_id: String,
@@ -298,6 +306,7 @@ pub struct SessionAnswer {
 
 /// The answer to `register`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RegisterAnswer {
     /// The new account's number, in full.
     pub registration_number: String,
@@ -311,6 +320,7 @@ pub struct RegisterAnswer {
 
 /// The answer to `redeem`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LicenseAnswer {
     /// The coupon's license.
     pub license: LicenseObject,
@@ -318,6 +328,7 @@ pub struct LicenseAnswer {
 
 /// The answer to issuing coupons.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CouponsAnswer {
     /// The codes, in full.
     pub coupons: Vec<String>,
@@ -328,6 +339,7 @@ pub struct CouponsAnswer {
 
 /// A coupon as `GET /v1/admin/coupons` lists it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CouponObject {
     /// The code, in full (a credential: admin answers only).
     pub code: String,
@@ -359,6 +371,7 @@ pub struct CouponObject {
 
 /// A coupon's redemption.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RedemptionObject {
     /// `acc_…`.
     pub account_id: String,
@@ -402,6 +415,7 @@ impl CouponObject {
 
 /// A signing key as `GET /v1/keys` lists it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct KeyObject {
     /// 16 hex characters.
     pub kid: String,
@@ -422,6 +436,7 @@ pub struct KeyObject {
 
 /// The answer to `GET /v1/keys`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct KeysAnswer {
     /// Every key.
     pub keys: Vec<KeyObject>,
@@ -429,6 +444,7 @@ pub struct KeysAnswer {
 
 /// The answer to `GET /v1/health`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HealthAnswer {
     /// `ok`.
     pub status: String,
@@ -436,6 +452,7 @@ pub struct HealthAnswer {
 
 /// `{}`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Empty {}
 
 #[cfg(test)]

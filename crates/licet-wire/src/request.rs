@@ -9,6 +9,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// `{"fingerprint":{…},"hostname":"…","os":"…"}`, and from newer agents on a machine a release
 /// 0.1.0 agent knew, `legacy_fingerprint`: the same components as 0.1.0 hashed them.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HostJson {
     /// 1–16 components, each value at most 256 characters.
     pub fingerprint: BTreeMap<String, String>,
@@ -49,6 +50,8 @@ impl HostJson {
 /// 16 random bytes an agent sends with a license check, as 32 hex characters; a signed refusal
 /// names it, so that it answers this request and no other.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(value_type = String, pattern = "^[0-9a-fA-F]{32}$"))]
 pub struct Nonce(pub [u8; 16]);
 
 impl Serialize for Nonce {
@@ -69,6 +72,7 @@ impl<'de> Deserialize<'de> for Nonce {
 
 /// `POST /v1/register`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RegisterRequest {
     /// Unique, case-insensitively.
     pub email: String,
@@ -97,6 +101,7 @@ pub struct RegisterRequest {
 
 /// `POST /v1/activate`, `/v1/trial`, `/v1/deactivate`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HostRequest {
     /// The account's number.
     pub registration_number: String,
@@ -126,6 +131,7 @@ impl HostRequest {
 
 /// `POST /v1/sessions`: a checkout of a floating seat.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SessionRequest {
     /// The account's number.
     pub registration_number: String,
@@ -162,6 +168,7 @@ impl SessionRequest {
 
 /// The optional body of `POST /v1/sessions/{id}/heartbeat`: what the answer's token should carry.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TokenRequest {
     /// The token format the agent reads.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -173,6 +180,7 @@ pub struct TokenRequest {
 
 /// `POST /v1/offline/activate`: an air-gapped host's request, as its agent wrote it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OfflineActivateRequest {
     /// The one-line text of `licet-agent offline-request`.
     pub request: String,
@@ -180,6 +188,7 @@ pub struct OfflineActivateRequest {
 
 /// `POST /v1/redeem`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RedeemRequest {
     /// The account's number; without one the coupon is refused (1003).
     #[serde(default)]
@@ -190,6 +199,7 @@ pub struct RedeemRequest {
 
 /// `POST /v1/recover`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RecoverRequest {
     /// The account's e-mail.
     pub email: String,
@@ -203,6 +213,7 @@ pub type ProductRequest = ProductSettings;
 /// that a typo (`term_day`) or a setting of a later release never issues coupons that do
 /// something else than the vendor asked.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CouponsRequest {
     /// The product whose licenses the coupons create or change.
@@ -249,6 +260,7 @@ impl CouponsRequest {
 
 /// `POST /v1/admin/accounts/{id}/licenses`: what a coupon of `kind` would make, made at once.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct GrantRequest {
     /// The product.
@@ -343,6 +355,7 @@ impl OfferFields {
 
 /// `POST /v1/admin/clock`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ClockRequest {
     /// The time the server's clock should read.
     #[serde(with = "crate::time")]
@@ -351,6 +364,7 @@ pub struct ClockRequest {
 
 /// `GET /v1/admin/accounts?email=`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EmailQuery {
     /// The account's e-mail.
     pub email: String,
