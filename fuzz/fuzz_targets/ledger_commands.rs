@@ -53,6 +53,7 @@ fuzz_target!(|data: &[u8]| {
         Offer::Upgrade { features: ["b".to_owned()].into() },
         Offer::License { seats: 2, term_days: Some(2), features: None, model: LicenseModel::Floating },
     ];
+    let offers_again = offers.clone();
     for offer in offers {
         let batch = CouponBatch { product: "call-journal".into(), count: 2, offer };
         let issued: Vec<CouponCode> = state.execute(&ledger, now, &mut rng, &Command::IssueCoupons(batch)).unwrap();
@@ -65,7 +66,7 @@ fuzz_target!(|data: &[u8]| {
         let product = products[(b & 1) as usize];
         let on_host = |n: String| HostCommand { number: n.into(), product: product.into(), host: host(b >> 1) };
         // Every input byte triple becomes a command value, decided by the ledger's one dispatcher.
-        let command = match (op % 11, number) {
+        let command = match (op % 13, number) {
             (0, _) => Command::Register(Registration {
                 email: format!("u{}@example.com", a % 6),
                 organization: "O".into(),
@@ -109,9 +110,28 @@ fuzz_target!(|data: &[u8]| {
                     continue;
                 };
                 let (credential, session_id) = (n.into(), session.id.clone());
-                match op % 11 {
+                match op % 13 {
                     8 => Command::Heartbeat { credential, session_id },
                     _ => Command::Release { credential, session_id },
+                }
+            }
+            // The vendor's hand: grant an offer, revoke, extend, free a seat.
+            (11 | 12, Some(n)) => {
+                let found: AccountFound =
+                    state.execute(&ledger, now, &mut rng, &Command::Account { credential: n.into() }).unwrap();
+                let account_id = found.account.id.clone();
+                let license = found.account.licenses.get(b as usize % found.account.licenses.len().max(1));
+                let binding = found.account.bindings.get(b as usize % found.account.bindings.len().max(1));
+                match (op % 13, a % 4, license, binding) {
+                    (11, 0, _, _) => Command::Grant {
+                        account_id,
+                        product: product.into(),
+                        offer: offers_again[b as usize % offers_again.len()].clone(),
+                    },
+                    (11, 1, Some(l), _) => Command::Revoke { account_id, license_id: l.id.clone() },
+                    (11, _, Some(l), _) => Command::Extend { account_id, license_id: l.id.clone(), days: u32::from(a) },
+                    (_, _, _, Some(bd)) => Command::FreeBinding { account_id, binding_id: bd.id.clone() },
+                    _ => continue,
                 }
             }
             _ => continue,
