@@ -448,6 +448,22 @@ impl PgStore {
         .await
     }
 
+    /// Accounts, bindings and sessions live at `now` (Unix seconds), counted by the database in
+    /// one read-committed query (for `/metrics`: no serializable transaction, so it never makes
+    /// a writer retry).
+    pub async fn census(&self, now: i64) -> Result<(i64, i64, i64), CoreError> {
+        self.shared(
+            "SELECT (SELECT count(*) FROM records WHERE kind = 'account'), \
+                    (SELECT count(*) FROM records a, jsonb_array_elements(COALESCE(a.doc->'bindings', '[]'::jsonb)) b \
+                      WHERE a.kind = 'account'), \
+                    (SELECT count(*) FROM records a, jsonb_array_elements(COALESCE(a.doc->'sessions', '[]'::jsonb)) s \
+                      WHERE a.kind = 'account' AND (s->>'lease_until')::bigint > $1)",
+            vec![Box::new(now)],
+            |rows| rows.first().map_or((0, 0, 0), |r| (r.get::<_, i64>(0), r.get::<_, i64>(1), r.get::<_, i64>(2))),
+        )
+        .await
+    }
+
     /// Whether the database answers (for `/v1/health`).
     pub async fn ping(&self) -> Result<(), CoreError> {
         self.shared("SELECT 1", vec![], |_| ()).await
