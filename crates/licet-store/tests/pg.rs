@@ -181,6 +181,77 @@ fn a_lost_database_is_unavailable_at_once_and_the_store_recovers_by_itself() {
 }
 
 #[test]
+fn a_database_out_of_connections_is_unavailable_at_once_and_the_store_carries_on_after() {
+    let Some(server) = TestInstance::start_or_skip(module_path!()) else { return };
+    let url = server.create_database().unwrap();
+    let mut options = PgOptions::default();
+    options.timeout = Duration::from_secs(2);
+    let env = Env::new(PgStore::connect_with(&url, options).unwrap());
+    env.register("a@example.com", &pc("a"), 1).unwrap();
+    // Other clients take every connection the server allows (53300 past them).
+    let rt = runtime();
+    let hogs = rt.block_on(async {
+        let mut hogs = Vec::new();
+        loop {
+            match tokio_postgres::connect(&url, tokio_postgres::NoTls).await {
+                Ok((client, connection)) => {
+                    tokio::spawn(connection);
+                    hogs.push(client);
+                    assert!(hogs.len() < 1_000, "the server never ran out of connections");
+                }
+                Err(e) => {
+                    assert_eq!(e.code().map(|c| c.code()), Some("53300"), "{e}");
+                    return hogs;
+                }
+            }
+        }
+    });
+    // Registrations that need more connections than the store holds are unavailable (HTTP 503),
+    // quickly, never an internal error; each of the others still commits.
+    let outcomes: Vec<(Result<(), licet_core::Error>, Duration)> = std::thread::scope(|s| {
+        let env = &env;
+        let threads: Vec<_> = (0..8u64)
+            .map(|i| {
+                s.spawn(move || {
+                    let start = Instant::now();
+                    let result = env.register(&format!("busy{i}@example.com"), &pc(&format!("busy{i}")), 10 + i);
+                    (result.map(drop), start.elapsed())
+                })
+            })
+            .collect();
+        threads.into_iter().map(|t| t.join().unwrap()).collect()
+    });
+    let unavailable = outcomes
+        .iter()
+        .filter(|(r, _)| matches!(r, Err(licet_core::Error::Unavailable(m)) if m.contains("53300")))
+        .count();
+    assert!(unavailable >= 1, "{outcomes:?}");
+    for (result, took) in &outcomes {
+        assert!(
+            result.is_ok() || unavailable > 0 && matches!(result, Err(licet_core::Error::Unavailable(_))),
+            "{result:?}"
+        );
+        assert!(*took < Duration::from_secs(15), "{took:?}");
+    }
+    // The connections come back: so does the store, by itself.
+    drop(hogs);
+    drop(rt);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match env.register("after@example.com", &pc("after"), 99) {
+            Ok(_) => break,
+            Err(licet_core::Error::Unavailable(_)) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(100))
+            }
+            Err(e) => panic!("the store did not come back: {e:?}"),
+        }
+    }
+    for (i, (result, _)) in outcomes.iter().enumerate() {
+        assert_eq!(env.account(&format!("busy{i}@example.com")).is_some(), result.is_ok(), "busy{i}: {result:?}");
+    }
+}
+
+#[test]
 fn tls_follows_sslmode_and_always_verifies_the_certificate() {
     let cert = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
     if !TestInstance::available(module_path!()) {
