@@ -122,7 +122,7 @@ fuzz_target!(|data: &[u8]| {
                 let account_id = found.account.id.clone();
                 let license = found.account.licenses.get(b as usize % found.account.licenses.len().max(1));
                 let binding = found.account.bindings.get(b as usize % found.account.bindings.len().max(1));
-                match (op % 13, a % 4, license, binding) {
+                match (op % 13, (a >> 4) % 4, license, binding) {
                     (11, 0, _, _) => Command::Grant {
                         account_id,
                         product: product.into(),

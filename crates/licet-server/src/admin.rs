@@ -301,6 +301,7 @@ struct CouponsQuery {
 #[serde(deny_unknown_fields)]
 pub(crate) struct ExtendBody {
     /// Days added, 1–36600.
+    #[schema(minimum = 1, maximum = 36600)]
     days: u32,
 }
 
@@ -342,12 +343,12 @@ async fn set_clock(State(app): State<AppState>, JsonBody(req): JsonBody<ClockReq
     Ok(json(StatusCode::OK, ClockRequest { now: app.clock.now() }))
 }
 
-#[utoipa::path(get, path = "/v1/admin/products", responses((status = 200, description = "`{products: [product]}`", body = serde_json::Value), (status = "4XX", description = "refused or malformed: `{error: {code, name, message}}`", body = licet_wire::ErrorBody), (status = 503, description = "the store is unavailable (1099); retry after `Retry-After`", body = licet_wire::ErrorBody)), security(("admin" = [])))]
+#[utoipa::path(get, path = "/v1/admin/products", responses((status = 200, description = "`{products: [product]}`", body = serde_json::Value), (status = "4XX", description = "refused or malformed: `{error: {code, name, message}}`", body = licet_wire::ErrorBody), (status = "5XX", description = "1099: the store is unavailable (503, retry after `Retry-After`) or failed (500)", body = licet_wire::ErrorBody)), security(("admin" = [])))]
 async fn list_products(State(app): State<AppState>) -> Result<Response, ApiError> {
     run(&app, AdminRequest::ListProducts).await
 }
 
-#[utoipa::path(put, path = "/v1/admin/products/{id}", request_body = ProductSettings, params(("id" = String, Path, description = "the product's slug")), responses((status = 200, description = "the product as stored", body = ProductObject), (status = "4XX", description = "refused or malformed: `{error: {code, name, message}}`", body = licet_wire::ErrorBody), (status = 503, description = "the store is unavailable (1099); retry after `Retry-After`", body = licet_wire::ErrorBody)), security(("admin" = [])))]
+#[utoipa::path(put, path = "/v1/admin/products/{id}", request_body = ProductSettings, params(("id" = String, Path, description = "the product's slug")), responses((status = 200, description = "the product as stored", body = ProductObject), (status = "4XX", description = "refused or malformed: `{error: {code, name, message}}`", body = licet_wire::ErrorBody), (status = "5XX", description = "1099: the store is unavailable (503, retry after `Retry-After`) or failed (500)", body = licet_wire::ErrorBody)), security(("admin" = [])))]
 async fn put_product(
     State(app): State<AppState>,
     id: Result<Path<String>, PathRejection>,
@@ -357,7 +358,7 @@ async fn put_product(
     run(&app, AdminRequest::PutProduct { id, settings }).await
 }
 
-#[utoipa::path(post, path = "/v1/admin/coupons", request_body = CouponsRequest, responses((status = 201, description = "the codes, in full", body = CouponsAnswer), (status = "4XX", description = "refused or malformed: `{error: {code, name, message}}`", body = licet_wire::ErrorBody), (status = 503, description = "the store is unavailable (1099); retry after `Retry-After`", body = licet_wire::ErrorBody)), security(("admin" = [])))]
+#[utoipa::path(post, path = "/v1/admin/coupons", request_body = CouponsRequest, responses((status = 201, description = "the codes, in full", body = CouponsAnswer), (status = "4XX", description = "refused or malformed: `{error: {code, name, message}}`", body = licet_wire::ErrorBody), (status = "5XX", description = "1099: the store is unavailable (503, retry after `Retry-After`) or failed (500)", body = licet_wire::ErrorBody)), security(("admin" = [])))]
 async fn issue_coupons(
     State(app): State<AppState>,
     JsonBody(req): JsonBody<CouponsRequest>,
@@ -365,7 +366,7 @@ async fn issue_coupons(
     run(&app, AdminRequest::IssueCoupons(req)).await
 }
 
-#[utoipa::path(get, path = "/v1/admin/coupons", params(("product" = Option<String>, Query, description = "only this product's"), ("after" = Option<String>, Query, description = "continue after this code"), ("limit" = Option<usize>, Query, description = "1–1000, default 100")), responses((status = 200, description = "`{coupons: [coupon], next}`", body = serde_json::Value), (status = "4XX", description = "refused or malformed: `{error: {code, name, message}}`", body = licet_wire::ErrorBody), (status = 503, description = "the store is unavailable (1099); retry after `Retry-After`", body = licet_wire::ErrorBody)), security(("admin" = [])))]
+#[utoipa::path(get, path = "/v1/admin/coupons", params(("product" = Option<String>, Query, description = "only this product's"), ("after" = Option<String>, Query, description = "continue after this code"), ("limit" = Option<usize>, Query, description = "1–1000, default 100")), responses((status = 200, description = "`{coupons: [coupon], next}`", body = serde_json::Value), (status = "4XX", description = "refused or malformed: `{error: {code, name, message}}`", body = licet_wire::ErrorBody), (status = "5XX", description = "1099: the store is unavailable (503, retry after `Retry-After`) or failed (500)", body = licet_wire::ErrorBody)), security(("admin" = [])))]
 async fn list_coupons_endpoint(
     State(app): State<AppState>,
     query: Result<Query<CouponsQuery>, QueryRejection>,
@@ -374,7 +375,7 @@ async fn list_coupons_endpoint(
     run(&app, AdminRequest::ListCoupons { product: q.product, after: q.after, limit: q.limit.unwrap_or(100) }).await
 }
 
-#[utoipa::path(get, path = "/v1/admin/accounts", params(("email" = String, Query, description = "the address")), responses((status = 200, description = "the account, number in full", body = AccountObject), (status = "4XX", description = "refused or malformed: `{error: {code, name, message}}`", body = licet_wire::ErrorBody), (status = 503, description = "the store is unavailable (1099); retry after `Retry-After`", body = licet_wire::ErrorBody)), security(("admin" = [])))]
+#[utoipa::path(get, path = "/v1/admin/accounts", params(("email" = String, Query, description = "the address")), responses((status = 200, description = "the account, number in full", body = AccountObject), (status = "4XX", description = "refused or malformed: `{error: {code, name, message}}`", body = licet_wire::ErrorBody), (status = "5XX", description = "1099: the store is unavailable (503, retry after `Retry-After`) or failed (500)", body = licet_wire::ErrorBody)), security(("admin" = [])))]
 async fn find_account(
     State(app): State<AppState>,
     query: Result<Query<EmailQuery>, QueryRejection>,
@@ -383,7 +384,7 @@ async fn find_account(
     run(&app, AdminRequest::FindAccount { email: q.email }).await
 }
 
-#[utoipa::path(get, path = "/v1/admin/accounts/{id}", params(("id" = String, Path, description = "acc_…")), responses((status = 200, description = "the account, number in full", body = AccountObject), (status = "4XX", description = "refused or malformed: `{error: {code, name, message}}`", body = licet_wire::ErrorBody), (status = 503, description = "the store is unavailable (1099); retry after `Retry-After`", body = licet_wire::ErrorBody)), security(("admin" = [])))]
+#[utoipa::path(get, path = "/v1/admin/accounts/{id}", params(("id" = String, Path, description = "acc_…")), responses((status = 200, description = "the account, number in full", body = AccountObject), (status = "4XX", description = "refused or malformed: `{error: {code, name, message}}`", body = licet_wire::ErrorBody), (status = "5XX", description = "1099: the store is unavailable (503, retry after `Retry-After`) or failed (500)", body = licet_wire::ErrorBody)), security(("admin" = [])))]
 async fn show_account(
     State(app): State<AppState>,
     id: Result<Path<String>, PathRejection>,
@@ -391,7 +392,7 @@ async fn show_account(
     run(&app, AdminRequest::ShowAccount { account_id: path(id)? }).await
 }
 
-#[utoipa::path(post, path = "/v1/admin/accounts/{id}/licenses", request_body = GrantRequest, params(("id" = String, Path, description = "acc_…")), responses((status = 201, description = "the license made or changed", body = LicenseAnswer), (status = "4XX", description = "refused or malformed: `{error: {code, name, message}}`", body = licet_wire::ErrorBody), (status = 503, description = "the store is unavailable (1099); retry after `Retry-After`", body = licet_wire::ErrorBody)), security(("admin" = [])))]
+#[utoipa::path(post, path = "/v1/admin/accounts/{id}/licenses", request_body = GrantRequest, params(("id" = String, Path, description = "acc_…")), responses((status = 201, description = "the license made or changed", body = LicenseAnswer), (status = "4XX", description = "refused or malformed: `{error: {code, name, message}}`", body = licet_wire::ErrorBody), (status = "5XX", description = "1099: the store is unavailable (503, retry after `Retry-After`) or failed (500)", body = licet_wire::ErrorBody)), security(("admin" = [])))]
 async fn grant(
     State(app): State<AppState>,
     id: Result<Path<String>, PathRejection>,
@@ -400,7 +401,7 @@ async fn grant(
     run(&app, AdminRequest::Grant { account_id: path(id)?, request }).await
 }
 
-#[utoipa::path(post, path = "/v1/admin/accounts/{id}/licenses/{license}/revoke", params(("id" = String, Path, description = "acc_…"), ("license" = String, Path, description = "lic_…")), responses((status = 200, description = "the license, revoked", body = LicenseAnswer), (status = "4XX", description = "refused or malformed: `{error: {code, name, message}}`", body = licet_wire::ErrorBody), (status = 503, description = "the store is unavailable (1099); retry after `Retry-After`", body = licet_wire::ErrorBody)), security(("admin" = [])))]
+#[utoipa::path(post, path = "/v1/admin/accounts/{id}/licenses/{license}/revoke", params(("id" = String, Path, description = "acc_…"), ("license" = String, Path, description = "lic_…")), responses((status = 200, description = "the license, revoked", body = LicenseAnswer), (status = "4XX", description = "refused or malformed: `{error: {code, name, message}}`", body = licet_wire::ErrorBody), (status = "5XX", description = "1099: the store is unavailable (503, retry after `Retry-After`) or failed (500)", body = licet_wire::ErrorBody)), security(("admin" = [])))]
 async fn revoke(
     State(app): State<AppState>,
     ids: Result<Path<(String, String)>, PathRejection>,
@@ -409,7 +410,7 @@ async fn revoke(
     run(&app, AdminRequest::Revoke { account_id, license_id }).await
 }
 
-#[utoipa::path(post, path = "/v1/admin/accounts/{id}/licenses/{license}/extend", request_body = ExtendBody, params(("id" = String, Path, description = "acc_…"), ("license" = String, Path, description = "lic_…")), responses((status = 200, description = "the license, extended", body = LicenseAnswer), (status = "4XX", description = "refused or malformed: `{error: {code, name, message}}`", body = licet_wire::ErrorBody), (status = 503, description = "the store is unavailable (1099); retry after `Retry-After`", body = licet_wire::ErrorBody)), security(("admin" = [])))]
+#[utoipa::path(post, path = "/v1/admin/accounts/{id}/licenses/{license}/extend", request_body = ExtendBody, params(("id" = String, Path, description = "acc_…"), ("license" = String, Path, description = "lic_…")), responses((status = 200, description = "the license, extended", body = LicenseAnswer), (status = "4XX", description = "refused or malformed: `{error: {code, name, message}}`", body = licet_wire::ErrorBody), (status = "5XX", description = "1099: the store is unavailable (503, retry after `Retry-After`) or failed (500)", body = licet_wire::ErrorBody)), security(("admin" = [])))]
 async fn extend(
     State(app): State<AppState>,
     ids: Result<Path<(String, String)>, PathRejection>,
@@ -419,7 +420,7 @@ async fn extend(
     run(&app, AdminRequest::Extend { account_id, license_id, days: body.days }).await
 }
 
-#[utoipa::path(get, path = "/v1/admin/accounts/{id}/bindings", params(("id" = String, Path, description = "acc_…")), responses((status = 200, description = "`{bindings: [binding]}`", body = serde_json::Value), (status = "4XX", description = "refused or malformed: `{error: {code, name, message}}`", body = licet_wire::ErrorBody), (status = 503, description = "the store is unavailable (1099); retry after `Retry-After`", body = licet_wire::ErrorBody)), security(("admin" = [])))]
+#[utoipa::path(get, path = "/v1/admin/accounts/{id}/bindings", params(("id" = String, Path, description = "acc_…")), responses((status = 200, description = "`{bindings: [binding]}`", body = serde_json::Value), (status = "4XX", description = "refused or malformed: `{error: {code, name, message}}`", body = licet_wire::ErrorBody), (status = "5XX", description = "1099: the store is unavailable (503, retry after `Retry-After`) or failed (500)", body = licet_wire::ErrorBody)), security(("admin" = [])))]
 async fn list_bindings(
     State(app): State<AppState>,
     id: Result<Path<String>, PathRejection>,
@@ -427,7 +428,7 @@ async fn list_bindings(
     run(&app, AdminRequest::ListBindings { account_id: path(id)? }).await
 }
 
-#[utoipa::path(post, path = "/v1/admin/accounts/{id}/bindings/{binding}/reset", params(("id" = String, Path, description = "acc_…"), ("binding" = String, Path, description = "bnd_…")), responses((status = 200, description = "the seat is free", body = Empty), (status = "4XX", description = "refused or malformed: `{error: {code, name, message}}`", body = licet_wire::ErrorBody), (status = 503, description = "the store is unavailable (1099); retry after `Retry-After`", body = licet_wire::ErrorBody)), security(("admin" = [])))]
+#[utoipa::path(post, path = "/v1/admin/accounts/{id}/bindings/{binding}/reset", params(("id" = String, Path, description = "acc_…"), ("binding" = String, Path, description = "bnd_…")), responses((status = 200, description = "the seat is free", body = Empty), (status = "4XX", description = "refused or malformed: `{error: {code, name, message}}`", body = licet_wire::ErrorBody), (status = "5XX", description = "1099: the store is unavailable (503, retry after `Retry-After`) or failed (500)", body = licet_wire::ErrorBody)), security(("admin" = [])))]
 async fn reset_binding(
     State(app): State<AppState>,
     ids: Result<Path<(String, String)>, PathRejection>,

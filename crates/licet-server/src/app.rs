@@ -248,7 +248,7 @@ pub(crate) fn json<T: serde::Serialize>(status: StatusCode, body: T) -> Response
     (status, axum::Json(body)).into_response()
 }
 
-#[utoipa::path(post, path = "/v1/register", request_body = RegisterRequest, responses((status = 201, description = "the account, its trial and the host's token", body = RegisterAnswer), (status = "4XX", description = "refused or malformed: `{error: {code, name, message}}`", body = licet_wire::ErrorBody), (status = 503, description = "the store is unavailable (1099); retry after `Retry-After`", body = licet_wire::ErrorBody)))]
+#[utoipa::path(post, path = "/v1/register", request_body = RegisterRequest, responses((status = 201, description = "the account, its trial and the host's token", body = RegisterAnswer), (status = "4XX", description = "refused or malformed: `{error: {code, name, message}}`", body = licet_wire::ErrorBody), (status = "5XX", description = "1099: the store is unavailable (503, retry after `Retry-After`) or failed (500)", body = licet_wire::ErrorBody)))]
 async fn register(
     State(app): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -278,7 +278,7 @@ async fn register(
     ))
 }
 
-#[utoipa::path(post, path = "/v1/activate", request_body = HostRequest, responses((status = 200, description = "the host's seat and token", body = GrantAnswer), (status = "4XX", description = "refused or malformed: `{error: {code, name, message}}`", body = licet_wire::ErrorBody), (status = 503, description = "the store is unavailable (1099); retry after `Retry-After`", body = licet_wire::ErrorBody)))]
+#[utoipa::path(post, path = "/v1/activate", request_body = HostRequest, responses((status = 200, description = "the host's seat and token", body = GrantAnswer), (status = "4XX", description = "refused or malformed: `{error: {code, name, message}}`", body = licet_wire::ErrorBody), (status = "5XX", description = "1099: the store is unavailable (503, retry after `Retry-After`) or failed (500)", body = licet_wire::ErrorBody)))]
 async fn activate(
     State(app): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -300,7 +300,7 @@ async fn activate(
     ))
 }
 
-#[utoipa::path(post, path = "/v1/trial", request_body = HostRequest, responses((status = 201, description = "the trial and the host's token", body = GrantAnswer), (status = "4XX", description = "refused or malformed: `{error: {code, name, message}}`", body = licet_wire::ErrorBody), (status = 503, description = "the store is unavailable (1099); retry after `Retry-After`", body = licet_wire::ErrorBody)))]
+#[utoipa::path(post, path = "/v1/trial", request_body = HostRequest, responses((status = 201, description = "the trial and the host's token", body = GrantAnswer), (status = "4XX", description = "refused or malformed: `{error: {code, name, message}}`", body = licet_wire::ErrorBody), (status = "5XX", description = "1099: the store is unavailable (503, retry after `Retry-After`) or failed (500)", body = licet_wire::ErrorBody)))]
 async fn trial(
     State(app): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -323,7 +323,7 @@ async fn trial(
     ))
 }
 
-#[utoipa::path(post, path = "/v1/redeem", request_body = RedeemRequest, responses((status = 200, description = "the license the coupon made or changed", body = LicenseAnswer), (status = "4XX", description = "refused or malformed: `{error: {code, name, message}}`", body = licet_wire::ErrorBody), (status = 503, description = "the store is unavailable (1099); retry after `Retry-After`", body = licet_wire::ErrorBody)))]
+#[utoipa::path(post, path = "/v1/redeem", request_body = RedeemRequest, responses((status = 200, description = "the license the coupon made or changed", body = LicenseAnswer), (status = "4XX", description = "refused or malformed: `{error: {code, name, message}}`", body = licet_wire::ErrorBody), (status = "5XX", description = "1099: the store is unavailable (503, retry after `Retry-After`) or failed (500)", body = licet_wire::ErrorBody)))]
 async fn redeem(
     State(app): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -335,7 +335,7 @@ async fn redeem(
     Ok(json(StatusCode::OK, LicenseAnswer { license: LicenseObject::at(&license, seats_used, &product, now) }))
 }
 
-#[utoipa::path(post, path = "/v1/deactivate", request_body = HostRequest, responses((status = 200, description = "the seat is free", body = Empty), (status = "4XX", description = "refused or malformed: `{error: {code, name, message}}`", body = licet_wire::ErrorBody), (status = 503, description = "the store is unavailable (1099); retry after `Retry-After`", body = licet_wire::ErrorBody)))]
+#[utoipa::path(post, path = "/v1/deactivate", request_body = HostRequest, responses((status = 200, description = "the seat is free", body = Empty), (status = "4XX", description = "refused or malformed: `{error: {code, name, message}}`", body = licet_wire::ErrorBody), (status = "5XX", description = "1099: the store is unavailable (503, retry after `Retry-After`) or failed (500)", body = licet_wire::ErrorBody)))]
 async fn deactivate(
     State(app): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -346,7 +346,7 @@ async fn deactivate(
     Ok(json(StatusCode::OK, Empty {}))
 }
 
-#[utoipa::path(post, path = "/v1/recover", request_body = RecoverRequest, responses((status = 202, description = "accepted, known address or not", body = Empty), (status = "4XX", description = "refused or malformed: `{error: {code, name, message}}`", body = licet_wire::ErrorBody), (status = 503, description = "the store is unavailable (1099); retry after `Retry-After`", body = licet_wire::ErrorBody)))]
+#[utoipa::path(post, path = "/v1/recover", request_body = RecoverRequest, responses((status = 202, description = "accepted, known address or not", body = Empty), (status = "4XX", description = "refused or malformed: `{error: {code, name, message}}`", body = licet_wire::ErrorBody), (status = "5XX", description = "1099: the store is unavailable (503, retry after `Retry-After`) or failed (500)", body = licet_wire::ErrorBody)))]
 async fn recover(
     State(app): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -368,7 +368,7 @@ async fn recover(
     Ok(json(StatusCode::ACCEPTED, Empty {}))
 }
 
-#[utoipa::path(get, path = "/v1/account", responses((status = 200, description = "the account, number masked", body = AccountObject), (status = "4XX", description = "refused or malformed: `{error: {code, name, message}}`", body = licet_wire::ErrorBody), (status = 503, description = "the store is unavailable (1099); retry after `Retry-After`", body = licet_wire::ErrorBody)), security(("customer" = [])))]
+#[utoipa::path(get, path = "/v1/account", responses((status = 200, description = "the account, number masked", body = AccountObject), (status = "4XX", description = "refused or malformed: `{error: {code, name, message}}`", body = licet_wire::ErrorBody), (status = "5XX", description = "1099: the store is unavailable (503, retry after `Retry-After`) or failed (500)", body = licet_wire::ErrorBody)), security(("customer" = [])))]
 async fn account(
     State(app): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -380,7 +380,7 @@ async fn account(
     Ok(json(StatusCode::OK, AccountObject::of(&found, false, now)))
 }
 
-#[utoipa::path(post, path = "/v1/bindings/{id}/reset", params(("id" = String, Path, description = "bnd_…")), responses((status = 200, description = "the seat is free", body = Empty), (status = "4XX", description = "refused or malformed: `{error: {code, name, message}}`", body = licet_wire::ErrorBody), (status = 503, description = "the store is unavailable (1099); retry after `Retry-After`", body = licet_wire::ErrorBody)), security(("customer" = [])))]
+#[utoipa::path(post, path = "/v1/bindings/{id}/reset", params(("id" = String, Path, description = "bnd_…")), responses((status = 200, description = "the seat is free", body = Empty), (status = "4XX", description = "refused or malformed: `{error: {code, name, message}}`", body = licet_wire::ErrorBody), (status = "5XX", description = "1099: the store is unavailable (503, retry after `Retry-After`) or failed (500)", body = licet_wire::ErrorBody)), security(("customer" = [])))]
 async fn reset(
     State(app): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -393,13 +393,13 @@ async fn reset(
     Ok(json(StatusCode::OK, Empty {}))
 }
 
-#[utoipa::path(get, path = "/v1/keys", responses((status = 200, description = "the signing keys", body = KeysAnswer), (status = "4XX", description = "refused or malformed: `{error: {code, name, message}}`", body = licet_wire::ErrorBody), (status = 503, description = "the store is unavailable (1099); retry after `Retry-After`", body = licet_wire::ErrorBody)))]
+#[utoipa::path(get, path = "/v1/keys", responses((status = 200, description = "the signing keys", body = KeysAnswer), (status = "4XX", description = "refused or malformed: `{error: {code, name, message}}`", body = licet_wire::ErrorBody), (status = "5XX", description = "1099: the store is unavailable (503, retry after `Retry-After`) or failed (500)", body = licet_wire::ErrorBody)))]
 async fn keys(State(app): State<AppState>) -> Response {
     json(StatusCode::OK, KeysAnswer { keys: app.keys.listing.clone() })
 }
 
 /// `ok` — or, on a node of a cluster whose database does not answer, 503 with 1099.
-#[utoipa::path(get, path = "/v1/health", responses((status = 200, description = "serving", body = HealthAnswer), (status = "4XX", description = "refused or malformed: `{error: {code, name, message}}`", body = licet_wire::ErrorBody), (status = 503, description = "the store is unavailable (1099); retry after `Retry-After`", body = licet_wire::ErrorBody)))]
+#[utoipa::path(get, path = "/v1/health", responses((status = 200, description = "serving", body = HealthAnswer), (status = "4XX", description = "refused or malformed: `{error: {code, name, message}}`", body = licet_wire::ErrorBody), (status = "5XX", description = "1099: the store is unavailable (503, retry after `Retry-After`) or failed (500)", body = licet_wire::ErrorBody)))]
 async fn health(State(app): State<AppState>) -> Result<Response, ApiError> {
     match &app.database {
         Some(db) => db.ping().await?,

@@ -32,7 +32,7 @@ impl App {
 }
 
 /// `POST /v1/offline/activate {request}` → 200 `{license, binding_id, token}`.
-#[utoipa::path(post, path = "/v1/offline/activate", request_body = OfflineActivateRequest, responses((status = 200, description = "the air-gapped host's token", body = GrantAnswer), (status = "4XX", description = "refused or malformed: `{error: {code, name, message}}`", body = licet_wire::ErrorBody), (status = 503, description = "the store is unavailable (1099); retry after `Retry-After`", body = licet_wire::ErrorBody)))]
+#[utoipa::path(post, path = "/v1/offline/activate", request_body = OfflineActivateRequest, responses((status = 200, description = "the air-gapped host's token", body = GrantAnswer), (status = "4XX", description = "refused or malformed: `{error: {code, name, message}}`", body = licet_wire::ErrorBody), (status = "5XX", description = "1099: the store is unavailable (503, retry after `Retry-After`) or failed (500)", body = licet_wire::ErrorBody)))]
 pub(crate) async fn activate(
     State(app): State<AppState>,
     ClientIp(ip): ClientIp,

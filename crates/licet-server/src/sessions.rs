@@ -36,7 +36,7 @@ fn session_id(id: Result<Path<String>, PathRejection>) -> Result<String, ApiErro
 }
 
 /// `POST /v1/sessions` → 201 `{session_id, token, lease_until, license}`.
-#[utoipa::path(post, path = "/v1/sessions", request_body = SessionRequest, responses((status = 201, description = "a live floating session", body = SessionAnswer), (status = "4XX", description = "refused or malformed: `{error: {code, name, message}}`", body = licet_wire::ErrorBody), (status = 503, description = "the store is unavailable (1099); retry after `Retry-After`", body = licet_wire::ErrorBody)))]
+#[utoipa::path(post, path = "/v1/sessions", request_body = SessionRequest, responses((status = 201, description = "a live floating session", body = SessionAnswer), (status = "4XX", description = "refused or malformed: `{error: {code, name, message}}`", body = licet_wire::ErrorBody), (status = "5XX", description = "1099: the store is unavailable (503, retry after `Retry-After`) or failed (500)", body = licet_wire::ErrorBody)))]
 pub(crate) async fn checkout(
     State(app): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -50,7 +50,7 @@ pub(crate) async fn checkout(
 }
 
 /// `POST /v1/sessions/{id}/heartbeat` with the number as bearer → 200 (as a checkout's answer).
-#[utoipa::path(post, path = "/v1/sessions/{id}/heartbeat", request_body = Option<TokenRequest>, params(("id" = String, Path, description = "ses_…")), responses((status = 200, description = "the session lives on", body = SessionAnswer), (status = "4XX", description = "refused or malformed: `{error: {code, name, message}}`", body = licet_wire::ErrorBody), (status = 503, description = "the store is unavailable (1099); retry after `Retry-After`", body = licet_wire::ErrorBody)), security(("customer" = [])))]
+#[utoipa::path(post, path = "/v1/sessions/{id}/heartbeat", request_body = Option<TokenRequest>, params(("id" = String, Path, description = "ses_…")), responses((status = 200, description = "the session lives on", body = SessionAnswer), (status = "4XX", description = "refused or malformed: `{error: {code, name, message}}`", body = licet_wire::ErrorBody), (status = "5XX", description = "1099: the store is unavailable (503, retry after `Retry-After`) or failed (500)", body = licet_wire::ErrorBody)), security(("customer" = [])))]
 pub(crate) async fn heartbeat(
     State(app): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -66,7 +66,7 @@ pub(crate) async fn heartbeat(
 }
 
 /// `DELETE /v1/sessions/{id}` with the number as bearer → 200 `{}`.
-#[utoipa::path(delete, path = "/v1/sessions/{id}", params(("id" = String, Path, description = "ses_…")), responses((status = 200, description = "the seat is free", body = Empty), (status = "4XX", description = "refused or malformed: `{error: {code, name, message}}`", body = licet_wire::ErrorBody), (status = 503, description = "the store is unavailable (1099); retry after `Retry-After`", body = licet_wire::ErrorBody)), security(("customer" = [])))]
+#[utoipa::path(delete, path = "/v1/sessions/{id}", params(("id" = String, Path, description = "ses_…")), responses((status = 200, description = "the seat is free", body = Empty), (status = "4XX", description = "refused or malformed: `{error: {code, name, message}}`", body = licet_wire::ErrorBody), (status = "5XX", description = "1099: the store is unavailable (503, retry after `Retry-After`) or failed (500)", body = licet_wire::ErrorBody)), security(("customer" = [])))]
 pub(crate) async fn release(
     State(app): State<AppState>,
     ClientIp(ip): ClientIp,

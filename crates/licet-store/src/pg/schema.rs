@@ -3,8 +3,9 @@
 //! Migrations run in one transaction under a transaction-level advisory lock, so any number of
 //! nodes starting at once apply each exactly once; a database whose schema is newer than this
 //! build's is refused and left alone. The views are what a vendor's reports and support staff
-//! query (documented in `docs/cluster.md`); licet itself reads only `records.body`, and lists
-//! `records.key` by `kind`.
+//! query (documented in `docs/cluster.md`); licet itself reads only `records.body`, lists
+//! `records.key` by `kind`, and counts accounts, bindings and live sessions in `records.doc` for
+//! `/metrics`.
 
 use tokio_postgres::Client;
 

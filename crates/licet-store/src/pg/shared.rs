@@ -213,8 +213,18 @@ impl PgStore {
         params: Vec<Box<dyn tokio_postgres::types::ToSql + Send + Sync>>,
         read: impl FnOnce(Vec<tokio_postgres::Row>) -> T + Send + 'static,
     ) -> Result<T, CoreError> {
+        self.shared_within(self.timeout(), sql, params, read).await
+    }
+
+    /// [`PgStore::shared`] with its own deadline, for a statement that reads much.
+    async fn shared_within<T: Send + 'static>(
+        &self,
+        timeout: std::time::Duration,
+        sql: &'static str,
+        params: Vec<Box<dyn tokio_postgres::types::ToSql + Send + Sync>>,
+        read: impl FnOnce(Vec<tokio_postgres::Row>) -> T + Send + 'static,
+    ) -> Result<T, CoreError> {
         let pool = self.pool().clone();
-        let timeout = self.timeout();
         let name = self.name.clone();
         self.spawn(async move {
             let unavailable = |e: &str| CoreError::Unavailable(format!("database {name}: {e}"));
@@ -450,9 +460,10 @@ impl PgStore {
 
     /// Accounts, bindings and sessions live at `now` (Unix seconds), counted by the database in
     /// one read-committed query (for `/metrics`: no serializable transaction, so it never makes
-    /// a writer retry).
+    /// a writer retry). It reads every account, so it gets twenty of the store's deadlines.
     pub async fn census(&self, now: i64) -> Result<(i64, i64, i64), CoreError> {
-        self.shared(
+        self.shared_within(
+            self.timeout() * 20,
             "SELECT (SELECT count(*) FROM records WHERE kind = 'account'), \
                     (SELECT count(*) FROM records a, jsonb_array_elements(COALESCE(a.doc->'bindings', '[]'::jsonb)) b \
                       WHERE a.kind = 'account'), \
