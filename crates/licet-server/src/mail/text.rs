@@ -62,7 +62,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn both_languages_carry_the_number_and_the_trial_end() {
+    fn both_languages_carry_the_number_and_the_trial_end() -> Result<(), &'static str> {
         let trial_ends = DateTime::from_timestamp(1_800_000_000, 0);
         let message = Message::Registered {
             organization: "ООО Ромашка".into(),
@@ -70,14 +70,15 @@ mod tests {
             number: "MIKO-1".into(),
             trial_ends,
         };
-        let ru = words(&message, Lang::Ru).unwrap();
+        let ru = words(&message, Lang::Ru).ok_or("no Russian words")?;
         assert_eq!(ru.subject, "Регистрационный номер для «Журнал звонков»");
         assert!(ru.body.contains("    MIKO-1\n") && ru.body.contains("15.01.2027"), "{}", ru.body);
-        let en = words(&message, Lang::En).unwrap();
+        let en = words(&message, Lang::En).ok_or("no English words")?;
         assert!(en.body.contains("    MIKO-1\n") && en.body.contains("2027-01-15"), "{}", en.body);
         let reminder = Message::Reminder { organization: "X".into(), number: "MIKO-2".into() };
-        assert!(words(&reminder, Lang::Ru).unwrap().body.contains("MIKO-2"));
-        assert!(words(&reminder, Lang::En).unwrap().subject.starts_with("Your"));
+        assert!(words(&reminder, Lang::Ru).ok_or("no Russian reminder")?.body.contains("MIKO-2"));
+        assert!(words(&reminder, Lang::En).ok_or("no English reminder")?.subject.starts_with("Your"));
         assert!(words(&Message::Unknown, Lang::Ru).is_none());
+        Ok(())
     }
 }
