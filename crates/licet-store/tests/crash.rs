@@ -97,6 +97,54 @@ fn child_registers_forever() {
     }
 }
 
+/// Activations write one record each (the account), which the sled store writes by itself
+/// rather than in a batch: acknowledged ones must survive a kill as batches do.
+#[test]
+fn acknowledged_activations_survive_sigkill() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger");
+    let seed = seed();
+    let mut rng = SeededEntropy::new(seed);
+    let mut bound: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for cycle in 0..CYCLES / 2 {
+        for ack in run_and_kill("child_activates_forever", &path, &mut rng) {
+            let (email, host) = ack.split_once(' ').unwrap();
+            bound.entry(email.to_owned()).or_default().push(host.to_owned());
+        }
+        let env = Env::new(SledStore::open(&path).unwrap_or_else(|e| panic!("cycle {cycle} (seed {seed}): {e}")));
+        for (email, hosts) in &bound {
+            let account = env.account(email).unwrap_or_else(|| panic!("cycle {cycle} (seed {seed}): {email} lost"));
+            for host in hosts {
+                let machine = pc(host).fingerprint;
+                assert!(
+                    account.bindings.iter().any(|b| b.anchor == machine),
+                    "cycle {cycle} (seed {seed}): the acknowledged activation of {host} on {email} was lost"
+                );
+            }
+        }
+    }
+    let activations: usize = bound.values().map(Vec::len).sum();
+    assert!(activations >= CYCLES / 2, "{activations} activations acknowledged");
+}
+
+#[test]
+#[ignore = "a child process of acknowledged_activations_survive_sigkill"]
+fn child_activates_forever() {
+    let path = std::env::var_os(DIR_VAR).expect("run by acknowledged_activations_survive_sigkill");
+    let env = Env::new(SledStore::open(path).unwrap());
+    let tag = seed();
+    let email = format!("a{tag}@example.com");
+    let number = env.register(&email, &pc(&format!("r{tag}")), tag).unwrap().number.to_string();
+    let coupon = env.coupons(1, 1_000, tag).remove(0);
+    env.redeem(&number, &coupon, tag).unwrap();
+    for i in 0u64..900 {
+        let host = format!("{tag}-{i}");
+        env.activate(&number, &pc(&host), tag ^ i).unwrap();
+        println!("ack {email} {host}");
+    }
+    std::thread::sleep(Duration::from_secs(60));
+}
+
 #[test]
 fn acknowledged_cache_writes_survive_sigkill() {
     let dir = tempfile::tempdir().unwrap();

@@ -140,15 +140,30 @@ impl SledStore {
             Ok(changes) if changes.is_empty() => return Ok((Ok(()), pending(self.group.last_applied()))),
             Ok(changes) => changes,
         };
-        let mut batch = sled::Batch::default();
-        for (key, value) in changes.iter() {
-            match value {
-                Some(record) => batch.insert(key.to_bytes(), record.encode()),
-                None => batch.remove(key.to_bytes()),
+        let commits = self.commits.load(Ordering::SeqCst) + 1;
+        let mut writes = changes.iter();
+        match (writes.next(), writes.next()) {
+            // One record (an activation, a heartbeat: most commands) is written by itself: sled
+            // writes one key atomically, and its batches take a lock over the whole database
+            // that stalls every reader — the commands being decided outside our lock — meanwhile.
+            (Some((key, value)), None) => {
+                let written = match value {
+                    Some(record) => opened.ledger.insert(key.to_bytes(), record.encode()).map(drop),
+                    None => opened.ledger.remove(key.to_bytes()).map(drop),
+                };
+                written.map_err(|e| self.fail(e))?;
+            }
+            _ => {
+                let mut batch = sled::Batch::default();
+                for (key, value) in changes.iter() {
+                    match value {
+                        Some(record) => batch.insert(key.to_bytes(), record.encode()),
+                        None => batch.remove(key.to_bytes()),
+                    }
+                }
+                opened.ledger.apply_batch(batch).map_err(|e| self.fail(e))?;
             }
         }
-        let commits = self.commits.load(Ordering::SeqCst) + 1;
-        opened.ledger.apply_batch(batch).map_err(|e| self.fail(e))?;
         self.commits.store(commits, Ordering::SeqCst);
         Ok((Ok(()), pending(self.group.applied())))
     }
