@@ -152,6 +152,67 @@ fn queued_mail_is_delivered_once_by_competing_nodes_and_kept_when_delivery_fails
     assert_eq!(rt.block_on(nodes[1].mail_queued()).unwrap(), 0);
 }
 
+/// A trigger on the ledger's table that fails the first `times` writes of a registration
+/// number's index with SQLSTATE `code` (a sequence counts them: it is not rolled back with the
+/// transaction that failed).
+fn trip_number_writes(url: &str, code: &str, times: u32) {
+    let rt = runtime();
+    rt.block_on(sql(url, "CREATE SEQUENCE trips"));
+    rt.block_on(sql(
+        url,
+        &format!(
+            "CREATE FUNCTION trip() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+               IF NEW.kind = 'number' AND nextval('trips') <= {times} THEN \
+                 RAISE EXCEPTION 'tripped by the test' USING ERRCODE = '{code}'; \
+               END IF; RETURN NEW; END $$"
+        ),
+    ));
+    rt.block_on(sql(
+        url,
+        "CREATE TRIGGER trip BEFORE INSERT OR UPDATE ON records FOR EACH ROW EXECUTE FUNCTION trip()",
+    ));
+}
+
+fn trips(url: &str) -> i64 {
+    runtime().block_on(sql(url, "SELECT last_value FROM trips"))[0].get(0)
+}
+
+#[test]
+fn a_transaction_that_failed_inside_25p02_is_run_again_and_commits_once() {
+    let Some(server) = TestInstance::start_or_skip(module_path!()) else { return };
+    let url = server.create_database().unwrap();
+    let env = Env::new(PgStore::connect(&url).unwrap());
+    // The registration's writes travel pipelined with their COMMIT; the number's index fails
+    // twice with 25P02 ("in failed SQL transaction"), as a statement sent after a failed one is
+    // answered, and the rest of the pipeline with it.
+    trip_number_writes(&url, "25P02", 2);
+    let registered = env.register("a@example.com", &pc("a"), 1).unwrap();
+    assert_eq!(trips(&url), 3, "two attempts refused, the third committed");
+    let number = registered.number.to_string();
+    assert_eq!(env.account("a@example.com").unwrap().number, registered.number.body());
+    let rows = runtime().block_on(sql(&url, "SELECT count(*) FROM records WHERE kind = 'account'"));
+    assert_eq!(rows[0].get::<_, i64>(0), 1, "one account, however many attempts");
+    // The connections the failed attempts used went back clean: every later command works.
+    for i in 0..20 {
+        env.activate(&number, &pc("a"), i).unwrap();
+    }
+}
+
+#[test]
+fn a_database_error_that_is_no_race_fails_the_command_once_and_leaves_the_store_working() {
+    let Some(server) = TestInstance::start_or_skip(module_path!()) else { return };
+    let url = server.create_database().unwrap();
+    let env = Env::new(PgStore::connect(&url).unwrap());
+    // 22012, division by zero: the database's own error, not a lost race. It is not run again.
+    trip_number_writes(&url, "22012", 1);
+    let failed = env.register("a@example.com", &pc("a"), 1).unwrap_err();
+    assert_eq!(failed.code(), Code::InternalError, "{failed:?}");
+    assert_eq!(trips(&url), 1, "tried once");
+    assert!(env.account("a@example.com").is_none(), "nothing of it was committed");
+    env.register("a@example.com", &pc("a"), 2).unwrap();
+    assert!(env.account("a@example.com").is_some());
+}
+
 #[test]
 fn a_lost_database_is_unavailable_at_once_and_the_store_recovers_by_itself() {
     let Some(mut server) = TestInstance::start_or_skip(module_path!()) else { return };
