@@ -68,32 +68,6 @@ pub struct PgStore {
     name: String,
     /// The schema versions before and after opening, when it was migrated.
     migrated: Option<(i32, i32)>,
-    /// Registration numbers already read, with the account each names.
-    numbers: NumberCache,
-}
-
-/// The account ids of registration numbers this store has read. A number names its account
-/// from the commit that registered it on, and no command changes or removes that record, so a
-/// command that finds its number here reads one record fewer in its transaction (an activation
-/// makes three round trips instead of four) without weakening serializability. Bounded: emptied
-/// when full.
-#[derive(Default)]
-struct NumberCache(std::sync::Mutex<std::collections::HashMap<Vec<u8>, Vec<u8>>>);
-
-impl NumberCache {
-    const CAPACITY: usize = 100_000;
-
-    fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
-        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get(key).cloned()
-    }
-
-    fn remember(&self, key: Vec<u8>, body: Vec<u8>) {
-        let mut numbers = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if numbers.len() >= NumberCache::CAPACITY {
-            numbers.clear();
-        }
-        numbers.insert(key, body);
-    }
 }
 
 impl std::fmt::Debug for PgStore {
@@ -215,15 +189,7 @@ impl PgStore {
             .build()
             .map_err(|e| db_error(e.to_string()))?;
         let handle = runtime.handle().clone();
-        let mut store = PgStore {
-            pool,
-            runtime: Some(runtime),
-            handle,
-            options,
-            name: name.clone(),
-            migrated: None,
-            numbers: NumberCache::default(),
-        };
+        let mut store = PgStore { pool, runtime: Some(runtime), handle, options, name: name.clone(), migrated: None };
         let migrated = store.block_on(async {
             let mut client = store.pool.get().await.map_err(|e| db_error(e.to_string()))?;
             schema::migrate(&mut client).await.map_err(|e| match e {
@@ -471,10 +437,6 @@ struct PgSnapshot<'a> {
 impl Snapshot for PgSnapshot<'_> {
     fn get(&self, key: &RecordKey) -> Result<Option<Record>, CoreError> {
         let bytes = key.to_bytes();
-        let number = matches!(key, RecordKey::Number(_));
-        if number && let Some(body) = self.store.numbers.get(&bytes) {
-            return Ok(Some(Record::decode(key, &body)?));
-        }
         let params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&bytes];
         let read = async {
             if self.begun.get() {
@@ -490,12 +452,8 @@ impl Snapshot for PgSnapshot<'_> {
         match self.store.step(self.deadline, read) {
             Ok(None) => Ok(None),
             Ok(Some(row)) => {
-                let body: Vec<u8> = row.get(0);
-                let record = Record::decode(key, &body)?;
-                if number {
-                    self.store.numbers.remember(bytes, body);
-                }
-                Ok(Some(record))
+                let bytes: Vec<u8> = row.get(0);
+                Ok(Some(Record::decode(key, &bytes)?))
             }
             Err(Failure::Retry) => {
                 self.race.set(true);
