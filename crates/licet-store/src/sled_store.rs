@@ -71,8 +71,9 @@ impl Default for SledOptions {
 /// The ledger in a sled database: one tree of records keyed by [`RecordKey::to_bytes`].
 ///
 /// A command is decided outside the write lock over the reads it records, then under the lock
-/// checked (every record it read still as it read it; else decided again) and applied as one
-/// atomic batch — a few microseconds under the lock — and then waits outside it for a flush it
+/// checked (every record it read still as it read it; else decided again) and applied
+/// atomically (one record by itself, several as one batch) — a few microseconds under the
+/// lock — and then waits outside it for a flush it
 /// shares with every other committer (group commit). So transactions are serializable, and
 /// `transact` returns only once its change is fsynced.
 ///

@@ -123,8 +123,9 @@ fn acknowledged_activations_survive_sigkill() {
             }
         }
     }
-    let activations: usize = bound.values().map(Vec::len).sum();
-    assert!(activations >= CYCLES / 2, "{activations} activations acknowledged");
+    // Each cycle is one child's account: most must have been killed in the middle of activating.
+    let mid_stream = bound.values().filter(|hosts| hosts.len() > 1).count();
+    assert!(mid_stream >= CYCLES / 8, "only {mid_stream} of {} children were killed between activations", CYCLES / 2);
 }
 
 #[test]
