@@ -218,13 +218,10 @@ fn seats_coupons_and_e_mails_hold_across_three_nodes() {
     assert_eq!(count_mail(), registrations, "each queued mail is written exactly once");
 
     // Every node's /metrics counts the shared ledger (the database's census).
-    let sample = |text: &str, name: &str| {
-        text.lines().find(|l| l.split(' ').next() == Some(name)).and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-    };
     let counts = || {
         let (_, text) = nodes[2].get("/metrics", None);
         let text = text.as_str().unwrap_or_default().to_owned();
-        (sample(&text, "licet_accounts"), sample(&text, "licet_sessions_live"))
+        (common::sample(&text, "licet_accounts", &[]), common::sample(&text, "licet_sessions_live", &[]))
     };
     let deadline = Instant::now() + Duration::from_secs(15);
     while counts() != (Some(registrations as f64), Some(3.0)) && Instant::now() < deadline {

@@ -8,7 +8,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::smtp::{SmtpSink, free_port};
-use common::{PRODUCT, Server, assert_error, host, init, serve, spawn_serve, start};
+use common::{PRODUCT, Server, assert_error, host, init, sample, serve, spawn_serve, start};
 use serde_json::{Value, json};
 
 /// A registration in `lang` (none: the server's default).
@@ -18,16 +18,6 @@ fn register(s: &Server, email: &str, tag: &str, lang: Option<&str>) -> (u16, Val
         body["lang"] = json!(lang);
     }
     s.post("/v1/register", body)
-}
-
-/// The value of the first sample of `name` whose labels include every one of `labels`.
-fn sample(metrics: &str, name: &str, labels: &[&str]) -> Option<f64> {
-    metrics
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter(|l| l.split(['{', ' ']).next() == Some(name))
-        .find(|l| labels.iter().all(|label| l.contains(label)))
-        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
 }
 
 fn metrics(s: &Server) -> String {

@@ -220,3 +220,14 @@ pub fn assert_error((status, body): (u16, Value), want_status: u16, code: u64) {
     assert_eq!(status, want_status, "{body}");
     assert!(body["error"]["name"].is_string() && body["error"]["message"].is_string(), "{body}");
 }
+
+/// The value of the first sample of `name` in a Prometheus text exposition whose labels include
+/// every one of `labels`.
+pub fn sample(metrics: &str, name: &str, labels: &[&str]) -> Option<f64> {
+    metrics
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| l.split(['{', ' ']).next() == Some(name))
+        .find(|l| labels.iter().all(|label| l.contains(label)))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}
