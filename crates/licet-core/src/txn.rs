@@ -198,6 +198,12 @@ impl<'s> Tx<'s> {
         self.changes
     }
 
+    /// The record under `key`, whatever its kind: for listings and tools that page through a
+    /// table; commands use the typed readers.
+    pub fn record(&self, key: &RecordKey) -> Result<Option<Record>, Error> {
+        self.read(key)
+    }
+
     fn read(&self, key: &RecordKey) -> Result<Option<Record>, Error> {
         match self.changes.writes.get(key) {
             Some(v) => Ok(v.clone()),

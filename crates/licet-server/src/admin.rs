@@ -205,32 +205,8 @@ fn license_answer(r: &Redeemed, now: DateTime<Utc>) -> LicenseAnswer {
 /// Every record of `table` that `keep` maps, read a page of keys at a time.
 fn read_all<T>(store: &dyn Store, table: Table, mut keep: impl FnMut(Record) -> Option<T>) -> Result<Vec<T>, ApiError> {
     let mut out = Vec::new();
-    let mut after: Option<RecordKey> = None;
-    loop {
-        let page = store.keys(table, after.as_ref(), 500).map_err(ApiError::from)?;
-        let Some(last) = page.last().cloned() else { return Ok(out) };
-        for record in read_page(store, &page).map_err(ApiError::from)? {
-            out.extend(keep(record));
-        }
-        after = Some(last);
-    }
-}
-
-/// The records under `keys`, read in one transaction (a key gone meanwhile is skipped).
-fn read_page(store: &dyn Store, keys: &[RecordKey]) -> Result<Vec<Record>, Error> {
-    store.transact(|tx| {
-        let mut records = Vec::with_capacity(keys.len());
-        for key in keys {
-            let record = match key {
-                RecordKey::Product(id) => tx.product(id)?.map(Record::Product),
-                RecordKey::Coupon(body) => tx.coupon(body)?.map(Record::Coupon),
-                RecordKey::Account(id) => tx.account(id)?.map(Record::Account),
-                _ => None,
-            };
-            records.extend(record);
-        }
-        Ok(records)
-    })
+    store.for_each_record(table, 500, |record| out.extend(keep(record)))?;
+    Ok(out)
 }
 
 /// A page of coupons after the code `after`, with the code to continue from.
@@ -255,7 +231,7 @@ fn list_coupons(
     loop {
         let page = store.keys(Table::Coupon, cursor.as_ref(), limit)?;
         let Some(last) = page.last().cloned() else { break };
-        for record in read_page(store, &page)? {
+        for record in store.records(&page)? {
             let Record::Coupon(coupon) = record else { continue };
             if product.as_ref().is_none_or(|p| *p == coupon.product) && coupons.len() < limit {
                 let code = CouponCode::parse(&format!("{}UPD-{}", ledger.vendor(), coupon.body))

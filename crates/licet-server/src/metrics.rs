@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use licet_core::{Error, RecordKey, Table};
+use licet_core::{Error, Record, Table};
 use licet_store::StoreExt;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
@@ -132,24 +132,12 @@ pub(crate) struct Census {
 pub(crate) fn census(app: &App) -> Result<Census, Error> {
     let now = app.clock.now();
     let mut census = Census::default();
-    let mut after: Option<RecordKey> = None;
-    loop {
-        let page = app.store.keys(Table::Account, after.as_ref(), CENSUS_PAGE)?;
-        let Some(last) = page.last().cloned() else { return Ok(census) };
-        let counted = app.store.transact(|tx| {
-            let mut page_census = Census::default();
-            for key in &page {
-                let RecordKey::Account(id) = key else { continue };
-                let Some(account) = tx.account(id)? else { continue };
-                page_census.accounts += 1;
-                page_census.bindings += account.bindings.len() as u64;
-                page_census.sessions_live += account.sessions.iter().filter(|s| s.is_live(now)).count() as u64;
-            }
-            Ok(page_census)
-        })?;
-        census.accounts += counted.accounts;
-        census.bindings += counted.bindings;
-        census.sessions_live += counted.sessions_live;
-        after = Some(last);
-    }
+    app.store.for_each_record(Table::Account, CENSUS_PAGE, |record| {
+        if let Record::Account(account) = record {
+            census.accounts += 1;
+            census.bindings += account.bindings.len() as u64;
+            census.sessions_live += account.sessions.iter().filter(|s| s.is_live(now)).count() as u64;
+        }
+    })?;
+    Ok(census)
 }

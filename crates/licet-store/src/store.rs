@@ -1,6 +1,6 @@
 //! The storage trait the server drives the ledger through.
 
-use licet_core::{Command, Entropy, Error, Ledger, Outcome, RecordKey, Table, Time, Tx};
+use licet_core::{Command, Entropy, Error, Ledger, Outcome, Record, RecordKey, Table, Time, Tx};
 
 /// A durable home for the ledger's records.
 ///
@@ -73,6 +73,29 @@ pub trait StoreExt: Store {
         command: &Command,
     ) -> Result<T, Error> {
         self.transact(|tx| ledger.handle(tx, now, &mut *entropy, command))?.try_into()
+    }
+
+    /// The records under `keys`, read in one transaction (a key gone meanwhile is skipped).
+    fn records(&self, keys: &[RecordKey]) -> Result<Vec<Record>, Error> {
+        self.transact(|tx| {
+            let mut records = Vec::with_capacity(keys.len());
+            for key in keys {
+                records.extend(tx.record(key)?);
+            }
+            Ok(records)
+        })
+    }
+
+    /// Calls `each` with every record of `table`, listing `page` keys at a time and reading each
+    /// page in one transaction: consistent page by page, not as one snapshot of the table.
+    fn for_each_record(&self, table: Table, page: usize, mut each: impl FnMut(Record)) -> Result<(), Error> {
+        let mut after: Option<RecordKey> = None;
+        loop {
+            let keys = self.keys(table, after.as_ref(), page)?;
+            let Some(last) = keys.last().cloned() else { return Ok(()) };
+            self.records(&keys)?.into_iter().for_each(&mut each);
+            after = Some(last);
+        }
     }
 }
 

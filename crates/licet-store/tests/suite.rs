@@ -6,7 +6,7 @@ mod common;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use common::{Env, pc};
-use licet_core::{Code, RecordKey, Table};
+use licet_core::{Code, Record, RecordKey, Table};
 use licet_store::pg::test_instance::TestInstance;
 use licet_store::{MemStore, PgStore, SledStore, Store, StoreExt};
 
@@ -167,6 +167,21 @@ fn mail_is_queued_with_its_change_listed_and_claimed_once<S: Fresh>() {
     assert_eq!(list(&env.store, Table::Account).len(), 3);
     assert_eq!(list(&env.store, Table::Product).len(), 1);
     assert!(list(&env.store, Table::Coupon).is_empty());
+    // Every record of a table, a page at a time: each once, of its table's kind.
+    let mut emails = Vec::new();
+    env.store
+        .for_each_record(Table::Account, 2, |record| match record {
+            Record::Account(account) => emails.push(account.email),
+            other => panic!("not an account: {other:?}"),
+        })
+        .unwrap();
+    emails.sort();
+    assert_eq!(emails, ["a@example.com", "b@example.com", "c@example.com"]);
+    let mut recipients = 0;
+    env.store
+        .for_each_record(Table::Mail, 1, |record| recipients += usize::from(matches!(record, Record::Mail(_))))
+        .unwrap();
+    assert_eq!(recipients, 3);
 
     // Eight deliverers race for one mail: one claims it.
     let RecordKey::Mail(id) = &mail[0] else { panic!("{:?}", mail[0]) };
