@@ -223,6 +223,34 @@ fn a_database_error_that_is_no_race_fails_the_command_once_and_leaves_the_store_
 }
 
 #[test]
+fn a_node_deciding_over_records_it_remembers_sees_what_another_node_wrote_since() {
+    let Some(server) = TestInstance::start_or_skip(module_path!()) else { return };
+    let url = server.create_database().unwrap();
+    let (a, b) = (Env::new(patient(&url)), Env::new(patient(&url)));
+    let number = a.register("a@example.com", &pc("r"), 1).unwrap().number.to_string();
+    let coupon = a.coupons(1, 10, 2).remove(0);
+    a.redeem(&number, &coupon, 3).unwrap();
+    // Node a remembers the account from its own commands; node b then changes it, twice over.
+    for i in 0..3 {
+        a.activate(&number, &pc(&format!("a{i}")), 10 + i).unwrap();
+        b.activate(&number, &pc(&format!("b{i}")), 20 + i).unwrap();
+    }
+    // Were a's remembered account trusted, each of its activations would drop b's bindings.
+    let account = b.account("a@example.com").unwrap();
+    for host in ["r", "a0", "b0", "a1", "b1", "a2", "b2"] {
+        assert!(account.bindings.iter().any(|binding| binding.anchor == pc(host).fingerprint), "{host} lost");
+    }
+    // A refusal is decided on current records too: b takes the last free seats (six of the ten
+    // are taken; the registering host holds the trial's), and a is refused.
+    for i in 0..4 {
+        b.activate(&number, &pc(&format!("c{i}")), 30 + i).unwrap();
+    }
+    let refused = a.activate(&number, &pc("d"), 40).unwrap_err();
+    assert_eq!(refused.code(), Code::NoFreeLicense, "{refused:?}");
+    assert_eq!(a.account("a@example.com").unwrap().bindings.len(), 11);
+}
+
+#[test]
 fn a_lost_database_is_unavailable_at_once_and_the_store_recovers_by_itself() {
     let Some(mut server) = TestInstance::start_or_skip(module_path!()) else { return };
     let url = server.create_database().unwrap();
