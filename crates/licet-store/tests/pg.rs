@@ -240,6 +240,11 @@ fn a_node_deciding_over_records_it_remembers_sees_what_another_node_wrote_since(
     for host in ["r", "a0", "b0", "a1", "b1", "a2", "b2"] {
         assert!(account.bindings.iter().any(|binding| binding.anchor == pc(host).fingerprint), "{host} lost");
     }
+    // Both took the one-round-trip path, and both found the other's change at least once.
+    for (node, env) in [("a", &a), ("b", &b)] {
+        let (committed, missed) = env.store.remembered();
+        assert!(committed >= 2 && missed >= 1, "node {node}: {committed} committed as remembered, {missed} missed");
+    }
     // A refusal is decided on current records too: b takes the last free seats (six of the ten
     // are taken; the registering host holds the trial's), and a is refused.
     for i in 0..4 {

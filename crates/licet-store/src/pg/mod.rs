@@ -2,8 +2,8 @@
 //!
 //! Every command runs in one `SERIALIZABLE` transaction. It is first decided over the records
 //! as this node last saw them and committed only if its transaction finds every one unchanged
-//! ([`optimistic`]: one round trip when they are remembered); should they have changed three
-//! times, it reads the records it names by key inside its transaction. A serialization failure
+//! ([`optimistic`]: one round trip when they are remembered); should one have changed, it reads
+//! the records it names by key inside its transaction. A serialization failure
 //! or deadlock (40001, 40P01) runs the command again, a bounded number of times — the [`Store`]
 //! contract already asks commands to be pure functions of what they read. The commit returns
 //! only once the database has made it durable, so nothing acknowledged depends on this
@@ -41,7 +41,7 @@ pub use schema::PG_SCHEMA_VERSION;
 use crate::error::Error;
 use crate::os::OsEntropy;
 use crate::store::Store;
-use optimistic::{OPTIMISTIC_TRIES, RecordCache};
+use optimistic::RecordCache;
 
 /// How a [`PgStore`] connects.
 #[derive(Debug, Clone)]
@@ -322,7 +322,7 @@ impl PgStore {
     }
 
     /// One attempt at running `command` with its reads inside a serializable transaction, for
-    /// a command whose remembered records kept changing ([`optimistic`]). Round trips between
+    /// a command whose remembered records had changed ([`optimistic`]). Round trips between
     /// processes are what a command costs here, so the transaction's `BEGIN` travels with its
     /// first read and its `COMMIT` with its writes (tokio-postgres pipelines requests made
     /// together on one connection): an activation takes four round trips rather than six. Should
@@ -500,16 +500,17 @@ impl Store for PgStore {
         let mut attempt = 0;
         // However many races it loses, a command gives up after five deadlines in all.
         let give_up = Instant::now() + self.options.timeout * 5;
-        let mut stale = 0;
+        // Decided over remembered records first; once that missed, inside its transaction.
+        let mut remembered = true;
         loop {
-            let outcome = match stale < OPTIMISTIC_TRIES {
+            let outcome = match std::mem::replace(&mut remembered, false) {
                 true => self.attempt_optimistic(command),
                 false => self.attempt(command),
             };
             match outcome {
                 Ok(()) => return Ok(()),
                 Err(Failure::Fail(e)) => return Err(e),
-                Err(Failure::Stale) => stale += 1,
+                Err(Failure::Stale) => {}
                 Err(Failure::Retry) if attempt >= self.options.retries || Instant::now() >= give_up => {
                     return Err(self.unavailable("too many concurrent transactions on the same records"));
                 }

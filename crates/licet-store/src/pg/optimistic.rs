@@ -8,12 +8,13 @@
 //! makes a command whose records are remembered one round trip — an activation took four. The
 //! check reads every record the command saw inside the serializable transaction, so a command
 //! that commits decided on what the transaction read, exactly as if it had read it there. A
-//! record that changed meanwhile (another node wrote it) makes the check fail; the command is
-//! decided again over fresh reads, and after [`OPTIMISTIC_TRIES`] such failures inside its
-//! transaction as before.
+//! record that changed meanwhile (another node wrote it) makes the check fail, and a lost race
+//! means one likely did: the command is then decided inside its transaction as before, whose
+//! reads the node remembers for the next command.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
@@ -22,10 +23,6 @@ use licet_core::{Error as CoreError, Record, RecordKey, Snapshot, Tx};
 use tokio_postgres::error::SqlState;
 
 use super::{BEGIN, DELETE, Failure, PgStore, SELECT, UPSERT, doc, step_pool};
-
-/// How often a command is decided over remembered records before it is decided inside its
-/// transaction.
-pub(super) const OPTIMISTIC_TRIES: u32 = 3;
 
 /// Fails its transaction unless every key holds the body given (or, for a `NULL` body, no
 /// record). Each key is looked up by the primary key, whatever the plan. The `CASE` is not
@@ -39,7 +36,13 @@ const CHECK: &str = "SELECT (CASE WHEN bool_and(seen.body IS NOT DISTINCT FROM \
 /// decided over them commits only if each is still so in its transaction. Bounded: emptied
 /// when it would hold more than [`RecordCache::CAPACITY`] bytes.
 #[derive(Default)]
-pub(super) struct RecordCache(Mutex<Cached>);
+pub(super) struct RecordCache {
+    cached: Mutex<Cached>,
+    /// Commands committed as decided over remembered records.
+    committed: AtomicU64,
+    /// Commands whose remembered records had changed.
+    missed: AtomicU64,
+}
 
 #[derive(Default)]
 struct Cached {
@@ -52,25 +55,30 @@ impl RecordCache {
 
     fn lock(&self) -> MutexGuard<'_, Cached> {
         // Only copies behind it: a panic elsewhere leaves nothing inconsistent.
-        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+        self.cached.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
         self.lock().records.get(key).cloned()
     }
 
+    /// What remembering `body` under `key` takes: both, their allocations and the map's entry.
+    fn cost(key: &[u8], body: &[u8]) -> usize {
+        key.len() + body.len() + 96
+    }
+
     /// Remembers `key` as holding `body`, or forgets it (`None`).
     pub(super) fn set(&self, key: &[u8], body: Option<&[u8]>) {
         let mut cache = self.lock();
         if let Some(old) = cache.records.remove(key) {
-            cache.bytes -= key.len() + old.len();
+            cache.bytes -= RecordCache::cost(key, &old);
         }
         let Some(body) = body else { return };
-        if cache.bytes + key.len() + body.len() > RecordCache::CAPACITY {
-            cache.records.clear();
-            cache.bytes = 0;
+        if cache.bytes + RecordCache::cost(key, body) > RecordCache::CAPACITY {
+            // A new map: clearing would keep the old one's buckets.
+            *cache = Cached::default();
         }
-        cache.bytes += key.len() + body.len();
+        cache.bytes += RecordCache::cost(key, body);
         cache.records.insert(key.to_vec(), body.to_vec());
     }
 }
@@ -96,6 +104,12 @@ struct Remembered<'a> {
 impl Snapshot for Remembered<'_> {
     fn get(&self, key: &RecordKey) -> Result<Option<Record>, CoreError> {
         let bytes = key.to_bytes();
+        // A record read twice is the same both times (another thread may remember a newer one
+        // meanwhile), and checked once.
+        let again = self.seen.borrow().iter().find(|(seen, _)| *seen == bytes).map(|(_, body)| body.clone());
+        if let Some(body) = again {
+            return Ok(body.as_deref().map(|body| Record::decode(key, body)).transpose()?);
+        }
         let body = match self.store.cache.get(&bytes) {
             Some(body) => Some(body),
             None => {
@@ -124,6 +138,13 @@ impl Snapshot for Remembered<'_> {
 }
 
 impl PgStore {
+    /// How many commands this store committed as decided over the records it remembered, and
+    /// how many found one of them changed (or lost a race) and were decided again inside their
+    /// transaction.
+    pub fn remembered(&self) -> (u64, u64) {
+        (self.cache.committed.load(Ordering::Relaxed), self.cache.missed.load(Ordering::Relaxed))
+    }
+
     /// One attempt at `command` decided over remembered records (see the [module](self)):
     /// [`Failure::Stale`] when one of them had changed.
     pub(super) fn attempt_optimistic(
@@ -191,12 +212,18 @@ impl PgStore {
                 Ok(true)
             };
             // Whatever it answers, a COMMIT that was answered ended the transaction.
-            if !self.step(deadline, all)? {
+            if !self.step(deadline, all).inspect_err(|failure| {
+                if matches!(failure, Failure::Retry) {
+                    self.cache.missed.fetch_add(1, Ordering::Relaxed);
+                }
+            })? {
+                self.cache.missed.fetch_add(1, Ordering::Relaxed);
                 for (key, _) in &seen {
                     self.cache.set(key, None);
                 }
                 return Err(Failure::Stale);
             }
+            self.cache.committed.fetch_add(1, Ordering::Relaxed);
             for (_, bytes, value) in &written {
                 self.cache.set(bytes, value.as_ref().map(|(body, _)| body.as_slice()));
             }
