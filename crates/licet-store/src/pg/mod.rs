@@ -2,7 +2,7 @@
 //!
 //! Every command runs in one `SERIALIZABLE` transaction. It is first decided over the records
 //! as this node last saw them and committed only if its transaction finds every one unchanged
-//! ([`optimistic`]: one round trip when they are remembered); should one have changed, it reads
+//! (`pg/optimistic.rs`: one round trip when they are remembered); should one have changed, it reads
 //! the records it names by key inside its transaction. A serialization failure
 //! or deadlock (40001, 40P01) runs the command again, a bounded number of times — the [`Store`]
 //! contract already asks commands to be pure functions of what they read. The commit returns
