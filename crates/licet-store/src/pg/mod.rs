@@ -88,8 +88,8 @@ impl std::fmt::Debug for PgStore {
 enum Failure {
     /// Lost a race with another transaction: run the command again.
     Retry,
-    /// A command decided over remembered records found one changed in its transaction: decide
-    /// it again over fresh reads, at once.
+    /// A command decided over remembered records found one changed in its transaction: run it
+    /// again at once, reading inside its transaction.
     Stale,
     /// The command refused, or the database failed.
     Fail(CoreError),
