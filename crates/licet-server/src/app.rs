@@ -92,8 +92,9 @@ fn limit_of(command: &Command) -> Limit {
 
 impl App {
     /// Runs a ledger command durably at `now` — on the embedded store applied here and awaited
-    /// durable, on a database on a blocking thread — and takes its outcome as the type the
-    /// handler expects.
+    /// durable; on a database decided here over the records the node remembers and awaited
+    /// committed, else on a blocking thread — and takes its outcome as the type the handler
+    /// expects.
     pub(crate) async fn execute<T>(self: &Arc<Self>, now: DateTime<Utc>, command: Command) -> Result<T, ApiError>
     where
         T: TryFrom<Outcome, Error = Error> + Send + 'static,
@@ -116,6 +117,24 @@ impl App {
         let Ok(_permit) = self.in_flight.acquire().await else {
             return Err(ApiError::new(Code::InternalError));
         };
+        if let Some(database) = &self.database {
+            // Decided on this task over the records the node remembers, when it does.
+            let mut outcome = None;
+            let decided = database.decide_remembered(&mut |tx| {
+                outcome = Some(self.ledger.handle(tx, now, &mut OsEntropy, &command)?);
+                Ok(())
+            });
+            if let Some(decided) = decided
+                && let Some(result) = decided.committed().await
+            {
+                crate::metrics::database_command("remembered");
+                let no_outcome = || Error::Internal("a command succeeded without an outcome".into());
+                return result.and_then(|()| outcome.ok_or_else(no_outcome)?.try_into()).map_err(ApiError::from);
+            }
+        }
+        if self.database.is_some() {
+            crate::metrics::database_command("transaction");
+        }
         let app = self.clone();
         let joined =
             tokio::task::spawn_blocking(move || app.store.execute::<T>(&app.ledger, now, &mut OsEntropy, &command))

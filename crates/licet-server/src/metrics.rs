@@ -6,6 +6,10 @@
 //!   matched route's template (`/v1/sessions/{id}/heartbeat`), `code` the licet code of a refusal
 //!   (`ok` for a success);
 //! * `licet_store_commit_seconds{command}` — each ledger command, durable, in [`crate::app::App::execute`];
+//! * `licet_database_commands_total{path}` — each ledger command on a cluster's database, by how
+//!   it was decided ([`database_command`]); `licet_database_transactions_total` and
+//!   `licet_database_batched_commands_total` — the transactions that committed commands decided
+//!   over remembered records and how many commands they carried, at each upkeep;
 //! * `licet_mail_queued`, `licet_mail_sent_total`, `licet_mail_failures_total` — the postman ([`crate::mail`]);
 //! * `licet_accounts`, `licet_bindings`, `licet_sessions_live` — a census of the ledger taken
 //!   by a background task every [`CENSUS_EVERY`] or, on a large ledger, after twenty times as
@@ -75,6 +79,11 @@ pub(crate) async fn keep(app: Arc<App>, mut stop: tokio::sync::watch::Receiver<b
         if let Some(handle) = handle() {
             handle.run_upkeep();
         }
+        if let Some(db) = &app.database {
+            let (transactions, commands) = db.batched();
+            metrics::counter!("licet_database_transactions_total").absolute(transactions);
+            metrics::counter!("licet_database_batched_commands_total").absolute(commands);
+        }
         if Instant::now() >= next_census {
             let started = Instant::now();
             let counted = match app.database.clone() {
@@ -112,6 +121,13 @@ pub(crate) fn request(route: &str, status: u16, code: Option<u16>, elapsed: Dura
     let labels = [("route", route.to_owned()), ("status", status.to_string()), ("code", code)];
     metrics::counter!("licet_http_requests_total", &labels).increment(1);
     metrics::histogram!("licet_http_request_duration_seconds", "route" => route.to_owned()).record(elapsed);
+}
+
+/// Counts a command on a cluster's database by how it was decided: `remembered` on the
+/// request's task over the records the node remembers, `transaction` on a blocking thread
+/// (reading what the node did not remember, or what had changed).
+pub(crate) fn database_command(path: &'static str) {
+    metrics::counter!("licet_database_commands_total", "path" => path).increment(1);
 }
 
 /// Times one durable ledger command.

@@ -228,6 +228,42 @@ fn seats_coupons_and_e_mails_hold_across_three_nodes() {
         std::thread::sleep(Duration::from_millis(200));
     }
     assert_eq!(counts(), (Some(registrations as f64), Some(3.0)), "accounts and live sessions in /metrics");
+
+    // Commands were decided both over what a node remembered and inside their transactions,
+    // and the nodes' transactions carried them (updated at each upkeep, every 5 s).
+    let metric = |node: &Server, name: &str, labels: &[&str]| {
+        let (_, text) = node.get("/metrics", None);
+        common::sample(text.as_str().unwrap_or_default(), name, labels).unwrap_or(0.0)
+    };
+    let commands = |path: &str| -> f64 {
+        let label = format!("path=\"{path}\"");
+        nodes.iter().map(|node| metric(node, "licet_database_commands_total", &[&label])).sum()
+    };
+    assert!(
+        commands("remembered") > 0.0 && commands("transaction") > 0.0,
+        "{} {}",
+        commands("remembered"),
+        commands("transaction")
+    );
+    let carried = || -> Vec<(f64, f64)> {
+        let sent = |node| {
+            (
+                metric(node, "licet_database_transactions_total", &[]),
+                metric(node, "licet_database_batched_commands_total", &[]),
+            )
+        };
+        nodes.iter().map(sent).collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while carried().iter().any(|(transactions, _)| *transactions == 0.0) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    for (transactions, commands) in carried() {
+        assert!(
+            transactions > 0.0 && commands >= transactions,
+            "{transactions} transactions carried {commands} commands"
+        );
+    }
 }
 
 /// `Set-Cookie: name=value; …` of an answer, as `name=value`.

@@ -30,6 +30,6 @@ pub use cache::{AgentCache, CACHE_FORMAT, CacheError};
 pub use error::Error;
 pub use mem::MemStore;
 pub use os::OsEntropy;
-pub use pg::{PgOptions, PgStore};
+pub use pg::{Decided, PgOptions, PgStore};
 pub use sled_store::{Pending, SCHEMA_VERSION, SledOptions, SledStore};
 pub use store::{Store, StoreExt};

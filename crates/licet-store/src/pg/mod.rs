@@ -19,6 +19,7 @@
 //! [`CoreError::Unavailable`] (HTTP 503) and the pool reconnects by itself when the database is
 //! back.
 
+mod batch;
 mod optimistic;
 mod schema;
 pub mod shared;
@@ -28,6 +29,7 @@ mod tls;
 
 use std::cell::Cell;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
@@ -36,11 +38,13 @@ use licet_core::{Entropy, Error as CoreError, Record, RecordKey, Snapshot, Table
 use tokio_postgres::IsolationLevel;
 use tokio_postgres::error::SqlState;
 
+pub use optimistic::Decided;
 pub use schema::PG_SCHEMA_VERSION;
 
 use crate::error::Error;
 use crate::os::OsEntropy;
 use crate::store::Store;
+use batch::Committer;
 use optimistic::RecordCache;
 
 /// How a [`PgStore`] connects.
@@ -75,7 +79,9 @@ pub struct PgStore {
     migrated: Option<(i32, i32)>,
     /// Records as this node last read or wrote them, for commands decided before their
     /// transaction ([`PgStore::attempt_optimistic`]).
-    cache: RecordCache,
+    cache: Arc<RecordCache>,
+    /// Those commands waiting for their transaction, and the tasks that send them.
+    committer: Arc<Committer>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -85,6 +91,7 @@ impl std::fmt::Debug for PgStore {
 }
 
 /// Why one attempt at a transaction failed.
+#[derive(Clone)]
 enum Failure {
     /// Lost a race with another transaction: run the command again.
     Retry,
@@ -209,8 +216,17 @@ impl PgStore {
             options,
             name: name.clone(),
             migrated: None,
-            cache: RecordCache::default(),
+            cache: Arc::default(),
+            committer: Arc::new(Committer::new(name.clone())),
         };
+        for _ in 0..batch::COMMITTERS {
+            store.handle.spawn(batch::commit_batches(
+                store.committer.clone(),
+                store.cache.clone(),
+                store.pool.clone(),
+                store.options.timeout,
+            ));
+        }
         let migrated = store.block_on(async {
             let mut client = store.pool.get().await.map_err(|e| db_error(e.to_string()))?;
             schema::migrate(&mut client).await.map_err(|e| match e {
@@ -401,12 +417,20 @@ impl PgStore {
         future: impl Future<Output = Result<T, tokio_postgres::Error>>,
     ) -> Result<T, Failure> {
         let left = deadline.saturating_duration_since(Instant::now());
-        match self.block_on(async { tokio::time::timeout(left, future).await }) {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(e)) if is_race(&e) => Err(Failure::Retry),
-            Ok(Err(e)) => Err(Failure::Fail(self.failed(&e))),
-            Err(_) => Err(Failure::Fail(self.unavailable("no answer in time"))),
-        }
+        classify(&self.name, self.block_on(async { tokio::time::timeout(left, future).await }))
+    }
+}
+
+/// What a database step that had a deadline came to.
+fn classify<T>(
+    name: &str,
+    outcome: Result<Result<T, tokio_postgres::Error>, tokio::time::error::Elapsed>,
+) -> Result<T, Failure> {
+    match outcome {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(e)) if is_race(&e) => Err(Failure::Retry),
+        Ok(Err(e)) => Err(Failure::Fail(failed(name, &e))),
+        Err(_) => Err(Failure::Fail(CoreError::Unavailable(format!("database {name}: no answer in time")))),
     }
 }
 

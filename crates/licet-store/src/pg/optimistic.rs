@@ -15,22 +15,13 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
-use std::time::Instant;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
-use futures_util::future::try_join_all;
 use licet_core::{Error as CoreError, Record, RecordKey, Snapshot, Tx};
-use tokio_postgres::error::SqlState;
 
-use super::{BEGIN, DELETE, Failure, PgStore, SELECT, UPSERT, doc, step_pool};
-
-/// Fails its transaction unless every key holds the body given (or, for a `NULL` body, no
-/// record). Each key is looked up by the primary key, whatever the plan. The `CASE` is not
-/// constant, so its cast is evaluated — and fails (22P02) — only when a record differs.
-const CHECK: &str = "SELECT (CASE WHEN bool_and(seen.body IS NOT DISTINCT FROM \
-       (SELECT r.body FROM records r WHERE r.key = seen.key)) IS NOT FALSE \
-     THEN '0' ELSE 'changed' END)::integer \
-     FROM unnest($1::bytea[], $2::bytea[]) AS seen (key, body)";
+use super::batch::{Change, Committer, Seen, Ticket};
+use super::{Failure, PgStore, SELECT, doc, step_pool};
 
 /// Records (their stored bytes) as this node last read or wrote them. Never trusted: a command
 /// decided over them commits only if each is still so in its transaction. Bounded: emptied
@@ -58,7 +49,7 @@ impl RecordCache {
         self.cached.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
+    pub(super) fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
         self.lock().records.get(key).cloned()
     }
 
@@ -83,22 +74,46 @@ impl RecordCache {
     }
 }
 
-/// A record as a command saw it: its key's bytes and its body (`None`: no record).
-type Seen = (Vec<u8>, Option<Vec<u8>>);
-
-/// A change to send: the key, its bytes, and the body with its readable JSON (`None`: delete).
-type Write<'k> = (&'k RecordKey, Vec<u8>, Option<(Vec<u8>, serde_json::Value)>);
+/// What a command decided before its transaction does with a record this node does not
+/// remember.
+#[derive(Clone, Copy, PartialEq)]
+enum Misses {
+    /// Reads it from the database, outside any transaction (blocking).
+    Read,
+    /// Gives up deciding: the command runs on a thread that may block.
+    GiveUp,
+}
 
 /// A command's reads before its transaction: remembered records, else one read each from the
 /// database. Keeps what the command saw, for the check.
 struct Remembered<'a> {
     store: &'a PgStore,
-    client: &'a deadpool_postgres::Object,
-    select: &'a tokio_postgres::Statement,
+    misses: Misses,
     deadline: Instant,
+    /// A connection for reading records not remembered, taken at the first.
+    client: RefCell<Option<deadpool_postgres::Object>>,
     seen: RefCell<Vec<Seen>>,
-    /// A read the database failed: the attempt's outcome whatever the command made of it.
+    /// A read that failed (or, giving up on misses, was needed): the attempt's outcome
+    /// whatever the command made of it.
     failed: RefCell<Option<Failure>>,
+}
+
+impl Remembered<'_> {
+    /// Reads the record at `bytes` from the database, outside any transaction.
+    fn read(&self, bytes: &[u8]) -> Result<Option<Vec<u8>>, Failure> {
+        if self.misses == Misses::GiveUp {
+            return Err(Failure::Stale);
+        }
+        let mut client = self.client.borrow_mut();
+        let client = match &mut *client {
+            Some(client) => client,
+            empty => empty.insert(step_pool(self.store, self.deadline)?),
+        };
+        let select = self.store.step(self.deadline, client.prepare_cached(SELECT))?;
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&bytes];
+        let row = self.store.step(self.deadline, client.query_opt(&select, &params))?;
+        Ok(row.map(|row| row.get::<_, Vec<u8>>(0)))
+    }
 }
 
 impl Snapshot for Remembered<'_> {
@@ -112,29 +127,71 @@ impl Snapshot for Remembered<'_> {
         }
         let body = match self.store.cache.get(&bytes) {
             Some(body) => Some(body),
-            None => {
-                let params: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&bytes];
-                match self.store.step(self.deadline, self.client.query_opt(self.select, &params)) {
-                    Ok(row) => {
-                        let body = row.map(|row| row.get::<_, Vec<u8>>(0));
-                        self.store.cache.set(&bytes, body.as_deref());
-                        body
-                    }
-                    Err(failure) => {
-                        let error = match &failure {
-                            Failure::Fail(e) => e.clone(),
-                            _ => CoreError::Unavailable("a read before the transaction failed".into()),
-                        };
-                        *self.failed.borrow_mut() = Some(failure);
-                        return Err(error);
-                    }
+            None => match self.read(&bytes) {
+                Ok(body) => {
+                    self.store.cache.set(&bytes, body.as_deref());
+                    body
                 }
-            }
+                Err(failure) => {
+                    let error = match &failure {
+                        Failure::Fail(e) => e.clone(),
+                        _ => CoreError::Unavailable("a read before the transaction failed".into()),
+                    };
+                    *self.failed.borrow_mut() = Some(failure);
+                    return Err(error);
+                }
+            },
         };
         let record = body.as_deref().map(|body| Record::decode(key, body)).transpose();
         self.seen.borrow_mut().push((bytes, body));
         Ok(record?)
     }
+}
+
+/// A command decided over the records this node remembers, waiting for its transaction
+/// ([`PgStore::decide_remembered`]).
+#[must_use = "a decided command commits only when awaited"]
+pub struct Decided {
+    /// The command's own outcome (a refusal is checked as a success is).
+    result: Result<(), CoreError>,
+    /// `None`: it read and changed nothing, so has nothing to commit.
+    ticket: Option<Ticket>,
+    committer: Arc<Committer>,
+    cache: Arc<RecordCache>,
+    wait: Duration,
+}
+
+impl std::fmt::Debug for Decided {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Decided").field("result", &self.result).finish_non_exhaustive()
+    }
+}
+
+impl Decided {
+    /// Waits for the command's transaction, on any runtime with a timer: the command's outcome
+    /// once committed (or the database's failure), or `None` when a record it was decided over
+    /// had changed or it lost a race — run it with [`Store::transact`](crate::Store::transact)
+    /// then.
+    pub async fn committed(self) -> Option<Result<(), CoreError>> {
+        let Some(ticket) = self.ticket else { return Some(self.result) };
+        let outcome = self.committer.outcome(ticket, self.wait).await;
+        match tally(&self.cache, outcome) {
+            Ok(()) => Some(self.result),
+            Err(Failure::Fail(e)) => Some(Err(e)),
+            Err(Failure::Stale | Failure::Retry) => None,
+        }
+    }
+}
+
+/// Counts a committed command, or one whose remembered records had changed, and passes its
+/// outcome on.
+fn tally(cache: &RecordCache, outcome: Result<(), Failure>) -> Result<(), Failure> {
+    match &outcome {
+        Ok(()) => cache.committed.fetch_add(1, Ordering::Relaxed),
+        Err(Failure::Retry | Failure::Stale) => cache.missed.fetch_add(1, Ordering::Relaxed),
+        Err(Failure::Fail(_)) => 0,
+    };
+    outcome
 }
 
 impl PgStore {
@@ -145,94 +202,89 @@ impl PgStore {
         (self.cache.committed.load(Ordering::Relaxed), self.cache.missed.load(Ordering::Relaxed))
     }
 
+    /// How many transactions this store sent for commands decided over remembered records, and
+    /// how many commands they carried (several commit together under load).
+    pub fn batched(&self) -> (u64, u64) {
+        self.committer.sent()
+    }
+
+    /// Decides `command` over the records this node remembers, without blocking — so on an
+    /// async task — and hands it to the store's committer tasks; await
+    /// [`Decided::committed`] for the outcome. `None` when it needs a record this node does
+    /// not remember: run it with [`Store::transact`](crate::Store::transact) on a thread that
+    /// may block.
+    pub fn decide_remembered(&self, command: &mut dyn FnMut(&mut Tx<'_>) -> Result<(), CoreError>) -> Option<Decided> {
+        let (result, ticket) = self.decide(command, Misses::GiveUp).ok()?;
+        Some(Decided {
+            result,
+            ticket,
+            committer: self.committer.clone(),
+            cache: self.cache.clone(),
+            wait: self.commit_wait(),
+        })
+    }
+
+    /// How long a command waits for its transaction: it may wait for one before it, each step
+    /// with its own deadline.
+    fn commit_wait(&self) -> Duration {
+        self.options.timeout * 3
+    }
+
     /// One attempt at `command` decided over remembered records (see the [module](self)):
     /// [`Failure::Stale`] when one of them had changed.
     pub(super) fn attempt_optimistic(
         &self,
         command: &mut dyn FnMut(&mut Tx<'_>) -> Result<(), CoreError>,
     ) -> Result<(), Failure> {
-        let deadline = Instant::now() + self.options.timeout;
-        let client = step_pool(self, deadline)?;
-        let outcome = (|| {
-            let select = self.step(deadline, client.prepare_cached(SELECT))?;
-            let check = self.step(deadline, client.prepare_cached(CHECK))?;
-            let upsert = self.step(deadline, client.prepare_cached(UPSERT))?;
-            let delete = self.step(deadline, client.prepare_cached(DELETE))?;
-            let snapshot = Remembered {
-                store: self,
-                client: &client,
-                select: &select,
-                deadline,
-                seen: RefCell::new(Vec::new()),
-                failed: RefCell::new(None),
-            };
-            let mut view = Tx::new(&snapshot);
-            let result = command(&mut view);
-            if let Some(failure) = snapshot.failed.take() {
-                return Err(failure);
-            }
-            let changes = view.into_changes();
-            let seen = snapshot.seen.into_inner();
-            // A refusal commits nothing, but what it was decided on is checked all the same.
-            let written: Vec<Write<'_>> = match result {
-                Ok(()) => changes
-                    .iter()
-                    .map(|(key, value)| (key, key.to_bytes(), value.map(|record| (record.encode(), doc(record)))))
-                    .collect(),
-                Err(_) => Vec::new(),
-            };
-            let keys: Vec<&[u8]> = seen.iter().map(|(key, _)| key.as_slice()).collect();
-            let bodies: Vec<Option<&[u8]>> = seen.iter().map(|(_, body)| body.as_deref()).collect();
-            let expected: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&keys, &bodies];
-            let writes = written.iter().map(|(key, bytes, value)| {
-                let (client, upsert, delete) = (&client, &upsert, &delete);
-                async move {
-                    match value {
-                        Some((body, doc)) => client.execute(upsert, &[bytes, &key.table(), body, doc]).await,
-                        None => client.execute(delete, &[bytes]).await,
-                    }
-                }
-            });
-            let all = async {
-                let (began, checked, wrote, committed) = futures_util::join!(
-                    client.batch_execute(BEGIN),
-                    client.query_one(&check, &expected),
-                    try_join_all(writes),
-                    client.batch_execute("COMMIT"),
-                );
-                began?;
-                // After a failed check the rest of the pipeline fails with 25P02 and the COMMIT
-                // rolls back: the check's answer is the attempt's.
-                match checked {
-                    Err(e) if e.code() == Some(&SqlState::INVALID_TEXT_REPRESENTATION) => return Ok(false),
-                    checked => checked?,
-                };
-                wrote?;
-                committed?;
-                Ok(true)
-            };
-            // Whatever it answers, a COMMIT that was answered ended the transaction.
-            if !self.step(deadline, all).inspect_err(|failure| {
-                if matches!(failure, Failure::Retry) {
-                    self.cache.missed.fetch_add(1, Ordering::Relaxed);
-                }
-            })? {
-                self.cache.missed.fetch_add(1, Ordering::Relaxed);
-                for (key, _) in &seen {
-                    self.cache.set(key, None);
-                }
-                return Err(Failure::Stale);
-            }
-            self.cache.committed.fetch_add(1, Ordering::Relaxed);
-            for (_, bytes, value) in &written {
-                self.cache.set(bytes, value.as_ref().map(|(body, _)| body.as_slice()));
-            }
-            result.map_err(Failure::Fail)
-        })();
-        if matches!(outcome, Err(Failure::Fail(CoreError::Unavailable(_)))) {
-            // The connection may be mid-message or mid-transaction: never hand it out again.
+        let (result, ticket) = self.decide(command, Misses::Read)?;
+        let Some(ticket) = ticket else { return result.map_err(Failure::Fail) };
+        tally(&self.cache, self.block_on(self.committer.outcome(ticket, self.commit_wait())))?;
+        result.map_err(Failure::Fail)
+    }
+
+    /// Decides `command` over remembered records — the others read as `misses` says — and
+    /// hands what it read and wrote to the committer: the command's own outcome, and the
+    /// ticket to await (none when it read and changed nothing).
+    fn decide(
+        &self,
+        command: &mut dyn FnMut(&mut Tx<'_>) -> Result<(), CoreError>,
+        misses: Misses,
+    ) -> Result<(Result<(), CoreError>, Option<Ticket>), Failure> {
+        let snapshot = Remembered {
+            store: self,
+            misses,
+            deadline: Instant::now() + self.options.timeout,
+            client: RefCell::new(None),
+            seen: RefCell::new(Vec::new()),
+            failed: RefCell::new(None),
+        };
+        let mut view = Tx::new(&snapshot);
+        let result = command(&mut view);
+        let failed = snapshot.failed.take();
+        // The connection goes back before the command waits for its commit, which needs one.
+        if let Some(client) = snapshot.client.take()
+            && matches!(failed, Some(Failure::Fail(CoreError::Unavailable(_))))
+        {
+            // It may be mid-message: never hand it out again.
             drop(deadpool_postgres::Object::take(client));
         }
-        outcome
+        if let Some(failure) = failed {
+            return Err(failure);
+        }
+        let changes = view.into_changes();
+        let seen = snapshot.seen.into_inner();
+        // A refusal commits nothing, but what it was decided on is checked all the same.
+        let changes: Vec<Change> = match result {
+            Ok(()) => changes
+                .iter()
+                .map(|(key, value)| (key.to_bytes(), key.table(), value.map(|record| (record.encode(), doc(record)))))
+                .collect(),
+            Err(_) => Vec::new(),
+        };
+        if seen.is_empty() && changes.is_empty() {
+            // Decided over nothing, changing nothing: nothing to commit.
+            return Ok((result, None));
+        }
+        Ok((result, Some(self.committer.submit(seen, changes))))
     }
 }
