@@ -4,9 +4,9 @@
 //! Each commit costs the database a transaction — its start, its end, its write-ahead-log flush
 //! — and each statement a plan's execution; each round trip wakes a backend and a thread here.
 //! A few committer tasks per store take the commands waiting and send them together as one
-//! pipeline: `BEGIN`, one check of every record they were decided over, one statement that
-//! upserts all their writes and one that deletes, `COMMIT`. Under load, commands gather while
-//! the previous transactions commit, so a transaction carries many.
+//! pipeline: `BEGIN`; one statement that checks every record they were decided over and makes
+//! all their writes; `COMMIT`. Under load, commands gather while the previous transactions
+//! commit, so a transaction carries several.
 //!
 //! Why it stays serializable: commands in one transaction touch no record another of them
 //! writes (the committer keeps such a command for a later transaction), so applying them
@@ -35,21 +35,22 @@ pub(super) const COMMITTERS: usize = 4;
 /// Commands in one transaction at most.
 const LARGEST: usize = 64;
 
-/// Fails its transaction unless every key holds the body given (or, for a `NULL` body, no
-/// record). Each key is looked up by the primary key, whatever the plan. The `CASE` is not
-/// constant, so its cast is evaluated — and fails (22P02) — only when a record differs.
-const CHECK: &str = "SELECT (CASE WHEN bool_and(seen.body IS NOT DISTINCT FROM \
+/// A transaction's commands in one statement: it fails its transaction unless every key in
+/// `$1` holds the body in `$2` (or, for a `NULL` body, no record), and writes the records in
+/// `$3`–`$6` and deletes those in `$7` (no key twice: see [`Committer::take`]). Every part of a
+/// statement reads the same snapshot, so the check sees the records as they were before its
+/// writes; each key is looked up by the primary key, whatever the plan. The `CASE` is not
+/// constant, so its cast is evaluated — and fails (22P02) — only when a record differs; the
+/// writes, in `WITH`, run whether or not the answer reads them.
+const APPLY: &str = "WITH written AS (\
+       INSERT INTO records (key, kind, body, doc) \
+       SELECT * FROM unnest($3::bytea[], $4::text[], $5::bytea[], $6::jsonb[]) \
+       ON CONFLICT (key) DO UPDATE SET kind = EXCLUDED.kind, body = EXCLUDED.body, doc = EXCLUDED.doc), \
+     removed AS (DELETE FROM records WHERE key = ANY($7::bytea[])) \
+     SELECT (CASE WHEN bool_and(seen.body IS NOT DISTINCT FROM \
        (SELECT r.body FROM records r WHERE r.key = seen.key)) IS NOT FALSE \
      THEN '0' ELSE 'changed' END)::integer \
      FROM unnest($1::bytea[], $2::bytea[]) AS seen (key, body)";
-
-/// Every record a transaction writes, in one statement (no key twice: see [`Committer::take`]).
-const WRITE: &str = "INSERT INTO records (key, kind, body, doc) \
-     SELECT * FROM unnest($1::bytea[], $2::text[], $3::bytea[], $4::jsonb[]) \
-     ON CONFLICT (key) DO UPDATE SET kind = EXCLUDED.kind, body = EXCLUDED.body, doc = EXCLUDED.doc";
-
-/// Every record a transaction deletes, in one statement.
-const REMOVE: &str = "DELETE FROM records WHERE key = ANY($1::bytea[])";
 
 /// A record as a command saw it: its key's bytes and its body (`None`: no record).
 pub(super) type Seen = (Vec<u8>, Option<Vec<u8>>);
@@ -249,12 +250,12 @@ fn answer(pending: Pending, outcome: Result<(), Failure>, cache: &RecordCache) {
     let _ = pending.reply.send(outcome);
 }
 
-/// Sends `batch` as one transaction, pipelined: `Ok(false)` when a record one of its commands
-/// was decided over had changed.
+/// Sends `batch` as one transaction, pipelined: `BEGIN`, [`APPLY`], `COMMIT`. `Ok(false)` when
+/// a record one of its commands was decided over had changed — or, as the same error, when
+/// one of its writes was refused as invalid text (22P02): run inside its own transaction, the
+/// command then meets that refusal itself.
 async fn send(client: &Object, batch: &[Pending]) -> Result<bool, tokio_postgres::Error> {
-    let check = client.prepare_cached(CHECK).await?;
-    let write = client.prepare_cached(WRITE).await?;
-    let remove = client.prepare_cached(REMOVE).await?;
+    let apply = client.prepare_cached(APPLY).await?;
     let seen = batch.iter().flat_map(|pending| &pending.seen);
     let keys: Vec<&[u8]> = seen.clone().map(|(key, _)| key.as_slice()).collect();
     let bodies: Vec<Option<&[u8]>> = seen.map(|(_, body)| body.as_deref()).collect();
@@ -271,35 +272,20 @@ async fn send(client: &Object, batch: &[Pending]) -> Result<bool, tokio_postgres
             None => deleted.push(key.as_slice()),
         }
     }
-    let writes = async {
-        match upserted.is_empty() {
-            true => Ok(0),
-            false => client.execute(&write, &[&upserted, &kinds, &contents, &docs]).await,
-        }
-    };
-    let deletes = async {
-        match deleted.is_empty() {
-            true => Ok(0),
-            false => client.execute(&remove, &[&deleted]).await,
-        }
-    };
-    let expected: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&keys, &bodies];
-    let (began, checked, wrote, removed, committed) = futures_util::join!(
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 7] =
+        [&keys, &bodies, &upserted, &kinds, &contents, &docs, &deleted];
+    let (began, applied, committed) = futures_util::join!(
         client.batch_execute(BEGIN),
-        client.query_one(&check, &expected),
-        writes,
-        deletes,
+        client.query_one(&apply, &params),
         client.batch_execute("COMMIT"),
     );
     began?;
-    // After a failed check the rest of the pipeline fails with 25P02 and the COMMIT rolls back:
-    // the check's answer is the transaction's.
-    match checked {
+    // After a failed statement the COMMIT rolls back: the statement's answer is the
+    // transaction's.
+    match applied {
         Err(e) if e.code() == Some(&SqlState::INVALID_TEXT_REPRESENTATION) => return Ok(false),
-        checked => checked?,
+        applied => applied?,
     };
-    wrote?;
-    removed?;
     committed?;
     Ok(true)
 }
