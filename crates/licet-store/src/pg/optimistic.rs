@@ -170,7 +170,7 @@ impl std::fmt::Debug for Decided {
 impl Decided {
     /// Waits for the command's transaction, on any runtime with a timer: the command's outcome
     /// once committed (or the database's failure), or `None` when a record it was decided over
-    /// had changed or it lost a race — run it with [`Store::transact`](crate::Store::transact)
+    /// had changed or it lost a race — run it with [`StoreExt::transact`](crate::StoreExt::transact)
     /// then.
     pub async fn committed(self) -> Option<Result<(), CoreError>> {
         let Some(ticket) = self.ticket else { return Some(self.result) };
@@ -211,7 +211,7 @@ impl PgStore {
     /// Decides `command` over the records this node remembers, without blocking — so on an
     /// async task — and hands it to the store's committer tasks; await
     /// [`Decided::committed`] for the outcome. `None` when it needs a record this node does
-    /// not remember: run it with [`Store::transact`](crate::Store::transact) on a thread that
+    /// not remember: run it with [`StoreExt::transact`](crate::StoreExt::transact) on a thread that
     /// may block.
     pub fn decide_remembered(&self, command: &mut dyn FnMut(&mut Tx<'_>) -> Result<(), CoreError>) -> Option<Decided> {
         let (result, ticket) = self.decide(command, Misses::GiveUp).ok()?;
