@@ -39,8 +39,10 @@ pub(crate) struct App {
     pub(crate) limiter: Limiter,
     /// Wakes this node's postman when a command queued mail ([`crate::mail::Postman`]).
     pub(crate) mail_wake: tokio::sync::Notify,
-    /// Bounds the commands in flight: the store runs them one at a time anyway, and a few
-    /// dozen threads contending for its lock cost more than they gain in shared flushes.
+    /// Bounds the commands in flight on blocking threads: the store runs them one at a time
+    /// anyway, and a few dozen threads contending for its lock cost more than they gain in
+    /// shared flushes. A cluster's command decided on the request's task holds no thread, and
+    /// its node's committer tasks bound the transactions.
     pub(crate) in_flight: tokio::sync::Semaphore,
     /// The embedded store's flushing task: commands are applied on the request's task and await
     /// durability ([`crate::durability`]); `None` on a cluster's database.
@@ -114,9 +116,6 @@ impl App {
             let outcome = durability.execute(&self.ledger, now, &command).await?;
             return outcome.try_into().map_err(ApiError::from);
         }
-        let Ok(_permit) = self.in_flight.acquire().await else {
-            return Err(ApiError::new(Code::InternalError));
-        };
         if let Some(database) = &self.database {
             // Decided on this task over the records the node remembers, when it does.
             let mut outcome = None;
@@ -132,6 +131,9 @@ impl App {
                 return result.and_then(|()| outcome.ok_or_else(no_outcome)?.try_into()).map_err(ApiError::from);
             }
         }
+        let Ok(_permit) = self.in_flight.acquire().await else {
+            return Err(ApiError::new(Code::InternalError));
+        };
         if self.database.is_some() {
             crate::metrics::database_command("transaction");
         }

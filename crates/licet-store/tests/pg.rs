@@ -256,6 +256,35 @@ fn a_node_deciding_over_records_it_remembers_sees_what_another_node_wrote_since(
 }
 
 #[test]
+fn commands_on_different_accounts_at_once_share_transactions_and_each_commits() {
+    let Some(server) = TestInstance::start_or_skip(module_path!()) else { return };
+    let env = Env::new(patient(&server.create_database().unwrap()));
+    let numbers: Vec<String> = (0..8u64)
+        .map(|i| env.register(&format!("c{i}@example.com"), &pc(&format!("c{i}")), i).unwrap().number.to_string())
+        .collect();
+    let (before_transactions, before_commands) = env.store.batched();
+    // Eight hosts refresh their bindings at once, each on its own account.
+    std::thread::scope(|s| {
+        for (i, number) in numbers.iter().enumerate() {
+            let env = &env;
+            s.spawn(move || {
+                for round in 0..25u64 {
+                    env.activate(number, &pc(&format!("c{i}")), 100 + round).unwrap();
+                }
+            });
+        }
+    });
+    let (transactions, commands) = env.store.batched();
+    let (transactions, commands) = (transactions - before_transactions, commands - before_commands);
+    assert!(commands >= 200, "every activation went through the committer: {commands}");
+    assert!(transactions < commands, "some transaction carried several: {transactions} for {commands}");
+    for i in 0..8 {
+        let account = env.account(&format!("c{i}@example.com")).unwrap();
+        assert_eq!(account.bindings.len(), 1, "c{i}: {:?}", account.bindings);
+    }
+}
+
+#[test]
 fn a_lost_database_is_unavailable_at_once_and_the_store_recovers_by_itself() {
     let Some(mut server) = TestInstance::start_or_skip(module_path!()) else { return };
     let url = server.create_database().unwrap();

@@ -17,7 +17,7 @@
 //! transaction, so each gets its own outcome and none fails for another's record.
 
 use std::collections::{HashSet, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -35,8 +35,17 @@ use super::{BEGIN, Failure, classify, pool_failed};
 /// keep commands moving while one transaction waits on a slow connection.
 pub(super) const COMMITTERS: usize = 2;
 
-/// Commands in one transaction at most.
-const LARGEST: usize = 64;
+/// Commands in one transaction at most. Each command's check takes predicate locks on the
+/// records it read; past 32 on one table PostgreSQL widens them to the whole table, and
+/// every concurrent writer would then conflict with the transaction.
+const LARGEST: usize = 16;
+
+/// A command's state, shared by its caller and the committer: waiting in the queue, in a
+/// transaction sent (it may commit), or withdrawn by a caller that stopped waiting (it is
+/// never sent).
+const WAITING: u8 = 0;
+const SENT: u8 = 1;
+const WITHDRAWN: u8 = 2;
 
 /// A transaction's commands in one statement: it fails its transaction unless every key in
 /// `$1` holds the body in `$2` (or, for a `NULL` body, no record), and writes the records in
@@ -44,13 +53,15 @@ const LARGEST: usize = 64;
 /// statement reads the same snapshot, so the check sees the records as they were before its
 /// writes; each key is looked up by the primary key, whatever the plan. The `CASE` is not
 /// constant, so its cast is evaluated — and fails (22P02) — only when a record differs; the
-/// writes, in `WITH`, run whether or not the answer reads them.
+/// writes, in `WITH`, run whether or not the answer reads them. Outside a serializable
+/// transaction (were its `BEGIN` lost) it fails the same way.
 const APPLY: &str = "WITH written AS (\
        INSERT INTO records (key, kind, body, doc) \
        SELECT * FROM unnest($3::bytea[], $4::text[], $5::bytea[], $6::jsonb[]) \
        ON CONFLICT (key) DO UPDATE SET kind = EXCLUDED.kind, body = EXCLUDED.body, doc = EXCLUDED.doc), \
      removed AS (DELETE FROM records WHERE key = ANY($7::bytea[])) \
-     SELECT (CASE WHEN bool_and(seen.body IS NOT DISTINCT FROM \
+     SELECT (CASE WHEN current_setting('transaction_isolation') = 'serializable' \
+       AND bool_and(seen.body IS NOT DISTINCT FROM \
        (SELECT r.body FROM records r WHERE r.key = seen.key)) IS NOT FALSE \
      THEN '0' ELSE 'changed' END)::integer \
      FROM unnest($1::bytea[], $2::bytea[]) AS seen (key, body)";
@@ -65,6 +76,7 @@ pub(super) type Change = (Vec<u8>, &'static str, Option<(Vec<u8>, serde_json::Va
 /// A command waiting to commit.
 struct Pending {
     id: u64,
+    state: Arc<AtomicU8>,
     /// The records it was decided over.
     seen: Vec<Seen>,
     /// What it changes (nothing for a refusal, which is checked all the same).
@@ -79,6 +91,11 @@ impl Pending {
 
     fn read(&self) -> impl Iterator<Item = &[u8]> {
         self.seen.iter().map(|(key, _)| key.as_slice())
+    }
+
+    /// Marks the command sent, unless its caller withdrew it.
+    fn claim(&self) -> bool {
+        self.state.compare_exchange(WAITING, SENT, Ordering::AcqRel, Ordering::Acquire).is_ok()
     }
 }
 
@@ -99,6 +116,7 @@ pub(super) struct Committer {
 /// A command handed to the committer: wait for its outcome with [`Committer::outcome`].
 pub(super) struct Ticket {
     id: u64,
+    state: Arc<AtomicU8>,
     answer: oneshot::Receiver<Result<(), Failure>>,
 }
 
@@ -123,22 +141,31 @@ impl Committer {
     pub(super) fn submit(&self, seen: Vec<Seen>, changes: Vec<Change>) -> Ticket {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (reply, answer) = oneshot::channel();
-        self.lock().push_back(Pending { id, seen, changes, reply });
+        let state = Arc::new(AtomicU8::new(WAITING));
+        self.lock().push_back(Pending { id, state: state.clone(), seen, changes, reply });
         self.work.notify_one();
-        Ticket { id, answer }
+        Ticket { id, state, answer }
     }
 
-    /// The outcome of `ticket`'s command, on any runtime with a timer. Past `wait` it fails
-    /// as unavailable: a command still waiting is withdrawn; one already sent may yet commit,
-    /// as one whose connection is lost during its `COMMIT` may.
-    pub(super) async fn outcome(&self, ticket: Ticket, wait: Duration) -> Result<(), Failure> {
+    /// The outcome of `ticket`'s command, on any runtime with a timer. A command not sent
+    /// within `wait` is withdrawn (it will not commit) and fails as unavailable. One sent is
+    /// answered within its transaction's deadline, `wait` more at most; past that it fails as
+    /// unavailable too, and may yet commit, as one whose connection is lost during its
+    /// `COMMIT` may.
+    pub(super) async fn outcome(&self, mut ticket: Ticket, wait: Duration) -> Result<(), Failure> {
+        let late = || Err(Failure::Fail(CoreError::Unavailable(format!("database {}: no commit in time", self.name))));
+        match tokio::time::timeout(wait, &mut ticket.answer).await {
+            Ok(Ok(outcome)) => return outcome,
+            Ok(Err(_)) => return late(),
+            Err(_) => {}
+        }
+        if ticket.state.compare_exchange(WAITING, WITHDRAWN, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+            self.lock().retain(|pending| pending.id != ticket.id);
+            return late();
+        }
         match tokio::time::timeout(wait, ticket.answer).await {
             Ok(Ok(outcome)) => outcome,
-            _ => {
-                self.lock().retain(|pending| pending.id != ticket.id);
-                let late = format!("database {}: no commit in time", self.name);
-                Err(Failure::Fail(CoreError::Unavailable(late)))
-            }
+            _ => late(),
         }
     }
 
@@ -174,18 +201,44 @@ impl Committer {
     }
 }
 
+/// Starts the store's [`COMMITTERS`] on `runtime`, each replaced should it panic (the commands
+/// it held then fail as unavailable).
+pub(super) fn start(
+    runtime: &tokio::runtime::Handle,
+    committer: &Arc<Committer>,
+    cache: &Arc<RecordCache>,
+    pool: &Pool,
+    timeout: Duration,
+) {
+    for _ in 0..COMMITTERS {
+        let (committer, cache, pool) = (committer.clone(), cache.clone(), pool.clone());
+        runtime.spawn(async move {
+            loop {
+                let task = tokio::spawn(commit_batches(committer.clone(), cache.clone(), pool.clone(), timeout));
+                match task.await {
+                    Err(e) if e.is_panic() => continue,
+                    // Cancelled: the runtime is shutting down.
+                    _ => return,
+                }
+            }
+        });
+    }
+}
+
 /// A committer task: sends the waiting commands, a transaction at a time, until the store's
 /// runtime shuts down. A store runs [`COMMITTERS`] of them.
-pub(super) async fn commit_batches(committer: Arc<Committer>, cache: Arc<RecordCache>, pool: Pool, timeout: Duration) {
+async fn commit_batches(committer: Arc<Committer>, cache: Arc<RecordCache>, pool: Pool, timeout: Duration) {
     let name = committer.name.as_str();
+    // The database gives up on a transaction before its caller does, so that a transaction
+    // its caller stopped waiting for has failed rather than committed unseen.
+    let limit = (timeout * 4 / 5).as_millis().max(1);
+    let begin = format!("{BEGIN}; SET LOCAL statement_timeout = {limit}; SET LOCAL lock_timeout = {limit}");
     loop {
         let batch = committer.take();
         if batch.is_empty() {
             committer.work.notified().await;
             continue;
         }
-        committer.transactions.fetch_add(1, Ordering::Relaxed);
-        committer.commands.fetch_add(batch.len() as u64, Ordering::Relaxed);
         let client = match tokio::time::timeout(timeout, pool.get()).await {
             Ok(Ok(client)) => client,
             Ok(Err(e)) => {
@@ -199,19 +252,34 @@ pub(super) async fn commit_batches(committer: Arc<Committer>, cache: Arc<RecordC
                 continue;
             }
         };
-        settle(client, batch, &cache, name, timeout).await;
+        settle(&committer, client, batch, &cache, &begin, timeout).await;
     }
 }
 
 /// Commits `batch` on `client` in one transaction or, should that fail, one command to a
 /// transaction, and answers each command.
-async fn settle(client: Object, batch: Vec<Pending>, cache: &RecordCache, name: &str, timeout: Duration) {
+async fn settle(
+    committer: &Committer,
+    client: Object,
+    batch: Vec<Pending>,
+    cache: &RecordCache,
+    begin: &str,
+    timeout: Duration,
+) {
     let mut rest = VecDeque::from(batch);
     let mut together = true;
     while !rest.is_empty() {
-        let now: Vec<Pending> =
+        let mut now: Vec<Pending> =
             if together { rest.drain(..).collect() } else { rest.pop_front().into_iter().collect() };
-        let outcome = classify(name, tokio::time::timeout(timeout, send(&client, &now)).await);
+        // A command whose caller stopped waiting is not sent.
+        now.retain(Pending::claim);
+        if now.is_empty() {
+            continue;
+        }
+        committer.transactions.fetch_add(1, Ordering::Relaxed);
+        committer.commands.fetch_add(now.len() as u64, Ordering::Relaxed);
+        let sent = tokio::time::timeout(timeout, send(&client, begin, &now)).await;
+        let outcome = classify(&committer.name, sent);
         match outcome {
             Ok(true) => now.into_iter().for_each(|pending| answer(pending, Ok(()), cache)),
             Err(Failure::Fail(lost @ CoreError::Unavailable(_))) => {
@@ -222,8 +290,12 @@ async fn settle(client: Object, batch: Vec<Pending>, cache: &RecordCache, name: 
                 }
                 return;
             }
-            // One of them failed the transaction: each alone, to learn which.
+            // One of them failed the transaction (which committed nothing): each alone, to
+            // learn which.
             _ if now.len() > 1 => {
+                for pending in &now {
+                    pending.state.store(WAITING, Ordering::Release);
+                }
                 rest = VecDeque::from(now);
                 together = false;
             }
@@ -257,7 +329,7 @@ fn answer(pending: Pending, outcome: Result<(), Failure>, cache: &RecordCache) {
 /// a record one of its commands was decided over had changed — or, as the same error, when
 /// one of its writes was refused as invalid text (22P02): run inside its own transaction, the
 /// command then meets that refusal itself.
-async fn send(client: &Object, batch: &[Pending]) -> Result<bool, tokio_postgres::Error> {
+async fn send(client: &Object, begin: &str, batch: &[Pending]) -> Result<bool, tokio_postgres::Error> {
     let apply = client.prepare_cached(APPLY).await?;
     let seen = batch.iter().flat_map(|pending| &pending.seen);
     let keys: Vec<&[u8]> = seen.clone().map(|(key, _)| key.as_slice()).collect();
@@ -278,7 +350,7 @@ async fn send(client: &Object, batch: &[Pending]) -> Result<bool, tokio_postgres
     let params: [&(dyn tokio_postgres::types::ToSql + Sync); 7] =
         [&keys, &bodies, &upserted, &kinds, &contents, &docs, &deleted];
     let (began, applied, committed) = futures_util::join!(
-        client.batch_execute(BEGIN),
+        client.batch_execute(begin),
         client.query_one(&apply, &params),
         client.batch_execute("COMMIT"),
     );
@@ -307,7 +379,7 @@ mod tests {
                 (key.as_bytes().to_vec(), "account", Some((format!("{key}!").into_bytes(), serde_json::json!({}))))
             })
             .collect();
-        (Pending { id: 0, seen, changes, reply }, answer)
+        (Pending { id: 0, state: Arc::new(AtomicU8::new(WAITING)), seen, changes, reply }, answer)
     }
 
     fn ids(batch: &[Pending]) -> Vec<u64> {
@@ -347,6 +419,39 @@ mod tests {
         assert_eq!(committer.take().len(), 3);
     }
 
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+    }
+
+    #[test]
+    fn a_command_not_sent_when_its_caller_stops_waiting_is_withdrawn_and_never_sent() {
+        let committer = Committer::new("test".into());
+        let ticket = committer.submit(Vec::new(), Vec::new());
+        let outcome = runtime().block_on(committer.outcome(ticket, Duration::from_millis(20)));
+        assert!(matches!(outcome, Err(Failure::Fail(CoreError::Unavailable(_)))));
+        assert!(committer.take().is_empty(), "withdrawn from the queue");
+        // Had a committer taken it first, it would not claim it.
+        let (command, _answer) = pending(&[], &["k"]);
+        command.state.store(WITHDRAWN, Ordering::Release);
+        assert!(!command.claim());
+    }
+
+    #[test]
+    fn a_command_sent_when_its_caller_stops_waiting_is_still_answered() {
+        let committer = Committer::new("test".into());
+        let ticket = committer.submit(Vec::new(), Vec::new());
+        let taken = committer.take().remove(0);
+        assert!(taken.claim());
+        // Answered after the first wait ran out, well inside the second.
+        let answering = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(2500));
+            let _ = taken.reply.send(Ok(()));
+        });
+        let outcome = runtime().block_on(committer.outcome(ticket, Duration::from_secs(2)));
+        assert!(outcome.is_ok(), "the transaction's own answer, not a guess");
+        answering.join().unwrap();
+    }
+
     #[cfg(feature = "test-postgres")]
     mod database {
         use super::*;
@@ -372,7 +477,8 @@ mod tests {
         fn settle_all(store: &PgStore, batch: Vec<Pending>) {
             store.block_on(async {
                 let client = store.pool.get().await.unwrap();
-                settle(client, batch, &store.cache, "test", Duration::from_secs(20)).await;
+                let begin = format!("{BEGIN}; SET LOCAL lock_timeout = 20000");
+                settle(&store.committer, client, batch, &store.cache, &begin, Duration::from_secs(20)).await;
             });
         }
 

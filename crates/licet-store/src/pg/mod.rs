@@ -219,14 +219,7 @@ impl PgStore {
             cache: Arc::default(),
             committer: Arc::new(Committer::new(name.clone())),
         };
-        for _ in 0..batch::COMMITTERS {
-            store.handle.spawn(batch::commit_batches(
-                store.committer.clone(),
-                store.cache.clone(),
-                store.pool.clone(),
-                store.options.timeout,
-            ));
-        }
+        batch::start(&store.handle, &store.committer, &store.cache, &store.pool, store.options.timeout);
         let migrated = store.block_on(async {
             let mut client = store.pool.get().await.map_err(|e| db_error(e.to_string()))?;
             schema::migrate(&mut client).await.map_err(|e| match e {

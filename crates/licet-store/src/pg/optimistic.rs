@@ -149,8 +149,9 @@ impl Snapshot for Remembered<'_> {
 }
 
 /// A command decided over the records this node remembers, waiting for its transaction
-/// ([`PgStore::decide_remembered`]).
-#[must_use = "a decided command commits only when awaited"]
+/// ([`PgStore::decide_remembered`]). It is already on its way: dropped unawaited it may commit
+/// all the same, as a command on a blocking thread finishes when its request is dropped.
+#[must_use = "its outcome is known only when awaited"]
 pub struct Decided {
     /// The command's own outcome (a refusal is checked as a success is).
     result: Result<(), CoreError>,
