@@ -41,9 +41,13 @@ pub(crate) struct App {
     pub(crate) mail_wake: tokio::sync::Notify,
     /// Bounds the commands in flight on blocking threads: the store runs them one at a time
     /// anyway, and a few dozen threads contending for its lock cost more than they gain in
-    /// shared flushes. A cluster's command decided on the request's task holds no thread, and
-    /// its node's committer tasks bound the transactions.
+    /// shared flushes.
     pub(crate) in_flight: tokio::sync::Semaphore,
+    /// Bounds a cluster node's commands decided on the request's task and waiting for their
+    /// transaction: they hold no thread, but a flood must not queue without end (each is
+    /// withdrawn only after the store's timeout) nor starve the commands on blocking threads,
+    /// which wait in the same queue.
+    pub(crate) decided_in_flight: tokio::sync::Semaphore,
     /// The embedded store's flushing task: commands are applied on the request's task and await
     /// durability ([`crate::durability`]); `None` on a cluster's database.
     pub(crate) durability: Option<crate::durability::Durability>,
@@ -67,6 +71,10 @@ pub(crate) struct Check<'a> {
 
 /// Commands in flight at once (see [`App::in_flight`]).
 pub(crate) const MAX_IN_FLIGHT: usize = 16;
+
+/// A cluster node's commands decided on the request's task at once (see
+/// [`App::decided_in_flight`]): sixteen transactions' worth.
+pub(crate) const MAX_DECIDED_IN_FLIGHT: usize = 256;
 
 pub(crate) type AppState = Arc<App>;
 
@@ -117,6 +125,9 @@ impl App {
             return outcome.try_into().map_err(ApiError::from);
         }
         if let Some(database) = &self.database {
+            let Ok(_permit) = self.decided_in_flight.acquire().await else {
+                return Err(ApiError::new(Code::InternalError));
+            };
             // Decided on this task over the records the node remembers, when it does.
             let mut outcome = None;
             let decided = database.decide_remembered(&mut |tx| {

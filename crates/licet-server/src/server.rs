@@ -218,6 +218,7 @@ pub async fn start(config: ServerConfig) -> anyhow::Result<Running> {
         limiter,
         mail_wake: tokio::sync::Notify::new(),
         in_flight: tokio::sync::Semaphore::new(crate::app::MAX_IN_FLIGHT),
+        decided_in_flight: tokio::sync::Semaphore::new(crate::app::MAX_DECIDED_IN_FLIGHT),
         trusted_proxies: config.trusted_proxies.clone(),
     });
     let portal = Arc::new(crate::portal::Portal { app: app.clone(), sessions, tls: config.tls.is_some() });

@@ -40,6 +40,10 @@ pub(super) const COMMITTERS: usize = 2;
 /// every concurrent writer would then conflict with the transaction.
 const LARGEST: usize = 16;
 
+/// Records one transaction's check reads at most (unless a single command reads more), for the
+/// same reason.
+const MOST_READ: usize = 24;
+
 /// A command's state, shared by its caller and the committer: waiting in the queue, in a
 /// transaction sent (it may commit), or withdrawn by a caller that stopped waiting (it is
 /// never sent).
@@ -147,11 +151,11 @@ impl Committer {
         Ticket { id, state, answer }
     }
 
-    /// The outcome of `ticket`'s command, on any runtime with a timer. A command not sent
-    /// within `wait` is withdrawn (it will not commit) and fails as unavailable. One sent is
-    /// answered within its transaction's deadline, `wait` more at most; past that it fails as
-    /// unavailable too, and may yet commit, as one whose connection is lost during its
-    /// `COMMIT` may.
+    /// The outcome of `ticket`'s command, on any runtime with a timer. Past `wait` the
+    /// command is withdrawn: one not sent never will be and fails as unavailable; one in a
+    /// transaction sent is answered by that transaction (a failed one is not sent again), and
+    /// waited for `wait` more at most — past that it fails as unavailable too, and may yet
+    /// commit, as one whose connection is lost during its `COMMIT` may.
     pub(super) async fn outcome(&self, mut ticket: Ticket, wait: Duration) -> Result<(), Failure> {
         let late = || Err(Failure::Fail(CoreError::Unavailable(format!("database {}: no commit in time", self.name))));
         match tokio::time::timeout(wait, &mut ticket.answer).await {
@@ -159,12 +163,13 @@ impl Committer {
             Ok(Err(_)) => return late(),
             Err(_) => {}
         }
-        if ticket.state.compare_exchange(WAITING, WITHDRAWN, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+        if ticket.state.swap(WITHDRAWN, Ordering::AcqRel) == WAITING {
             self.lock().retain(|pending| pending.id != ticket.id);
             return late();
         }
         match tokio::time::timeout(wait, ticket.answer).await {
             Ok(Ok(outcome)) => outcome,
+            // Its transaction failed and it was withdrawn: nothing of it committed.
             _ => late(),
         }
     }
@@ -174,16 +179,16 @@ impl Committer {
         (self.transactions.load(Ordering::Relaxed), self.commands.load(Ordering::Relaxed))
     }
 
-    /// The next transaction's commands: those waiting, in order, up to [`LARGEST`] — less
-    /// any that writes a record another of them reads or writes, or reads one another writes,
-    /// which waits for a later transaction.
+    /// The next transaction's commands: those waiting, in order, up to [`LARGEST`] and
+    /// [`MOST_READ`] — less any that writes a record another of them reads or writes, or reads
+    /// one another writes, which waits for a later transaction.
     fn take(&self) -> Vec<Pending> {
         let mut waiting = self.lock();
         let mut chosen = Vec::new();
         {
             let (mut read, mut written) = (HashSet::<&[u8]>::new(), HashSet::<&[u8]>::new());
             for (i, pending) in waiting.iter().enumerate() {
-                if chosen.len() == LARGEST {
+                if chosen.len() == LARGEST || (!chosen.is_empty() && read.len() + pending.seen.len() > MOST_READ) {
                     break;
                 }
                 let clashes = pending.written().any(|key| read.contains(key) || written.contains(key))
@@ -216,7 +221,8 @@ pub(super) fn start(
             loop {
                 let task = tokio::spawn(commit_batches(committer.clone(), cache.clone(), pool.clone(), timeout));
                 match task.await {
-                    Err(e) if e.is_panic() => continue,
+                    // Not at once: a committer that panics at its start would spin.
+                    Err(e) if e.is_panic() => tokio::time::sleep(Duration::from_millis(100)).await,
                     // Cancelled: the runtime is shutting down.
                     _ => return,
                 }
@@ -291,12 +297,12 @@ async fn settle(
                 return;
             }
             // One of them failed the transaction (which committed nothing): each alone, to
-            // learn which.
+            // learn which — but none whose caller withdrew it meanwhile, who hears so.
             _ if now.len() > 1 => {
-                for pending in &now {
-                    pending.state.store(WAITING, Ordering::Release);
-                }
-                rest = VecDeque::from(now);
+                let back = |pending: &Pending| {
+                    pending.state.compare_exchange(SENT, WAITING, Ordering::AcqRel, Ordering::Acquire).is_ok()
+                };
+                rest = now.into_iter().filter(back).collect();
                 together = false;
             }
             Ok(false) => now.into_iter().for_each(|pending| answer(pending, Err(Failure::Stale), cache)),
@@ -409,7 +415,7 @@ mod tests {
     }
 
     #[test]
-    fn a_transaction_takes_at_most_the_largest_number_of_commands() {
+    fn a_transaction_takes_at_most_so_many_commands_and_records_read() {
         let committer = Committer::new("test".into());
         for i in 0..LARGEST + 3 {
             let key = format!("k{i}");
@@ -417,6 +423,14 @@ mod tests {
         }
         assert_eq!(committer.take().len(), LARGEST);
         assert_eq!(committer.take().len(), 3);
+        // And records read: three commands reading ten each make two transactions.
+        for i in 0..3 {
+            let keys: Vec<String> = (0..10).map(|k| format!("r{i}.{k}")).collect();
+            let read: Vec<&str> = keys.iter().map(String::as_str).collect();
+            committer.lock().push_back(pending(&read, &[]).0);
+        }
+        assert_eq!(committer.take().len(), 2);
+        assert_eq!(committer.take().len(), 1);
     }
 
     fn runtime() -> tokio::runtime::Runtime {
@@ -447,9 +461,12 @@ mod tests {
             std::thread::sleep(Duration::from_millis(2500));
             let _ = taken.reply.send(Ok(()));
         });
+        let state = ticket.state.clone();
         let outcome = runtime().block_on(committer.outcome(ticket, Duration::from_secs(2)));
         assert!(outcome.is_ok(), "the transaction's own answer, not a guess");
         answering.join().unwrap();
+        // Should its transaction have failed, it would not have been sent again.
+        assert_eq!(state.load(Ordering::Acquire), WITHDRAWN);
     }
 
     #[cfg(feature = "test-postgres")]

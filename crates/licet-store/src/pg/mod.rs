@@ -154,7 +154,8 @@ pub(crate) fn pool_failed(name: &str, e: &deadpool_postgres::PoolError) -> CoreE
 /// Whether the database refused because of a concurrent transaction (worth running again). A
 /// statement refused because its transaction had already failed (25P02) also only means that
 /// this attempt is over: the command runs again in a new transaction (a CI run under load once
-/// answered a registration 500 with it, its first failure unseen).
+/// answered a registration 500 with it, its first failure unseen). Nor does a row another
+/// transaction held past this one's lock timeout (55P03, set on committers' transactions).
 fn is_race(e: &tokio_postgres::Error) -> bool {
     matches!(
         e.code(),
@@ -162,6 +163,7 @@ fn is_race(e: &tokio_postgres::Error) -> bool {
             || *c == SqlState::T_R_DEADLOCK_DETECTED
             || *c == SqlState::UNIQUE_VIOLATION
             || *c == SqlState::IN_FAILED_SQL_TRANSACTION
+            || *c == SqlState::LOCK_NOT_AVAILABLE
     )
 }
 
