@@ -27,7 +27,7 @@ use tokio::sync::{Notify, oneshot};
 use tokio_postgres::error::SqlState;
 
 use super::optimistic::RecordCache;
-use super::{BEGIN, Failure, classify, pool_failed};
+use super::{BEGIN, Failure, classify, connection};
 
 /// Transactions of commands in flight at once, each on a connection of its own. Fewer make
 /// larger transactions, and each costs the database the same whatever it carries: on the
@@ -234,7 +234,6 @@ pub(super) fn start(
 /// A committer task: sends the waiting commands, a transaction at a time, until the store's
 /// runtime shuts down. A store runs [`COMMITTERS`] of them.
 async fn commit_batches(committer: Arc<Committer>, cache: Arc<RecordCache>, pool: Pool, timeout: Duration) {
-    let name = committer.name.as_str();
     // The database gives up on a transaction before its caller does, so that a transaction
     // its caller stopped waiting for has failed rather than committed unseen.
     let limit = (timeout * 4 / 5).as_millis().max(1);
@@ -245,15 +244,9 @@ async fn commit_batches(committer: Arc<Committer>, cache: Arc<RecordCache>, pool
             committer.work.notified().await;
             continue;
         }
-        let client = match tokio::time::timeout(timeout, pool.get()).await {
-            Ok(Ok(client)) => client,
-            Ok(Err(e)) => {
-                let lost = pool_failed(name, &e);
-                batch.into_iter().for_each(|pending| answer(pending, Err(Failure::Fail(lost.clone())), &cache));
-                continue;
-            }
-            Err(_) => {
-                let lost = CoreError::Unavailable(format!("database {name}: no connection in time"));
+        let client = match connection(&pool, &committer.name, timeout).await {
+            Ok(client) => client,
+            Err(lost) => {
                 batch.into_iter().for_each(|pending| answer(pending, Err(Failure::Fail(lost.clone())), &cache));
                 continue;
             }

@@ -431,10 +431,15 @@ fn classify<T>(
 
 fn step_pool(store: &PgStore, deadline: Instant) -> Result<deadpool_postgres::Object, Failure> {
     let left = deadline.saturating_duration_since(Instant::now());
-    match store.block_on(async { tokio::time::timeout(left, store.pool.get()).await }) {
+    store.block_on(connection(&store.pool, &store.name, left)).map_err(Failure::Fail)
+}
+
+/// A connection from `pool` within `wait`, or why none came (always unavailable).
+async fn connection(pool: &Pool, name: &str, wait: Duration) -> Result<deadpool_postgres::Object, CoreError> {
+    match tokio::time::timeout(wait, pool.get()).await {
         Ok(Ok(client)) => Ok(client),
-        Ok(Err(e)) => Err(Failure::Fail(pool_failed(&store.name, &e))),
-        Err(_) => Err(Failure::Fail(store.unavailable("no connection in time"))),
+        Ok(Err(e)) => Err(pool_failed(name, &e)),
+        Err(_) => Err(CoreError::Unavailable(format!("database {name}: no connection in time"))),
     }
 }
 
