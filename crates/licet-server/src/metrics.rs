@@ -8,8 +8,8 @@
 //! * `licet_store_commit_seconds{command}` — each ledger command, durable, in [`crate::app::App::execute`];
 //! * `licet_database_commands_total{path}` — each ledger command on a cluster's database, by how
 //!   it was decided ([`database_command`]); `licet_database_transactions_total` and
-//!   `licet_database_batched_commands_total` — the transactions that committed commands decided
-//!   over remembered records and how many commands they carried, at each upkeep;
+//!   `licet_database_batched_commands_total` — the transactions sent for commands decided over
+//!   remembered records and how many commands they carried, at each upkeep;
 //! * `licet_mail_queued`, `licet_mail_sent_total`, `licet_mail_failures_total` — the postman ([`crate::mail`]);
 //! * `licet_accounts`, `licet_bindings`, `licet_sessions_live` — a census of the ledger taken
 //!   by a background task every [`CENSUS_EVERY`] or, on a large ledger, after twenty times as

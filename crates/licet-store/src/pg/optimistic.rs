@@ -4,8 +4,9 @@
 //!
 //! A round trip between processes is most of what a command costs here: each wakes the
 //! database's backend, the store's runtime thread and the caller's. Deciding over remembered
-//! records and sending `BEGIN`, the check of what was read, the writes and `COMMIT` together
-//! makes a command whose records are remembered one round trip — an activation took four. The
+//! records and handing what was read and written to the committer (`pg/batch.rs`: `BEGIN`, the
+//! check and the writes, `COMMIT`, sent together and shared with other commands) makes a
+//! command whose records are remembered one round trip — an activation took four. The
 //! check reads every record the command saw inside the serializable transaction, so a command
 //! that commits decided on what the transaction read, exactly as if it had read it there. A
 //! record that changed meanwhile (another node wrote it) makes the check fail, and a lost race
